@@ -1,0 +1,22 @@
+use super::{AccountId, Timestamp};
+
+/// An API client as stored: its secret only as an Argon2id hash (PHC string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub account_id: AccountId,
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+/// A JWT signing key pair kept in the database so every instance signs and verifies alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    /// PKCS#8 DER of the Ed25519 private key.
+    pub private_key: Vec<u8>,
+    /// The raw 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    pub created_at: Timestamp,
+}

@@ -1,0 +1,19 @@
+//! The vocabulary of tokenvault: what a customer, a customer token, a token event and a card
+//! token are, which values are valid, and how lists are paged. Nothing here knows about HTTP or
+//! SQL, so the same rules hold whichever way a request arrives and whichever store keeps it.
+
+pub mod account;
+pub mod audit;
+pub mod card_token;
+pub mod client;
+pub mod customer;
+pub mod customer_token;
+pub mod paging;
+pub mod time;
+pub mod token_event;
+pub mod validation;
+
+pub use account::AccountId;
+pub use paging::{Page, PageRequest};
+pub use time::Timestamp;
+pub use validation::{FieldError, ValidationError};

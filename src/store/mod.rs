@@ -1,0 +1,176 @@
+//! Persistence behind one trait. The HTTP layer depends only on [`Store`]; SQLite (embedded,
+//! the zero-set-up default) and PostgreSQL (many instances, one database) implement it with
+//! the same behaviour, enforced by database constraints rather than in-process locks.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::audit::AuditRecord;
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
+use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+
+/// What can go wrong below the HTTP layer, in terms a client can be told about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named resource (`"customer"`, `"token"`, `"card token"`) does not exist for this
+    /// account.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness rule or a state transition refused the write; the text says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// `starting_after` names no item of this list.
+    #[error("starting_after does not name an item of this list")]
+    UnknownCursor,
+    /// The database cannot be reached right now; the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a broken database. Logged, never shown to clients in detail.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A card token's `token` as it is kept: AES-256-GCM ciphertext (bound to the account and id)
+/// and a keyed fingerprint that lets imports recognise a token they already hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedToken {
+    pub ciphertext: Vec<u8>,
+    pub fingerprint: String,
+}
+
+/// A stored card token: its fields (with `token` left `None`) and the sealed secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardTokenRecord {
+    pub card: CardToken,
+    pub sealed_token: Option<Vec<u8>>,
+}
+
+/// Why and by whom a card token is deleted (seed 001), kept in the audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardTokenDeletion {
+    pub actor: String,
+    pub reason: Option<String>,
+    pub requestor: DeleteRequestor,
+    pub at: Timestamp,
+}
+
+/// What an import did with one card token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Imported,
+    /// Already present (same `id`, or the same `token` by fingerprint): re-running an import is
+    /// harmless.
+    AlreadyPresent,
+}
+
+/// The persistence contract. Every method is one transaction; every mutation appends its audit
+/// record in that same transaction; a returned `Ok` means the write is durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Succeeds when the database answers; drives `/health`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Inserts a client, or replaces the secret hash and scopes of one with the same id.
+    async fn upsert_client(&self, client: &ClientRecord) -> StoreResult<()>;
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+
+    /// All JWT signing keys, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+
+    /// Conflict when a live customer of the account already has this `customer_id`, e-mail (per
+    /// customer type, case-insensitive) or phone number.
+    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer>;
+    /// The live (not deleted) customer with this `customer_id`.
+    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>>;
+    async fn list_customers(&self, account: &AccountId, filter: &CustomerFilter, page: &PageRequest) -> StoreResult<Page<Customer>>;
+    /// Soft-deletes the live customer (and, with `delete_tokens`, its live tokens). NotFound
+    /// when there is no live customer with this id.
+    async fn delete_customer(&self, account: &AccountId, customer_id: &str, delete_tokens: bool, actor: &str, at: Timestamp) -> StoreResult<Customer>;
+
+    /// NotFound("customer") without a live customer; Conflict on a live duplicate `token_id`
+    /// for the customer or `type`+`value` in the account. With `delete_token_events`, the
+    /// events of `type`+`value` are cleared in the same transaction.
+    async fn create_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token: &NewCustomerToken,
+        delete_token_events: bool,
+    ) -> StoreResult<CustomerToken>;
+    /// NotFound("customer") without a live customer; UnknownCursor for a foreign cursor.
+    async fn list_customer_tokens(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        filter: &CustomerTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CustomerToken>>;
+    /// Soft-deletes the live token with this `token_id`. When only deleted ones exist, returns
+    /// the latest of them unchanged (a safe retry); NotFound("token") when none ever existed.
+    async fn delete_customer_token(&self, account: &AccountId, customer_id: &str, token_id: &str, actor: &str, at: Timestamp) -> StoreResult<CustomerToken>;
+
+    /// Looks up a token type/value and, when `event` is given, records it first.
+    async fn token_detail(&self, account: &AccountId, token: &TokenTypeValue, event: Option<&TokenEvent>, actor: &str, at: Timestamp) -> StoreResult<TokenDetail>;
+    /// Type/values with events, oldest first; with `since`, only those updated at or after it,
+    /// ordered by that update time.
+    async fn list_token_events(&self, account: &AccountId, since: Option<Timestamp>, page: &PageRequest) -> StoreResult<Page<TokenEventEntry>>;
+    /// Removes the events of a type/value; a given `delete_event` is then recorded alone.
+    async fn clear_token_events(&self, account: &AccountId, token: &TokenTypeValue, delete_event: Option<&TokenEvent>, actor: &str, at: Timestamp) -> StoreResult<()>;
+
+    /// Conflict when the account already has a card token with this `id` or fingerprint.
+    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord>;
+    /// Stores a batch in one transaction, skipping tokens already present.
+    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>>;
+    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>>;
+    async fn list_card_tokens(&self, account: &AccountId, filter: &CardTokenFilter, page: &PageRequest) -> StoreResult<Page<CardTokenRecord>>;
+    /// Marks the token `DELETED`; deleting a deleted token returns it unchanged.
+    async fn delete_card_token(&self, account: &AccountId, id: &str, deletion: &CardTokenDeletion) -> StoreResult<CardTokenRecord>;
+    /// Conflict when [`CardTokenStatus::can_become`] refuses the move; setting the current
+    /// status again is a no-op.
+    async fn set_card_token_status(&self, account: &AccountId, id: &str, status: CardTokenStatus, actor: &str, at: Timestamp) -> StoreResult<CardTokenRecord>;
+
+    /// Audit records after `after_seq`, oldest first, optionally of one account.
+    async fn list_audit(&self, account: Option<&AccountId>, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,
+/// absolute) or `postgres://…` / `postgresql://…`. Migrations run before it is returned.
+pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        { let _ = postgres::PostgresStore::connect(database_url, options).await?; unreachable!() }
+    } else if let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
+        let path = path.split('?').next().unwrap_or(path);
+        { let _ = sqlite::SqliteStore::open(std::path::Path::new(path), options).await?; unreachable!() }
+    } else {
+        Err(StoreError::Internal(format!(
+            "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
+            crate::config::redact_url(database_url)
+        )))
+    }
+}
+
+/// Tuning shared by both backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections in the pool (PostgreSQL) or read connections (SQLite).
+    pub pool_size: usize,
+    /// How long a request waits for a connection before failing with 503.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { pool_size: 8, acquire_timeout: std::time::Duration::from_secs(5) }
+    }
+}

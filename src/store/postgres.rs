@@ -1,0 +1,10 @@
+//! The PostgreSQL store (being implemented).
+use super::{StoreOptions, StoreResult, StoreError};
+
+pub struct PostgresStore;
+
+impl PostgresStore {
+    pub async fn connect(_url: &str, _options: &StoreOptions) -> StoreResult<Self> {
+        Err(StoreError::Unavailable("the PostgreSQL store is not built yet".into()))
+    }
+}
