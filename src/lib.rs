@@ -10,4 +10,5 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod store;

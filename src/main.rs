@@ -1,4 +1,4 @@
-//! The `tokenvault` command line: `serve`, `clients create`, `audit`.
+//! The `tokenvault` command line: `serve`, `clients create`, `card-tokens import`, `audit`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use tokenvault::app::{self, StartupError};
 use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
+use tokenvault::import;
 use tracing_subscriber::EnvFilter;
 
 /// A self-hostable server speaking Dintero's customer-token and card-token APIs.
@@ -28,8 +29,32 @@ enum Command {
         #[command(subcommand)]
         command: ClientsCommand,
     },
+    /// Bring card tokens in.
+    CardTokens {
+        #[command(subcommand)]
+        command: CardTokensCommand,
+    },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
+}
+
+#[derive(Subcommand)]
+enum CardTokensCommand {
+    /// Import card tokens from a JSON Lines file (one POST /v1/card-tokens body per line).
+    /// Safe to interrupt and re-run: tokens already stored (same id or token) are skipped.
+    /// Prints a JSON summary on stdout; exits 1 when any line was rejected.
+    Import {
+        /// The JSON Lines file.
+        file: std::path::PathBuf,
+        /// The account the tokens belong to.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The card-token encryption key (see `serve --help`).
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -119,7 +144,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args).await.map_err(|e| e.to_string()),
         Command::Clients { command: ClientsCommand::Create { account, scopes, database } } => {
-            let account = AccountId::parse("--account", &account).map_err(|e| format!("--account {}", e.message))?;
+            let account = parse_account(&account)?;
             let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
             if scopes.is_empty() {
                 return Err("--scopes must name at least one scope".to_owned());
@@ -130,11 +155,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", serde_json::to_string(&credentials).map_err(|e| e.to_string())?);
             Ok(())
         }
+        Command::CardTokens { command: CardTokensCommand::Import { file, account, database, encryption_key } } => {
+            let account = parse_account(&account)?;
+            import_file(&file, &account, database.database_url, encryption_key).await
+        }
         Command::Audit(args) => {
-            let account = args
-                .account
-                .map(|a| AccountId::parse("--account", &a).map_err(|e| format!("--account {}", e.message)))
-                .transpose()?;
+            let account = args.account.as_deref().map(parse_account).transpose()?;
             let store =
                 app::open_store(&ServeConfig::new(args.database.database_url)).await.map_err(|e| e.to_string())?;
             let mut after = 0;
@@ -149,6 +175,61 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+fn parse_account(raw: &str) -> Result<AccountId, String> {
+    AccountId::parse("--account", raw).map_err(|e| format!("--account {}", e.message))
+}
+
+async fn import_file(
+    path: &std::path::Path,
+    account: &AccountId,
+    database_url: String,
+    encryption_key: Option<String>,
+) -> Result<(), String> {
+    use std::io::{IsTerminal, Write};
+
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
+    let mut config = ServeConfig::new(database_url);
+    config.encryption_key = encryption_key;
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+    let terminal = std::io::stderr().is_terminal();
+    let summary = import::import_card_tokens(
+        store.as_ref(),
+        &cipher,
+        account,
+        std::io::BufReader::new(file),
+        |rejected| eprintln!("{}:{}: {}", path.display(), rejected.line, rejected.message),
+        |summary, bytes| {
+            if terminal {
+                let percent = (bytes.min(size) * 100) / size;
+                eprint!(
+                    "\r[{:<40}] {percent:>3}%  {} imported, {} already present, {} rejected",
+                    "#".repeat((percent as usize * 40) / 100),
+                    summary.imported,
+                    summary.already_present,
+                    summary.rejected
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if terminal {
+        eprintln!();
+    }
+    eprintln!(
+        "{} lines: {} imported, {} already present (skipped), {} rejected",
+        summary.lines, summary.imported, summary.already_present, summary.rejected
+    );
+    println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+    if summary.rejected > 0 {
+        return Err(format!("{} line(s) rejected", summary.rejected));
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), StartupError> {
