@@ -1,5 +1,88 @@
 //! Typed settings with their defaults, shared by the command line and the tests.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The default embedded database: a file in the working directory, zero set-up.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://tokenvault.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Dintero's example `expires_in`.
+pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 86_400;
+pub const DEFAULT_ISSUER: &str = "tokenvault";
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// Everything `tokenvault serve` needs.
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// Base64 of the 32-byte master key for card tokens. Without it the embedded store keeps a
+    /// generated key beside its database file; PostgreSQL deployments must set it, so that all
+    /// instances share it.
+    pub encryption_key: Option<String>,
+    /// The `iss` claim of issued tokens, checked on every call.
+    pub issuer: String,
+    pub token_ttl_seconds: u64,
+    /// Database connections (PostgreSQL) or read connections (SQLite).
+    pub pool_size: usize,
+    pub acquire_timeout: Duration,
+    /// Longest a request may run before it is answered with 503.
+    pub request_timeout: Duration,
+    /// Print a ready client for the test account `T00000001` at start.
+    pub dev: bool,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but the database; listens on an ephemeral loopback port.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            encryption_key: None,
+            issuer: DEFAULT_ISSUER.to_owned(),
+            token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
+            pool_size: 8,
+            acquire_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            dev: false,
+        }
+    }
+
+    /// Where an embedded database keeps its generated card-token key: `<database file>.key`.
+    pub fn sqlite_key_file(&self) -> Option<PathBuf> {
+        sqlite_path(&self.database_url).map(|path| {
+            let mut name = path.into_os_string();
+            name.push(".key");
+            PathBuf::from(name)
+        })
+    }
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("encryption_key", &self.encryption_key.as_ref().map(|_| "****"))
+            .field("issuer", &self.issuer)
+            .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .field("pool_size", &self.pool_size)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("dev", &self.dev)
+            .finish()
+    }
+}
+
+/// The file of a `sqlite://PATH` URL (`sqlite:///abs` is absolute), or `None` for other URLs.
+pub fn sqlite_path(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(PathBuf::from(path))
+}
+
 /// Hides the password of a database URL so it can be printed or logged.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
@@ -19,5 +102,17 @@ mod tests {
         assert_eq!(redact_url("postgres://u:secret@db:5432/tv"), "postgres://u:****@db:5432/tv");
         assert_eq!(redact_url("postgres://u@db/tv"), "postgres://u@db/tv");
         assert_eq!(redact_url("sqlite://tokenvault.db"), "sqlite://tokenvault.db");
+        let mut config = ServeConfig::new("postgres://u:secret@db/tv");
+        config.encryption_key = Some("c2VjcmV0".into());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("secret") && !printed.contains("c2VjcmV0"), "{printed}");
+    }
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(sqlite_path("sqlite://tokenvault.db"), Some(PathBuf::from("tokenvault.db")));
+        assert_eq!(sqlite_path("sqlite:///var/lib/tv.db?mode=rwc"), Some(PathBuf::from("/var/lib/tv.db")));
+        assert_eq!(sqlite_path("postgres://db/tv"), None);
+        assert_eq!(ServeConfig::new("sqlite:///tmp/a.db").sqlite_key_file(), Some(PathBuf::from("/tmp/a.db.key")));
     }
 }

@@ -1,1 +1,296 @@
-fn main() {}
+//! The `tokenvault` command line: `serve`, `clients create`, `card-tokens import`, `audit`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tokenvault::app::{self, StartupError};
+use tokenvault::auth::clients;
+use tokenvault::config::{self, ServeConfig};
+use tokenvault::domain::AccountId;
+use tokenvault::import;
+use tracing_subscriber::EnvFilter;
+
+/// A self-hostable server speaking Dintero's customer-token and card-token APIs.
+#[derive(Parser)]
+#[command(name = "tokenvault", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage API clients.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// Bring card tokens in.
+    CardTokens {
+        #[command(subcommand)]
+        command: CardTokensCommand,
+    },
+    /// Print the audit trail as JSON Lines, oldest first.
+    Audit(AuditArgs),
+}
+
+#[derive(Subcommand)]
+enum CardTokensCommand {
+    /// Import card tokens from a JSON Lines file (one POST /v1/card-tokens body per line).
+    /// Safe to interrupt and re-run: tokens already stored (same id or token) are skipped.
+    /// Prints a JSON summary on stdout; exits 1 when any line was rejected.
+    Import {
+        /// The JSON Lines file.
+        file: std::path::PathBuf,
+        /// The account the tokens belong to.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The card-token encryption key (see `serve --help`).
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct DatabaseArgs {
+    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "TOKENVAULT_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
+    database_url: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TOKENVAULT_LISTEN", default_value = config::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Base64 of a 32-byte key for card tokens at rest (generated beside an SQLite database when
+    /// absent; required with PostgreSQL).
+    #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+    encryption_key: Option<String>,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, env = "TOKENVAULT_TOKEN_TTL", default_value_t = config::DEFAULT_TOKEN_TTL_SECONDS)]
+    token_ttl: u64,
+    /// The `iss` claim of issued access tokens.
+    #[arg(long, env = "TOKENVAULT_ISSUER", default_value = config::DEFAULT_ISSUER)]
+    issuer: String,
+    /// Database connections (PostgreSQL) or read connections (SQLite).
+    #[arg(long, env = "TOKENVAULT_POOL_SIZE", default_value_t = 8)]
+    pool_size: usize,
+    /// Print a ready client for test account T00000001 with every scope, and a curl example.
+    #[arg(long, env = "TOKENVAULT_DEV")]
+    dev: bool,
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Create a client; prints {"client_id","client_secret","account_id","scopes"} on stdout.
+    Create {
+        /// The account the client acts for (`P…` production, `T…` test).
+        #[arg(long)]
+        account: String,
+        /// Space-separated scopes, e.g. "admin:customers admin:checkout".
+        #[arg(long)]
+        scopes: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// Only this account's records.
+    #[arg(long)]
+    account: Option<String>,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// The dev client's fixed id: `serve --dev` gives it a fresh secret on every start.
+const DEV_CLIENT_ID: &str = "tokenvault-dev-T00000001";
+const DEV_ACCOUNT: &str = "T00000001";
+const ALL_SCOPES: [&str; 2] = ["admin:customers", "admin:checkout"];
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("tokenvault: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tokenvault: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await.map_err(|e| e.to_string()),
+        Command::Clients { command: ClientsCommand::Create { account, scopes, database } } => {
+            let account = parse_account(&account)?;
+            let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+            if scopes.is_empty() {
+                return Err("--scopes must name at least one scope".to_owned());
+            }
+            let store = app::open_store(&ServeConfig::new(database.database_url)).await.map_err(|e| e.to_string())?;
+            let credentials =
+                clients::create_client(store.as_ref(), &account, scopes).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string(&credentials).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::CardTokens { command: CardTokensCommand::Import { file, account, database, encryption_key } } => {
+            let account = parse_account(&account)?;
+            import_file(&file, &account, database.database_url, encryption_key).await
+        }
+        Command::Audit(args) => {
+            let account = args.account.as_deref().map(parse_account).transpose()?;
+            let store =
+                app::open_store(&ServeConfig::new(args.database.database_url)).await.map_err(|e| e.to_string())?;
+            let mut after = 0;
+            loop {
+                let records = store.list_audit(account.as_ref(), after, 500).await.map_err(|e| e.to_string())?;
+                let Some(last) = records.last() else { break };
+                after = last.seq;
+                for record in &records {
+                    println!("{}", serde_json::to_string(record).map_err(|e| e.to_string())?);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_account(raw: &str) -> Result<AccountId, String> {
+    AccountId::parse("--account", raw).map_err(|e| format!("--account {}", e.message))
+}
+
+async fn import_file(
+    path: &std::path::Path,
+    account: &AccountId,
+    database_url: String,
+    encryption_key: Option<String>,
+) -> Result<(), String> {
+    use std::io::{IsTerminal, Write};
+
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
+    let mut config = ServeConfig::new(database_url);
+    config.encryption_key = encryption_key;
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+    let terminal = std::io::stderr().is_terminal();
+    let summary = import::import_card_tokens(
+        store.as_ref(),
+        &cipher,
+        account,
+        std::io::BufReader::new(file),
+        |rejected| eprintln!("{}:{}: {}", path.display(), rejected.line, rejected.message),
+        |summary, bytes| {
+            if terminal {
+                let percent = (bytes.min(size) * 100) / size;
+                eprint!(
+                    "\r[{:<40}] {percent:>3}%  {} imported, {} already present, {} rejected",
+                    "#".repeat((percent as usize * 40) / 100),
+                    summary.imported,
+                    summary.already_present,
+                    summary.rejected
+                );
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if terminal {
+        eprintln!();
+    }
+    eprintln!(
+        "{} lines: {} imported, {} already present (skipped), {} rejected",
+        summary.lines, summary.imported, summary.already_present, summary.rejected
+    );
+    println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+    if summary.rejected > 0 {
+        return Err(format!("{} line(s) rejected", summary.rejected));
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> Result<(), StartupError> {
+    let mut config = ServeConfig::new(args.database.database_url);
+    config.listen = args.listen;
+    config.encryption_key = args.encryption_key;
+    config.token_ttl_seconds = args.token_ttl;
+    config.issuer = args.issuer;
+    config.pool_size = args.pool_size.max(1);
+    config.dev = args.dev;
+    tracing::info!(?config, "starting tokenvault");
+
+    let server = app::start(config.clone()).await?;
+    tracing::info!(url = %server.url(), "tokenvault is listening");
+    if config.dev {
+        print_dev_client(&server).await?;
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    if tokio::time::timeout(Duration::from_secs(30), server.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within 30 s");
+    }
+    Ok(())
+}
+
+async fn print_dev_client(server: &app::RunningServer) -> Result<(), StartupError> {
+    let account = AccountId::parse("account", DEV_ACCOUNT).expect("a valid account id");
+    let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let credentials = clients::store_client(server.store.as_ref(), DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
+    let url = server.url();
+    println!(
+        "\ntokenvault dev client for test account {DEV_ACCOUNT} (scopes: {scopes}):\n  client_id:     {id}\n  client_secret: {secret}\n\n\
+         Try it:\n  TOKEN=$(curl -s -u '{id}:{secret}' -H 'content-type: application/json' \\\n    \
+         -d '{{\"grant_type\":\"client_credentials\",\"audience\":\"{url}/v1/accounts/{DEV_ACCOUNT}\"}}' \\\n    \
+         {url}/v1/accounts/{DEV_ACCOUNT}/auth/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"customer_id\":\"c1\"}}' \\\n    \
+         {url}/v1/accounts/{DEV_ACCOUNT}/customers/users\n",
+        scopes = ALL_SCOPES.join(" "),
+        id = credentials.client_id,
+        secret = credentials.client_secret,
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -14,9 +14,7 @@ impl AccountId {
     /// Accepts exactly `^[PT]{1}\d{8}$`, the pattern of the seeds' `aid`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let bytes = raw.as_bytes();
-        let valid = bytes.len() == 9
-            && matches!(bytes[0], b'P' | b'T')
-            && bytes[1..].iter().all(u8::is_ascii_digit);
+        let valid = bytes.len() == 9 && matches!(bytes[0], b'P' | b'T') && bytes[1..].iter().all(u8::is_ascii_digit);
         if valid {
             Ok(Self(raw.to_owned()))
         } else {

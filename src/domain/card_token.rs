@@ -21,7 +21,8 @@ pub enum CardTokenStatus {
 }
 
 impl CardTokenStatus {
-    pub const ALL: [CardTokenStatus; 5] = [Self::Active, Self::Inactive, Self::Suspended, Self::Cancelled, Self::Deleted];
+    pub const ALL: [CardTokenStatus; 5] =
+        [Self::Active, Self::Inactive, Self::Suspended, Self::Cancelled, Self::Deleted];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,7 +184,8 @@ impl CardToken {
             }
         }
 
-        let id = optional_string(&mut errors, body, "id", |f, v| validation::identifier(f, v)).unwrap_or_else(|| Uuid::new_v4().to_string());
+        let id = optional_string(&mut errors, body, "id", |f, v| validation::identifier(f, v))
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
         if let Some(token_type) = optional_string(&mut errors, body, "type", |f, v| validation::non_empty(f, v)) {
             if token_type != PAYMENT_TOKEN_TYPE {
                 errors.push(FieldError::new("type", "must be payment_token"));
@@ -191,7 +193,10 @@ impl CardToken {
         }
         if let Some(status) = optional_string(&mut errors, body, "status", |f, v| validation::non_empty(f, v)) {
             if status != CardTokenStatus::Active.as_str() {
-                errors.push(FieldError::new("status", "new card tokens are ACTIVE; change it with PUT /v1/card-tokens/{token_id}/status"));
+                errors.push(FieldError::new(
+                    "status",
+                    "new card tokens are ACTIVE; change it with PUT /v1/card-tokens/{token_id}/status",
+                ));
             }
         }
         if let Some(account_id) = optional_string(&mut errors, body, "account_id", |f, v| validation::non_empty(f, v)) {
@@ -234,7 +239,8 @@ impl CardToken {
         let pan_expiry_date = optional_string(&mut errors, body, "pan_expiry_date", expiry_date);
         let token_expiry_date = optional_string(&mut errors, body, "token_expiry_date", expiry_date);
         let customer_id = optional_string(&mut errors, body, "customer_id", |f, v| validation::identifier(f, v));
-        let relationship_id = optional_string(&mut errors, body, "relationship_id", |f, v| validation::identifier(f, v));
+        let relationship_id =
+            optional_string(&mut errors, body, "relationship_id", |f, v| validation::identifier(f, v));
         let transaction_id = optional_string(&mut errors, body, "transaction_id", |f, v| validation::identifier(f, v));
         let links = links(&mut errors, body.get("links"));
         let external_token_references = external_references(&mut errors, body.get("external_token_references"));
@@ -413,7 +419,9 @@ mod tests {
             "customer_id": "c1", "relationship_id": "r1", "transaction_id": "t1",
             "external_token_references": ["old-1"]
         });
-        let token = CardToken::from_create_body(body.as_object().unwrap(), &account(), "client", Timestamp::from_millis(0)).unwrap();
+        let token =
+            CardToken::from_create_body(body.as_object().unwrap(), &account(), "client", Timestamp::from_millis(0))
+                .unwrap();
         assert_eq!(token.status, CardTokenStatus::Active);
         assert_eq!(token.card_brand, CardBrand::Visa);
         assert!(Uuid::parse_str(&token.id).is_ok());
@@ -426,14 +434,25 @@ mod tests {
             "token_expiry_date": "9/2030", "links": [{"href": ""}], "external_token_references": [1],
             "status": "SUSPENDED", "account_id": "P12345678", "colour": "red"
         });
-        let err = CardToken::from_create_body(body.as_object().unwrap(), &account(), "client", Timestamp::from_millis(0)).unwrap_err();
+        let err =
+            CardToken::from_create_body(body.as_object().unwrap(), &account(), "client", Timestamp::from_millis(0))
+                .unwrap_err();
         let mut fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
         fields.sort_unstable();
         assert_eq!(
             fields,
             [
-                "account_id", "card_brand", "colour", "external_token_references[0]", "links[0].href", "links[0].rel",
-                "masked_pan", "pan_expiry_date", "payment_product_type", "status", "token_expiry_date"
+                "account_id",
+                "card_brand",
+                "colour",
+                "external_token_references[0]",
+                "links[0].href",
+                "links[0].rel",
+                "masked_pan",
+                "pan_expiry_date",
+                "payment_product_type",
+                "status",
+                "token_expiry_date"
             ]
         );
     }

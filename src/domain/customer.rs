@@ -56,7 +56,8 @@ impl NewCustomer {
     pub fn from_body(body: Map<String, Value>, created_by: &str, now: Timestamp) -> Result<Self, ValidationError> {
         let mut errors = ValidationError::default();
         let mut attributes = body;
-        for read_only in ["id", "created_at", "created_by", "updated_at", "deleted_at", "deleted_by", "password", "pin"] {
+        for read_only in ["id", "created_at", "created_by", "updated_at", "deleted_at", "deleted_by", "password", "pin"]
+        {
             attributes.remove(read_only);
         }
 
@@ -160,7 +161,10 @@ mod tests {
         assert_eq!(customer.customer_id, "c1");
         assert_eq!(customer.customer_type, "customer");
         assert_eq!(customer.email_key.as_deref(), Some("ada@example.com"));
-        assert_eq!(Value::Object(customer.attributes), json!({"first_name": "Ada", "email": "Ada@Example.com", "type": "customer"}));
+        assert_eq!(
+            Value::Object(customer.attributes),
+            json!({"first_name": "Ada", "email": "Ada@Example.com", "type": "customer"})
+        );
     }
 
     #[test]

@@ -31,10 +31,7 @@ impl Timestamp {
     }
 
     pub fn to_rfc3339(self) -> String {
-        Utc.timestamp_millis_opt(self.0)
-            .single()
-            .unwrap_or_default()
-            .to_rfc3339_opts(SecondsFormat::Secs, true)
+        Utc.timestamp_millis_opt(self.0).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 }
 
@@ -58,7 +55,10 @@ mod tests {
     fn renders_utc_with_z_and_whole_seconds() {
         let t = Timestamp::from_millis(1_699_335_116_789);
         assert_eq!(t.to_rfc3339(), "2023-11-07T05:31:56Z");
-        assert_eq!(Timestamp::parse_rfc3339("2023-11-07T06:31:56+01:00"), Some(Timestamp::from_millis(1_699_335_116_000)));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2023-11-07T06:31:56+01:00"),
+            Some(Timestamp::from_millis(1_699_335_116_000))
+        );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }

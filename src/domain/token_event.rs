@@ -52,7 +52,12 @@ pub struct TokenEvent {
 impl TokenEvent {
     /// Validates an `event` object of a request. `required_event` is false for the optional
     /// delete event, whose `event` text may be left out.
-    pub fn from_value(field: &str, value: &Value, required_event: bool, now: Timestamp) -> Result<Self, ValidationError> {
+    pub fn from_value(
+        field: &str,
+        value: &Value,
+        required_event: bool,
+        now: Timestamp,
+    ) -> Result<Self, ValidationError> {
         let Value::Object(map) = value else {
             return Err(ValidationError::single(field, "must be an object"));
         };
@@ -171,7 +176,13 @@ mod tests {
 
     #[test]
     fn event_validation_names_nested_fields() {
-        let err = TokenEvent::from_value("event", &json!({"status": 1, "expires_at": "soon"}), true, Timestamp::from_millis(0)).unwrap_err();
+        let err = TokenEvent::from_value(
+            "event",
+            &json!({"status": 1, "expires_at": "soon"}),
+            true,
+            Timestamp::from_millis(0),
+        )
+        .unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["event.event", "event.status", "event.expires_at"]);
         let err = TokenTypeValue::from_value("token", Some(&json!({"type": "sha1:email"}))).unwrap_err();

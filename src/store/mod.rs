@@ -93,10 +93,22 @@ pub trait Store: Send + Sync + 'static {
     async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer>;
     /// The live (not deleted) customer with this `customer_id`.
     async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>>;
-    async fn list_customers(&self, account: &AccountId, filter: &CustomerFilter, page: &PageRequest) -> StoreResult<Page<Customer>>;
+    async fn list_customers(
+        &self,
+        account: &AccountId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Customer>>;
     /// Soft-deletes the live customer (and, with `delete_tokens`, its live tokens). NotFound
     /// when there is no live customer with this id.
-    async fn delete_customer(&self, account: &AccountId, customer_id: &str, delete_tokens: bool, actor: &str, at: Timestamp) -> StoreResult<Customer>;
+    async fn delete_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        delete_tokens: bool,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer>;
 
     /// NotFound("customer") without a live customer; Conflict on a live duplicate `token_id`
     /// for the customer or `type`+`value` in the account. With `delete_token_events`, the
@@ -118,40 +130,93 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Page<CustomerToken>>;
     /// Soft-deletes the live token with this `token_id`. When only deleted ones exist, returns
     /// the latest of them unchanged (a safe retry); NotFound("token") when none ever existed.
-    async fn delete_customer_token(&self, account: &AccountId, customer_id: &str, token_id: &str, actor: &str, at: Timestamp) -> StoreResult<CustomerToken>;
+    async fn delete_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CustomerToken>;
 
     /// Looks up a token type/value and, when `event` is given, records it first.
-    async fn token_detail(&self, account: &AccountId, token: &TokenTypeValue, event: Option<&TokenEvent>, actor: &str, at: Timestamp) -> StoreResult<TokenDetail>;
+    async fn token_detail(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<TokenDetail>;
     /// Type/values with events, oldest first; with `since`, only those updated at or after it,
     /// ordered by that update time.
-    async fn list_token_events(&self, account: &AccountId, since: Option<Timestamp>, page: &PageRequest) -> StoreResult<Page<TokenEventEntry>>;
+    async fn list_token_events(
+        &self,
+        account: &AccountId,
+        since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>>;
     /// Removes the events of a type/value; a given `delete_event` is then recorded alone.
-    async fn clear_token_events(&self, account: &AccountId, token: &TokenTypeValue, delete_event: Option<&TokenEvent>, actor: &str, at: Timestamp) -> StoreResult<()>;
+    async fn clear_token_events(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        delete_event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Conflict when the account already has a card token with this `id` or fingerprint.
     async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord>;
     /// Stores a batch in one transaction, skipping tokens already present.
     async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>>;
     async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>>;
-    async fn list_card_tokens(&self, account: &AccountId, filter: &CardTokenFilter, page: &PageRequest) -> StoreResult<Page<CardTokenRecord>>;
+    async fn list_card_tokens(
+        &self,
+        account: &AccountId,
+        filter: &CardTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CardTokenRecord>>;
     /// Marks the token `DELETED`; deleting a deleted token returns it unchanged.
-    async fn delete_card_token(&self, account: &AccountId, id: &str, deletion: &CardTokenDeletion) -> StoreResult<CardTokenRecord>;
+    async fn delete_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+        deletion: &CardTokenDeletion,
+    ) -> StoreResult<CardTokenRecord>;
     /// Conflict when [`CardTokenStatus::can_become`] refuses the move; setting the current
     /// status again is a no-op.
-    async fn set_card_token_status(&self, account: &AccountId, id: &str, status: CardTokenStatus, actor: &str, at: Timestamp) -> StoreResult<CardTokenRecord>;
+    async fn set_card_token_status(
+        &self,
+        account: &AccountId,
+        id: &str,
+        status: CardTokenStatus,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CardTokenRecord>;
 
     /// Audit records after `after_seq`, oldest first, optionally of one account.
-    async fn list_audit(&self, account: Option<&AccountId>, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    async fn list_audit(
+        &self,
+        account: Option<&AccountId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,
 /// absolute) or `postgres://…` / `postgresql://…`. Migrations run before it is returned.
 pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        { let _ = postgres::PostgresStore::connect(database_url, options).await?; unreachable!() }
-    } else if let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
-        let path = path.split('?').next().unwrap_or(path);
-        { let _ = sqlite::SqliteStore::open(std::path::Path::new(path), options).await?; unreachable!() }
+        {
+            let _ = postgres::PostgresStore::connect(database_url, options).await?;
+            unreachable!()
+        }
+    } else if let Some(path) = crate::config::sqlite_path(database_url) {
+        {
+            let _ = sqlite::SqliteStore::open(&path, options).await?;
+            unreachable!()
+        }
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL (expected sqlite://PATH or postgres://…): {}",

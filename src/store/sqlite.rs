@@ -1,5 +1,5 @@
 //! The embedded SQLite store (being implemented).
-use super::{StoreOptions, StoreResult, StoreError};
+use super::{StoreError, StoreOptions, StoreResult};
 
 pub struct SqliteStore;
 

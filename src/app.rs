@@ -1,0 +1,99 @@
+//! Start-up: open the store, load keys, bind, serve until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::keys::KeyRing;
+use crate::auth::AuthError;
+use crate::config::ServeConfig;
+use crate::crypto::{CryptoError, TokenCipher};
+use crate::http::{self, AppState};
+use crate::store::{self, Store, StoreError, StoreOptions};
+
+/// Why the server could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing keys: {0}")]
+    Keys(#[from] AuthError),
+    #[error("encryption key: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A server running on its own task.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, and releases the database.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        if let Ok(Err(error)) = self.task.await {
+            tracing::warn!(%error, "server stopped with an error");
+        }
+    }
+
+    /// Serves until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let _keep_open = self.shutdown;
+        self.task.await.unwrap_or_else(|join| Err(std::io::Error::other(join)))
+    }
+}
+
+/// The card-token cipher: the configured key, or for an embedded database a key file kept
+/// beside it and created on first start.
+pub fn load_cipher(config: &ServeConfig) -> Result<TokenCipher, StartupError> {
+    match (&config.encryption_key, config.sqlite_key_file()) {
+        (Some(key), _) => Ok(TokenCipher::from_base64(key)?),
+        (None, Some(path)) => Ok(TokenCipher::from_key_file(&path)?),
+        (None, None) => Err(StartupError::Config(
+            "--encryption-key (TOKENVAULT_ENCRYPTION_KEY) must be set when the database is PostgreSQL, the same on every instance".to_owned(),
+        )),
+    }
+}
+
+/// Opens the configured store, with migrations applied.
+pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, StartupError> {
+    let options = StoreOptions { pool_size: config.pool_size, acquire_timeout: config.acquire_timeout };
+    Ok(store::open(&config.database_url, &options).await?)
+}
+
+/// Opens everything and starts serving on `config.listen` (port 0 picks a free port).
+pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
+    let store = open_store(&config).await?;
+    let cipher = load_cipher(&config)?;
+    let keys = KeyRing::load(store.as_ref(), config.issuer.clone(), config.token_ttl_seconds).await?;
+    let state = AppState { store: store.clone(), keys: Arc::new(keys), cipher: Arc::new(cipher) };
+    let router = http::router(state, config.request_timeout);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartupError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartupError::Listen { addr: config.listen, source })?;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+    });
+    Ok(RunningServer { addr, store, shutdown, task })
+}

@@ -1,0 +1,90 @@
+//! API clients: created from the command line, authenticated with an Argon2id-hashed secret.
+
+use std::sync::LazyLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::AuthError;
+use crate::domain::client::ClientRecord;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::Store;
+
+/// What `tokenvault clients create` prints: the only time the secret is ever shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub account_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// Creates a client with a fresh random secret, storing only its hash.
+pub async fn create_client(
+    store: &dyn Store,
+    account: &AccountId,
+    scopes: Vec<String>,
+) -> Result<ClientCredentials, AuthError> {
+    let client_id = Uuid::new_v4().to_string();
+    let credentials = store_client(store, client_id, account, scopes).await?;
+    Ok(credentials)
+}
+
+/// Stores (or replaces) the client `client_id` with a fresh secret. `serve --dev` uses it to
+/// hand out the same dev client id on every start.
+pub async fn store_client(
+    store: &dyn Store,
+    client_id: String,
+    account: &AccountId,
+    scopes: Vec<String>,
+) -> Result<ClientCredentials, AuthError> {
+    let mut secret_bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
+    let client_secret = URL_SAFE_NO_PAD.encode(secret_bytes);
+    let secret_hash = hash_secret(&client_secret)?;
+    store
+        .upsert_client(&ClientRecord {
+            client_id: client_id.clone(),
+            account_id: account.clone(),
+            secret_hash,
+            scopes: scopes.clone(),
+            created_at: Timestamp::now(),
+        })
+        .await?;
+    Ok(ClientCredentials { client_id, client_secret, account_id: account.to_string(), scopes })
+}
+
+fn hash_secret(secret: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secret.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| AuthError::Signing(e.to_string()))
+}
+
+/// A hash of a secret nobody knows, verified against when the client id is unknown so that
+/// a wrong id and a wrong secret take the same time.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_secret("no client has this secret").unwrap_or_default());
+
+/// Returns the client when `secret` is its secret; Argon2's comparison is constant-time.
+pub async fn authenticate(store: &dyn Store, client_id: &str, secret: &str) -> Result<ClientRecord, AuthError> {
+    let client = store.find_client(client_id).await?;
+    let hash = client.as_ref().map_or(DUMMY_HASH.as_str(), |c| c.secret_hash.as_str()).to_owned();
+    let secret = secret.to_owned();
+    let verified = tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false);
+    match client {
+        Some(client) if verified => Ok(client),
+        _ => Err(AuthError::InvalidClient),
+    }
+}

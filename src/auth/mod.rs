@@ -1,0 +1,143 @@
+//! Who is calling and what they may do: OAuth2 client credentials are exchanged for EdDSA-signed
+//! JWTs ([`keys`]), client secrets are kept as Argon2id hashes ([`clients`]), and each operation
+//! names the scopes that grant it ([`Permission`]).
+
+pub mod clients;
+pub mod keys;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AccountId, FieldError};
+use crate::store::StoreError;
+
+/// Why a caller was not let in. Each variant maps to one HTTP status in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("invalid or expired access token")]
+    InvalidToken,
+    #[error("invalid client credentials")]
+    InvalidClient,
+    #[error("unsupported grant_type: only client_credentials is supported")]
+    UnsupportedGrantType,
+    #[error("the client may not act for account {0}")]
+    AccountMismatch(String),
+    #[error("the access token is not valid for account {0}")]
+    WrongAccount(String),
+    #[error("the access token lacks the required scope: one of {0}")]
+    MissingScope(String),
+    #[error("invalid {field}: {message}", field = .0.field, message = .0.message)]
+    InvalidField(FieldError),
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The claims of a tokenvault access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The client id: recorded as `created_by` / `deleted_by`.
+    pub sub: String,
+    pub aud: String,
+    pub aid: String,
+    /// Space-separated scopes.
+    pub scope: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+}
+
+/// The scopes that grant one kind of operation; holding any one of them is enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permission(pub &'static [&'static str]);
+
+impl Permission {
+    pub const CUSTOMERS_READ: Permission = Permission(&["admin:customers", "read:customers"]);
+    pub const CUSTOMERS_WRITE: Permission = Permission(&["admin:customers", "write:customers"]);
+    pub const CUSTOMERS_CREATE_USER: Permission =
+        Permission(&["admin:customers", "write:customers", "create:customers:/users"]);
+    pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
+    pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout", "read:checkout"]);
+
+    pub fn describe(self) -> String {
+        self.0.join(", ")
+    }
+}
+
+/// An authenticated caller: the verified claims of its access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub client_id: String,
+    pub account: AccountId,
+    pub scopes: Vec<String>,
+}
+
+impl Caller {
+    pub fn from_claims(claims: &Claims) -> Result<Self, AuthError> {
+        let account = AccountId::parse("aid", &claims.aid).map_err(|_| AuthError::InvalidToken)?;
+        if !claims.aud.ends_with(&format!("/v1/accounts/{}", claims.aid)) {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(Self {
+            client_id: claims.sub.clone(),
+            account,
+            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+        })
+    }
+
+    /// Checks that the caller may perform an operation of `permission` on account `aid` (a raw
+    /// path segment): a malformed `aid` is 400, another account or a missing scope 403.
+    pub fn authorize(&self, aid: &str, permission: Permission) -> Result<AccountId, AuthError> {
+        let account = AccountId::parse("aid", aid).map_err(AuthError::InvalidField)?;
+        if account != self.account {
+            return Err(AuthError::WrongAccount(account.to_string()));
+        }
+        self.require(permission)?;
+        Ok(account)
+    }
+
+    /// Checks the scope alone, for operations whose account comes from the token itself.
+    pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
+        if self.scopes.iter().any(|scope| permission.0.contains(&scope.as_str())) {
+            Ok(())
+        } else {
+            Err(AuthError::MissingScope(permission.describe()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(scopes: &str) -> Caller {
+        Caller {
+            client_id: "c".into(),
+            account: AccountId::parse("aid", "T12345678").unwrap(),
+            scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn any_listed_scope_grants() {
+        assert!(caller("admin:customers").authorize("T12345678", Permission::CUSTOMERS_READ).is_ok());
+        assert!(caller("read:customers").authorize("T12345678", Permission::CUSTOMERS_READ).is_ok());
+        assert!(matches!(
+            caller("read:customers").authorize("T12345678", Permission::CUSTOMERS_WRITE),
+            Err(AuthError::MissingScope(_))
+        ));
+        assert!(matches!(
+            caller("admin:customers").authorize("T87654321", Permission::CUSTOMERS_READ),
+            Err(AuthError::WrongAccount(_))
+        ));
+        assert!(matches!(
+            caller("admin:customers").authorize("T1", Permission::CUSTOMERS_READ),
+            Err(AuthError::InvalidField(_))
+        ));
+        assert!(caller("read:checkout").require(Permission::CHECKOUT_ADMIN).is_err());
+    }
+}

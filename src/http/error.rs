@@ -1,0 +1,126 @@
+//! The one mapping from every error of every layer to Dintero's error body:
+//! `{"error": {"code", "message", "errors": [...]}}` with `application/json; charset=utf-8`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::AuthError;
+use crate::crypto::CryptoError;
+use crate::domain::{FieldError, ValidationError};
+use crate::store::StoreError;
+
+/// Everything a handler can fail with. Converted to a response exactly once, here.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("expected a JSON body with content-type: application/json")]
+    UnsupportedMediaType,
+    #[error("the request took too long")]
+    Timeout,
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::Validation(ValidationError::single(field, message))
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Auth(error) => match error {
+                AuthError::MissingToken | AuthError::InvalidToken | AuthError::InvalidClient => {
+                    StatusCode::UNAUTHORIZED
+                }
+                AuthError::UnsupportedGrantType | AuthError::InvalidField(_) => StatusCode::BAD_REQUEST,
+                AuthError::AccountMismatch(_) | AuthError::WrongAccount(_) | AuthError::MissingScope(_) => {
+                    StatusCode::FORBIDDEN
+                }
+                AuthError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::Store(error) => store_status(error),
+            },
+            Self::Store(error) => store_status(error),
+            Self::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Self::Validation(error) => &error.errors,
+            Self::Auth(AuthError::InvalidField(field)) => std::slice::from_ref(field),
+            _ => &[],
+        }
+    }
+}
+
+fn store_status(error: &StoreError) -> StatusCode {
+    match error {
+        StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+        StoreError::Conflict(_) => StatusCode::CONFLICT,
+        StoreError::UnknownCursor => StatusCode::BAD_REQUEST,
+        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Dintero writes its codes as upper-case reason phrases (`"NOT FOUND"`).
+fn code(status: StatusCode) -> String {
+    status.canonical_reason().unwrap_or("ERROR").to_uppercase()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "request failed");
+            "internal server error".to_owned()
+        } else if let Self::Store(StoreError::Unavailable(detail))
+        | Self::Auth(AuthError::Store(StoreError::Unavailable(detail))) = &self
+        {
+            tracing::warn!(%detail, "database unavailable");
+            "the database is unavailable; retry shortly".to_owned()
+        } else if let Self::Store(StoreError::UnknownCursor) = &self {
+            return error_response(
+                status,
+                "starting_after: does not name an item of this list",
+                &[FieldError::new("starting_after", "does not name an item of this list")],
+            );
+        } else {
+            self.to_string()
+        };
+        let mut response = error_response(status, &message, self.field_errors());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Builds an error body; also used for rejections produced outside handlers.
+pub fn error_response(status: StatusCode, message: &str, errors: &[FieldError]) -> Response {
+    let body = json!({"error": {"code": code(status), "message": message, "errors": errors}});
+    super::response::json(status, &body)
+}

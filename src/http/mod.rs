@@ -1,0 +1,94 @@
+//! The HTTP face of tokenvault: one router serving both Dintero hosts' paths
+//! (`/v1/accounts/{aid}/…` of the API host and `/v1/card-tokens…` of the checkout host).
+
+pub mod error;
+pub mod extract;
+pub mod response;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post, put};
+use axum::{BoxError, Router};
+use tower::ServiceBuilder;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::keys::KeyRing;
+use crate::config::BODY_LIMIT_BYTES;
+use crate::crypto::TokenCipher;
+use crate::store::Store;
+use error::ApiError;
+
+/// What every handler shares: the store, the signing keys and the card-token cipher.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    pub cipher: Arc<TokenCipher>,
+}
+
+/// The whole API. Separate from serving so tests can drive it in-process too.
+pub fn router(state: AppState, request_timeout: Duration) -> Router {
+    use routes::{auth, card_tokens, customer_tokens, customers, meta, token_events};
+
+    let api = Router::new()
+        .route("/health", get(meta::health))
+        .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/v1/accounts/{oid}/auth/token", post(auth::token))
+        .route("/v1/accounts/{aid}/customers/users", get(customers::list).post(customers::create))
+        .route("/v1/accounts/{aid}/customers/users/{customer_id}", get(customers::get).delete(customers::delete))
+        .route(
+            "/v1/accounts/{aid}/customers/users/{customer_id}/tokens",
+            get(customer_tokens::list).post(customer_tokens::create),
+        )
+        .route(
+            "/v1/accounts/{aid}/customers/users/{customer_id}/tokens/{tid}",
+            axum::routing::delete(customer_tokens::delete),
+        )
+        .route(
+            "/v1/accounts/{aid}/customers/tokens/events",
+            get(token_events::list).post(token_events::find_or_add).delete(token_events::clear),
+        )
+        .route("/v1/card-tokens", get(card_tokens::list).post(card_tokens::create))
+        .route("/v1/card-tokens/{token_id}", get(card_tokens::get).delete(card_tokens::delete))
+        .route("/v1/card-tokens/{token_id}/status", put(card_tokens::set_status))
+        .route("/v1/accounts/{aid}/payments/card-tokens", get(card_tokens::list_for_account))
+        .route(
+            "/v1/accounts/{aid}/payments/card-tokens/{token_id}",
+            get(card_tokens::get_for_account).delete(card_tokens::delete_for_account),
+        )
+        .route("/v1/accounts/{aid}/payments/card-tokens/{token_id}/status", put(card_tokens::set_status_for_account))
+        .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .with_state(state);
+
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::PUT, Method::PATCH, Method::POST, Method::DELETE])
+        .allow_headers(Any)
+        .expose_headers([
+            HeaderName::from_static("paging-token"),
+            HeaderName::from_static("total-count"),
+            HeaderName::from_static("link"),
+        ]);
+
+    api.layer(
+        ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            .layer(axum::error_handling::HandleErrorLayer::new(|error: BoxError| async move {
+                if error.is::<tower::timeout::error::Elapsed>() {
+                    ApiError::Timeout.into_response()
+                } else {
+                    error::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", &[])
+                }
+            }))
+            .timeout(request_timeout)
+            .layer(cors)
+            .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+    )
+}

@@ -1,0 +1,227 @@
+//! Card tokens (seeds 001, 004): `/v1/card-tokens…`, and the account-scoped aliases
+//! `/v1/accounts/{aid}/payments/card-tokens…`. The account always comes from the access token;
+//! another account's token is simply not found.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::auth::{Caller, Permission};
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
+use crate::domain::validation::{self, FieldError};
+use crate::domain::{AccountId, Timestamp, ValidationError};
+use crate::http::error::ApiError;
+use crate::http::extract::{JsonObject, Query};
+use crate::http::response::{self, json};
+use crate::http::AppState;
+use crate::store::CardTokenDeletion;
+
+/// The caller's account, checked against the alias path's `aid` when there is one.
+fn account_for(caller: &Caller, aid: Option<&str>, permission: Permission) -> Result<AccountId, ApiError> {
+    match aid {
+        Some(aid) => Ok(caller.authorize(aid, permission)?),
+        None => {
+            caller.require(permission)?;
+            Ok(caller.account.clone())
+        }
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("card token not found".to_owned())
+}
+
+fn card_id(token_id: &str) -> Result<(), ApiError> {
+    if validation::identifier("token_id", token_id).is_err() {
+        // No stored card token can have such an id.
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+/// `POST /v1/card-tokens` (tokenvault extension): stores a card token, `ACTIVE`.
+pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
+    let account = account_for(&caller, None, Permission::CHECKOUT_ADMIN)?;
+    let card = CardToken::from_create_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
+    let (card, sealed) = app.cipher.seal_card(card);
+    let record = app.store.create_card_token(&card, sealed.as_ref()).await?;
+    Ok(json(StatusCode::CREATED, &app.cipher.reveal(record)?))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    query: Query,
+) -> Result<Response, ApiError> {
+    list_in(app, caller, None, uri, query).await
+}
+
+pub async fn list_for_account(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    query: Query,
+) -> Result<Response, ApiError> {
+    list_in(app, caller, Some(aid), uri, query).await
+}
+
+async fn list_in(
+    app: AppState,
+    caller: Caller,
+    aid: Option<String>,
+    uri: Uri,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_READ)?;
+    let mut errors = ValidationError::default();
+    let mut statuses = Vec::new();
+    for raw in query.all("status") {
+        match raw.parse::<CardTokenStatus>() {
+            Ok(status) if !statuses.contains(&status) => statuses.push(status),
+            Ok(_) => {}
+            Err(()) => errors.push(FieldError::new(
+                "status",
+                format!("unknown status {raw:?}: must be ACTIVE, INACTIVE, SUSPENDED, CANCELLED or DELETED"),
+            )),
+        }
+    }
+    let filter = CardTokenFilter {
+        customer_id: query.text(&mut errors, "customer_id"),
+        relationship_id: query.text(&mut errors, "relationship_id"),
+        statuses,
+        include_deleted: query.bool(&mut errors, "include_deleted", false),
+    };
+    let page = query.page(&mut errors);
+    let (filter, page) = errors.finish(|| (filter, page))?;
+    let records = app.store.list_card_tokens(&account, &filter, &page).await?;
+    let page = records.map(|record| app.cipher.reveal(record));
+    let page = crate::domain::Page {
+        items: page.items.into_iter().collect::<Result<Vec<_>, _>>()?,
+        has_more: page.has_more,
+        total: page.total,
+    };
+    Ok(response::list(page, &uri, |card| card.id.clone(), |card| card))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+) -> Result<Response, ApiError> {
+    get_in(app, caller, None, token_id).await
+}
+
+pub async fn get_for_account(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, token_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    get_in(app, caller, Some(aid), token_id).await
+}
+
+async fn get_in(app: AppState, caller: Caller, aid: Option<String>, token_id: String) -> Result<Response, ApiError> {
+    let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_READ)?;
+    card_id(&token_id)?;
+    let record = app.store.get_card_token(&account, &token_id).await?.ok_or_else(not_found)?;
+    Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    delete_in(app, caller, None, token_id, body).await
+}
+
+pub async fn delete_for_account(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, token_id)): Path<(String, String)>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    delete_in(app, caller, Some(aid), token_id, body).await
+}
+
+/// Seed 001: an optional body with `reason` (≤ 128 characters) and `requestor`.
+async fn delete_in(
+    app: AppState,
+    caller: Caller,
+    aid: Option<String>,
+    token_id: String,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_ADMIN)?;
+    let body = body.optional()?.unwrap_or_default();
+    let mut errors = ValidationError::default();
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(reason)) => {
+            errors.check(validation::max_chars("reason", reason, 128)).map(|()| reason.clone())
+        }
+        Some(_) => {
+            errors.push(FieldError::new("reason", "must be a string"));
+            None
+        }
+    };
+    let requestor = match body.get("requestor") {
+        None | Some(Value::Null) => DeleteRequestor::default(),
+        Some(Value::String(r)) if r == "CARDHOLDER" => DeleteRequestor::Cardholder,
+        Some(Value::String(r)) if r == "MERCHANT" => DeleteRequestor::Merchant,
+        Some(_) => {
+            errors.push(FieldError::new("requestor", "must be CARDHOLDER or MERCHANT"));
+            DeleteRequestor::default()
+        }
+    };
+    errors.finish(|| ())?;
+    card_id(&token_id)?;
+    let deletion = CardTokenDeletion { actor: caller.client_id.clone(), reason, requestor, at: Timestamp::now() };
+    let record = app.store.delete_card_token(&account, &token_id, &deletion).await?;
+    Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
+}
+
+pub async fn set_status(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(token_id): Path<String>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    set_status_in(app, caller, None, token_id, body).await
+}
+
+pub async fn set_status_for_account(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, token_id)): Path<(String, String)>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    set_status_in(app, caller, Some(aid), token_id, body).await
+}
+
+/// `PUT …/{token_id}/status` (tokenvault extension): lets sandbox users suspend, deactivate,
+/// cancel and reactivate a card.
+async fn set_status_in(
+    app: AppState,
+    caller: Caller,
+    aid: Option<String>,
+    token_id: String,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_ADMIN)?;
+    let body = body.required()?;
+    let status = match body.get("status") {
+        Some(Value::String(raw)) => raw
+            .parse::<CardTokenStatus>()
+            .map_err(|()| ApiError::field("status", "must be one of ACTIVE, INACTIVE, SUSPENDED, CANCELLED"))?,
+        None | Some(Value::Null) => return Err(ApiError::field("status", "is required")),
+        Some(_) => return Err(ApiError::field("status", "must be a string")),
+    };
+    card_id(&token_id)?;
+    let record =
+        app.store.set_card_token_status(&account, &token_id, status, &caller.client_id, Timestamp::now()).await?;
+    Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
+}

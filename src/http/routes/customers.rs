@@ -1,0 +1,100 @@
+//! Customers (`/v1/accounts/{aid}/customers/users`): the owners of customer tokens.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use crate::auth::{Caller, Permission};
+use crate::domain::customer::{CustomerFilter, NewCustomer, CUSTOMER_TYPES};
+use crate::domain::{FieldError, Timestamp, ValidationError};
+use crate::http::error::ApiError;
+use crate::http::extract::{path_identifier, JsonObject, Query};
+use crate::http::response::{self, json};
+use crate::http::AppState;
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_CREATE_USER)?;
+    let customer = NewCustomer::from_body(body.required()?, &caller.client_id, Timestamp::now())?;
+    let stored = app.store.create_customer(&account, &customer).await?;
+    Ok(json(StatusCode::OK, &stored))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, customer_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
+    path_identifier("customer_id", &customer_id)?;
+    let customer = app
+        .store
+        .get_customer(&account, &customer_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("customer not found".to_owned()))?;
+    Ok(json(StatusCode::OK, &customer))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
+    let mut errors = ValidationError::default();
+    let token = match (query.text(&mut errors, "token_type"), query.text(&mut errors, "token_value")) {
+        (Some(token_type), Some(value)) => Some((token_type, value)),
+        (None, None) => None,
+        (Some(_), None) => {
+            errors.push(FieldError::new("token_value", "is required together with token_type"));
+            None
+        }
+        (None, Some(_)) => {
+            errors.push(FieldError::new("token_type", "is required together with token_value"));
+            None
+        }
+    };
+    let (customer_type, all_types) = match query.get("type") {
+        None => (None, false),
+        Some("any") => (None, true),
+        Some(t) if CUSTOMER_TYPES.contains(&t) => (Some(t.to_owned()), false),
+        Some(_) => {
+            errors.push(FieldError::new("type", "must be one of customer, company, contact, employee, other, any"));
+            (None, false)
+        }
+    };
+    let filter = CustomerFilter {
+        token,
+        email_prefix: query.text(&mut errors, "email").map(|email| email.to_lowercase()),
+        phone_number_prefix: query.text(&mut errors, "phone_number"),
+        customer_type,
+        all_types,
+        include_deleted: query.bool(&mut errors, "include_deleted", false),
+    };
+    let page = query.page(&mut errors);
+    let (filter, page) = errors.finish(|| (filter, page))?;
+    let customers = app.store.list_customers(&account, &filter, &page).await?;
+    Ok(response::list(customers, &uri, |c| c.id.to_string(), |c| c))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, customer_id)): Path<(String, String)>,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
+    path_identifier("customer_id", &customer_id)?;
+    let mut errors = ValidationError::default();
+    let delete_tokens = query.bool(&mut errors, "delete_tokens", false);
+    errors.finish(|| ())?;
+    let customer =
+        app.store.delete_customer(&account, &customer_id, delete_tokens, &caller.client_id, Timestamp::now()).await?;
+    Ok(json(StatusCode::OK, &customer))
+}

@@ -1,0 +1,9 @@
+//! Handlers, one module per resource. Each checks the caller first, then the input, then asks
+//! the store.
+
+pub mod auth;
+pub mod card_tokens;
+pub mod customer_tokens;
+pub mod customers;
+pub mod meta;
+pub mod token_events;

@@ -1,0 +1,139 @@
+//! Token events (`/v1/accounts/{aid}/customers/tokens/events`): what is known about a token
+//! type/value, with or without a customer.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::auth::{Caller, Permission};
+use crate::domain::customer::Customer;
+use crate::domain::customer_token::CustomerToken;
+use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue, DELETED_STATUS};
+use crate::domain::{FieldError, Timestamp, ValidationError};
+use crate::http::error::ApiError;
+use crate::http::extract::{JsonObject, Query};
+use crate::http::response::{self, json};
+use crate::http::AppState;
+
+/// Dintero's `TokenDetail`.
+#[derive(Serialize)]
+struct TokenDetailBody {
+    id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer: Option<Customer>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<CustomerToken>,
+    status: String,
+    events: Vec<TokenEvent>,
+}
+
+/// An item of the events collection.
+#[derive(Serialize)]
+struct TokenEventsBody {
+    id: Uuid,
+    status: String,
+    events: Vec<TokenEvent>,
+}
+
+/// Reads `{"token": {...}, "event": {...}?}`.
+fn parse_body(
+    body: &serde_json::Map<String, serde_json::Value>,
+    event_required: bool,
+    now: Timestamp,
+) -> Result<(TokenTypeValue, Option<TokenEvent>), ApiError> {
+    let mut errors = ValidationError::default();
+    let token = match TokenTypeValue::from_value("token", body.get("token")) {
+        Ok(token) => Some(token),
+        Err(error) => {
+            errors.errors.extend(error.errors);
+            None
+        }
+    };
+    let event = match body.get("event") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(value) => match TokenEvent::from_value("event", value, event_required, now) {
+            Ok(event) => Some(event),
+            Err(error) => {
+                errors.errors.extend(error.errors);
+                None
+            }
+        },
+    };
+    Ok(errors.finish(|| (token.expect("validated"), event))?)
+}
+
+/// Find / add: returns the token's details, recording the event first when one is given.
+pub async fn find_or_add(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
+    let now = Timestamp::now();
+    let (token, event) = parse_body(&body.required()?, true, now)?;
+    let detail = app.store.token_detail(&account, &token, event.as_ref(), &caller.client_id, now).await?;
+    let status = aggregated_status(detail.customer.as_ref().and_then(Customer::status), &detail.events, now);
+    Ok(json(
+        StatusCode::OK,
+        &TokenDetailBody {
+            id: detail.id,
+            customer: detail.customer,
+            token: detail.token,
+            status,
+            events: detail.events,
+        },
+    ))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    OriginalUri(uri): OriginalUri,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
+    let mut errors = ValidationError::default();
+    let since = query.text(&mut errors, "since_datetime").and_then(|raw| match Timestamp::parse_rfc3339(&raw) {
+        Some(since) => Some(since),
+        None => {
+            errors.push(FieldError::new("since_datetime", "must be an RFC 3339 date-time"));
+            None
+        }
+    });
+    let page = query.page(&mut errors);
+    if since.is_some() && page.starting_after.is_some() {
+        errors.push(FieldError::new("starting_after", "cannot be combined with since_datetime"));
+    }
+    let page = errors.finish(|| page)?;
+    let entries = app.store.list_token_events(&account, since, &page).await?;
+    let now = Timestamp::now();
+    Ok(response::list(
+        entries,
+        &uri,
+        |e| e.id.to_string(),
+        |entry| TokenEventsBody {
+            id: entry.id,
+            status: aggregated_status(None, &entry.events, now),
+            events: entry.events,
+        },
+    ))
+}
+
+/// Clears a type/value's events; an optional `event` is recorded as the `DELETED` event.
+pub async fn clear(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
+    let now = Timestamp::now();
+    let (token, event) = parse_body(&body.required()?, false, now)?;
+    let delete_event = event.map(|event| TokenEvent { status: Some(DELETED_STATUS.to_owned()), ..event });
+    app.store.clear_token_events(&account, &token, delete_event.as_ref(), &caller.client_id, now).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
