@@ -23,10 +23,7 @@ fn normalize_customer(body: &mut Value, client_id: &str) -> (String, String) {
     let id = take_uuid(body, "id");
     let created = take_ts(body, "created_at");
     let updated = take_ts(body, "updated_at");
-    assert_eq!(
-        created, updated,
-        "a new customer's updated_at is its created_at"
-    );
+    assert_eq!(created, updated, "a new customer's updated_at is its created_at");
     assert_eq!(body["created_by"], json!(client_id));
     (id, created)
 }
@@ -43,9 +40,7 @@ async fn create_returns_200_with_the_stored_body(app: TestApp) {
         "marketing_consent": {"sms": {"consentGiven": false}},
         "status": "ACTIVE"
     });
-    let response = app
-        .post_json(&customers_path(ACCOUNT), &admin.token, &sent)
-        .await;
+    let response = app.post_json(&customers_path(ACCOUNT), &admin.token, &sent).await;
     let mut body = response.expect_json(200);
     let (id, _) = normalize_customer(&mut body, &admin.client_id);
     let expected = json!({
@@ -84,18 +79,14 @@ async fn create_returns_200_with_the_stored_body(app: TestApp) {
 
 async fn customer_id_is_generated_when_absent(app: TestApp) {
     let admin = app.admin().await;
-    let mut body = app
-        .create_customer(&admin.token, &json!({"first_name": "Grace"}))
-        .await;
+    let mut body = app.create_customer(&admin.token, &json!({"first_name": "Grace"})).await;
     normalize_customer(&mut body, &admin.client_id);
     let customer_id = take_uuid(&mut body, "customer_id");
     assert_json_eq(
         &body,
         &json!({"id": "<id>", "customer_id": "<id>", "first_name": "Grace", "type": "customer", "created_at": "<ts>", "created_by": admin.client_id, "updated_at": "<ts>"}),
     );
-    let response = app
-        .get(&customer_path(ACCOUNT, &customer_id), &admin.token)
-        .await;
+    let response = app.get(&customer_path(ACCOUNT, &customer_id), &admin.token).await;
     assert_eq!(response.expect_json(200)["customer_id"], json!(customer_id));
 
     // An empty object is a valid customer too.
@@ -129,52 +120,19 @@ async fn create_validates_every_field(app: TestApp) {
     let path = customers_path(ACCOUNT);
     let type_message = "must be one of customer, company, contact, employee, other";
     let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
-        (
-            json!({"customer_id": ""}),
-            vec![("customer_id", "length must be between 1 and 255")],
-        ),
-        (
-            json!({"customer_id": "x".repeat(256)}),
-            vec![("customer_id", "length must be between 1 and 255")],
-        ),
-        (
-            json!({"customer_id": " c-1"}),
-            vec![("customer_id", "must not have leading or trailing spaces")],
-        ),
-        (
-            json!({"customer_id": "c-1 "}),
-            vec![("customer_id", "must not have leading or trailing spaces")],
-        ),
-        (
-            json!({"customer_id": 42}),
-            vec![("customer_id", "must be a string")],
-        ),
+        (json!({"customer_id": ""}), vec![("customer_id", "length must be between 1 and 255")]),
+        (json!({"customer_id": "x".repeat(256)}), vec![("customer_id", "length must be between 1 and 255")]),
+        (json!({"customer_id": " c-1"}), vec![("customer_id", "must not have leading or trailing spaces")]),
+        (json!({"customer_id": "c-1 "}), vec![("customer_id", "must not have leading or trailing spaces")]),
+        (json!({"customer_id": 42}), vec![("customer_id", "must be a string")]),
         (json!({"type": "robot"}), vec![("type", type_message)]),
         (json!({"type": "any"}), vec![("type", type_message)]),
-        (
-            json!({"email": "not-an-address"}),
-            vec![("email", "must be an e-mail address")],
-        ),
-        (
-            json!({"phone_number": "12"}),
-            vec![("phone_number", "must match ^\\+?[1-9]\\d{1,14}$")],
-        ),
-        (
-            json!({"phone_number": "+0471234567"}),
-            vec![("phone_number", "must match ^\\+?[1-9]\\d{1,14}$")],
-        ),
-        (
-            json!({"phone_number": "+47 99999999"}),
-            vec![("phone_number", "must match ^\\+?[1-9]\\d{1,14}$")],
-        ),
-        (
-            json!({"metadata": 3}),
-            vec![("metadata", "must be an object")],
-        ),
-        (
-            json!({"metadata": "x"}),
-            vec![("metadata", "must be an object")],
-        ),
+        (json!({"email": "not-an-address"}), vec![("email", "must be an e-mail address")]),
+        (json!({"phone_number": "12"}), vec![("phone_number", "must match ^\\+?[1-9]\\d{1,14}$")]),
+        (json!({"phone_number": "+0471234567"}), vec![("phone_number", "must match ^\\+?[1-9]\\d{1,14}$")]),
+        (json!({"phone_number": "+47 99999999"}), vec![("phone_number", "must match ^\\+?[1-9]\\d{1,14}$")]),
+        (json!({"metadata": 3}), vec![("metadata", "must be an object")]),
+        (json!({"metadata": "x"}), vec![("metadata", "must be an object")]),
         (
             json!({"customer_id": " c", "type": "robot", "phone_number": "12", "metadata": []}),
             vec![
@@ -192,18 +150,12 @@ async fn create_validates_every_field(app: TestApp) {
     }
     // 255 characters is fine.
     let long = "x".repeat(255);
-    app.create_customer(&admin.token, &json!({"customer_id": long}))
-        .await;
+    app.create_customer(&admin.token, &json!({"customer_id": long})).await;
 
     // A body that is not an object.
     for body in [json!([]), json!("c-1"), json!(null), json!(3)] {
         let response = app.post_json(&path, &admin.token, &body).await;
-        assert_error(
-            &response,
-            400,
-            "the request body must be a JSON object",
-            json!([]),
-        );
+        assert_error(&response, 400, "the request body must be a JSON object", json!([]));
     }
     // Nothing was stored by the refused requests.
     let response = app.get(&format!("{path}?limit=100"), &admin.token).await;
@@ -214,23 +166,17 @@ async fn create_validates_every_field(app: TestApp) {
 async fn duplicates_of_live_customers_are_409(app: TestApp) {
     let admin = app.admin().await;
     let first = app
-        .create_customer(&admin.token, &json!({"customer_id": "c-1", "email": "Ada@Example.com", "phone_number": "+4799999999"}))
+        .create_customer(
+            &admin.token,
+            &json!({"customer_id": "c-1", "email": "Ada@Example.com", "phone_number": "+4799999999"}),
+        )
         .await;
     let path = customers_path(ACCOUNT);
     for (case, body) in [
         ("customer_id", json!({"customer_id": "c-1"})),
-        (
-            "email",
-            json!({"customer_id": "c-2", "email": "Ada@Example.com"}),
-        ),
-        (
-            "email, other case",
-            json!({"customer_id": "c-3", "email": "ada@example.COM"}),
-        ),
-        (
-            "phone_number",
-            json!({"customer_id": "c-4", "phone_number": "+4799999999"}),
-        ),
+        ("email", json!({"customer_id": "c-2", "email": "Ada@Example.com"})),
+        ("email, other case", json!({"customer_id": "c-3", "email": "ada@example.COM"})),
+        ("phone_number", json!({"customer_id": "c-4", "phone_number": "+4799999999"})),
     ] {
         let response = app.post_json(&path, &admin.token, &body).await;
         assert_eq!(response.status.as_u16(), 409, "{case}: {}", response.text);
@@ -243,28 +189,29 @@ async fn duplicates_of_live_customers_are_409(app: TestApp) {
     // Another account may use the same values.
     let other = app.token_for(OTHER_ACCOUNT, &["admin:customers"]).await;
     let response = app
-        .post_json(&customers_path(OTHER_ACCOUNT), &other, &json!({"customer_id": "c-1", "email": "Ada@Example.com", "phone_number": "+4799999999"}))
+        .post_json(
+            &customers_path(OTHER_ACCOUNT),
+            &other,
+            &json!({"customer_id": "c-1", "email": "Ada@Example.com", "phone_number": "+4799999999"}),
+        )
         .await;
     response.expect_json(200);
 
     // Once deleted, the values are free again (a new customer, a new id).
-    app.delete(&customer_path(ACCOUNT, "c-1"), &admin.token)
-        .await
-        .expect_json(200);
+    app.delete(&customer_path(ACCOUNT, "c-1"), &admin.token).await.expect_json(200);
     let again = app
-        .create_customer(&admin.token, &json!({"customer_id": "c-1", "email": "ada@example.com", "phone_number": "+4799999999"}))
+        .create_customer(
+            &admin.token,
+            &json!({"customer_id": "c-1", "email": "ada@example.com", "phone_number": "+4799999999"}),
+        )
         .await;
     assert_ne!(again["id"], first["id"]);
 }
 
 async fn get_returns_the_customer_or_404(app: TestApp) {
     let admin = app.admin().await;
-    let created = app
-        .create_customer(
-            &admin.token,
-            &json!({"customer_id": "c-1", "first_name": "Ada", "type": "company"}),
-        )
-        .await;
+    let created =
+        app.create_customer(&admin.token, &json!({"customer_id": "c-1", "first_name": "Ada", "type": "company"})).await;
     let response = app.get(&customer_path(ACCOUNT, "c-1"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &created);
     // Read scope is enough.
@@ -273,33 +220,18 @@ async fn get_returns_the_customer_or_404(app: TestApp) {
     assert_json_eq(&response.expect_json(200), &created);
 
     for missing in ["c-2", "C-1"] {
-        let response = app
-            .get(&customer_path(ACCOUNT, missing), &admin.token)
-            .await;
-        assert_eq!(
-            response.status.as_u16(),
-            404,
-            "{missing}: {}",
-            response.text
-        );
+        let response = app.get(&customer_path(ACCOUNT, missing), &admin.token).await;
+        assert_eq!(response.status.as_u16(), 404, "{missing}: {}", response.text);
         assert_error(&response, 404, "customer not found", json!([]));
     }
     // Ids are URL-decoded.
-    let created = app
-        .create_customer(&admin.token, &json!({"customer_id": "a b/ø"}))
-        .await;
-    let response = app
-        .get(&customer_path(ACCOUNT, "a%20b%2F%C3%B8"), &admin.token)
-        .await;
+    let created = app.create_customer(&admin.token, &json!({"customer_id": "a b/ø"})).await;
+    let response = app.get(&customer_path(ACCOUNT, "a%20b%2F%C3%B8"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &created);
 }
 
 fn customer_ids(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .expect("a bare array")
-        .iter()
-        .map(|c| c["customer_id"].as_str().unwrap())
-        .collect()
+    list.as_array().expect("a bare array").iter().map(|c| c["customer_id"].as_str().unwrap()).collect()
 }
 
 async fn list_is_oldest_first_and_filters(app: TestApp) {
@@ -311,19 +243,16 @@ async fn list_is_oldest_first_and_filters(app: TestApp) {
         )
         .await;
     let b = app
-        .create_customer(&admin.token, &json!({"customer_id": "b", "email": "adam@example.com", "phone_number": "+4692222222", "type": "company"}))
+        .create_customer(
+            &admin.token,
+            &json!({"customer_id": "b", "email": "adam@example.com", "phone_number": "+4692222222", "type": "company"}),
+        )
         .await;
     let c = app
-        .create_customer(
-            &admin.token,
-            &json!({"customer_id": "c", "email": "bob@example.com", "type": "contact"}),
-        )
+        .create_customer(&admin.token, &json!({"customer_id": "c", "email": "bob@example.com", "type": "contact"}))
         .await;
     let d = app
-        .create_customer(
-            &admin.token,
-            &json!({"customer_id": "d", "phone_number": "+4793333333", "type": "employee"}),
-        )
+        .create_customer(&admin.token, &json!({"customer_id": "d", "phone_number": "+4793333333", "type": "employee"}))
         .await;
     let path = customers_path(ACCOUNT);
 
@@ -356,44 +285,28 @@ async fn list_is_oldest_first_and_filters(app: TestApp) {
         assert_eq!(customer_ids(&list), expected, "?{query}");
     }
 
-    let response = app
-        .get(&format!("{path}?total=true&type=any&limit=1"), &admin.token)
-        .await;
+    let response = app.get(&format!("{path}?total=true&type=any&limit=1"), &admin.token).await;
     assert_eq!(response.header("total-count"), Some("4"));
     assert_eq!(customer_ids(&response.expect_json(200)), ["a"]);
 
     // Deleted customers appear, stripped, only with include_deleted=true.
-    let deleted = app
-        .delete(&customer_path(ACCOUNT, "a"), &admin.token)
-        .await
-        .expect_json(200);
+    let deleted = app.delete(&customer_path(ACCOUNT, "a"), &admin.token).await.expect_json(200);
     let response = app.get(&path, &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([b, d]));
-    let response = app
-        .get(&format!("{path}?include_deleted=true"), &admin.token)
-        .await;
+    let response = app.get(&format!("{path}?include_deleted=true"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([deleted, b, d]));
 
     for (query, field, message) in [
         ("limit=0", "limit", "must be an integer between 1 and 100"),
         ("limit=101", "limit", "must be an integer between 1 and 100"),
         ("limit=x", "limit", "must be an integer between 1 and 100"),
-        (
-            "include_deleted=yes",
-            "include_deleted",
-            "must be true or false",
-        ),
+        ("include_deleted=yes", "include_deleted", "must be true or false"),
         ("total=1", "total", "must be true or false"),
     ] {
         let response = app.get(&format!("{path}?{query}"), &admin.token).await;
         assert_validation(&response, &[(field, message)]);
     }
-    let response = app
-        .get(
-            &format!("{path}?starting_after=00000000-0000-4000-8000-000000000000"),
-            &admin.token,
-        )
-        .await;
+    let response = app.get(&format!("{path}?starting_after=00000000-0000-4000-8000-000000000000"), &admin.token).await;
     assert_error(
         &response,
         400,
@@ -404,45 +317,17 @@ async fn list_is_oldest_first_and_filters(app: TestApp) {
 
 async fn list_finds_the_owner_of_a_token(app: TestApp) {
     let admin = app.admin().await;
-    let owner = app
-        .create_customer(&admin.token, &json!({"customer_id": "owner"}))
-        .await;
-    app.create_customer(&admin.token, &json!({"customer_id": "bystander"}))
-        .await;
-    app.create_token(
-        &admin.token,
-        "owner",
-        &json!({"type": "sha1:email", "value": "abc"}),
-    )
-    .await;
-    app.create_token(
-        &admin.token,
-        "bystander",
-        &json!({"type": "sha1:email", "value": "abcd"}),
-    )
-    .await;
+    let owner = app.create_customer(&admin.token, &json!({"customer_id": "owner"})).await;
+    app.create_customer(&admin.token, &json!({"customer_id": "bystander"})).await;
+    app.create_token(&admin.token, "owner", &json!({"type": "sha1:email", "value": "abc"})).await;
+    app.create_token(&admin.token, "bystander", &json!({"type": "sha1:email", "value": "abcd"})).await;
     let path = customers_path(ACCOUNT);
 
-    let response = app
-        .get(
-            &format!("{path}?token_type=sha1:email&token_value=abc"),
-            &admin.token,
-        )
-        .await;
+    let response = app.get(&format!("{path}?token_type=sha1:email&token_value=abc"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([owner]));
-    let response = app
-        .get(
-            &format!("{path}?token_type=sha1:phone&token_value=abc"),
-            &admin.token,
-        )
-        .await;
+    let response = app.get(&format!("{path}?token_type=sha1:phone&token_value=abc"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([]));
-    let response = app
-        .get(
-            &format!("{path}?token_type=sha1:email&token_value=ab"),
-            &admin.token,
-        )
-        .await;
+    let response = app.get(&format!("{path}?token_type=sha1:email&token_value=ab"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([]));
 }
 
@@ -450,10 +335,7 @@ async fn list_pages_with_link_headers(app: TestApp) {
     let admin = app.admin().await;
     let mut created = vec![];
     for i in 0..5 {
-        created.push(
-            app.create_customer(&admin.token, &json!({"customer_id": format!("c-{i}")}))
-                .await,
-        );
+        created.push(app.create_customer(&admin.token, &json!({"customer_id": format!("c-{i}")})).await);
     }
     let path = customers_path(ACCOUNT);
     let pages = app.walk(&format!("{path}?limit=2"), &admin.token).await;
@@ -464,10 +346,7 @@ async fn list_pages_with_link_headers(app: TestApp) {
         if let Some(token) = page.header("paging-token") {
             let last = items.as_array().unwrap().last().unwrap();
             assert_eq!(token, last["id"].as_str().unwrap());
-            assert_eq!(
-                page.header("link").unwrap(),
-                format!("<{path}?limit=2&starting_after={token}>; rel=\"next\"")
-            );
+            assert_eq!(page.header("link").unwrap(), format!("<{path}?limit=2&starting_after={token}>; rel=\"next\""));
         } else {
             assert_eq!(index, 2);
         }
@@ -479,21 +358,18 @@ async fn list_pages_with_link_headers(app: TestApp) {
 async fn delete_keeps_only_the_audit_fields(app: TestApp) {
     let admin = app.admin().await;
     let created = app
-        .create_customer(&admin.token, &json!({"customer_id": "c-1", "first_name": "Ada", "email": "ada@example.com", "metadata": {"k": 1}}))
+        .create_customer(
+            &admin.token,
+            &json!({"customer_id": "c-1", "first_name": "Ada", "email": "ada@example.com", "metadata": {"k": 1}}),
+        )
         .await;
     let deleter = app.auth(ACCOUNT, &["write:customers"]).await;
-    let response = app
-        .delete(&customer_path(ACCOUNT, "c-1"), &deleter.token)
-        .await;
+    let response = app.delete(&customer_path(ACCOUNT, "c-1"), &deleter.token).await;
     let mut body = response.expect_json(200);
     let updated = take_ts(&mut body, "updated_at");
     let deleted_at = take_ts(&mut body, "deleted_at");
-    assert!(
-        assert_timestamp(&updated) >= assert_timestamp(created["created_at"].as_str().unwrap())
-    );
-    assert!(
-        assert_timestamp(&deleted_at) >= assert_timestamp(created["created_at"].as_str().unwrap())
-    );
+    assert!(assert_timestamp(&updated) >= assert_timestamp(created["created_at"].as_str().unwrap()));
+    assert!(assert_timestamp(&deleted_at) >= assert_timestamp(created["created_at"].as_str().unwrap()));
     assert_json_eq(
         &body,
         &json!({
@@ -509,66 +385,34 @@ async fn delete_keeps_only_the_audit_fields(app: TestApp) {
 
     let response = app.get(&customer_path(ACCOUNT, "c-1"), &admin.token).await;
     assert_error(&response, 404, "customer not found", json!([]));
-    let response = app
-        .delete(&customer_path(ACCOUNT, "c-1"), &admin.token)
-        .await;
+    let response = app.delete(&customer_path(ACCOUNT, "c-1"), &admin.token).await;
     assert_error(&response, 404, "customer not found", json!([]));
-    let response = app
-        .delete(&customer_path(ACCOUNT, "never"), &admin.token)
-        .await;
+    let response = app.delete(&customer_path(ACCOUNT, "never"), &admin.token).await;
     assert_error(&response, 404, "customer not found", json!([]));
 
-    app.create_customer(&admin.token, &json!({"customer_id": "c-2"}))
-        .await;
-    let response = app
-        .delete(
-            &format!("{}?delete_tokens=maybe", customer_path(ACCOUNT, "c-2")),
-            &admin.token,
-        )
-        .await;
+    app.create_customer(&admin.token, &json!({"customer_id": "c-2"})).await;
+    let response = app.delete(&format!("{}?delete_tokens=maybe", customer_path(ACCOUNT, "c-2")), &admin.token).await;
     assert_validation(&response, &[("delete_tokens", "must be true or false")]);
-    app.get(&customer_path(ACCOUNT, "c-2"), &admin.token)
-        .await
-        .expect_json(200);
+    app.get(&customer_path(ACCOUNT, "c-2"), &admin.token).await.expect_json(200);
 }
 
 async fn delete_tokens_removes_the_customers_tokens(app: TestApp) {
     let admin = app.admin().await;
     for (customer, flag) in [("keeps", "false"), ("drops", "true")] {
-        app.create_customer(&admin.token, &json!({"customer_id": customer}))
+        app.create_customer(&admin.token, &json!({"customer_id": customer})).await;
+        app.create_token(&admin.token, customer, &json!({"type": "sha1:email", "value": customer, "token_id": "t-1"}))
             .await;
-        app.create_token(
-            &admin.token,
-            customer,
-            &json!({"type": "sha1:email", "value": customer, "token_id": "t-1"}),
-        )
-        .await;
-        let response = app
-            .delete(
-                &format!("{}?delete_tokens={flag}", customer_path(ACCOUNT, customer)),
-                &admin.token,
-            )
-            .await;
+        let response =
+            app.delete(&format!("{}?delete_tokens={flag}", customer_path(ACCOUNT, customer)), &admin.token).await;
         response.expect_json(200);
     }
     // With delete_tokens=true the token is gone: its type/value resolves to nothing and can be
     // given to another customer.
-    let detail = app
-        .token_detail(
-            &admin.token,
-            &json!({"token": {"type": "sha1:email", "value": "drops"}}),
-        )
-        .await;
+    let detail = app.token_detail(&admin.token, &json!({"token": {"type": "sha1:email", "value": "drops"}})).await;
     assert_eq!(detail.get("token"), None, "{detail}");
     assert_eq!(detail.get("customer"), None, "{detail}");
-    app.create_customer(&admin.token, &json!({"customer_id": "next"}))
-        .await;
-    app.create_token(
-        &admin.token,
-        "next",
-        &json!({"type": "sha1:email", "value": "drops"}),
-    )
-    .await;
+    app.create_customer(&admin.token, &json!({"customer_id": "next"})).await;
+    app.create_token(&admin.token, "next", &json!({"type": "sha1:email", "value": "drops"})).await;
 
     // Either way the deleted customer's tokens cannot be listed any more.
     for customer in ["keeps", "drops"] {

@@ -90,14 +90,10 @@ pub fn backend_available(backend: Backend) -> bool {
     });
     if !reachable {
         if std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!(
-                "PostgreSQL unreachable at {PG_HOST}:{PG_PORT} and TOKENVAULT_REQUIRE_POSTGRES=1"
-            );
+            panic!("PostgreSQL unreachable at {PG_HOST}:{PG_PORT} and TOKENVAULT_REQUIRE_POSTGRES=1");
         }
         static NOTICE: Once = Once::new();
-        NOTICE.call_once(|| {
-            eprintln!("PostgreSQL unreachable at {PG_HOST}:{PG_PORT}: skipping the PostgreSQL half")
-        });
+        NOTICE.call_once(|| eprintln!("PostgreSQL unreachable at {PG_HOST}:{PG_PORT}: skipping the PostgreSQL half"));
     }
     reachable
 }
@@ -152,10 +148,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// A fresh database (SQLite file in a temp dir, or `tv_<uuid>` on PostgreSQL) and a server on
 /// it; `customize` adjusts the configuration (also on every restart).
-pub async fn spawn_app_with(
-    backend: Backend,
-    customize: impl Fn(&mut ServeConfig) + Send + Sync + 'static,
-) -> TestApp {
+pub async fn spawn_app_with(backend: Backend, customize: impl Fn(&mut ServeConfig) + Send + Sync + 'static) -> TestApp {
     let (database_url, dir, pg_database) = match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -165,21 +158,14 @@ pub async fn spawn_app_with(
         Backend::Postgres => {
             let name = format!("tv_{}", uuid::Uuid::new_v4().simple());
             pg_admin(&format!("CREATE DATABASE {name}")).await;
-            (
-                format!("postgres://postgres@{PG_HOST}:{PG_PORT}/{name}"),
-                None,
-                Some(name),
-            )
+            (format!("postgres://postgres@{PG_HOST}:{PG_PORT}/{name}"), None, Some(name))
         }
     };
     let mut app = TestApp {
         url: String::new(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         server: None,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
         backend,
         database_url,
         dir,
@@ -193,16 +179,12 @@ pub async fn spawn_app_with(
 
 /// Runs one statement on the PostgreSQL maintenance database `test`.
 async fn pg_admin(sql: &str) {
-    let conninfo =
-        format!("host={PG_HOST} port={PG_PORT} user=postgres dbname=test connect_timeout=5");
+    let conninfo = format!("host={PG_HOST} port={PG_PORT} user=postgres dbname=test connect_timeout=5");
     let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL admin connection failed: {e}"));
     let driver = tokio::spawn(connection);
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     drop(client);
     let _ = driver.await;
 }
@@ -216,13 +198,8 @@ impl Drop for TestApp {
         // Drop may run inside the test's runtime (or while unwinding): do the clean-up on a
         // thread of its own with a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(pg_admin(&format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )));
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
         })
         .join();
     }
@@ -238,45 +215,26 @@ pub struct TestResponse {
 
 impl TestResponse {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?} (status {})",
-                self.text, self.status
-            )
-        })
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?} (status {})", self.text, self.status))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().expect("ASCII header"))
+        self.headers.get(name).map(|v| v.to_str().expect("ASCII header"))
     }
 
     /// Asserts the status and the JSON content type, then returns the body.
     #[track_caller]
     pub fn expect_json(&self, status: u16) -> Value {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some(JSON_UTF8),
-            "content-type of a {status}"
-        );
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some(JSON_UTF8), "content-type of a {status}");
         self.json()
     }
 
     /// No paging headers: this is the last page.
     #[track_caller]
     pub fn assert_last_page(&self) {
-        assert_eq!(
-            self.header("paging-token"),
-            None,
-            "paging-token on the last page"
-        );
+        assert_eq!(self.header("paging-token"), None, "paging-token on the last page");
         assert_eq!(self.header("link"), None, "link on the last page");
     }
 }
@@ -302,10 +260,7 @@ pub fn error_code(status: u16) -> &'static str {
 #[track_caller]
 pub fn assert_error(response: &TestResponse, status: u16, message: &str, errors: Value) {
     let body = response.expect_json(status);
-    assert_json_eq(
-        &body,
-        &json!({"error": {"code": error_code(status), "message": message, "errors": errors}}),
-    );
+    assert_json_eq(&body, &json!({"error": {"code": error_code(status), "message": message, "errors": errors}}));
 }
 
 /// A validation error naming each field; the message is the first one plus `(and N more)`.
@@ -317,10 +272,7 @@ pub fn assert_validation(response: &TestResponse, fields: &[(&str, &str)]) {
     if fields.len() > 1 {
         message.push_str(&format!(" (and {} more)", fields.len() - 1));
     }
-    let errors: Vec<Value> = fields
-        .iter()
-        .map(|(f, m)| json!({"field": f, "message": m}))
-        .collect();
+    let errors: Vec<Value> = fields.iter().map(|(f, m)| json!({"field": f, "message": m})).collect();
     assert_error(response, 400, &message, Value::Array(errors));
 }
 
@@ -329,15 +281,9 @@ pub fn assert_validation(response: &TestResponse, fields: &[(&str, &str)]) {
 #[track_caller]
 pub fn assert_error_status(response: &TestResponse, status: u16) -> String {
     let body = response.expect_json(status);
-    let message = body["error"]["message"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no message in {body}"))
-        .to_owned();
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_owned();
     assert!(!message.is_empty());
-    assert_json_eq(
-        &body,
-        &json!({"error": {"code": error_code(status), "message": message, "errors": []}}),
-    );
+    assert_json_eq(&body, &json!({"error": {"code": error_code(status), "message": message, "errors": []}}));
     message
 }
 
@@ -357,11 +303,7 @@ pub fn assert_json_eq(actual: &Value, expected: &Value) {
 pub fn assert_uuid_v4(value: &str) {
     let parsed = uuid::Uuid::parse_str(value).unwrap_or_else(|_| panic!("not a UUID: {value:?}"));
     assert_eq!(parsed.get_version_num(), 4, "not a v4 UUID: {value}");
-    assert_eq!(
-        parsed.hyphenated().to_string(),
-        value,
-        "not a lowercase hyphenated UUID: {value}"
-    );
+    assert_eq!(parsed.hyphenated().to_string(), value, "not a lowercase hyphenated UUID: {value}");
 }
 
 /// Asserts RFC 3339 UTC with whole seconds and a `Z`: `YYYY-MM-DDTHH:MM:SSZ`, and returns it
@@ -386,10 +328,7 @@ pub fn assert_timestamp(value: &str) -> i64 {
 /// Checks that `value[key]` is a UUID v4, replaces it with `"<id>"` and returns it.
 #[track_caller]
 pub fn take_uuid(value: &mut Value, key: &str) -> String {
-    let raw = value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {key:?} in {value}"))
-        .to_owned();
+    let raw = value[key].as_str().unwrap_or_else(|| panic!("no string {key:?} in {value}")).to_owned();
     assert_uuid_v4(&raw);
     value[key] = json!("<id>");
     raw
@@ -398,16 +337,10 @@ pub fn take_uuid(value: &mut Value, key: &str) -> String {
 /// Checks that `value[key]` is a timestamp close to now, replaces it with `"<ts>"` and returns it.
 #[track_caller]
 pub fn take_ts(value: &mut Value, key: &str) -> String {
-    let raw = value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no string {key:?} in {value}"))
-        .to_owned();
+    let raw = value[key].as_str().unwrap_or_else(|| panic!("no string {key:?} in {value}")).to_owned();
     let seconds = assert_timestamp(&raw);
     let now = chrono::Utc::now().timestamp();
-    assert!(
-        (now - 300..=now + 5).contains(&seconds),
-        "{key} {raw} is not recent"
-    );
+    assert!((now - 300..=now + 5).contains(&seconds), "{key} {raw} is not recent");
     value[key] = json!("<ts>");
     raw
 }
@@ -463,45 +396,25 @@ impl TestApp {
     /// A new API client for `account` (through the library, as `clients create` does).
     pub async fn new_client(&self, account: &str, scopes: &[&str]) -> ClientCredentials {
         let account = AccountId::parse("aid", account).expect("valid account");
-        create_client(
-            self.store().as_ref(),
-            &account,
-            scopes.iter().map(|s| s.to_string()).collect(),
-        )
-        .await
-        .expect("client created")
+        create_client(self.store().as_ref(), &account, scopes.iter().map(|s| s.to_string()).collect())
+            .await
+            .expect("client created")
     }
 
     /// `POST /v1/accounts/{oid}/auth/token` with Basic auth and a JSON body.
-    pub async fn request_token(
-        &self,
-        oid: &str,
-        authorization: Option<&str>,
-        body: &Value,
-    ) -> TestResponse {
+    pub async fn request_token(&self, oid: &str, authorization: Option<&str>, body: &Value) -> TestResponse {
         let mut headers = vec![];
         if let Some(authorization) = authorization {
             headers.push(("authorization", authorization.to_owned()));
         }
-        self.send(
-            Method::POST,
-            &format!("/v1/accounts/{oid}/auth/token"),
-            None,
-            Some(body),
-            &headers,
-        )
-        .await
+        self.send(Method::POST, &format!("/v1/accounts/{oid}/auth/token"), None, Some(body), &headers).await
     }
 
     /// A client for `account` with `scopes` and a fresh access token (cached per pair).
     pub async fn auth(&self, account: &str, scopes: &[&str]) -> Auth {
         let key = (account.to_owned(), scopes.join(" "));
         if let Some((credentials, token)) = self.credentials.lock().unwrap().get(&key).cloned() {
-            return Auth {
-                token,
-                client_id: credentials.client_id,
-                client_secret: credentials.client_secret,
-            };
+            return Auth { token, client_id: credentials.client_id, client_secret: credentials.client_secret };
         }
         let credentials = self.new_client(account, scopes).await;
         let response = self
@@ -512,19 +425,9 @@ impl TestApp {
             )
             .await;
         let body = response.expect_json(200);
-        let token = body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned();
-        self.credentials
-            .lock()
-            .unwrap()
-            .insert(key, (credentials.clone(), token.clone()));
-        Auth {
-            token,
-            client_id: credentials.client_id,
-            client_secret: credentials.client_secret,
-        }
+        let token = body["access_token"].as_str().expect("access_token").to_owned();
+        self.credentials.lock().unwrap().insert(key, (credentials.clone(), token.clone()));
+        Auth { token, client_id: credentials.client_id, client_secret: credentials.client_secret }
     }
 
     pub async fn token_for(&self, account: &str, scopes: &[&str]) -> String {
@@ -549,25 +452,16 @@ impl TestApp {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
         if let Some(body) = body {
-            request = request
-                .header(CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(body).unwrap());
+            request = request.header(CONTENT_TYPE, "application/json").body(serde_json::to_vec(body).unwrap());
         }
         for (name, value) in headers {
             request = request.header(*name, HeaderValue::from_str(value).unwrap());
         }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let response = request.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        TestResponse {
-            status,
-            headers,
-            text,
-        }
+        TestResponse { status, headers, text }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> TestResponse {
@@ -575,23 +469,19 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, token: &str, body: &Value) -> TestResponse {
-        self.send(Method::POST, path, Some(token), Some(body), &[])
-            .await
+        self.send(Method::POST, path, Some(token), Some(body), &[]).await
     }
 
     pub async fn put_json(&self, path: &str, token: &str, body: &Value) -> TestResponse {
-        self.send(Method::PUT, path, Some(token), Some(body), &[])
-            .await
+        self.send(Method::PUT, path, Some(token), Some(body), &[]).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
-        self.send(Method::DELETE, path, Some(token), None, &[])
-            .await
+        self.send(Method::DELETE, path, Some(token), None, &[]).await
     }
 
     pub async fn delete_json(&self, path: &str, token: &str, body: &Value) -> TestResponse {
-        self.send(Method::DELETE, path, Some(token), Some(body), &[])
-            .await
+        self.send(Method::DELETE, path, Some(token), Some(body), &[]).await
     }
 
     /// Creates a customer in `ACCOUNT` (200) and returns the body.
@@ -602,9 +492,7 @@ impl TestApp {
 
     /// Creates a customer token for `customer_id` in `ACCOUNT` (201) and returns the body.
     pub async fn create_token(&self, token: &str, customer_id: &str, body: &Value) -> Value {
-        let response = self
-            .post_json(&tokens_path(ACCOUNT, customer_id), token, body)
-            .await;
+        let response = self.post_json(&tokens_path(ACCOUNT, customer_id), token, body).await;
         response.expect_json(201)
     }
 
@@ -630,11 +518,7 @@ impl TestApp {
             response.expect_json(200);
             next = response.header("link").map(|link| parse_next_link(link));
             if next.is_none() {
-                assert_eq!(
-                    response.header("paging-token"),
-                    None,
-                    "paging-token without link"
-                );
+                assert_eq!(response.header("paging-token"), None, "paging-token without link");
             }
             pages.push(response);
         }
@@ -645,9 +529,7 @@ impl TestApp {
     /// close`), for what reqwest cannot express (chunked request bodies).
     pub async fn raw(&self, request: &[u8]) -> TestResponse {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
+        let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
         stream.write_all(request).await.expect("write");
         let mut bytes = vec![];
         tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
@@ -665,18 +547,12 @@ pub fn parse_next_link(link: &str) -> String {
         .strip_prefix('<')
         .and_then(|rest| rest.strip_suffix(">; rel=\"next\""))
         .unwrap_or_else(|| panic!("link is not <…>; rel=\"next\": {link:?}"));
-    assert!(
-        inner.starts_with('/'),
-        "link is not a relative path: {inner}"
-    );
+    assert!(inner.starts_with('/'), "link is not a relative path: {inner}");
     inner.to_owned()
 }
 
 fn parse_raw_response(bytes: &[u8]) -> TestResponse {
-    let split = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+    let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = std::str::from_utf8(&bytes[..split]).expect("ASCII head");
     let mut body = bytes[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
@@ -686,15 +562,11 @@ fn parse_raw_response(bytes: &[u8]) -> TestResponse {
     for line in lines {
         let (name, value) = line.split_once(':').unwrap();
         headers.append(
-            reqwest::header::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
-                .unwrap(),
+            reqwest::header::HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).unwrap(),
             HeaderValue::from_str(value.trim()).unwrap(),
         );
     }
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v == "chunked")
-    {
+    if headers.get("transfer-encoding").is_some_and(|v| v == "chunked") {
         body = dechunk(&body);
     }
     TestResponse {
@@ -707,10 +579,7 @@ fn parse_raw_response(bytes: &[u8]) -> TestResponse {
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = vec![];
     loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
+        let line_end = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
         let size_text = std::str::from_utf8(&data[..line_end]).unwrap();
         let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
         data = &data[line_end + 2..];
@@ -723,13 +592,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// A body sent with `Transfer-Encoding: chunked` (in chunks of at most 1000 bytes).
-pub fn chunked_request(
-    method: &str,
-    path: &str,
-    token: &str,
-    content_type: &str,
-    body: &[u8],
-) -> Vec<u8> {
+pub fn chunked_request(method: &str, path: &str, token: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
@@ -764,8 +627,7 @@ pub fn decode_jwt(jwt: &str) -> (Value, Value, String) {
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWT has three segments: {jwt}");
     let decode = |segment: &str| -> Value {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url segment"))
-            .expect("JSON segment")
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(segment).expect("base64url segment")).expect("JSON segment")
     };
     (decode(parts[0]), decode(parts[1]), parts[2].to_owned())
 }

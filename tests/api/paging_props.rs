@@ -13,10 +13,7 @@ const CASES: u32 = 12;
 
 /// One generated item: its kind (two token types / card statuses) and whether it is deleted.
 fn items() -> impl Strategy<Value = (Vec<(bool, bool)>, u32)> {
-    (
-        prop::collection::vec((any::<bool>(), prop::bool::weighted(0.3)), 0..25),
-        1u32..=10,
-    )
+    (prop::collection::vec((any::<bool>(), prop::bool::weighted(0.3)), 0..25), 1u32..=10)
 }
 
 /// Walks a list by `paging-token` (`starting_after=<token>` appended to `base`), checking each
@@ -39,12 +36,8 @@ async fn walk_ids(
         let list = response.expect_json(200);
         let total = expected_total.to_string();
         prop_assert_eq!(response.header("total-count"), Some(total.as_str()));
-        let page: Vec<String> = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["id"].as_str().unwrap().to_owned())
-            .collect();
+        let page: Vec<String> =
+            list.as_array().unwrap().iter().map(|item| item["id"].as_str().unwrap().to_owned()).collect();
         prop_assert!(page.len() <= limit as usize);
         ids.extend(page.iter().cloned());
         match response.header("paging-token") {
@@ -53,12 +46,8 @@ async fn walk_ids(
                 prop_assert_eq!(Some(next), page.last().map(String::as_str));
                 // `starting_after` is appended on the first page and replaced in place (it is
                 // last) on the others.
-                let expected_link =
-                    format!("{base}&limit={limit}&total=true&starting_after={next}");
-                prop_assert_eq!(
-                    response.header("link").map(parse_next_link),
-                    Some(expected_link)
-                );
+                let expected_link = format!("{base}&limit={limit}&total=true&starting_after={next}");
+                prop_assert_eq!(response.header("link").map(parse_next_link), Some(expected_link));
                 cursor = Some(next.to_owned());
             }
             None => {
@@ -71,20 +60,11 @@ async fn walk_ids(
 }
 
 fn runner() -> TestRunner {
-    TestRunner::new(Config {
-        cases: CASES,
-        max_shrink_iters: 16,
-        failure_persistence: None,
-        ..Config::default()
-    })
+    TestRunner::new(Config { cases: CASES, max_shrink_iters: 16, failure_persistence: None, ..Config::default() })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 fn customer_tokens_property(backend: Backend) {
@@ -110,7 +90,9 @@ fn customer_tokens_property(backend: Backend) {
                     let id = token["id"].as_str().unwrap().to_owned();
                     all.push(id.clone());
                     if *deleted {
-                        app.delete(&format!("{}/t{i}", tokens_path(ACCOUNT, &customer)), &admin.token).await.expect_json(200);
+                        app.delete(&format!("{}/t{i}", tokens_path(ACCOUNT, &customer)), &admin.token)
+                            .await
+                            .expect_json(200);
                     } else {
                         live.push(id.clone());
                         if *email {
@@ -119,11 +101,20 @@ fn customer_tokens_property(backend: Backend) {
                     }
                 }
                 let path = tokens_path(ACCOUNT, &customer);
-                let walked = walk_ids(&app, &admin.token, &format!("{path}?include_deleted=false"), limit, live.len()).await?;
+                let walked =
+                    walk_ids(&app, &admin.token, &format!("{path}?include_deleted=false"), limit, live.len()).await?;
                 prop_assert_eq!(walked, live);
-                let walked = walk_ids(&app, &admin.token, &format!("{path}?include_deleted=true"), limit, all.len()).await?;
+                let walked =
+                    walk_ids(&app, &admin.token, &format!("{path}?include_deleted=true"), limit, all.len()).await?;
                 prop_assert_eq!(walked, all);
-                let walked = walk_ids(&app, &admin.token, &format!("{path}?type=sha1%3Aemail&include_deleted=false"), limit, live_email.len()).await?;
+                let walked = walk_ids(
+                    &app,
+                    &admin.token,
+                    &format!("{path}?type=sha1%3Aemail&include_deleted=false"),
+                    limit,
+                    live_email.len(),
+                )
+                .await?;
                 prop_assert_eq!(walked, live_email);
                 Ok(())
             })
@@ -148,10 +139,21 @@ fn card_tokens_property(backend: Backend) {
                 let mut all = vec![];
                 let mut live = vec![];
                 for (suspend, deleted) in &items {
-                    let card = app.create_card_token(&admin.token, &json!({"card_brand": "visa", "payment_product_type": "x", "customer_id": customer})).await;
+                    let card = app
+                        .create_card_token(
+                            &admin.token,
+                            &json!({"card_brand": "visa", "payment_product_type": "x", "customer_id": customer}),
+                        )
+                        .await;
                     let id = card["id"].as_str().unwrap().to_owned();
                     if *suspend {
-                        let response = app.put_json(&format!("/v1/card-tokens/{id}/status"), &admin.token, &json!({"status": "SUSPENDED"})).await;
+                        let response = app
+                            .put_json(
+                                &format!("/v1/card-tokens/{id}/status"),
+                                &admin.token,
+                                &json!({"status": "SUSPENDED"}),
+                            )
+                            .await;
                         response.expect_json(200);
                     }
                     all.push(id.clone());
@@ -165,7 +167,8 @@ fn card_tokens_property(backend: Backend) {
                 let base = format!("/v1/card-tokens?customer_id={customer}");
                 let walked = walk_ids(&app, &admin.token, &base, limit, live.len()).await?;
                 prop_assert_eq!(walked, live);
-                let walked = walk_ids(&app, &admin.token, &format!("{base}&include_deleted=true"), limit, all.len()).await?;
+                let walked =
+                    walk_ids(&app, &admin.token, &format!("{base}&include_deleted=true"), limit, all.len()).await?;
                 prop_assert_eq!(walked, all);
                 Ok(())
             })

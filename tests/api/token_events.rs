@@ -29,24 +29,12 @@ fn normalize_events(detail: &mut Value) {
 
 async fn lookup_of_an_unknown_token_is_unknown(app: TestApp) {
     let admin = app.admin().await;
-    let response = app
-        .post_json(
-            &events_path(ACCOUNT),
-            &admin.token,
-            &json!({"token": token("nobody")}),
-        )
-        .await;
+    let response = app.post_json(&events_path(ACCOUNT), &admin.token, &json!({"token": token("nobody")})).await;
     let mut body = response.expect_json(200);
     take_uuid(&mut body, "id");
-    assert_json_eq(
-        &body,
-        &json!({"id": "<id>", "status": "UNKNOWN", "events": []}),
-    );
+    assert_json_eq(&body, &json!({"id": "<id>", "status": "UNKNOWN", "events": []}));
     // A lookup records nothing.
-    let list = app
-        .get(&events_path(ACCOUNT), &admin.token)
-        .await
-        .expect_json(200);
+    let list = app.get(&events_path(ACCOUNT), &admin.token).await.expect_json(200);
     assert_json_eq(&list, &json!([]));
 }
 
@@ -71,12 +59,7 @@ async fn recorded_events_set_the_status(app: TestApp) {
     );
 
     // An event without a status keeps the previous status; the id stays.
-    let second = app
-        .token_detail(
-            &admin.token,
-            &json!({"token": token("v1"), "event": {"event": "visited"}}),
-        )
-        .await;
+    let second = app.token_detail(&admin.token, &json!({"token": token("v1"), "event": {"event": "visited"}})).await;
     assert_eq!(second["id"], json!(id));
     let mut body = second.clone();
     take_uuid(&mut body, "id");
@@ -102,28 +85,17 @@ async fn recorded_events_set_the_status(app: TestApp) {
     assert_eq!(third["status"], json!("PENDING"));
     assert_eq!(third["id"], json!(id));
     // A plain lookup returns the same detail, without recording anything.
-    let lookup = app
-        .token_detail(&admin.token, &json!({"token": token("v1")}))
-        .await;
+    let lookup = app.token_detail(&admin.token, &json!({"token": token("v1")})).await;
     assert_json_eq(&lookup, &third);
     // Another type with the same value is another token.
-    let other = app
-        .token_detail(
-            &admin.token,
-            &json!({"token": {"type": "sha1:phone", "value": "v1"}}),
-        )
-        .await;
+    let other = app.token_detail(&admin.token, &json!({"token": {"type": "sha1:phone", "value": "v1"}})).await;
     assert_eq!(other["status"], json!("UNKNOWN"));
     assert_ne!(other["id"], json!(id));
 }
 
 async fn expired_events_fall_back(app: TestApp) {
     let admin = app.admin().await;
-    app.token_detail(
-        &admin.token,
-        &json!({"token": token("v1"), "event": {"event": "a", "status": "PENDING"}}),
-    )
-    .await;
+    app.token_detail(&admin.token, &json!({"token": token("v1"), "event": {"event": "a", "status": "PENDING"}})).await;
     let detail = app
         .token_detail(&admin.token, &json!({"token": token("v1"), "event": {"event": "b", "status": "OPT_OUT", "expires_at": "2000-01-01T00:00:00Z"}}))
         .await;
@@ -155,21 +127,10 @@ async fn expired_events_fall_back(app: TestApp) {
 
 async fn customer_and_token_are_included_and_the_customer_status_wins(app: TestApp) {
     let admin = app.admin().await;
-    let plain = app
-        .create_customer(
-            &admin.token,
-            &json!({"customer_id": "plain", "first_name": "Ada"}),
-        )
-        .await;
+    let plain = app.create_customer(&admin.token, &json!({"customer_id": "plain", "first_name": "Ada"})).await;
     let plain_token = app.create_token(&admin.token, "plain", &token("p")).await;
-    app.token_detail(
-        &admin.token,
-        &json!({"token": token("p"), "event": {"event": "e", "status": "OPT_OUT"}}),
-    )
-    .await;
-    let mut detail = app
-        .token_detail(&admin.token, &json!({"token": token("p")}))
-        .await;
+    app.token_detail(&admin.token, &json!({"token": token("p"), "event": {"event": "e", "status": "OPT_OUT"}})).await;
+    let mut detail = app.token_detail(&admin.token, &json!({"token": token("p")})).await;
     take_uuid(&mut detail, "id");
     normalize_events(&mut detail);
     assert_json_eq(
@@ -177,24 +138,11 @@ async fn customer_and_token_are_included_and_the_customer_status_wins(app: TestA
         &json!({"id": "<id>", "customer": plain, "token": plain_token, "status": "OPT_OUT", "events": [{"event": "e", "status": "OPT_OUT", "created_at": "<ts>"}]}),
     );
 
-    let with_status = app
-        .create_customer(
-            &admin.token,
-            &json!({"customer_id": "s", "status": "ACTIVE"}),
-        )
-        .await;
-    let s_token = app
-        .create_token(
-            &admin.token,
-            "s",
-            &json!({"type": "sha1:email", "value": "s", "metadata": {"k": 1}}),
-        )
-        .await;
+    let with_status = app.create_customer(&admin.token, &json!({"customer_id": "s", "status": "ACTIVE"})).await;
+    let s_token =
+        app.create_token(&admin.token, "s", &json!({"type": "sha1:email", "value": "s", "metadata": {"k": 1}})).await;
     let mut detail = app
-        .token_detail(
-            &admin.token,
-            &json!({"token": token("s"), "event": {"event": "opted out", "status": "OPT_OUT"}}),
-        )
+        .token_detail(&admin.token, &json!({"token": token("s"), "event": {"event": "opted out", "status": "OPT_OUT"}}))
         .await;
     let id = take_uuid(&mut detail, "id");
     normalize_events(&mut detail);
@@ -203,25 +151,17 @@ async fn customer_and_token_are_included_and_the_customer_status_wins(app: TestA
         &json!({"id": "<id>", "customer": with_status, "token": s_token, "status": "ACTIVE", "events": [{"event": "opted out", "status": "OPT_OUT", "created_at": "<ts>"}]}),
     );
     // Stable id for a token that belongs to a customer.
-    let again = app
-        .token_detail(&admin.token, &json!({"token": token("s")}))
-        .await;
+    let again = app.token_detail(&admin.token, &json!({"token": token("s")})).await;
     assert_eq!(again["id"], json!(id));
 
     // A deleted token no longer resolves to its customer.
     app.delete(
-        &format!(
-            "{}/{}",
-            tokens_path(ACCOUNT, "plain"),
-            plain_token["token_id"].as_str().unwrap()
-        ),
+        &format!("{}/{}", tokens_path(ACCOUNT, "plain"), plain_token["token_id"].as_str().unwrap()),
         &admin.token,
     )
     .await
     .expect_json(200);
-    let detail = app
-        .token_detail(&admin.token, &json!({"token": token("p")}))
-        .await;
+    let detail = app.token_detail(&admin.token, &json!({"token": token("p")})).await;
     assert_eq!(detail.get("customer"), None, "{detail}");
     assert_eq!(detail.get("token"), None, "{detail}");
     assert_eq!(detail["status"], json!("OPT_OUT"));
@@ -231,53 +171,23 @@ async fn post_validates_the_body(app: TestApp) {
     let admin = app.admin().await;
     let ok = token("v");
     let cases: Vec<(Value, Vec<(&str, &str)>)> = vec![
-        (
-            json!({}),
-            vec![("token", "must be an object with type and value")],
-        ),
-        (
-            json!({"token": "sha1:email"}),
-            vec![("token", "must be an object with type and value")],
-        ),
-        (
-            json!({"token": {"type": "t"}}),
-            vec![("token.value", "is required")],
-        ),
-        (
-            json!({"token": {"value": "v"}}),
-            vec![("token.type", "is required")],
-        ),
+        (json!({}), vec![("token", "must be an object with type and value")]),
+        (json!({"token": "sha1:email"}), vec![("token", "must be an object with type and value")]),
+        (json!({"token": {"type": "t"}}), vec![("token.value", "is required")]),
+        (json!({"token": {"value": "v"}}), vec![("token.type", "is required")]),
         (
             json!({"token": {"type": "", "value": 1}}),
-            vec![
-                ("token.type", "must have at least 1 character"),
-                ("token.value", "must be a string"),
-            ],
+            vec![("token.type", "must have at least 1 character"), ("token.value", "must be a string")],
         ),
-        (
-            json!({"token": ok, "event": "x"}),
-            vec![("event", "must be an object")],
-        ),
-        (
-            json!({"token": ok, "event": {}}),
-            vec![("event.event", "is required")],
-        ),
-        (
-            json!({"token": ok, "event": {"event": ""}}),
-            vec![("event.event", "must have at least 1 character")],
-        ),
-        (
-            json!({"token": ok, "event": {"event": 5}}),
-            vec![("event.event", "must be a string")],
-        ),
+        (json!({"token": ok, "event": "x"}), vec![("event", "must be an object")]),
+        (json!({"token": ok, "event": {}}), vec![("event.event", "is required")]),
+        (json!({"token": ok, "event": {"event": ""}}), vec![("event.event", "must have at least 1 character")]),
+        (json!({"token": ok, "event": {"event": 5}}), vec![("event.event", "must be a string")]),
         (
             json!({"token": ok, "event": {"event": "e", "status": 1}}),
             vec![("event.status", "must be a non-empty string")],
         ),
-        (
-            json!({"token": ok, "event": {"event": "e", "metadata": []}}),
-            vec![("event.metadata", "must be an object")],
-        ),
+        (json!({"token": ok, "event": {"event": "e", "metadata": []}}), vec![("event.metadata", "must be an object")]),
         (
             json!({"token": ok, "event": {"event": "e", "expires_at": "soon"}}),
             vec![("event.expires_at", "must be an RFC 3339 date-time")],
@@ -292,26 +202,14 @@ async fn post_validates_the_body(app: TestApp) {
         ),
     ];
     for (body, fields) in cases {
-        let response = app
-            .post_json(&events_path(ACCOUNT), &admin.token, &body)
-            .await;
+        let response = app.post_json(&events_path(ACCOUNT), &admin.token, &body).await;
         assert_eq!(response.status.as_u16(), 400, "{body}: {}", response.text);
         assert_validation(&response, &fields);
     }
-    let response = app
-        .post_json(&events_path(ACCOUNT), &admin.token, &json!([ok]))
-        .await;
-    assert_error(
-        &response,
-        400,
-        "the request body must be a JSON object",
-        json!([]),
-    );
+    let response = app.post_json(&events_path(ACCOUNT), &admin.token, &json!([ok])).await;
+    assert_error(&response, 400, "the request body must be a JSON object", json!([]));
     // Nothing was recorded.
-    let list = app
-        .get(&events_path(ACCOUNT), &admin.token)
-        .await
-        .expect_json(200);
+    let list = app.get(&events_path(ACCOUNT), &admin.token).await.expect_json(200);
     assert_json_eq(&list, &json!([]));
 }
 
@@ -319,35 +217,20 @@ async fn list_returns_tokens_with_events_and_pages(app: TestApp) {
     let admin = app.admin().await;
     let mut details = vec![];
     for i in 0..5 {
-        let status = if i % 2 == 0 {
-            json!("OPT_OUT")
-        } else {
-            json!(null)
-        };
+        let status = if i % 2 == 0 { json!("OPT_OUT") } else { json!(null) };
         let mut event = json!({"event": format!("e{i}")});
         if !status.is_null() {
             event["status"] = status;
         }
-        details.push(
-            app.token_detail(
-                &admin.token,
-                &json!({"token": token(&format!("v{i}")), "event": event}),
-            )
-            .await,
-        );
+        details.push(app.token_detail(&admin.token, &json!({"token": token(&format!("v{i}")), "event": event})).await);
     }
     // A second event for the first token does not reorder the list.
     let first = app
-        .token_detail(
-            &admin.token,
-            &json!({"token": token("v0"), "event": {"event": "again", "status": "PENDING"}}),
-        )
+        .token_detail(&admin.token, &json!({"token": token("v0"), "event": {"event": "again", "status": "PENDING"}}))
         .await;
     details[0] = first;
-    let expected: Vec<Value> = details
-        .iter()
-        .map(|d| json!({"id": d["id"], "status": d["status"], "events": d["events"]}))
-        .collect();
+    let expected: Vec<Value> =
+        details.iter().map(|d| json!({"id": d["id"], "status": d["status"], "events": d["events"]})).collect();
 
     let read = app.token_for(ACCOUNT, &["read:customers"]).await;
     let path = events_path(ACCOUNT);
@@ -363,10 +246,7 @@ async fn list_returns_tokens_with_events_and_pages(app: TestApp) {
         assert_eq!(page.header("total-count"), Some("5"));
         let list = page.json();
         if let Some(token) = page.header("paging-token") {
-            let last = list.as_array().unwrap().last().unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let last = list.as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
             assert_eq!(token, last);
             assert_eq!(
                 page.header("link").unwrap(),
@@ -385,12 +265,7 @@ async fn list_returns_tokens_with_events_and_pages(app: TestApp) {
         let response = app.get(&format!("{path}?{query}"), &read).await;
         assert_validation(&response, &[(field, message)]);
     }
-    let response = app
-        .get(
-            &format!("{path}?starting_after=00000000-0000-4000-8000-000000000000"),
-            &read,
-        )
-        .await;
+    let response = app.get(&format!("{path}?starting_after=00000000-0000-4000-8000-000000000000"), &read).await;
     assert_error(
         &response,
         400,
@@ -406,67 +281,30 @@ async fn list_returns_tokens_with_events_and_pages(app: TestApp) {
 async fn list_since_datetime(app: TestApp) {
     let admin = app.admin().await;
     let before = chrono::Utc::now() - chrono::Duration::seconds(120);
-    let a = app
-        .token_detail(
-            &admin.token,
-            &json!({"token": token("a"), "event": {"event": "e", "status": "S"}}),
-        )
-        .await;
+    let a = app.token_detail(&admin.token, &json!({"token": token("a"), "event": {"event": "e", "status": "S"}})).await;
     let path = events_path(ACCOUNT);
     let since = before.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let response = app
-        .get(&format!("{path}?since_datetime={since}"), &admin.token)
-        .await;
+    let response = app.get(&format!("{path}?since_datetime={since}"), &admin.token).await;
     let list = response.expect_json(200);
-    assert_json_eq(
-        &list,
-        &json!([{"id": a["id"], "status": "S", "events": a["events"]}]),
-    );
-    let response = app
-        .get(
-            &format!("{path}?since_datetime=2999-01-01T00:00:00Z"),
-            &admin.token,
-        )
-        .await;
+    assert_json_eq(&list, &json!([{"id": a["id"], "status": "S", "events": a["events"]}]));
+    let response = app.get(&format!("{path}?since_datetime=2999-01-01T00:00:00Z"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([]));
     // Offsets are understood.
-    let response = app
-        .get(
-            &format!("{path}?since_datetime=2999-01-01T00:00:00%2B01:00"),
-            &admin.token,
-        )
-        .await;
+    let response = app.get(&format!("{path}?since_datetime=2999-01-01T00:00:00%2B01:00"), &admin.token).await;
     assert_json_eq(&response.expect_json(200), &json!([]));
 
-    let response = app
-        .get(&format!("{path}?since_datetime=yesterday"), &admin.token)
-        .await;
+    let response = app.get(&format!("{path}?since_datetime=yesterday"), &admin.token).await;
     assert_eq!(response.status.as_u16(), 400, "{}", response.text);
     let body = response.expect_json(400);
-    assert_eq!(
-        body["error"]["errors"][0]["field"],
-        json!("since_datetime"),
-        "{body}"
-    );
+    assert_eq!(body["error"]["errors"][0]["field"], json!("since_datetime"), "{body}");
     assert_eq!(body["error"]["code"], json!("BAD REQUEST"));
 
     let cursor = a["id"].as_str().unwrap();
-    let response = app
-        .get(
-            &format!("{path}?since_datetime={since}&starting_after={cursor}"),
-            &admin.token,
-        )
-        .await;
+    let response = app.get(&format!("{path}?since_datetime={since}&starting_after={cursor}"), &admin.token).await;
     assert_eq!(response.status.as_u16(), 400, "{}", response.text);
     let body = response.expect_json(400);
     assert_eq!(body["error"]["code"], json!("BAD REQUEST"));
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("since_datetime"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("since_datetime"), "{body}");
 }
 
 async fn delete_clears_events_and_records_a_deleted_event(app: TestApp) {
@@ -481,25 +319,23 @@ async fn delete_clears_events_and_records_a_deleted_event(app: TestApp) {
     }
     let writer = app.token_for(ACCOUNT, &["write:customers"]).await;
 
-    let response = app
-        .delete_json(&path, &writer, &json!({"token": token("plain")}))
-        .await;
+    let response = app.delete_json(&path, &writer, &json!({"token": token("plain")})).await;
     assert_eq!(response.status.as_u16(), 204, "{}", response.text);
     assert_eq!(response.text, "");
-    let detail = app
-        .token_detail(&admin.token, &json!({"token": token("plain")}))
-        .await;
+    let detail = app.token_detail(&admin.token, &json!({"token": token("plain")})).await;
     assert_eq!(detail["events"], json!([]), "{detail}");
     assert_eq!(detail["status"], json!("UNKNOWN"));
 
     let response = app
-        .delete_json(&path, &writer, &json!({"token": token("reasoned"), "event": {"event": "customer asked", "metadata": {"ticket": 7}}}))
+        .delete_json(
+            &path,
+            &writer,
+            &json!({"token": token("reasoned"), "event": {"event": "customer asked", "metadata": {"ticket": 7}}}),
+        )
         .await;
     assert_eq!(response.status.as_u16(), 204, "{}", response.text);
     assert_eq!(response.text, "");
-    let mut detail = app
-        .token_detail(&admin.token, &json!({"token": token("reasoned")}))
-        .await;
+    let mut detail = app.token_detail(&admin.token, &json!({"token": token("reasoned")})).await;
     take_uuid(&mut detail, "id");
     normalize_events(&mut detail);
     assert_json_eq(
@@ -509,19 +345,12 @@ async fn delete_clears_events_and_records_a_deleted_event(app: TestApp) {
 
     // Only the named token was touched; the cleared one has left the list.
     let list = app.get(&path, &admin.token).await.expect_json(200);
-    let mut statuses: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
+    let mut statuses: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, ["DELETED", "OPT_IN"], "{list}");
 
     // Clearing a token without events is fine too.
-    let response = app
-        .delete_json(&path, &writer, &json!({"token": token("never")}))
-        .await;
+    let response = app.delete_json(&path, &writer, &json!({"token": token("never")})).await;
     assert_eq!(response.status.as_u16(), 204, "{}", response.text);
 }
 
@@ -531,20 +360,9 @@ async fn delete_validates_the_body(app: TestApp) {
     let response = app.delete(&path, &admin.token).await;
     assert_error(&response, 400, "a JSON object body is required", json!([]));
     let response = app.delete_json(&path, &admin.token, &json!({})).await;
-    assert_validation(
-        &response,
-        &[("token", "must be an object with type and value")],
-    );
-    let response = app
-        .delete_json(&path, &admin.token, &json!({"token": {"type": "t"}}))
-        .await;
+    assert_validation(&response, &[("token", "must be an object with type and value")]);
+    let response = app.delete_json(&path, &admin.token, &json!({"token": {"type": "t"}})).await;
     assert_validation(&response, &[("token.value", "is required")]);
-    let response = app
-        .delete_json(
-            &path,
-            &admin.token,
-            &json!({"token": token("v"), "event": 1}),
-        )
-        .await;
+    let response = app.delete_json(&path, &admin.token, &json!({"token": token("v"), "event": 1})).await;
     assert_validation(&response, &[("event", "must be an object")]);
 }
