@@ -195,14 +195,14 @@ async fn duplicates_of_live_tokens_are_409(app: TestApp) {
             &json!({"type": "sha1:email", "value": "v2", "token_id": "t-1"}),
         )
         .await;
-    assert_error_status(&response, 409);
+    assert_error(&response, 409, "a live token with token_id 't-1' already exists for this customer", json!([]));
     // Same type+value anywhere in the account.
     for customer in ["c-1", "c-2"] {
         let response = app
             .post_json(&tokens_path(ACCOUNT, customer), &admin.token, &json!({"type": "sha1:email", "value": "v1"}))
             .await;
         assert_eq!(response.status.as_u16(), 409, "{customer}: {}", response.text);
-        assert_error_status(&response, 409);
+        assert_error(&response, 409, "a live token with this type and value already belongs to a customer", json!([]));
     }
     // The same token_id for another customer, the same value with another type: fine.
     app.create_token(&admin.token, "c-2", &json!({"type": "sha1:email", "value": "v3", "token_id": "t-1"})).await;
@@ -351,7 +351,7 @@ async fn delete_token_events_clears_events_in_the_same_request(app: TestApp) {
     // A refused create leaves the events in place.
     let response =
         app.post_json(&format!("{}?delete_token_events=true", tokens_path(ACCOUNT, "c-1")), &admin.token, &other).await;
-    assert_error_status(&response, 409);
+    assert_error(&response, 409, "a live token with this type and value already belongs to a customer", json!([]));
     let detail = app.token_detail(&admin.token, &json!({"token": other})).await;
     assert_eq!(detail["events"].as_array().unwrap().len(), 1, "a refused create cleared events: {detail}");
 }

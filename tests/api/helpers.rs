@@ -39,9 +39,10 @@ pub enum Backend {
 /// and one in `mod postgres`. With `backend:` first, the functions take a [`Backend`] instead
 /// and start their servers themselves.
 macro_rules! backend_tests {
-    (backend: $($name:ident),* $(,)?) => {
+    (backend: $($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod sqlite {
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     $crate::helpers::run_backend($crate::helpers::Backend::Sqlite, super::$name).await;
@@ -50,6 +51,7 @@ macro_rules! backend_tests {
         }
         mod postgres {
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     $crate::helpers::run_backend($crate::helpers::Backend::Postgres, super::$name).await;
@@ -57,9 +59,10 @@ macro_rules! backend_tests {
             )*
         }
     };
-    ($($name:ident),* $(,)?) => {
+    ($($(#[$attr:meta])* $name:ident),* $(,)?) => {
         mod sqlite {
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     $crate::helpers::run_app($crate::helpers::Backend::Sqlite, super::$name).await;
@@ -68,6 +71,7 @@ macro_rules! backend_tests {
         }
         mod postgres {
             $(
+                $(#[$attr])*
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     $crate::helpers::run_app($crate::helpers::Backend::Postgres, super::$name).await;
@@ -284,6 +288,15 @@ pub fn assert_error_status(response: &TestResponse, status: u16) -> String {
     let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_owned();
     assert!(!message.is_empty());
     assert_json_eq(&body, &json!({"error": {"code": error_code(status), "message": message, "errors": []}}));
+    message
+}
+
+/// An error whose message the contract leaves open but whose `errors` it fixes.
+#[track_caller]
+pub fn assert_error_status_with_errors(response: &TestResponse, status: u16, errors: &Value) -> String {
+    let body = response.expect_json(status);
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_owned();
+    assert_json_eq(&body, &json!({"error": {"code": error_code(status), "message": message, "errors": errors}}));
     message
 }
 
@@ -529,14 +542,39 @@ impl TestApp {
     /// close`), for what reqwest cannot express (chunked request bodies).
     pub async fn raw(&self, request: &[u8]) -> TestResponse {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
-        stream.write_all(request).await.expect("write");
+        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        // The server may answer (413) and close before it has read everything: keep writing in
+        // the background, ignore a broken pipe, and read whatever response arrives.
+        let request = request.to_vec();
+        let write = tokio::spawn(async move {
+            let _ = writer.write_all(&request).await;
+            writer
+        });
         let mut bytes = vec![];
-        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
-            .await
-            .expect("response within 30 s")
-            .expect("read");
+        let mut buffer = [0u8; 16 * 1024];
+        let read = async {
+            loop {
+                match reader.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read).await.expect("response within 30 s");
+        write.abort();
         parse_raw_response(&bytes)
+    }
+
+    /// `POST path` with a body given as bytes and an explicit `Content-Length`, over [`raw`].
+    pub async fn raw_post(&self, path: &str, token: &str, content_type: &str, body: &[u8]) -> TestResponse {
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        self.raw(&request).await
     }
 }
 
@@ -552,6 +590,7 @@ pub fn parse_next_link(link: &str) -> String {
 }
 
 fn parse_raw_response(bytes: &[u8]) -> TestResponse {
+    assert!(!bytes.is_empty(), "no response at all");
     let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = std::str::from_utf8(&bytes[..split]).expect("ASCII head");
     let mut body = bytes[split + 4..].to_vec();
