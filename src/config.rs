@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Print a ready client for the test account `T00000001` at start.
     pub dev: bool,
+    /// Retry and polling of webhook deliveries.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl ServeConfig {
@@ -47,6 +49,7 @@ impl ServeConfig {
             acquire_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             dev: false,
+            webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
 
@@ -72,6 +75,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("dev", &self.dev)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }

@@ -24,17 +24,19 @@ use crate::crypto::TokenCipher;
 use crate::store::Store;
 use error::ApiError;
 
-/// What every handler shares: the store, the signing keys and the card-token cipher.
+/// What every handler shares: the store, the signing keys, the card-token cipher, and the bell
+/// that wakes the webhook worker after a card-token change.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
     pub cipher: Arc<TokenCipher>,
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The whole API. Separate from serving so tests can drive it in-process too.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    use routes::{auth, card_tokens, customer_tokens, customers, meta, token_events};
+    use routes::{auth, card_tokens, customer_tokens, customers, hooks, meta, token_events};
 
     let api = Router::new()
         .route("/health", get(meta::health))
@@ -63,6 +65,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(card_tokens::get_for_account).delete(card_tokens::delete_for_account),
         )
         .route("/v1/accounts/{aid}/payments/card-tokens/{token_id}/status", put(card_tokens::set_status_for_account))
+        .route("/v1/accounts/{aid}/hooks/subscriptions", get(hooks::list).post(hooks::create))
+        .route("/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}", get(hooks::get).delete(hooks::delete))
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state);

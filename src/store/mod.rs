@@ -15,6 +15,7 @@ use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
 /// What can go wrong below the HTTP layer, in terms a client can be told about.
@@ -202,6 +203,48 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Stores a webhook subscription with its sealed signing secret. Card-token mutations then
+    /// write one outbox row per interested subscription in their own transaction.
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
+        let _ = (subscription, sealed_secret);
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+        let _ = account;
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    async fn get_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<HookSubscription>> {
+        let _ = (account, id);
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    /// NotFound("subscription") when absent; its pending deliveries are dropped with it.
+    async fn delete_hook_subscription(&self, account: &AccountId, id: uuid::Uuid) -> StoreResult<HookSubscription> {
+        let _ = (account, id);
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    /// Takes up to `limit` deliveries due at `now` and leases them until `lease_until`, so that
+    /// no other worker (or instance) sends them meanwhile; a crashed worker's lease runs out and
+    /// the delivery is retried.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let _ = (now, lease_until, limit);
+        Ok(Vec::new())
+    }
+    /// Records an attempt's result: delivered rows leave the outbox, failed ones are rescheduled
+    /// or given up.
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
+        let _ = (id, result);
+        Ok(())
+    }
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,
