@@ -16,6 +16,7 @@ use axum::routing::{get, post, put};
 use axum::{BoxError, Router};
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::auth::keys::KeyRing;
@@ -81,9 +82,16 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             HeaderName::from_static("link"),
         ]);
 
+    let request_id = HeaderName::from_static("request-id");
     api.layer(
         ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http())
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                let id = request.headers().get("request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                // The path only: query strings may carry customer data.
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id))
             .layer(axum::error_handling::HandleErrorLayer::new(|error: BoxError| async move {
                 if error.is::<tower::timeout::error::Elapsed>() {
                     ApiError::Timeout.into_response()
