@@ -2,6 +2,8 @@
 //! the zero-set-up default) and PostgreSQL (many instances, one database) implement it with
 //! the same behaviour, enforced by database constraints rather than in-process locks.
 
+#[cfg(test)]
+mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
@@ -151,7 +153,7 @@ pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc
         { let _ = postgres::PostgresStore::connect(database_url, options).await?; unreachable!() }
     } else if let Some(path) = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:")) {
         let path = path.split('?').next().unwrap_or(path);
-        { let _ = sqlite::SqliteStore::open(std::path::Path::new(path), options).await?; unreachable!() }
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path), options).await?))
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
