@@ -31,11 +31,23 @@ pub(super) fn find_client(conn: &Connection, client_id: &str) -> StoreResult<Opt
         [client_id],
         |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get::<_, String>(3)?, time_col(row, 4)?)),
     )?;
-    let Some((client_id, account_id, secret_hash, scopes, created_at)) = found else { return Ok(None) };
-    let account_id = AccountId::parse("account_id", &account_id)
-        .map_err(|e| StoreError::Internal(format!("client {client_id} has a bad account id: {}", e.message)))?;
+    let Some((client_id, account_id, secret_hash, scopes, created_at)) = found else {
+        return Ok(None);
+    };
+    let account_id = AccountId::parse("account_id", &account_id).map_err(|e| {
+        StoreError::Internal(format!(
+            "client {client_id} has a bad account id: {}",
+            e.message
+        ))
+    })?;
     let scopes = scopes.split_whitespace().map(str::to_owned).collect();
-    Ok(Some(ClientRecord { client_id, account_id, secret_hash, scopes, created_at }))
+    Ok(Some(ClientRecord {
+        client_id,
+        account_id,
+        secret_hash,
+        scopes,
+        created_at,
+    }))
 }
 
 pub(super) fn signing_keys(conn: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -56,7 +68,12 @@ pub(super) fn insert_signing_key(conn: &Connection, key: &SigningKeyRecord) -> S
     Ok(())
 }
 
-pub(super) fn list_audit(conn: &Connection, account: Option<&str>, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+pub(super) fn list_audit(
+    conn: &Connection,
+    account: Option<&str>,
+    after_seq: i64,
+    limit: u32,
+) -> StoreResult<Vec<AuditRecord>> {
     let columns = "seq, at, account_id, actor, action, resource_type, resource_id, details";
     let map = |row: &rusqlite::Row<'_>| {
         Ok(AuditRecord {

@@ -6,9 +6,13 @@ use serde_json::{json, Map};
 
 use super::sql::{self, json_opt_col, parsed_col, text, time_col, time_opt_col, Where};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus, PAYMENT_TOKEN_TYPE};
+use crate::domain::card_token::{
+    CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus, PAYMENT_TOKEN_TYPE,
+};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
+use crate::store::{
+    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult,
+};
 
 const COLUMNS: &str = "id, status, card_brand, account_id, payment_product_type, created_at, updated_at, masked_pan, \
                        pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, transaction_id, \
@@ -17,7 +21,11 @@ const COLUMNS: &str = "id, status, card_brand, account_id, payment_product_type,
 fn record_row(row: &Row<'_>) -> rusqlite::Result<CardTokenRecord> {
     let account_id: String = row.get(3)?;
     let account_id = AccountId::parse("account_id", &account_id).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, format!("{}: {}", e.field, e.message).into())
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("{}: {}", e.field, e.message).into(),
+        )
     })?;
     let links: Option<Vec<Map<String, serde_json::Value>>> = json_opt_col(row, 10)?;
     let card = CardToken {
@@ -42,28 +50,59 @@ fn record_row(row: &Row<'_>) -> rusqlite::Result<CardTokenRecord> {
         deleted_at: time_opt_col(row, 16)?,
         deleted_by: row.get(17)?,
     };
-    Ok(CardTokenRecord { card, sealed_token: row.get(18)? })
+    Ok(CardTokenRecord {
+        card,
+        sealed_token: row.get(18)?,
+    })
 }
 
 /// Links are validated on the way in, so reading them back is lenient.
 fn link_from_json(link: &Map<String, serde_json::Value>) -> CardTokenLink {
-    let field = |name: &str| link.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
-    CardTokenLink { href: field("href").unwrap_or_default(), rel: field("rel").unwrap_or_default(), mime_type: field("mime_type") }
+    let field = |name: &str| {
+        link.get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    CardTokenLink {
+        href: field("href").unwrap_or_default(),
+        rel: field("rel").unwrap_or_default(),
+        mime_type: field("mime_type"),
+    }
 }
 
 fn find(conn: &Connection, account: &str, id: &str) -> StoreResult<Option<CardTokenRecord>> {
-    sql::first(conn, &format!("SELECT {COLUMNS} FROM card_tokens WHERE account_id = ?1 AND id = ?2"), params![account, id], record_row)
+    sql::first(
+        conn,
+        &format!("SELECT {COLUMNS} FROM card_tokens WHERE account_id = ?1 AND id = ?2"),
+        params![account, id],
+        record_row,
+    )
 }
 
-pub(super) fn get(conn: &Connection, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+pub(super) fn get(
+    conn: &Connection,
+    account: &AccountId,
+    id: &str,
+) -> StoreResult<Option<CardTokenRecord>> {
     find(conn, account.as_str(), id)
 }
 
 /// Why `card` cannot be stored, if it clashes with a token of its account.
-fn clash(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<Option<String>> {
+fn clash(
+    conn: &Connection,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+) -> StoreResult<Option<String>> {
     let aid = card.account_id.as_str();
-    if sql::exists(conn, "SELECT 1 FROM card_tokens WHERE account_id = ?1 AND id = ?2", params![aid, card.id])? {
-        return Ok(Some(format!("a card token with id '{}' already exists", card.id)));
+    if sql::exists(
+        conn,
+        "SELECT 1 FROM card_tokens WHERE account_id = ?1 AND id = ?2",
+        params![aid, card.id],
+    )? {
+        return Ok(Some(format!(
+            "a card token with id '{}' already exists",
+            card.id
+        )));
     }
     if let Some(sealed) = sealed {
         let holder: Option<String> = sql::first(
@@ -73,13 +112,20 @@ fn clash(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>) -> S
             |r| r.get(0),
         )?;
         if let Some(holder) = holder {
-            return Ok(Some(format!("this token is already stored as card token '{holder}'")));
+            return Ok(Some(format!(
+                "this token is already stored as card token '{holder}'"
+            )));
         }
     }
     Ok(None)
 }
 
-fn insert(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>, action: &'static str) -> StoreResult<()> {
+fn insert(
+    conn: &Connection,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+    action: &'static str,
+) -> StoreResult<()> {
     sql::execute(
         conn,
         "INSERT INTO card_tokens (account_id, id, status, card_brand, payment_product_type, token_sealed, token_fingerprint,
@@ -124,15 +170,28 @@ fn insert(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>, act
     )
 }
 
-pub(super) fn create(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
+pub(super) fn create(
+    conn: &Connection,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+) -> StoreResult<CardTokenRecord> {
     if let Some(reason) = clash(conn, card, sealed)? {
         return Err(StoreError::Conflict(reason));
     }
     insert(conn, card, sealed, "card_token.create")?;
-    Ok(CardTokenRecord { card: CardToken { token: None, ..card.clone() }, sealed_token: sealed.map(|s| s.ciphertext.clone()) })
+    Ok(CardTokenRecord {
+        card: CardToken {
+            token: None,
+            ..card.clone()
+        },
+        sealed_token: sealed.map(|s| s.ciphertext.clone()),
+    })
 }
 
-pub(super) fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+pub(super) fn import(
+    conn: &Connection,
+    batch: &[(CardToken, Option<SealedToken>)],
+) -> StoreResult<Vec<ImportOutcome>> {
     let mut outcomes = Vec::with_capacity(batch.len());
     for (card, sealed) in batch {
         if clash(conn, card, sealed.as_ref())?.is_some() {
@@ -145,7 +204,12 @@ pub(super) fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>
     Ok(outcomes)
 }
 
-pub(super) fn list(conn: &Connection, account: &AccountId, filter: &CardTokenFilter, page: &PageRequest) -> StoreResult<Page<CardTokenRecord>> {
+pub(super) fn list(
+    conn: &Connection,
+    account: &AccountId,
+    filter: &CardTokenFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<CardTokenRecord>> {
     let aid = account.as_str();
     let mut query = Where::new("account_id = ?", [text(aid)]);
     if let Some(customer_id) = &filter.customer_id {
@@ -156,23 +220,45 @@ pub(super) fn list(conn: &Connection, account: &AccountId, filter: &CardTokenFil
     }
     if !filter.statuses.is_empty() {
         let marks = vec!["?"; filter.statuses.len()].join(", ");
-        query.and(&format!("status IN ({marks})"), filter.statuses.iter().map(|s| text(s.as_str())));
+        query.and(
+            &format!("status IN ({marks})"),
+            filter.statuses.iter().map(|s| text(s.as_str())),
+        );
     }
     if !filter.shows_deleted() {
         query.and("status <> 'DELETED'", []);
     }
     let after = match &page.starting_after {
         Some(cursor) => {
-            let seq: i64 = sql::first(conn, "SELECT seq FROM card_tokens WHERE account_id = ?1 AND id = ?2", params![aid, cursor], |r| r.get(0))?
-                .ok_or(StoreError::UnknownCursor)?;
+            let seq: i64 = sql::first(
+                conn,
+                "SELECT seq FROM card_tokens WHERE account_id = ?1 AND id = ?2",
+                params![aid, cursor],
+                |r| r.get(0),
+            )?
+            .ok_or(StoreError::UnknownCursor)?;
             Some(("seq > ?", vec![Value::Integer(seq)]))
         }
         None => None,
     };
-    sql::keyset_page(conn, COLUMNS, "card_tokens", &query, after, "seq", page, record_row)
+    sql::keyset_page(
+        conn,
+        COLUMNS,
+        "card_tokens",
+        &query,
+        after,
+        "seq",
+        page,
+        record_row,
+    )
 }
 
-pub(super) fn delete(conn: &Connection, account: &AccountId, id: &str, deletion: &CardTokenDeletion) -> StoreResult<CardTokenRecord> {
+pub(super) fn delete(
+    conn: &Connection,
+    account: &AccountId,
+    id: &str,
+    deletion: &CardTokenDeletion,
+) -> StoreResult<CardTokenRecord> {
     let mut record = find(conn, account.as_str(), id)?.ok_or(StoreError::NotFound("card token"))?;
     if record.card.status == CardTokenStatus::Deleted {
         return Ok(record);
@@ -218,11 +304,13 @@ pub(super) fn set_status(
         return Ok(record);
     }
     if !current.can_become(status) {
-        return Err(StoreError::Conflict(if current == CardTokenStatus::Deleted {
-            format!("card token '{id}' is DELETED; its status cannot change")
-        } else {
-            format!("cannot change status from {current} to {status}")
-        }));
+        return Err(StoreError::Conflict(
+            if current == CardTokenStatus::Deleted {
+                format!("card token '{id}' is DELETED; its status cannot change")
+            } else {
+                format!("cannot change status from {current} to {status}")
+            },
+        ));
     }
     sql::execute(
         conn,

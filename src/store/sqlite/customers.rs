@@ -45,7 +45,11 @@ fn token_row(row: &Row<'_>) -> rusqlite::Result<CustomerToken> {
 }
 
 /// The live customer with this `customer_id`, with its `seq`.
-pub(super) fn live_customer(conn: &Connection, account: &AccountId, customer_id: &str) -> StoreResult<Option<(i64, Customer)>> {
+pub(super) fn live_customer(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+) -> StoreResult<Option<(i64, Customer)>> {
     let sql = format!(
         "SELECT {CUSTOMER_COLUMNS}, c.seq FROM customers c
          WHERE c.account_id = ?1 AND c.customer_id = ?2 AND c.deleted_at IS NULL"
@@ -55,24 +59,51 @@ pub(super) fn live_customer(conn: &Connection, account: &AccountId, customer_id:
     })
 }
 
-fn require_customer(conn: &Connection, account: &AccountId, customer_id: &str) -> StoreResult<(i64, Customer)> {
+fn require_customer(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+) -> StoreResult<(i64, Customer)> {
     live_customer(conn, account, customer_id)?.ok_or(StoreError::NotFound("customer"))
 }
 
-pub(super) fn create_customer(conn: &Connection, account: &AccountId, new: &NewCustomer) -> StoreResult<Customer> {
+pub(super) fn create_customer(
+    conn: &Connection,
+    account: &AccountId,
+    new: &NewCustomer,
+) -> StoreResult<Customer> {
     let aid = account.as_str();
     let live = "SELECT 1 FROM customers WHERE account_id = ?1 AND deleted_at IS NULL";
-    if sql::exists(conn, &format!("{live} AND customer_id = ?2"), params![aid, new.customer_id])? {
-        return Err(StoreError::Conflict(format!("a customer with customer_id '{}' already exists", new.customer_id)));
+    if sql::exists(
+        conn,
+        &format!("{live} AND customer_id = ?2"),
+        params![aid, new.customer_id],
+    )? {
+        return Err(StoreError::Conflict(format!(
+            "a customer with customer_id '{}' already exists",
+            new.customer_id
+        )));
     }
     if let Some(email) = &new.email_key {
-        if sql::exists(conn, &format!("{live} AND customer_type = ?2 AND email_key = ?3"), params![aid, new.customer_type, email])? {
-            return Err(StoreError::Conflict("a customer with this email already exists".into()));
+        if sql::exists(
+            conn,
+            &format!("{live} AND customer_type = ?2 AND email_key = ?3"),
+            params![aid, new.customer_type, email],
+        )? {
+            return Err(StoreError::Conflict(
+                "a customer with this email already exists".into(),
+            ));
         }
     }
     if let Some(phone) = &new.phone_number {
-        if sql::exists(conn, &format!("{live} AND phone_number = ?2"), params![aid, phone])? {
-            return Err(StoreError::Conflict("a customer with this phone_number already exists".into()));
+        if sql::exists(
+            conn,
+            &format!("{live} AND phone_number = ?2"),
+            params![aid, phone],
+        )? {
+            return Err(StoreError::Conflict(
+                "a customer with this phone_number already exists".into(),
+            ));
         }
     }
     sql::execute(
@@ -116,7 +147,12 @@ pub(super) fn create_customer(conn: &Connection, account: &AccountId, new: &NewC
     })
 }
 
-pub(super) fn list_customers(conn: &Connection, account: &AccountId, filter: &CustomerFilter, page: &PageRequest) -> StoreResult<Page<Customer>> {
+pub(super) fn list_customers(
+    conn: &Connection,
+    account: &AccountId,
+    filter: &CustomerFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Customer>> {
     let aid = account.as_str();
     let mut query = Where::new("c.account_id = ?", [text(aid)]);
     if let Some((token_type, value)) = &filter.token {
@@ -127,10 +163,16 @@ pub(super) fn list_customers(conn: &Connection, account: &AccountId, filter: &Cu
         );
     }
     if let Some(prefix) = &filter.email_prefix {
-        query.and("c.email_key LIKE ? ESCAPE '\\'", [Value::Text(sql::like_prefix(prefix))]);
+        query.and(
+            "c.email_key LIKE ? ESCAPE '\\'",
+            [Value::Text(sql::like_prefix(prefix))],
+        );
     }
     if let Some(prefix) = &filter.phone_number_prefix {
-        query.and("c.phone_number LIKE ? ESCAPE '\\'", [Value::Text(sql::like_prefix(prefix))]);
+        query.and(
+            "c.phone_number LIKE ? ESCAPE '\\'",
+            [Value::Text(sql::like_prefix(prefix))],
+        );
     }
     match &filter.customer_type {
         Some(customer_type) => query.and("c.customer_type = ?", [text(customer_type)]),
@@ -142,13 +184,27 @@ pub(super) fn list_customers(conn: &Connection, account: &AccountId, filter: &Cu
     }
     let after = match &page.starting_after {
         Some(cursor) => {
-            let seq: i64 = sql::first(conn, "SELECT seq FROM customers WHERE account_id = ?1 AND id = ?2", params![aid, cursor], |r| r.get(0))?
-                .ok_or(StoreError::UnknownCursor)?;
+            let seq: i64 = sql::first(
+                conn,
+                "SELECT seq FROM customers WHERE account_id = ?1 AND id = ?2",
+                params![aid, cursor],
+                |r| r.get(0),
+            )?
+            .ok_or(StoreError::UnknownCursor)?;
             Some(("c.seq > ?", vec![Value::Integer(seq)]))
         }
         None => None,
     };
-    sql::keyset_page(conn, CUSTOMER_COLUMNS, "customers c", &query, after, "c.seq", page, customer_row)
+    sql::keyset_page(
+        conn,
+        CUSTOMER_COLUMNS,
+        "customers c",
+        &query,
+        after,
+        "c.seq",
+        page,
+        customer_row,
+    )
 }
 
 pub(super) fn delete_customer(
@@ -220,9 +276,12 @@ pub(super) fn create_token(
         return Err(StoreError::Conflict(format!("a live token with token_id '{}' already exists for this customer", new.token_id)));
     }
     if live_token_by_value(conn, account, &new.token_type, &new.value)?.is_some() {
-        return Err(StoreError::Conflict("a live token with this type and value already belongs to a customer".into()));
+        return Err(StoreError::Conflict(
+            "a live token with this type and value already belongs to a customer".into(),
+        ));
     }
-    let cleared_events = delete_token_events && token_events::remove_entry(conn, account, &new.token_type, &new.value)?.is_some();
+    let cleared_events = delete_token_events
+        && token_events::remove_entry(conn, account, &new.token_type, &new.value)?.is_some();
     sql::execute(
         conn,
         "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata,
@@ -299,7 +358,16 @@ pub(super) fn list_tokens(
         }
         None => None,
     };
-    sql::keyset_page(conn, TOKEN_COLUMNS, "customer_tokens t", &query, after, "t.seq", page, token_row)
+    sql::keyset_page(
+        conn,
+        TOKEN_COLUMNS,
+        "customer_tokens t",
+        &query,
+        after,
+        "t.seq",
+        page,
+        token_row,
+    )
 }
 
 pub(super) fn delete_token(
@@ -316,8 +384,10 @@ pub(super) fn delete_token(
         "SELECT {TOKEN_COLUMNS}, t.seq FROM customer_tokens t WHERE t.customer_seq = ?1 AND t.token_id = ?2
          ORDER BY t.deleted_at IS NULL DESC, t.seq DESC LIMIT 1"
     );
-    let (seq, token) = sql::first(conn, &sql, params![customer_seq, token_id], |row| Ok((row.get::<_, i64>(10)?, token_row(row)?)))?
-        .ok_or(StoreError::NotFound("token"))?;
+    let (seq, token) = sql::first(conn, &sql, params![customer_seq, token_id], |row| {
+        Ok((row.get::<_, i64>(10)?, token_row(row)?))
+    })?
+    .ok_or(StoreError::NotFound("token"))?;
     if token.is_deleted() {
         return Ok(token);
     }
@@ -338,7 +408,12 @@ pub(super) fn delete_token(
             details: json!({"customer_id": customer.customer_id, "token_id": token_id, "type": token.token_type}),
         },
     )?;
-    Ok(CustomerToken { updated_at: at, deleted_at: Some(at), deleted_by: Some(actor.to_owned()), ..token })
+    Ok(CustomerToken {
+        updated_at: at,
+        deleted_at: Some(at),
+        deleted_by: Some(actor.to_owned()),
+        ..token
+    })
 }
 
 /// The live token with this type and value in the account, with its customer's `seq`.
@@ -352,12 +427,17 @@ pub(super) fn live_token_by_value(
         "SELECT {TOKEN_COLUMNS}, t.customer_seq FROM customer_tokens t
          WHERE t.account_id = ?1 AND t.token_type = ?2 AND t.value = ?3 AND t.deleted_at IS NULL"
     );
-    sql::first(conn, &sql, params![account.as_str(), token_type, value], |row| {
-        Ok((row.get::<_, i64>(10)?, token_row(row)?))
-    })
+    sql::first(
+        conn,
+        &sql,
+        params![account.as_str(), token_type, value],
+        |row| Ok((row.get::<_, i64>(10)?, token_row(row)?)),
+    )
 }
 
 pub(super) fn live_customer_by_seq(conn: &Connection, seq: i64) -> StoreResult<Option<Customer>> {
-    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.seq = ?1 AND c.deleted_at IS NULL");
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.seq = ?1 AND c.deleted_at IS NULL"
+    );
     sql::first(conn, &sql, [seq], customer_row)
 }

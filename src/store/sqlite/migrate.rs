@@ -14,10 +14,18 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
     for &(version, sql) in MIGRATIONS {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let applied = super::sql::exists(&tx, "SELECT 1 FROM schema_migrations WHERE version = ?1", [version])?;
+        let applied = super::sql::exists(
+            &tx,
+            "SELECT 1 FROM schema_migrations WHERE version = ?1",
+            [version],
+        )?;
         if !applied {
             tx.execute_batch(sql)?;
-            super::sql::execute(&tx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)", params![version, Timestamp::now().millis()])?;
+            super::sql::execute(
+                &tx,
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, Timestamp::now().millis()],
+            )?;
         }
         tx.commit()?;
     }

@@ -27,7 +27,11 @@ struct Lease<'a> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+            self.inner
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
         }
     }
 }
@@ -35,7 +39,13 @@ impl Drop for Lease<'_> {
 impl ReadPool {
     pub(super) fn new(connections: Vec<Connection>, acquire_timeout: Duration) -> Self {
         let permits = Arc::new(Semaphore::new(connections.len()));
-        Self { inner: Arc::new(Inner { idle: Mutex::new(connections), permits, acquire_timeout }) }
+        Self {
+            inner: Arc::new(Inner {
+                idle: Mutex::new(connections),
+                permits,
+                acquire_timeout,
+            }),
+        }
     }
 
     /// Runs `work` inside one read transaction, so all its queries see the same snapshot.
@@ -47,14 +57,28 @@ impl ReadPool {
         let timeout = self.inner.acquire_timeout;
         let permit = tokio::time::timeout(timeout, self.inner.permits.clone().acquire_owned())
             .await
-            .map_err(|_| StoreError::Unavailable(format!("no read connection became free within {timeout:?}")))?
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no read connection became free within {timeout:?}"
+                ))
+            })?
             .map_err(|_| StoreError::Unavailable("the read pool is closed".into()))?;
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let conn = inner.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let lease = Lease { inner: &inner, conn };
-            let conn = lease.conn.as_ref().ok_or_else(|| StoreError::Internal("read pool out of connections".into()))?;
+            let conn = inner
+                .idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop();
+            let lease = Lease {
+                inner: &inner,
+                conn,
+            };
+            let conn = lease
+                .conn
+                .as_ref()
+                .ok_or_else(|| StoreError::Internal("read pool out of connections".into()))?;
             let snapshot = conn.unchecked_transaction()?;
             work(&snapshot)
         })

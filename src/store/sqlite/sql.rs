@@ -19,7 +19,9 @@ pub(super) fn rows<T, P: Params>(
     map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> StoreResult<Vec<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params, map)?.collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt
+        .query_map(params, map)?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
@@ -41,7 +43,10 @@ pub(super) fn execute<P: Params>(conn: &Connection, sql: &str, params: P) -> Sto
     Ok(conn.prepare_cached(sql)?.execute(params)?)
 }
 
-fn conversion(index: usize, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> rusqlite::Error {
+fn conversion(
+    index: usize,
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, Type::Text, error.into())
 }
 
@@ -50,9 +55,13 @@ pub(super) fn json_col<T: DeserializeOwned>(row: &Row<'_>, index: usize) -> rusq
     serde_json::from_str(&text).map_err(|e| conversion(index, e))
 }
 
-pub(super) fn json_opt_col<T: DeserializeOwned>(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<T>> {
+pub(super) fn json_opt_col<T: DeserializeOwned>(
+    row: &Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<T>> {
     let text: Option<String> = row.get(index)?;
-    text.map(|text| serde_json::from_str(&text).map_err(|e| conversion(index, e))).transpose()
+    text.map(|text| serde_json::from_str(&text).map_err(|e| conversion(index, e)))
+        .transpose()
 }
 
 pub(super) fn uuid_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
@@ -63,7 +72,8 @@ pub(super) fn uuid_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
 /// A text column parsed with `FromStr` (enums, account ids).
 pub(super) fn parsed_col<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
-    text.parse().map_err(|_| conversion(index, format!("unexpected value {text:?}")))
+    text.parse()
+        .map_err(|_| conversion(index, format!("unexpected value {text:?}")))
 }
 
 pub(super) fn time_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {
@@ -71,11 +81,14 @@ pub(super) fn time_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestam
 }
 
 pub(super) fn time_opt_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<Timestamp>> {
-    Ok(row.get::<_, Option<i64>>(index)?.map(Timestamp::from_millis))
+    Ok(row
+        .get::<_, Option<i64>>(index)?
+        .map(Timestamp::from_millis))
 }
 
 pub(super) fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
 }
 
 pub(super) fn to_json_opt<T: Serialize>(value: Option<&T>) -> StoreResult<Option<String>> {
@@ -122,7 +135,10 @@ pub(super) struct Where {
 
 impl Where {
     pub(super) fn new(condition: &str, params: impl IntoIterator<Item = Value>) -> Self {
-        Self { sql: condition.to_owned(), params: params.into_iter().collect() }
+        Self {
+            sql: condition.to_owned(),
+            params: params.into_iter().collect(),
+        }
     }
 
     pub(super) fn and(&mut self, condition: &str, params: impl IntoIterator<Item = Value>) {
@@ -151,7 +167,8 @@ pub(super) fn keyset_page<T>(
 ) -> StoreResult<Page<T>> {
     let total = if page.include_total {
         let sql = format!("SELECT COUNT(*) FROM {from} WHERE {}", filter.sql);
-        let count: i64 = first(conn, &sql, params_from_iter(&filter.params), |r| r.get(0))?.unwrap_or(0);
+        let count: i64 =
+            first(conn, &sql, params_from_iter(&filter.params), |r| r.get(0))?.unwrap_or(0);
         Some(count as u64)
     } else {
         None
@@ -161,7 +178,10 @@ pub(super) fn keyset_page<T>(
         query.and(condition, params);
     }
     query.params.push(Value::Integer(i64::from(page.limit) + 1));
-    let sql = format!("SELECT {columns} FROM {from} WHERE {} ORDER BY {order_by} LIMIT ?", query.sql);
+    let sql = format!(
+        "SELECT {columns} FROM {from} WHERE {} ORDER BY {order_by} LIMIT ?",
+        query.sql
+    );
     let items = rows(conn, &sql, params_from_iter(&query.params), map)?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }

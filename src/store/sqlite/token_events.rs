@@ -13,7 +13,12 @@ use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{StoreError, StoreResult};
 
 /// The entry of a type/value: its `seq` and `id`.
-fn entry(conn: &Connection, account: &AccountId, token_type: &str, value: &str) -> StoreResult<Option<(i64, Uuid)>> {
+fn entry(
+    conn: &Connection,
+    account: &AccountId,
+    token_type: &str,
+    value: &str,
+) -> StoreResult<Option<(i64, Uuid)>> {
     sql::first(
         conn,
         "SELECT seq, id FROM token_event_entries WHERE account_id = ?1 AND token_type = ?2 AND value = ?3",
@@ -22,7 +27,12 @@ fn entry(conn: &Connection, account: &AccountId, token_type: &str, value: &str) 
     )
 }
 
-fn ensure_entry(conn: &Connection, account: &AccountId, token: &TokenTypeValue, at: Timestamp) -> StoreResult<(i64, Uuid)> {
+fn ensure_entry(
+    conn: &Connection,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    at: Timestamp,
+) -> StoreResult<(i64, Uuid)> {
     if let Some(found) = entry(conn, account, &token.token_type, &token.value)? {
         return Ok(found);
     }
@@ -48,7 +58,11 @@ fn append(conn: &Connection, entry_seq: i64, event: &TokenEvent, at: Timestamp) 
             event.expires_at.map(Timestamp::millis),
         ],
     )?;
-    sql::execute(conn, "UPDATE token_event_entries SET updated_at = ?2 WHERE seq = ?1", params![entry_seq, at.millis()])?;
+    sql::execute(
+        conn,
+        "UPDATE token_event_entries SET updated_at = ?2 WHERE seq = ?1",
+        params![entry_seq, at.millis()],
+    )?;
     Ok(())
 }
 
@@ -70,14 +84,32 @@ fn events_of(conn: &Connection, entry_seq: i64) -> StoreResult<Vec<TokenEvent>> 
 }
 
 /// Deletes the events and the entry of a type/value; returns the entry's id if there was one.
-pub(super) fn remove_entry(conn: &Connection, account: &AccountId, token_type: &str, value: &str) -> StoreResult<Option<Uuid>> {
-    let Some((seq, id)) = entry(conn, account, token_type, value)? else { return Ok(None) };
+pub(super) fn remove_entry(
+    conn: &Connection,
+    account: &AccountId,
+    token_type: &str,
+    value: &str,
+) -> StoreResult<Option<Uuid>> {
+    let Some((seq, id)) = entry(conn, account, token_type, value)? else {
+        return Ok(None);
+    };
     sql::execute(conn, "DELETE FROM token_events WHERE entry_seq = ?1", [seq])?;
-    sql::execute(conn, "DELETE FROM token_event_entries WHERE seq = ?1", [seq])?;
+    sql::execute(
+        conn,
+        "DELETE FROM token_event_entries WHERE seq = ?1",
+        [seq],
+    )?;
     Ok(Some(id))
 }
 
-pub(super) fn record(conn: &Connection, account: &AccountId, token: &TokenTypeValue, event: &TokenEvent, actor: &str, at: Timestamp) -> StoreResult<()> {
+pub(super) fn record(
+    conn: &Connection,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    event: &TokenEvent,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
     let (seq, id) = ensure_entry(conn, account, token, at)?;
     append(conn, seq, event, at)?;
     sql::audit(
@@ -94,7 +126,11 @@ pub(super) fn record(conn: &Connection, account: &AccountId, token: &TokenTypeVa
     )
 }
 
-pub(super) fn detail(conn: &Connection, account: &AccountId, token: &TokenTypeValue) -> StoreResult<TokenDetail> {
+pub(super) fn detail(
+    conn: &Connection,
+    account: &AccountId,
+    token: &TokenTypeValue,
+) -> StoreResult<TokenDetail> {
     let entry = entry(conn, account, &token.token_type, &token.value)?;
     let owned = customers::live_token_by_value(conn, account, &token.token_type, &token.value)?;
     let customer = match &owned {
@@ -106,11 +142,24 @@ pub(super) fn detail(conn: &Connection, account: &AccountId, token: &TokenTypeVa
         None => Vec::new(),
     };
     let token = owned.map(|(_, token)| token);
-    let id = entry.map(|(_, id)| id).or(token.as_ref().map(|t| t.id)).unwrap_or_else(Uuid::new_v4);
-    Ok(TokenDetail { id, customer, token, events })
+    let id = entry
+        .map(|(_, id)| id)
+        .or(token.as_ref().map(|t| t.id))
+        .unwrap_or_else(Uuid::new_v4);
+    Ok(TokenDetail {
+        id,
+        customer,
+        token,
+        events,
+    })
 }
 
-pub(super) fn list(conn: &Connection, account: &AccountId, since: Option<Timestamp>, page: &PageRequest) -> StoreResult<Page<TokenEventEntry>> {
+pub(super) fn list(
+    conn: &Connection,
+    account: &AccountId,
+    since: Option<Timestamp>,
+    page: &PageRequest,
+) -> StoreResult<Page<TokenEventEntry>> {
     let aid = account.as_str();
     let mut query = Where::new("account_id = ?", [text(aid)]);
     if let Some(since) = since {
@@ -126,13 +175,20 @@ pub(super) fn list(conn: &Connection, account: &AccountId, since: Option<Timesta
             )?
             .ok_or(StoreError::UnknownCursor)?;
             Some(match since {
-                Some(_) => ("(updated_at, seq) > (?, ?)", vec![Value::Integer(updated_at), Value::Integer(seq)]),
+                Some(_) => (
+                    "(updated_at, seq) > (?, ?)",
+                    vec![Value::Integer(updated_at), Value::Integer(seq)],
+                ),
                 None => ("seq > ?", vec![Value::Integer(seq)]),
             })
         }
         None => None,
     };
-    let order_by = if since.is_some() { "updated_at, seq" } else { "seq" };
+    let order_by = if since.is_some() {
+        "updated_at, seq"
+    } else {
+        "seq"
+    };
     let entries = sql::keyset_page(
         conn,
         "seq, id, token_type, value, updated_at",
@@ -141,14 +197,31 @@ pub(super) fn list(conn: &Connection, account: &AccountId, since: Option<Timesta
         after,
         order_by,
         page,
-        |row: &Row<'_>| Ok((row.get::<_, i64>(0)?, uuid_col(row, 1)?, row.get(2)?, row.get(3)?, time_col(row, 4)?)),
+        |row: &Row<'_>| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                uuid_col(row, 1)?,
+                row.get(2)?,
+                row.get(3)?,
+                time_col(row, 4)?,
+            ))
+        },
     )?;
     let mut items = Vec::with_capacity(entries.items.len());
     for (seq, id, token_type, value, updated_at) in entries.items {
         let events = events_of(conn, seq)?;
-        items.push(TokenEventEntry { id, token: TokenTypeValue { token_type, value }, events, updated_at });
+        items.push(TokenEventEntry {
+            id,
+            token: TokenTypeValue { token_type, value },
+            events,
+            updated_at,
+        });
     }
-    Ok(Page { items, has_more: entries.has_more, total: entries.total })
+    Ok(Page {
+        items,
+        has_more: entries.has_more,
+        total: entries.total,
+    })
 }
 
 pub(super) fn clear(

@@ -43,7 +43,10 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Ran> {
         let result = (self.work)(conn);
-        Box::new(Finished { result, reply: self.reply })
+        Box::new(Finished {
+            result,
+            reply: self.reply,
+        })
     }
 
     fn fail(self: Box<Self>, error: StoreError) {
@@ -72,8 +75,13 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("tokenvault-sqlite-writer".into())
             .spawn(move || run(&conn, &receiver))
-            .map_err(|e| StoreError::Internal(format!("cannot start the SQLite writer thread: {e}")))?;
-        Ok(Self { sender: Some(sender), thread: Some(thread) })
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the SQLite writer thread: {e}"))
+            })?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
     }
 
     /// Runs `work` in the next batch; resolves only after that batch committed (or failed).
@@ -84,8 +92,12 @@ impl Writer {
     {
         let (reply, answer) = oneshot::channel();
         let sender = self.sender.as_ref().ok_or_else(stopped)?;
-        sender.send(Box::new(Task { work, reply })).map_err(|_| stopped())?;
-        answer.await.map_err(|_| StoreError::Internal("the write was aborted (the job panicked)".into()))?
+        sender
+            .send(Box::new(Task { work, reply }))
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("the write was aborted (the job panicked)".into()))?
     }
 }
 
@@ -140,13 +152,19 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(conn))).ok();
         let keep = outcome.as_ref().is_some_and(|r| r.succeeded());
         ran.extend(outcome);
-        let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        let end = if keep {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
         if let Err(e) = conn.execute_batch(end) {
             broken = Some(StoreError::from(e));
             break;
         }
         if conn.is_autocommit() {
-            broken = Some(StoreError::Internal("SQLite rolled the batch's transaction back".into()));
+            broken = Some(StoreError::Internal(
+                "SQLite rolled the batch's transaction back".into(),
+            ));
             break;
         }
     }
@@ -187,12 +205,19 @@ mod tests {
     fn writer() -> (tempfile::TempDir, Writer) {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (k TEXT PRIMARY KEY)").unwrap();
+        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .unwrap();
         (dir, Writer::start(conn).unwrap())
     }
 
-    fn insert(key: &'static str) -> impl FnOnce(&Connection) -> StoreResult<usize> + Send + 'static {
-        move |conn| Ok(conn.prepare_cached("INSERT INTO t (k) VALUES (?1)")?.execute([key])?)
+    fn insert(
+        key: &'static str,
+    ) -> impl FnOnce(&Connection) -> StoreResult<usize> + Send + 'static {
+        move |conn| {
+            Ok(conn
+                .prepare_cached("INSERT INTO t (k) VALUES (?1)")?
+                .execute([key])?)
+        }
     }
 
     #[tokio::test]
@@ -215,7 +240,9 @@ mod tests {
         let keys = writer
             .submit(|conn| {
                 let mut stmt = conn.prepare_cached("SELECT k FROM t ORDER BY k")?;
-                let keys = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+                let keys = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
                 Ok(keys)
             })
             .await
@@ -227,7 +254,10 @@ mod tests {
     async fn a_panicking_job_is_reported_and_the_writer_survives() {
         let (_dir, writer) = writer();
         let panicking = |_: &Connection| -> StoreResult<()> { panic!("boom") };
-        assert!(matches!(writer.submit(panicking).await, Err(StoreError::Internal(_))));
+        assert!(matches!(
+            writer.submit(panicking).await,
+            Err(StoreError::Internal(_))
+        ));
         assert_eq!(writer.submit(insert("after")).await.unwrap(), 1);
     }
 }
