@@ -2,6 +2,8 @@
 //! the zero-set-up default) and PostgreSQL (many instances, one database) implement it with
 //! the same behaviour, enforced by database constraints rather than in-process locks.
 
+#[cfg(test)]
+mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
@@ -256,10 +258,7 @@ pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc
             unreachable!()
         }
     } else if let Some(path) = crate::config::sqlite_path(database_url) {
-        {
-            let _ = sqlite::SqliteStore::open(&path, options).await?;
-            unreachable!()
-        }
+        Ok(Arc::new(sqlite::SqliteStore::open(&path, options).await?))
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
