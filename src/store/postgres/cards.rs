@@ -8,7 +8,9 @@ use super::{append_audit, overfetch, snapshot, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
+use crate::store::{
+    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult,
+};
 
 /// Inserts a card token unless its id or fingerprint is already taken in the account (`None`).
 /// `ON CONFLICT DO NOTHING` keeps the transaction usable after a clash, which imports need.
@@ -26,7 +28,11 @@ async fn insert(
     );
     let statement = client.prepare_cached(&sql).await?;
     let links = card.links.as_ref().map(rows::json_text).transpose()?;
-    let references = card.external_token_references.as_ref().map(rows::json_text).transpose()?;
+    let references = card
+        .external_token_references
+        .as_ref()
+        .map(rows::json_text)
+        .transpose()?;
     let row = client
         .query_opt(
             &statement,
@@ -85,21 +91,47 @@ pub(super) async fn create_card_token(
 
 /// Names what an insert that did nothing collided with. Card tokens are never removed, so the
 /// row that won is still there to be found.
-async fn clash(client: &impl GenericClient, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<StoreError> {
-    let statement = client.prepare_cached("SELECT 1 FROM card_tokens WHERE account_id = $1 AND id = $2").await?;
-    if client.query_opt(&statement, &[&card.account_id.as_str(), &card.id]).await?.is_some() {
-        return Ok(StoreError::Conflict(format!("a card token with id '{}' already exists", card.id)));
+async fn clash(
+    client: &impl GenericClient,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+) -> StoreResult<StoreError> {
+    let statement = client
+        .prepare_cached("SELECT 1 FROM card_tokens WHERE account_id = $1 AND id = $2")
+        .await?;
+    if client
+        .query_opt(&statement, &[&card.account_id.as_str(), &card.id])
+        .await?
+        .is_some()
+    {
+        return Ok(StoreError::Conflict(format!(
+            "a card token with id '{}' already exists",
+            card.id
+        )));
     }
     if let Some(sealed) = sealed {
         let statement = client
-            .prepare_cached("SELECT id FROM card_tokens WHERE account_id = $1 AND token_fingerprint = $2")
+            .prepare_cached(
+                "SELECT id FROM card_tokens WHERE account_id = $1 AND token_fingerprint = $2",
+            )
             .await?;
-        if let Some(row) = client.query_opt(&statement, &[&card.account_id.as_str(), &sealed.fingerprint]).await? {
+        if let Some(row) = client
+            .query_opt(
+                &statement,
+                &[&card.account_id.as_str(), &sealed.fingerprint],
+            )
+            .await?
+        {
             let id: String = rows::get(&row, "id")?;
-            return Ok(StoreError::Conflict(format!("this token is already stored as card token '{id}'")));
+            return Ok(StoreError::Conflict(format!(
+                "this token is already stored as card token '{id}'"
+            )));
         }
     }
-    Ok(StoreError::Internal(format!("card token '{}' clashed with a row that cannot be found", card.id)))
+    Ok(StoreError::Internal(format!(
+        "card token '{}' clashed with a row that cannot be found",
+        card.id
+    )))
 }
 
 pub(super) async fn import_card_tokens(
@@ -107,6 +139,23 @@ pub(super) async fn import_card_tokens(
     batch: &[(CardToken, Option<SealedToken>)],
 ) -> StoreResult<Vec<ImportOutcome>> {
     let tx = conn.transaction().await?;
+    // Two imports inserting overlapping ids in different orders would deadlock on each other's
+    // uncommitted rows; imports of one account take turns instead (in a fixed order of
+    // accounts). Single creates need no turn: they wait on at most one row.
+    let mut accounts: Vec<&str> = batch
+        .iter()
+        .map(|(card, _)| card.account_id.as_str())
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let statement = tx
+        .prepare_cached(
+            "SELECT pg_advisory_xact_lock(hashtextextended('tokenvault card import ' || $1, 0))",
+        )
+        .await?;
+    for account in accounts {
+        tx.execute(&statement, &[&account]).await?;
+    }
     let mut outcomes = Vec::with_capacity(batch.len());
     for (card, sealed) in batch {
         if insert(&tx, card, sealed.as_ref()).await?.is_some() {
@@ -127,7 +176,9 @@ pub(super) async fn get_card_token(
 ) -> StoreResult<Option<CardTokenRecord>> {
     let sql = format!("SELECT {CARD_COLUMNS} FROM card_tokens WHERE account_id = $1 AND id = $2");
     let statement = client.prepare_cached(&sql).await?;
-    let row = client.query_opt(&statement, &[&account.as_str(), &id]).await?;
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &id])
+        .await?;
     row.as_ref().map(rows::card_token).transpose()
 }
 
@@ -142,8 +193,13 @@ pub(super) async fn list_card_tokens(
     let cursor = match &page.starting_after {
         None => None,
         Some(id) => {
-            let statement = tx.prepare_cached("SELECT seq FROM card_tokens WHERE account_id = $1 AND id = $2").await?;
-            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            let statement = tx
+                .prepare_cached("SELECT seq FROM card_tokens WHERE account_id = $1 AND id = $2")
+                .await?;
+            let row = tx
+                .query_opt(&statement, &[&account, id])
+                .await?
+                .ok_or(StoreError::UnknownCursor)?;
             Some(rows::get::<i64>(&row, "seq")?)
         }
     };
@@ -171,15 +227,24 @@ pub(super) async fn list_card_tokens(
         query.after(|q| format!("seq > {}", q.bind(seq)));
     }
     let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
-    let items = rows.iter().map(rows::card_token).collect::<StoreResult<Vec<_>>>()?;
+    let items = rows
+        .iter()
+        .map(rows::card_token)
+        .collect::<StoreResult<Vec<_>>>()?;
     tx.commit().await?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
 /// Reads a card token and locks it until the transaction ends, so that a status change and a
 /// delete racing on two instances apply one after the other.
-async fn lock(client: &impl GenericClient, account: &AccountId, id: &str) -> StoreResult<CardTokenRecord> {
-    let sql = format!("SELECT {CARD_COLUMNS} FROM card_tokens WHERE account_id = $1 AND id = $2 FOR UPDATE");
+async fn lock(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &str,
+) -> StoreResult<CardTokenRecord> {
+    let sql = format!(
+        "SELECT {CARD_COLUMNS} FROM card_tokens WHERE account_id = $1 AND id = $2 FOR UPDATE"
+    );
     let statement = client.prepare_cached(&sql).await?;
     let row = client
         .query_opt(&statement, &[&account.as_str(), &id])
@@ -205,7 +270,17 @@ pub(super) async fn delete_card_token(
          WHERE account_id = $1 AND id = $2 RETURNING {CARD_COLUMNS}"
     );
     let statement = tx.prepare_cached(&sql).await?;
-    let row = tx.query_one(&statement, &[&account.as_str(), &id, &deletion.at.millis(), &deletion.actor]).await?;
+    let row = tx
+        .query_one(
+            &statement,
+            &[
+                &account.as_str(),
+                &id,
+                &deletion.at.millis(),
+                &deletion.actor,
+            ],
+        )
+        .await?;
     let deleted = rows::card_token(&row)?;
     append_audit(
         &tx,
@@ -250,7 +325,12 @@ pub(super) async fn set_card_token_status(
         "UPDATE card_tokens SET status = $3, updated_at = $4 WHERE account_id = $1 AND id = $2 RETURNING {CARD_COLUMNS}"
     );
     let statement = tx.prepare_cached(&sql).await?;
-    let row = tx.query_one(&statement, &[&account.as_str(), &id, &status.as_str(), &at.millis()]).await?;
+    let row = tx
+        .query_one(
+            &statement,
+            &[&account.as_str(), &id, &status.as_str(), &at.millis()],
+        )
+        .await?;
     let updated = rows::card_token(&row)?;
     append_audit(
         &tx,

@@ -13,7 +13,10 @@ use crate::domain::token_event::TokenTypeValue;
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{StoreError, StoreResult};
 
-pub(super) async fn upsert_client(client: &impl GenericClient, record: &ClientRecord) -> StoreResult<()> {
+pub(super) async fn upsert_client(
+    client: &impl GenericClient,
+    record: &ClientRecord,
+) -> StoreResult<()> {
     let statement = client
         .prepare_cached(
             "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -24,17 +27,28 @@ pub(super) async fn upsert_client(client: &impl GenericClient, record: &ClientRe
     client
         .execute(
             &statement,
-            &[&record.client_id, &record.account_id.as_str(), &record.secret_hash, &scopes, &record.created_at.millis()],
+            &[
+                &record.client_id,
+                &record.account_id.as_str(),
+                &record.secret_hash,
+                &scopes,
+                &record.created_at.millis(),
+            ],
         )
         .await?;
     Ok(())
 }
 
-pub(super) async fn find_client(client: &impl GenericClient, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+pub(super) async fn find_client(
+    client: &impl GenericClient,
+    client_id: &str,
+) -> StoreResult<Option<ClientRecord>> {
     let statement = client
         .prepare_cached("SELECT client_id, account_id, secret_hash, scopes, created_at FROM clients WHERE client_id = $1")
         .await?;
-    let Some(row) = client.query_opt(&statement, &[&client_id]).await? else { return Ok(None) };
+    let Some(row) = client.query_opt(&statement, &[&client_id]).await? else {
+        return Ok(None);
+    };
     let account: &str = rows::get(&row, "account_id")?;
     let scopes: &str = rows::get(&row, "scopes")?;
     Ok(Some(ClientRecord {
@@ -47,7 +61,9 @@ pub(super) async fn find_client(client: &impl GenericClient, client_id: &str) ->
     }))
 }
 
-pub(super) async fn signing_keys(client: &impl GenericClient) -> StoreResult<Vec<SigningKeyRecord>> {
+pub(super) async fn signing_keys(
+    client: &impl GenericClient,
+) -> StoreResult<Vec<SigningKeyRecord>> {
     let statement = client
         .prepare_cached(
             "SELECT kid, private_key, public_key, created_at FROM signing_keys ORDER BY created_at DESC, kid DESC",
@@ -66,21 +82,39 @@ pub(super) async fn signing_keys(client: &impl GenericClient) -> StoreResult<Vec
         .collect()
 }
 
-pub(super) async fn insert_signing_key(client: &impl GenericClient, key: &SigningKeyRecord) -> StoreResult<()> {
+pub(super) async fn insert_signing_key(
+    client: &impl GenericClient,
+    key: &SigningKeyRecord,
+) -> StoreResult<()> {
     let statement = client
         .prepare_cached("INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)")
         .await?;
     client
-        .execute(&statement, &[&key.kid, &key.private_key, &key.public_key, &key.created_at.millis()])
+        .execute(
+            &statement,
+            &[
+                &key.kid,
+                &key.private_key,
+                &key.public_key,
+                &key.created_at.millis(),
+            ],
+        )
         .await
         .map_err(|e| match unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("a signing key with kid '{}' already exists", key.kid)),
+            Some(_) => StoreError::Conflict(format!(
+                "a signing key with kid '{}' already exists",
+                key.kid
+            )),
             None => e.into(),
         })?;
     Ok(())
 }
 
-pub(super) async fn create_customer(conn: &mut Object, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
+pub(super) async fn create_customer(
+    conn: &mut Object,
+    account: &AccountId,
+    customer: &NewCustomer,
+) -> StoreResult<Customer> {
     let tx = conn.transaction().await?;
     let sql = format!(
         "INSERT INTO customers (id, account_id, customer_id, customer_type, email_key, phone_number, attributes, \
@@ -106,11 +140,16 @@ pub(super) async fn create_customer(conn: &mut Object, account: &AccountId, cust
         )
         .await
         .map_err(|e| match unique_violation(&e) {
-            Some("customers_live_customer_id") => {
-                StoreError::Conflict(format!("a customer with customer_id '{}' already exists", customer.customer_id))
+            Some("customers_live_customer_id") => StoreError::Conflict(format!(
+                "a customer with customer_id '{}' already exists",
+                customer.customer_id
+            )),
+            Some("customers_live_email") => {
+                StoreError::Conflict("a customer with this email already exists".into())
             }
-            Some("customers_live_email") => StoreError::Conflict("a customer with this email already exists".into()),
-            Some("customers_live_phone") => StoreError::Conflict("a customer with this phone_number already exists".into()),
+            Some("customers_live_phone") => {
+                StoreError::Conflict("a customer with this phone_number already exists".into())
+            }
             _ => e.into(),
         })?;
     let created = rows::customer(&row)?;
@@ -140,7 +179,9 @@ pub(super) async fn get_customer(
         "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL"
     );
     let statement = client.prepare_cached(&sql).await?;
-    let row = client.query_opt(&statement, &[&account.as_str(), &customer_id]).await?;
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &customer_id])
+        .await?;
     row.as_ref().map(rows::customer).transpose()
 }
 
@@ -155,12 +196,20 @@ pub(super) async fn list_customers(
     let cursor = match &page.starting_after {
         None => None,
         Some(id) => {
-            let statement = tx.prepare_cached("SELECT seq FROM customers WHERE account_id = $1 AND id = $2").await?;
-            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            let statement = tx
+                .prepare_cached("SELECT seq FROM customers WHERE account_id = $1 AND id = $2")
+                .await?;
+            let row = tx
+                .query_opt(&statement, &[&account, id])
+                .await?
+                .ok_or(StoreError::UnknownCursor)?;
             Some(rows::get::<i64>(&row, "seq")?)
         }
     };
-    let email = filter.email_prefix.as_deref().map(|p| like_prefix(&p.to_lowercase()));
+    let email = filter
+        .email_prefix
+        .as_deref()
+        .map(|p| like_prefix(&p.to_lowercase()));
     let phone = filter.phone_number_prefix.as_deref().map(like_prefix);
     let limit = overfetch(page);
 
@@ -194,8 +243,13 @@ pub(super) async fn list_customers(
     if let Some(seq) = &cursor {
         query.after(|q| format!("c.seq > {}", q.bind(seq)));
     }
-    let (rows, total) = query.fetch(&tx, "c.seq", &limit, page.include_total).await?;
-    let items = rows.iter().map(rows::customer).collect::<StoreResult<Vec<_>>>()?;
+    let (rows, total) = query
+        .fetch(&tx, "c.seq", &limit, page.include_total)
+        .await?;
+    let items = rows
+        .iter()
+        .map(rows::customer)
+        .collect::<StoreResult<Vec<_>>>()?;
     tx.commit().await?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }
@@ -216,7 +270,10 @@ pub(super) async fn delete_customer(
     );
     let statement = tx.prepare_cached(&sql).await?;
     let row = tx
-        .query_opt(&statement, &[&account.as_str(), &customer_id, &at.millis(), &actor])
+        .query_opt(
+            &statement,
+            &[&account.as_str(), &customer_id, &at.millis(), &actor],
+        )
         .await?
         .ok_or(StoreError::NotFound("customer"))?;
     let seq: i64 = rows::get(&row, "seq")?;
@@ -228,7 +285,8 @@ pub(super) async fn delete_customer(
                  WHERE customer_seq = $1 AND deleted_at IS NULL",
             )
             .await?;
-        tx.execute(&statement, &[&seq, &at.millis(), &actor]).await?
+        tx.execute(&statement, &[&seq, &at.millis(), &actor])
+            .await?
     } else {
         0
     };
@@ -281,8 +339,13 @@ pub(super) async fn create_customer_token(
     let tx = conn.transaction().await?;
     let customer_seq = live_customer_seq(&tx, account, customer_id, true).await?;
     let events_deleted = if delete_token_events {
-        let token = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
-        events::delete_entry(&tx, account, &token).await?.map_or(0, |(_, deleted)| deleted)
+        let token = TokenTypeValue {
+            token_type: token.token_type.clone(),
+            value: token.value.clone(),
+        };
+        events::delete_entry(&tx, account, &token)
+            .await?
+            .map_or(0, |(_, deleted)| deleted)
     } else {
         0
     };
@@ -314,9 +377,9 @@ pub(super) async fn create_customer_token(
                 "a live token with token_id '{}' already exists for this customer",
                 token.token_id
             )),
-            Some("customer_tokens_live_type_value") => {
-                StoreError::Conflict("a live token with this type and value already belongs to a customer".into())
-            }
+            Some("customer_tokens_live_type_value") => StoreError::Conflict(
+                "a live token with this type and value already belongs to a customer".into(),
+            ),
             _ => e.into(),
         })?;
     let created = rows::customer_token(&row)?;
@@ -355,8 +418,15 @@ pub(super) async fn list_customer_tokens(
     let cursor = match &page.starting_after {
         None => None,
         Some(id) => {
-            let statement = tx.prepare_cached("SELECT seq FROM customer_tokens WHERE customer_seq = $1 AND id = $2").await?;
-            let row = tx.query_opt(&statement, &[&customer_seq, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            let statement = tx
+                .prepare_cached(
+                    "SELECT seq FROM customer_tokens WHERE customer_seq = $1 AND id = $2",
+                )
+                .await?;
+            let row = tx
+                .query_opt(&statement, &[&customer_seq, id])
+                .await?
+                .ok_or(StoreError::UnknownCursor)?;
             Some(rows::get::<i64>(&row, "seq")?)
         }
     };
@@ -375,7 +445,10 @@ pub(super) async fn list_customer_tokens(
         query.after(|q| format!("seq > {}", q.bind(seq)));
     }
     let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
-    let items = rows.iter().map(rows::customer_token).collect::<StoreResult<Vec<_>>>()?;
+    let items = rows
+        .iter()
+        .map(rows::customer_token)
+        .collect::<StoreResult<Vec<_>>>()?;
     tx.commit().await?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }
@@ -396,7 +469,13 @@ pub(super) async fn delete_customer_token(
          WHERE customer_seq = $1 AND token_id = $2 AND deleted_at IS NULL RETURNING {TOKEN_COLUMNS}"
     );
     let statement = tx.prepare_cached(&sql).await?;
-    if let Some(row) = tx.query_opt(&statement, &[&customer_seq, &token_id, &at.millis(), &actor]).await? {
+    if let Some(row) = tx
+        .query_opt(
+            &statement,
+            &[&customer_seq, &token_id, &at.millis(), &actor],
+        )
+        .await?
+    {
         let deleted = rows::customer_token(&row)?;
         append_audit(
             &tx,
@@ -418,7 +497,10 @@ pub(super) async fn delete_customer_token(
         "SELECT {TOKEN_COLUMNS} FROM customer_tokens WHERE customer_seq = $1 AND token_id = $2 ORDER BY seq DESC LIMIT 1"
     );
     let statement = tx.prepare_cached(&sql).await?;
-    let row = tx.query_opt(&statement, &[&customer_seq, &token_id]).await?.ok_or(StoreError::NotFound("token"))?;
+    let row = tx
+        .query_opt(&statement, &[&customer_seq, &token_id])
+        .await?
+        .ok_or(StoreError::NotFound("token"))?;
     let latest = rows::customer_token(&row)?;
     tx.commit().await?;
     Ok(latest)

@@ -31,12 +31,25 @@ async fn touch_entry(
         .await?;
     let id = Uuid::new_v4().to_string();
     let row = client
-        .query_one(&statement, &[&id, &account.as_str(), &token.token_type, &token.value, &at.millis()])
+        .query_one(
+            &statement,
+            &[
+                &id,
+                &account.as_str(),
+                &token.token_type,
+                &token.value,
+                &at.millis(),
+            ],
+        )
         .await?;
     Ok((rows::get(&row, "seq")?, rows::get(&row, "id")?))
 }
 
-async fn insert_event(client: &impl GenericClient, entry_seq: i64, event: &TokenEvent) -> StoreResult<()> {
+async fn insert_event(
+    client: &impl GenericClient,
+    entry_seq: i64,
+    event: &TokenEvent,
+) -> StoreResult<()> {
     let statement = client
         .prepare_cached(
             "INSERT INTO token_events (entry_seq, event, status, metadata, created_at, expires_at) \
@@ -61,7 +74,9 @@ async fn insert_event(client: &impl GenericClient, entry_seq: i64, event: &Token
 }
 
 async fn delete_events(client: &impl GenericClient, entry_seq: i64) -> StoreResult<u64> {
-    let statement = client.prepare_cached("DELETE FROM token_events WHERE entry_seq = $1").await?;
+    let statement = client
+        .prepare_cached("DELETE FROM token_events WHERE entry_seq = $1")
+        .await?;
     Ok(client.execute(&statement, &[&entry_seq]).await?)
 }
 
@@ -77,25 +92,40 @@ pub(super) async fn delete_entry(
             "SELECT seq, id FROM token_event_entries WHERE account_id = $1 AND token_type = $2 AND value = $3 FOR UPDATE",
         )
         .await?;
-    let Some(row) = client.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value]).await? else {
+    let Some(row) = client
+        .query_opt(
+            &statement,
+            &[&account.as_str(), &token.token_type, &token.value],
+        )
+        .await?
+    else {
         return Ok(None);
     };
     let seq: i64 = rows::get(&row, "seq")?;
     let deleted = delete_events(client, seq).await?;
-    let statement = client.prepare_cached("DELETE FROM token_event_entries WHERE seq = $1").await?;
+    let statement = client
+        .prepare_cached("DELETE FROM token_event_entries WHERE seq = $1")
+        .await?;
     client.execute(&statement, &[&seq]).await?;
     Ok(Some((rows::get(&row, "id")?, deleted)))
 }
 
-async fn events_of(client: &impl GenericClient, entry_seqs: &[i64]) -> StoreResult<Vec<(i64, TokenEvent)>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM token_events WHERE entry_seq = ANY($1) ORDER BY seq");
+async fn events_of(
+    client: &impl GenericClient,
+    entry_seqs: &[i64],
+) -> StoreResult<Vec<(i64, TokenEvent)>> {
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} FROM token_events WHERE entry_seq = ANY($1) ORDER BY seq");
     let statement = client.prepare_cached(&sql).await?;
     let rows = client.query(&statement, &[&entry_seqs]).await?;
-    rows.iter().map(|row| Ok((rows::get(row, "entry_seq")?, rows::token_event(row)?))).collect()
+    rows.iter()
+        .map(|row| Ok((rows::get(row, "entry_seq")?, rows::token_event(row)?)))
+        .collect()
 }
 
 fn parse_id(id: &str) -> StoreResult<Uuid> {
-    Uuid::parse_str(id).map_err(|e| StoreError::Internal(format!("token event entry id {id:?}: {e}")))
+    Uuid::parse_str(id)
+        .map_err(|e| StoreError::Internal(format!("token event entry id {id:?}: {e}")))
 }
 
 pub(super) async fn token_detail(
@@ -130,14 +160,27 @@ pub(super) async fn token_detail(
             let statement = tx
                 .prepare_cached("SELECT seq, id FROM token_event_entries WHERE account_id = $1 AND token_type = $2 AND value = $3")
                 .await?;
-            match tx.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value]).await? {
-                Some(row) => Some((rows::get::<i64>(&row, "seq")?, rows::get::<String>(&row, "id")?)),
+            match tx
+                .query_opt(
+                    &statement,
+                    &[&account.as_str(), &token.token_type, &token.value],
+                )
+                .await?
+            {
+                Some(row) => Some((
+                    rows::get::<i64>(&row, "seq")?,
+                    rows::get::<String>(&row, "id")?,
+                )),
                 None => None,
             }
         }
     };
     let events = match &entry {
-        Some((seq, _)) => events_of(&tx, &[*seq]).await?.into_iter().map(|(_, event)| event).collect(),
+        Some((seq, _)) => events_of(&tx, &[*seq])
+            .await?
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect(),
         None => Vec::new(),
     };
 
@@ -146,14 +189,26 @@ pub(super) async fn token_detail(
          WHERE account_id = $1 AND token_type = $2 AND value = $3 AND deleted_at IS NULL"
     );
     let statement = tx.prepare_cached(&sql).await?;
-    let token_row = tx.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value]).await?;
+    let token_row = tx
+        .query_opt(
+            &statement,
+            &[&account.as_str(), &token.token_type, &token.value],
+        )
+        .await?;
     let (customer, live_token) = match token_row {
         None => (None, None),
         Some(row) => {
             let customer_seq: i64 = rows::get(&row, "customer_seq")?;
-            let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE seq = $1 AND deleted_at IS NULL");
+            let sql = format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE seq = $1 AND deleted_at IS NULL"
+            );
             let statement = tx.prepare_cached(&sql).await?;
-            let customer = tx.query_opt(&statement, &[&customer_seq]).await?.as_ref().map(rows::customer).transpose()?;
+            let customer = tx
+                .query_opt(&statement, &[&customer_seq])
+                .await?
+                .as_ref()
+                .map(rows::customer)
+                .transpose()?;
             (customer, Some(rows::customer_token(&row)?))
         }
     };
@@ -164,7 +219,12 @@ pub(super) async fn token_detail(
         (None, Some(token)) => token.id,
         (None, None) => Uuid::new_v4(),
     };
-    Ok(TokenDetail { id, customer, token: live_token, events })
+    Ok(TokenDetail {
+        id,
+        customer,
+        token: live_token,
+        events,
+    })
 }
 
 pub(super) async fn list_token_events(
@@ -181,13 +241,22 @@ pub(super) async fn list_token_events(
             let statement = tx
                 .prepare_cached("SELECT seq, updated_at FROM token_event_entries WHERE account_id = $1 AND id = $2")
                 .await?;
-            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
-            Some((rows::get::<i64>(&row, "seq")?, rows::get::<i64>(&row, "updated_at")?))
+            let row = tx
+                .query_opt(&statement, &[&account, id])
+                .await?
+                .ok_or(StoreError::UnknownCursor)?;
+            Some((
+                rows::get::<i64>(&row, "seq")?,
+                rows::get::<i64>(&row, "updated_at")?,
+            ))
         }
     };
     let since = since.map(Timestamp::millis);
     let limit = overfetch(page);
-    let mut query = ListQuery::new("token_event_entries", "seq, id, token_type, value, updated_at");
+    let mut query = ListQuery::new(
+        "token_event_entries",
+        "seq, id, token_type, value, updated_at",
+    );
     let p = query.bind(&account);
     query.filter(format!("account_id = {p}"));
     let order = match &since {
@@ -210,7 +279,10 @@ pub(super) async fn list_token_events(
         }
     };
     let (rows, total) = query.fetch(&tx, order, &limit, page.include_total).await?;
-    let seqs = rows.iter().map(|row| rows::get::<i64>(row, "seq")).collect::<StoreResult<Vec<_>>>()?;
+    let seqs = rows
+        .iter()
+        .map(|row| rows::get::<i64>(row, "seq"))
+        .collect::<StoreResult<Vec<_>>>()?;
     let mut events: HashMap<i64, Vec<TokenEvent>> = HashMap::new();
     for (seq, event) in events_of(&tx, &seqs).await? {
         events.entry(seq).or_default().push(event);
@@ -221,7 +293,10 @@ pub(super) async fn list_token_events(
     for (row, seq) in rows.iter().zip(&seqs) {
         items.push(TokenEventEntry {
             id: rows::uuid(row, "id")?,
-            token: TokenTypeValue { token_type: rows::get(row, "token_type")?, value: rows::get(row, "value")? },
+            token: TokenTypeValue {
+                token_type: rows::get(row, "token_type")?,
+                value: rows::get(row, "value")?,
+            },
             events: events.remove(seq).unwrap_or_default(),
             updated_at: Timestamp::from_millis(rows::get(row, "updated_at")?),
         });

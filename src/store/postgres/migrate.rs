@@ -9,7 +9,10 @@ use crate::domain::Timestamp;
 use crate::store::{StoreError, StoreResult};
 
 /// Versions in the order they apply; a version, once released, never changes.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/postgresql/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    include_str!("../../../migrations/postgresql/0001_init.sql"),
+)];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped
 /// to the current database, so other databases on the server are not affected.
@@ -31,20 +34,28 @@ pub async fn migrate(url: &str) -> StoreResult<()> {
 }
 
 pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
-    url.parse()
-        .map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))
+    url.parse().map_err(|e| {
+        StoreError::Internal(format!("invalid PostgreSQL URL {}: {e}", redact_url(url)))
+    })
 }
 
 /// Applies each pending migration in its own transaction, under the advisory lock.
 pub(super) async fn run(client: &mut tokio_postgres::Client) -> StoreResult<()> {
     for (version, sql) in MIGRATIONS {
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
         .await?;
-        let applied = tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?.is_some();
+        let applied = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await?
+            .is_some();
         if !applied {
             tx.batch_execute(sql).await?;
             tx.execute(

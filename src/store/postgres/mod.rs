@@ -16,12 +16,15 @@ mod rows;
 mod tests;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, Store, StoreError, StoreOptions, StoreResult,
+    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, Store, StoreError,
+    StoreOptions, StoreResult,
 };
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -52,7 +55,13 @@ impl PostgresStore {
         }
         // `Fast` skips a round trip per checkout; connections that failed with a connection
         // error are discarded explicitly (see `settle`) and closed ones are dropped on recycle.
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .wait_timeout(Some(options.acquire_timeout))
@@ -97,7 +106,9 @@ impl From<tokio_postgres::Error> for StoreError {
         if is_connection_error(&error) {
             StoreError::Unavailable(describe(&error))
         } else if let Some(constraint) = unique_violation(&error) {
-            StoreError::Conflict(format!("a record violating {constraint} already exists"))
+            StoreError::Conflict(format!(
+                "a conflicting record already exists ({constraint})"
+            ))
         } else {
             StoreError::Internal(describe(&error))
         }
@@ -107,7 +118,9 @@ impl From<tokio_postgres::Error> for StoreError {
 impl From<PoolError> for StoreError {
     fn from(error: PoolError) -> Self {
         match error {
-            PoolError::Timeout(kind) => StoreError::Unavailable(format!("no database connection available ({kind:?} timeout)")),
+            PoolError::Timeout(kind) => StoreError::Unavailable(format!(
+                "no database connection available ({kind:?} timeout)"
+            )),
             // Whatever stops the pool from opening a connection makes the database unreachable
             // for us, transient or not: 503, and the message names the cause in the logs.
             PoolError::Backend(e) => StoreError::Unavailable(describe(&e)),
@@ -126,14 +139,17 @@ fn is_connection_error(error: &tokio_postgres::Error) -> bool {
     }
     use std::error::Error as _;
     error.is_closed()
-        || error.source().is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        || error
+            .source()
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
         || error.to_string() == "timeout waiting for server"
 }
 
 /// The constraint a unique violation (SQLSTATE 23505) names.
 fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
     let db = error.as_db_error()?;
-    (db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION).then(|| db.constraint().unwrap_or("a unique constraint"))
+    (db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+        .then(|| db.constraint().unwrap_or("a unique constraint"))
 }
 
 fn describe(error: &tokio_postgres::Error) -> String {
@@ -190,7 +206,14 @@ struct ListQuery<'a> {
 
 impl<'a> ListQuery<'a> {
     fn new(from: &'static str, columns: &'static str) -> Self {
-        Self { from, columns, filters: Vec::new(), params: Vec::new(), filter_params: None, cursor: None }
+        Self {
+            from,
+            columns,
+            filters: Vec::new(),
+            params: Vec::new(),
+            filter_params: None,
+            cursor: None,
+        }
     }
 
     /// Binds a parameter and returns its placeholder.
@@ -222,7 +245,10 @@ impl<'a> ListQuery<'a> {
         let total = if include_total {
             let sql = format!("SELECT COUNT(*) FROM {} WHERE {}", self.from, where_filters);
             let statement = client.prepare_cached(&sql).await?;
-            let count: i64 = client.query_one(&statement, &self.params[..filter_params]).await?.try_get(0)?;
+            let count: i64 = client
+                .query_one(&statement, &self.params[..filter_params])
+                .await?
+                .try_get(0)?;
             Some(u64::try_from(count).unwrap_or_default())
         } else {
             None
@@ -262,7 +288,12 @@ fn like_prefix(prefix: &str) -> String {
 
 /// A read-only transaction on one snapshot, so a page, its cursor and its count agree.
 async fn snapshot(conn: &mut Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
-    Ok(conn.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?)
+    Ok(conn
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?)
 }
 
 #[async_trait]
@@ -291,16 +322,40 @@ impl Store for PostgresStore {
         with_conn!(self, |conn| customers::insert_signing_key(&conn, key).await)
     }
 
-    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
-        with_conn!(self, |conn| customers::create_customer(&mut conn, account, customer).await)
+    async fn create_customer(
+        &self,
+        account: &AccountId,
+        customer: &NewCustomer,
+    ) -> StoreResult<Customer> {
+        with_conn!(self, |conn| customers::create_customer(
+            &mut conn, account, customer
+        )
+        .await)
     }
 
-    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>> {
-        with_conn!(self, |conn| customers::get_customer(&conn, account, customer_id).await)
+    async fn get_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+    ) -> StoreResult<Option<Customer>> {
+        with_conn!(self, |conn| customers::get_customer(
+            &conn,
+            account,
+            customer_id
+        )
+        .await)
     }
 
-    async fn list_customers(&self, account: &AccountId, filter: &CustomerFilter, page: &PageRequest) -> StoreResult<Page<Customer>> {
-        with_conn!(self, |conn| customers::list_customers(&mut conn, account, filter, page).await)
+    async fn list_customers(
+        &self,
+        account: &AccountId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Customer>> {
+        with_conn!(self, |conn| customers::list_customers(
+            &mut conn, account, filter, page
+        )
+        .await)
     }
 
     async fn delete_customer(
@@ -311,7 +366,15 @@ impl Store for PostgresStore {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<Customer> {
-        with_conn!(self, |conn| customers::delete_customer(&mut conn, account, customer_id, delete_tokens, actor, at).await)
+        with_conn!(self, |conn| customers::delete_customer(
+            &mut conn,
+            account,
+            customer_id,
+            delete_tokens,
+            actor,
+            at
+        )
+        .await)
     }
 
     async fn create_customer_token(
@@ -322,7 +385,14 @@ impl Store for PostgresStore {
         delete_token_events: bool,
     ) -> StoreResult<CustomerToken> {
         with_conn!(self, |conn| {
-            customers::create_customer_token(&mut conn, account, customer_id, token, delete_token_events).await
+            customers::create_customer_token(
+                &mut conn,
+                account,
+                customer_id,
+                token,
+                delete_token_events,
+            )
+            .await
         })
     }
 
@@ -333,7 +403,14 @@ impl Store for PostgresStore {
         filter: &CustomerTokenFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<CustomerToken>> {
-        with_conn!(self, |conn| customers::list_customer_tokens(&mut conn, account, customer_id, filter, page).await)
+        with_conn!(self, |conn| customers::list_customer_tokens(
+            &mut conn,
+            account,
+            customer_id,
+            filter,
+            page
+        )
+        .await)
     }
 
     async fn delete_customer_token(
@@ -344,7 +421,15 @@ impl Store for PostgresStore {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<CustomerToken> {
-        with_conn!(self, |conn| customers::delete_customer_token(&mut conn, account, customer_id, token_id, actor, at).await)
+        with_conn!(self, |conn| customers::delete_customer_token(
+            &mut conn,
+            account,
+            customer_id,
+            token_id,
+            actor,
+            at
+        )
+        .await)
     }
 
     async fn token_detail(
@@ -355,11 +440,22 @@ impl Store for PostgresStore {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<TokenDetail> {
-        with_conn!(self, |conn| events::token_detail(&mut conn, account, token, event, actor, at).await)
+        with_conn!(self, |conn| events::token_detail(
+            &mut conn, account, token, event, actor, at
+        )
+        .await)
     }
 
-    async fn list_token_events(&self, account: &AccountId, since: Option<Timestamp>, page: &PageRequest) -> StoreResult<Page<TokenEventEntry>> {
-        with_conn!(self, |conn| events::list_token_events(&mut conn, account, since, page).await)
+    async fn list_token_events(
+        &self,
+        account: &AccountId,
+        since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        with_conn!(self, |conn| events::list_token_events(
+            &mut conn, account, since, page
+        )
+        .await)
     }
 
     async fn clear_token_events(
@@ -370,27 +466,66 @@ impl Store for PostgresStore {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<()> {
-        with_conn!(self, |conn| events::clear_token_events(&mut conn, account, token, delete_event, actor, at).await)
+        with_conn!(self, |conn| events::clear_token_events(
+            &mut conn,
+            account,
+            token,
+            delete_event,
+            actor,
+            at
+        )
+        .await)
     }
 
-    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
-        with_conn!(self, |conn| cards::create_card_token(&mut conn, card, sealed).await)
+    async fn create_card_token(
+        &self,
+        card: &CardToken,
+        sealed: Option<&SealedToken>,
+    ) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| cards::create_card_token(
+            &mut conn, card, sealed
+        )
+        .await)
     }
 
-    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
-        with_conn!(self, |conn| cards::import_card_tokens(&mut conn, batch).await)
+    async fn import_card_tokens(
+        &self,
+        batch: &[(CardToken, Option<SealedToken>)],
+    ) -> StoreResult<Vec<ImportOutcome>> {
+        with_conn!(self, |conn| cards::import_card_tokens(&mut conn, batch)
+            .await)
     }
 
-    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+    async fn get_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+    ) -> StoreResult<Option<CardTokenRecord>> {
         with_conn!(self, |conn| cards::get_card_token(&conn, account, id).await)
     }
 
-    async fn list_card_tokens(&self, account: &AccountId, filter: &CardTokenFilter, page: &PageRequest) -> StoreResult<Page<CardTokenRecord>> {
-        with_conn!(self, |conn| cards::list_card_tokens(&mut conn, account, filter, page).await)
+    async fn list_card_tokens(
+        &self,
+        account: &AccountId,
+        filter: &CardTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CardTokenRecord>> {
+        with_conn!(self, |conn| cards::list_card_tokens(
+            &mut conn, account, filter, page
+        )
+        .await)
     }
 
-    async fn delete_card_token(&self, account: &AccountId, id: &str, deletion: &CardTokenDeletion) -> StoreResult<CardTokenRecord> {
-        with_conn!(self, |conn| cards::delete_card_token(&mut conn, account, id, deletion).await)
+    async fn delete_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+        deletion: &CardTokenDeletion,
+    ) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| cards::delete_card_token(
+            &mut conn, account, id, deletion
+        )
+        .await)
     }
 
     async fn set_card_token_status(
@@ -401,10 +536,18 @@ impl Store for PostgresStore {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<CardTokenRecord> {
-        with_conn!(self, |conn| cards::set_card_token_status(&mut conn, account, id, status, actor, at).await)
+        with_conn!(self, |conn| cards::set_card_token_status(
+            &mut conn, account, id, status, actor, at
+        )
+        .await)
     }
 
-    async fn list_audit(&self, account: Option<&AccountId>, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+    async fn list_audit(
+        &self,
+        account: Option<&AccountId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
         with_conn!(self, |conn| {
             let statement = conn
                 .prepare_cached(
@@ -413,7 +556,9 @@ impl Store for PostgresStore {
                 )
                 .await?;
             let account = account.map(AccountId::as_str);
-            let rows = conn.query(&statement, &[&after_seq, &account, &i64::from(limit)]).await?;
+            let rows = conn
+                .query(&statement, &[&after_seq, &account, &i64::from(limit)])
+                .await?;
             rows.iter().map(rows::audit_record).collect()
         })
     }

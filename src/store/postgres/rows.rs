@@ -27,7 +27,8 @@ pub(super) const CARD_COLUMNS: &str = "seq, account_id, id, status, card_brand, 
      external_token_references, created_at, created_by, updated_at, deleted_at, deleted_by";
 
 pub(super) fn get<'a, T: FromSql<'a>>(row: &'a Row, column: &str) -> StoreResult<T> {
-    row.try_get(column).map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
+    row.try_get(column)
+        .map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
 }
 
 fn time(row: &Row, column: &str) -> StoreResult<Timestamp> {
@@ -40,34 +41,45 @@ fn optional_time(row: &Row, column: &str) -> StoreResult<Option<Timestamp>> {
 
 pub(super) fn uuid(row: &Row, column: &str) -> StoreResult<Uuid> {
     let text: &str = get(row, column)?;
-    Uuid::parse_str(text).map_err(|e| StoreError::Internal(format!("column {column} is not a UUID: {e}")))
+    Uuid::parse_str(text)
+        .map_err(|e| StoreError::Internal(format!("column {column} is not a UUID: {e}")))
 }
 
 fn account(row: &Row, column: &str) -> StoreResult<AccountId> {
     let text: &str = get(row, column)?;
-    AccountId::parse(column, text).map_err(|e| StoreError::Internal(format!("column {column}: {}", e.message)))
+    AccountId::parse(column, text)
+        .map_err(|e| StoreError::Internal(format!("column {column}: {}", e.message)))
 }
 
 pub(super) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Internal(format!("cannot encode JSON: {e}")))
 }
 
 fn json(row: &Row, column: &str) -> StoreResult<Option<Value>> {
-    let Some(text) = get::<Option<&str>>(row, column)? else { return Ok(None) };
-    serde_json::from_str(text).map(Some).map_err(|e| StoreError::Internal(format!("column {column} is not JSON: {e}")))
+    let Some(text) = get::<Option<&str>>(row, column)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| StoreError::Internal(format!("column {column} is not JSON: {e}")))
 }
 
 fn json_object(row: &Row, column: &str) -> StoreResult<Option<Map<String, Value>>> {
     match json(row, column)? {
         None => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(_) => Err(StoreError::Internal(format!("column {column} is not a JSON object"))),
+        Some(_) => Err(StoreError::Internal(format!(
+            "column {column} is not a JSON object"
+        ))),
     }
 }
 
 fn parsed<T: std::str::FromStr>(row: &Row, column: &str) -> StoreResult<T> {
     let text: &str = get(row, column)?;
-    text.parse().map_err(|_| StoreError::Internal(format!("column {column} holds an unknown value {text:?}")))
+    text.parse().map_err(|_| {
+        StoreError::Internal(format!("column {column} holds an unknown value {text:?}"))
+    })
 }
 
 pub(super) fn customer(row: &Row) -> StoreResult<Customer> {
@@ -112,15 +124,19 @@ pub(super) fn card_token(row: &Row) -> StoreResult<CardTokenRecord> {
     let links = match json(row, "links")? {
         None => None,
         Some(Value::Array(items)) => Some(items.iter().map(link).collect::<StoreResult<Vec<_>>>()?),
-        Some(_) => return Err(StoreError::Internal("column links is not a JSON array".into())),
+        Some(_) => {
+            return Err(StoreError::Internal(
+                "column links is not a JSON array".into(),
+            ))
+        }
     };
-    let external_token_references = match get::<Option<&str>>(row, "external_token_references")? {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_str::<Vec<String>>(text)
-                .map_err(|e| StoreError::Internal(format!("column external_token_references: {e}")))?,
-        ),
-    };
+    let external_token_references =
+        match get::<Option<&str>>(row, "external_token_references")? {
+            None => None,
+            Some(text) => Some(serde_json::from_str::<Vec<String>>(text).map_err(|e| {
+                StoreError::Internal(format!("column external_token_references: {e}"))
+            })?),
+        };
     let card = CardToken {
         id: get(row, "id")?,
         token_type: PAYMENT_TOKEN_TYPE,
@@ -143,14 +159,23 @@ pub(super) fn card_token(row: &Row) -> StoreResult<CardTokenRecord> {
         deleted_at: optional_time(row, "deleted_at")?,
         deleted_by: get(row, "deleted_by")?,
     };
-    Ok(CardTokenRecord { card, sealed_token: get(row, "token_sealed")? })
+    Ok(CardTokenRecord {
+        card,
+        sealed_token: get(row, "token_sealed")?,
+    })
 }
 
 fn link(value: &Value) -> StoreResult<CardTokenLink> {
     let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
     match (text("href"), text("rel")) {
-        (Some(href), Some(rel)) => Ok(CardTokenLink { href, rel, mime_type: text("mime_type") }),
-        _ => Err(StoreError::Internal("column links holds a link without href or rel".into())),
+        (Some(href), Some(rel)) => Ok(CardTokenLink {
+            href,
+            rel,
+            mime_type: text("mime_type"),
+        }),
+        _ => Err(StoreError::Internal(
+            "column links holds a link without href or rel".into(),
+        )),
     }
 }
 
