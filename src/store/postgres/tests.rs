@@ -1438,7 +1438,7 @@ async fn recovers_after_the_database_drops_every_connection() {
         tokio::time::sleep(Duration::from_millis(50)).await;
 
         let mut recovered = false;
-        for _attempt in 0..5 {
+        for attempt in 0..5 {
             let results = [
                 store.ping().await.map(|_| ()),
                 store.get_customer(&aid, "c1").await.map(|_| ()),
@@ -1449,7 +1449,7 @@ async fn recovers_after_the_database_drops_every_connection() {
                 store
                     .create_customer(
                         &aid,
-                        &new_customer(json!({"customer_id": format!("r{round}-{_attempt}")})),
+                        &new_customer(json!({"customer_id": format!("r{round}-{attempt}")})),
                     )
                     .await
                     .map(|_| ()),
@@ -1467,6 +1467,33 @@ async fn recovers_after_the_database_drops_every_connection() {
         }
         assert!(recovered, "round {round}: the pool did not recover");
     }
+
+    // A stretch where the database refuses every connection: calls fail fast as Unavailable,
+    // and work again once it accepts connections.
+    let admin = connect_plain(&admin_url()).await.unwrap();
+    let name = &db.name;
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let result = store.get_customer(&aid, "c1").await;
+        assert!(
+            matches!(result, Err(StoreError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    assert!(store.get_customer(&aid, "c1").await.unwrap().is_some());
 }
 
 #[tokio::test]
