@@ -239,8 +239,7 @@ impl CardToken {
         let pan_expiry_date = optional_string(&mut errors, body, "pan_expiry_date", expiry_date);
         let token_expiry_date = optional_string(&mut errors, body, "token_expiry_date", expiry_date);
         let customer_id = optional_string(&mut errors, body, "customer_id", validation::identifier);
-        let relationship_id =
-            optional_string(&mut errors, body, "relationship_id", validation::identifier);
+        let relationship_id = optional_string(&mut errors, body, "relationship_id", validation::identifier);
         let transaction_id = optional_string(&mut errors, body, "transaction_id", validation::identifier);
         let links = links(&mut errors, body.get("links"));
         let external_token_references = external_references(&mut errors, body.get("external_token_references"));

@@ -253,10 +253,7 @@ pub trait Store: Send + Sync + 'static {
 /// absolute) or `postgres://…` / `postgresql://…`. Migrations run before it is returned.
 pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        {
-            let _ = postgres::PostgresStore::connect(database_url, options).await?;
-            unreachable!()
-        }
+        Ok(Arc::new(postgres::PostgresStore::connect(database_url, options).await?))
     } else if let Some(path) = crate::config::sqlite_path(database_url) {
         Ok(Arc::new(sqlite::SqliteStore::open(&path, options).await?))
     } else {
