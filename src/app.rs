@@ -11,8 +11,10 @@ use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::config::ServeConfig;
 use crate::crypto::{CryptoError, TokenCipher};
-use crate::http::{self, AppState};
+use crate::http::rate_limit::RateLimiter;
+use crate::http::{self, AppState, Limits};
 use crate::store::{self, Store, StoreError, StoreOptions};
+use crate::webhooks;
 
 /// Why the server could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +82,19 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let store = open_store(&config).await?;
     let cipher = load_cipher(&config)?;
     let keys = KeyRing::load(store.as_ref(), config.issuer.clone(), config.token_ttl_seconds).await?;
-    let state = AppState { store: store.clone(), keys: Arc::new(keys), cipher: Arc::new(cipher) };
-    let router = http::router(state, config.request_timeout);
+    let cipher = Arc::new(cipher);
+    let webhook_wake = Arc::new(tokio::sync::Notify::new());
+    let worker = webhooks::spawn(store.clone(), cipher.clone(), config.webhooks, webhook_wake.clone());
+    let limits = Limits {
+        token_requests: RateLimiter::new(
+            f64::from(config.token_requests_per_minute.max(1)) / 60.0,
+            config.token_requests_per_minute,
+        ),
+        api_calls: (config.api_calls_per_second > 0)
+            .then(|| RateLimiter::new(f64::from(config.api_calls_per_second), config.api_calls_per_second)),
+    };
+    let state = AppState { store: store.clone(), keys: Arc::new(keys), cipher, webhook_wake, limits: Arc::new(limits) };
+    let router = http::router(state, config.request_timeout, config.max_in_flight.max(1));
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -89,11 +102,15 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let addr = listener.local_addr().map_err(|source| StartupError::Listen { addr: config.listen, source })?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = stop.await;
             })
-            .await
+            .await;
+        // Undelivered events stay in the outbox for the next start.
+        worker.abort();
+        let _ = worker.await;
+        served
     });
     Ok(RunningServer { addr, store, shutdown, task })
 }

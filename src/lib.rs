@@ -12,3 +12,4 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod store;
+pub mod webhooks;

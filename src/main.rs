@@ -87,6 +87,15 @@ struct ServeArgs {
     /// Print a ready client for test account T00000001 with every scope, and a curl example.
     #[arg(long, env = "TOKENVAULT_DEV")]
     dev: bool,
+    /// Token requests allowed per client id and minute (429 beyond).
+    #[arg(long, env = "TOKENVAULT_TOKEN_RATE_LIMIT", default_value_t = 60)]
+    token_rate_limit: u32,
+    /// API calls allowed per client and second (429 beyond); 0 for no limit.
+    #[arg(long, env = "TOKENVAULT_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
+    /// Concurrent requests beyond which new ones are shed with 503.
+    #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT", default_value_t = 1024)]
+    max_in_flight: usize,
 }
 
 #[derive(Subcommand)]
@@ -240,6 +249,9 @@ async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     config.issuer = args.issuer;
     config.pool_size = args.pool_size.max(1);
     config.dev = args.dev;
+    config.token_requests_per_minute = args.token_rate_limit;
+    config.api_calls_per_second = args.rate_limit;
+    config.max_in_flight = args.max_in_flight;
     tracing::info!(?config, "starting tokenvault");
 
     let server = app::start(config.clone()).await?;

@@ -2,7 +2,7 @@
 //! alike), created on first start, published as a JWKS.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -27,11 +27,16 @@ struct Keys {
     jwks: Value,
 }
 
+/// Verified tokens remembered at most; a signature check costs far more than a lookup.
+const VERIFIED_CACHE_ENTRIES: usize = 10_000;
+
 /// Signs access tokens with the newest key and verifies them with any published key.
 pub struct KeyRing {
     keys: RwLock<Arc<Keys>>,
     issuer: String,
     ttl_seconds: u64,
+    /// Claims of tokens whose signature was already checked, until they expire.
+    verified: Mutex<HashMap<String, Claims>>,
 }
 
 impl KeyRing {
@@ -42,7 +47,12 @@ impl KeyRing {
             store.insert_signing_key(&generate_key()?).await?;
             records = store.signing_keys().await?;
         }
-        Ok(Self { keys: RwLock::new(Arc::new(build_keys(&records)?)), issuer, ttl_seconds })
+        Ok(Self {
+            keys: RwLock::new(Arc::new(build_keys(&records)?)),
+            issuer,
+            ttl_seconds,
+            verified: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn ttl_seconds(&self) -> u64 {
@@ -80,6 +90,31 @@ impl KeyRing {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidToken);
         }
+        let now = Timestamp::now().millis() / 1000;
+        if let Some(claims) = self.verified_cache().get(token) {
+            return if claims.nbf <= now && now < claims.exp {
+                Ok(claims.clone())
+            } else {
+                Err(AuthError::InvalidToken)
+            };
+        }
+        let claims = self.verify_signature(token, store).await?;
+        let mut cache = self.verified_cache();
+        if cache.len() >= VERIFIED_CACHE_ENTRIES {
+            cache.retain(|_, cached| cached.exp > now);
+            if cache.len() >= VERIFIED_CACHE_ENTRIES {
+                cache.clear();
+            }
+        }
+        cache.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    fn verified_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
+        self.verified.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    async fn verify_signature(&self, token: &str, store: &dyn Store) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::InvalidToken);

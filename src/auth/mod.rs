@@ -62,6 +62,8 @@ impl Permission {
         Permission(&["admin:customers", "write:customers", "create:customers:/users"]);
     pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
     pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout", "read:checkout"]);
+    pub const HOOKS_WRITE: Permission = Permission(&["admin:hooks", "write:hooks"]);
+    pub const HOOKS_READ: Permission = Permission(&["admin:hooks", "read:hooks"]);
 
     pub fn describe(self) -> String {
         self.0.join(", ")

@@ -184,14 +184,14 @@ impl CardToken {
             }
         }
 
-        let id = optional_string(&mut errors, body, "id", |f, v| validation::identifier(f, v))
+        let id = optional_string(&mut errors, body, "id", validation::identifier)
             .unwrap_or_else(|| Uuid::new_v4().to_string());
-        if let Some(token_type) = optional_string(&mut errors, body, "type", |f, v| validation::non_empty(f, v)) {
+        if let Some(token_type) = optional_string(&mut errors, body, "type", validation::non_empty) {
             if token_type != PAYMENT_TOKEN_TYPE {
                 errors.push(FieldError::new("type", "must be payment_token"));
             }
         }
-        if let Some(status) = optional_string(&mut errors, body, "status", |f, v| validation::non_empty(f, v)) {
+        if let Some(status) = optional_string(&mut errors, body, "status", validation::non_empty) {
             if status != CardTokenStatus::Active.as_str() {
                 errors.push(FieldError::new(
                     "status",
@@ -199,7 +199,7 @@ impl CardToken {
                 ));
             }
         }
-        if let Some(account_id) = optional_string(&mut errors, body, "account_id", |f, v| validation::non_empty(f, v)) {
+        if let Some(account_id) = optional_string(&mut errors, body, "account_id", validation::non_empty) {
             if account_id != account.as_str() {
                 errors.push(FieldError::new("account_id", "must be the account of the access token"));
             }
@@ -238,10 +238,9 @@ impl CardToken {
         let masked_pan = optional_string(&mut errors, body, "masked_pan", masked_pan);
         let pan_expiry_date = optional_string(&mut errors, body, "pan_expiry_date", expiry_date);
         let token_expiry_date = optional_string(&mut errors, body, "token_expiry_date", expiry_date);
-        let customer_id = optional_string(&mut errors, body, "customer_id", |f, v| validation::identifier(f, v));
-        let relationship_id =
-            optional_string(&mut errors, body, "relationship_id", |f, v| validation::identifier(f, v));
-        let transaction_id = optional_string(&mut errors, body, "transaction_id", |f, v| validation::identifier(f, v));
+        let customer_id = optional_string(&mut errors, body, "customer_id", validation::identifier);
+        let relationship_id = optional_string(&mut errors, body, "relationship_id", validation::identifier);
+        let transaction_id = optional_string(&mut errors, body, "transaction_id", validation::identifier);
         let links = links(&mut errors, body.get("links"));
         let external_token_references = external_references(&mut errors, body.get("external_token_references"));
 

@@ -58,10 +58,10 @@ impl NewCustomer {
         let mut attributes = body;
         for read_only in ["id", "created_at", "created_by", "updated_at", "deleted_at", "deleted_by", "password", "pin"]
         {
-            attributes.remove(read_only);
+            attributes.shift_remove(read_only);
         }
 
-        let customer_id = match attributes.remove("customer_id") {
+        let customer_id = match attributes.shift_remove("customer_id") {
             None | Some(Value::Null) => Uuid::new_v4().to_string(),
             Some(Value::String(id)) => {
                 errors.check(validation::identifier("customer_id", &id));

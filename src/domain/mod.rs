@@ -12,6 +12,7 @@ pub mod paging;
 pub mod time;
 pub mod token_event;
 pub mod validation;
+pub mod webhook;
 
 pub use account::AccountId;
 pub use paging::{Page, PageRequest};

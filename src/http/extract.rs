@@ -25,7 +25,11 @@ where
         let app = AppState::from_ref(state);
         let token = bearer_token(&parts.headers).ok_or(AuthError::MissingToken)?;
         let claims = app.keys.verify(token, app.store.as_ref()).await?;
-        Ok(Caller::from_claims(&claims)?)
+        let caller = Caller::from_claims(&claims)?;
+        if let Some(limiter) = &app.limits.api_calls {
+            super::Limits::check(limiter, &caller.client_id)?;
+        }
+        Ok(caller)
     }
 }
 

@@ -2,6 +2,8 @@
 //! the zero-set-up default) and PostgreSQL (many instances, one database) implement it with
 //! the same behaviour, enforced by database constraints rather than in-process locks.
 
+#[cfg(test)]
+mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
@@ -15,6 +17,7 @@ use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
 /// What can go wrong below the HTTP layer, in terms a client can be told about.
@@ -202,21 +205,57 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Stores a webhook subscription with its sealed signing secret. Card-token mutations then
+    /// write one outbox row per interested subscription in their own transaction.
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
+        let _ = (subscription, sealed_secret);
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+        let _ = account;
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    async fn get_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<HookSubscription>> {
+        let _ = (account, id);
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    /// NotFound("subscription") when absent; its pending deliveries are dropped with it.
+    async fn delete_hook_subscription(&self, account: &AccountId, id: uuid::Uuid) -> StoreResult<HookSubscription> {
+        let _ = (account, id);
+        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
+    }
+    /// Takes up to `limit` deliveries due at `now` and leases them until `lease_until`, so that
+    /// no other worker (or instance) sends them meanwhile; a crashed worker's lease runs out and
+    /// the delivery is retried.
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        let _ = (now, lease_until, limit);
+        Ok(Vec::new())
+    }
+    /// Records an attempt's result: delivered rows leave the outbox, failed ones are rescheduled
+    /// or given up.
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
+        let _ = (id, result);
+        Ok(())
+    }
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,
 /// absolute) or `postgres://…` / `postgresql://…`. Migrations run before it is returned.
 pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        {
-            let _ = postgres::PostgresStore::connect(database_url, options).await?;
-            unreachable!()
-        }
+        Ok(Arc::new(postgres::PostgresStore::connect(database_url, options).await?))
     } else if let Some(path) = crate::config::sqlite_path(database_url) {
-        {
-            let _ = sqlite::SqliteStore::open(&path, options).await?;
-            unreachable!()
-        }
+        Ok(Arc::new(sqlite::SqliteStore::open(&path, options).await?))
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL (expected sqlite://PATH or postgres://…): {}",

@@ -46,6 +46,7 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObjec
     let card = CardToken::from_create_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
     let (card, sealed) = app.cipher.seal_card(card);
     let record = app.store.create_card_token(&card, sealed.as_ref()).await?;
+    app.webhook_wake.notify_one();
     Ok(json(StatusCode::CREATED, &app.cipher.reveal(record)?))
 }
 
@@ -181,6 +182,7 @@ async fn delete_in(
     card_id(&token_id)?;
     let deletion = CardTokenDeletion { actor: caller.client_id.clone(), reason, requestor, at: Timestamp::now() };
     let record = app.store.delete_card_token(&account, &token_id, &deletion).await?;
+    app.webhook_wake.notify_one();
     Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
 }
 
@@ -223,5 +225,6 @@ async fn set_status_in(
     card_id(&token_id)?;
     let record =
         app.store.set_card_token_status(&account, &token_id, status, &caller.client_id, Timestamp::now()).await?;
+    app.webhook_wake.notify_one();
     Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
 }

@@ -1,0 +1,914 @@
+//! Behaviour every [`Store`] must show, written against the trait so each backend runs the same
+//! checks: a backend's tests invoke [`conformance_suite!`] with a function that opens a fresh,
+//! empty store (and returns a guard that keeps its resources alive).
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use super::{CardTokenDeletion, ImportOutcome, SealedToken, Store, StoreError};
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
+use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::{TokenEvent, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+
+/// Expands to one `#[tokio::test]` per conformance check. `$open` is an async fn returning
+/// `Option<(Arc<dyn Store>, impl Sized)>`: a fresh store and whatever must outlive it, or `None`
+/// when the backend is not available here (the test is then skipped with a notice).
+macro_rules! conformance_suite {
+    ($open:path) => {
+        $crate::store::conformance::conformance_suite!(@each $open;
+            ping_answers,
+            clients_and_signing_keys,
+            customers_create_get_and_conflicts,
+            customers_paging_and_filters,
+            customer_delete_and_delete_tokens,
+            customer_tokens_create_and_conflicts,
+            customer_tokens_paging_and_filters,
+            customer_token_delete_is_idempotent,
+            token_detail_and_events,
+            token_events_list_and_since,
+            token_events_clear,
+            delete_token_events_on_create,
+            card_tokens_create_get_and_conflicts,
+            card_tokens_list_filters_and_paging,
+            card_tokens_import_is_idempotent,
+            card_token_delete_and_status,
+            audit_trail,
+        );
+    };
+    (@each $open:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let Some((store, _guard)) = $open().await else { return };
+                $crate::store::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+pub(crate) use conformance_suite;
+
+// ---- fixtures -------------------------------------------------------------------------------
+
+fn account(raw: &str) -> AccountId {
+    AccountId::parse("aid", raw).unwrap()
+}
+
+fn a() -> AccountId {
+    account("T00000001")
+}
+
+fn b() -> AccountId {
+    account("T00000002")
+}
+
+fn t(millis: i64) -> Timestamp {
+    Timestamp::from_millis(millis)
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+fn new_customer(body: Value) -> NewCustomer {
+    NewCustomer::from_body(object(body), "client", t(1000)).unwrap()
+}
+
+async fn customer(store: &Arc<dyn Store>, account: &AccountId, body: Value) -> Customer {
+    store.create_customer(account, &new_customer(body)).await.unwrap()
+}
+
+fn new_token(token_id: &str, token_type: &str, value: &str) -> NewCustomerToken {
+    NewCustomerToken::from_body(
+        &object(json!({"token_id": token_id, "type": token_type, "value": value})),
+        "client",
+        t(1000),
+    )
+    .unwrap()
+}
+
+async fn token(
+    store: &Arc<dyn Store>,
+    account: &AccountId,
+    customer_id: &str,
+    token_id: &str,
+    token_type: &str,
+    value: &str,
+) -> CustomerToken {
+    store.create_customer_token(account, customer_id, &new_token(token_id, token_type, value), false).await.unwrap()
+}
+
+fn tv(token_type: &str, value: &str) -> TokenTypeValue {
+    TokenTypeValue { token_type: token_type.into(), value: value.into() }
+}
+
+fn event(text: &str, status: Option<&str>, at: i64) -> TokenEvent {
+    TokenEvent {
+        event: text.into(),
+        status: status.map(str::to_owned),
+        metadata: None,
+        created_at: t(at),
+        expires_at: None,
+    }
+}
+
+fn card(account: &AccountId, body: Value) -> CardToken {
+    let mut body = object(body);
+    body.entry("card_brand").or_insert(json!("visa"));
+    body.entry("payment_product_type").or_insert(json!("bambora.creditcard"));
+    CardToken::from_create_body(&body, account, "client", t(1000)).unwrap()
+}
+
+fn sealed(fingerprint: &str) -> SealedToken {
+    SealedToken { ciphertext: fingerprint.as_bytes().to_vec(), fingerprint: fingerprint.into() }
+}
+
+fn page(limit: u32, after: Option<&str>) -> PageRequest {
+    PageRequest { limit, starting_after: after.map(str::to_owned), include_total: false }
+}
+
+fn totals(limit: u32) -> PageRequest {
+    PageRequest { limit, starting_after: None, include_total: true }
+}
+
+fn customer_ids(page: &Page<Customer>) -> Vec<&str> {
+    page.items.iter().map(|c| c.customer_id.as_str()).collect()
+}
+
+fn token_ids(page: &Page<CustomerToken>) -> Vec<&str> {
+    page.items.iter().map(|t| t.token_id.as_str()).collect()
+}
+
+fn conflict<T: std::fmt::Debug>(result: Result<T, StoreError>) -> String {
+    match result {
+        Err(StoreError::Conflict(message)) => message,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+fn not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) -> &'static str {
+    match result {
+        Err(StoreError::NotFound(what)) => what,
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+}
+
+fn unknown_cursor<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(matches!(result, Err(StoreError::UnknownCursor)), "expected UnknownCursor, got {result:?}");
+}
+
+async fn audit_actions(store: &Arc<dyn Store>, account: &AccountId) -> Vec<String> {
+    store.list_audit(Some(account), 0, 1000).await.unwrap().into_iter().map(|r| r.action).collect()
+}
+
+// ---- checks ---------------------------------------------------------------------------------
+
+pub async fn ping_answers(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+}
+
+pub async fn clients_and_signing_keys(store: Arc<dyn Store>) {
+    assert_eq!(store.find_client("nobody").await.unwrap(), None);
+    let client = ClientRecord {
+        client_id: "c1".into(),
+        account_id: a(),
+        secret_hash: "$argon2id$first".into(),
+        scopes: vec!["admin:customers".into(), "read:checkout".into()],
+        created_at: t(1000),
+    };
+    store.upsert_client(&client).await.unwrap();
+    assert_eq!(store.find_client("c1").await.unwrap(), Some(client.clone()));
+    let replaced = ClientRecord {
+        secret_hash: "$argon2id$second".into(),
+        scopes: vec!["admin:checkout".into()],
+        created_at: t(9000),
+        ..client
+    };
+    store.upsert_client(&replaced).await.unwrap();
+    let found = store.find_client("c1").await.unwrap().unwrap();
+    assert_eq!(found.secret_hash, "$argon2id$second");
+    assert_eq!(found.scopes, ["admin:checkout"]);
+    assert_eq!(found.account_id, a());
+
+    assert_eq!(store.signing_keys().await.unwrap(), []);
+    for (kid, at) in [("k1", 1000), ("k3", 3000), ("k2", 2000)] {
+        let key =
+            SigningKeyRecord { kid: kid.into(), private_key: vec![1, 2], public_key: vec![3; 32], created_at: t(at) };
+        store.insert_signing_key(&key).await.unwrap();
+    }
+    let keys = store.signing_keys().await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["k3", "k2", "k1"]);
+    assert_eq!(keys[0].private_key, [1, 2]);
+    assert_eq!(keys[0].public_key, [3; 32]);
+}
+
+pub async fn customers_create_get_and_conflicts(store: Arc<dyn Store>) {
+    let mut new = new_customer(json!({"customer_id": "c1", "email": "Ada@Example.com", "phone_number": "+4712345678"}));
+    // Attributes come back in the order they were given, nested objects included.
+    let attributes = r#"{"zeta":1,"last_name":"Lovelace","email":"Ada@Example.com","phone_number":"+4712345678","type":"customer","alpha":{"z":1,"a":[2,1]}}"#;
+    new.attributes = serde_json::from_str(attributes).unwrap();
+    let created = store.create_customer(&a(), &new).await.unwrap();
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.customer_id, "c1");
+    assert_eq!(serde_json::to_string(&created.attributes).unwrap(), attributes);
+    assert_eq!((created.created_at, created.updated_at, created.created_by.as_str()), (t(1000), t(1000), "client"));
+    assert_eq!((created.deleted_at, created.deleted_by.as_deref()), (None, None));
+    let got = store.get_customer(&a(), "c1").await.unwrap().unwrap();
+    assert_eq!(got, created);
+    assert_eq!(serde_json::to_string(&got.attributes).unwrap(), attributes);
+    assert_eq!(store.get_customer(&a(), "c2").await.unwrap(), None);
+    assert_eq!(store.get_customer(&b(), "c1").await.unwrap(), None);
+
+    let duplicate = store.create_customer(&a(), &new_customer(json!({"customer_id": "c1"}))).await;
+    assert_eq!(conflict(duplicate), "a customer with customer_id 'c1' already exists");
+    let email =
+        store.create_customer(&a(), &new_customer(json!({"customer_id": "c2", "email": "ADA@example.COM"}))).await;
+    assert_eq!(conflict(email), "a customer with this email already exists");
+    let phone =
+        store.create_customer(&a(), &new_customer(json!({"customer_id": "c2", "phone_number": "+4712345678"}))).await;
+    assert_eq!(conflict(phone), "a customer with this phone_number already exists");
+
+    // The e-mail is unique per customer type; nothing is shared across accounts.
+    customer(&store, &a(), json!({"customer_id": "c2", "type": "company", "email": "ada@example.com"})).await;
+    customer(&store, &b(), json!({"customer_id": "c1", "email": "ada@example.com", "phone_number": "+4712345678"}))
+        .await;
+
+    // A deleted customer frees its customer_id, e-mail and phone number.
+    store.delete_customer(&a(), "c1", false, "admin", t(2000)).await.unwrap();
+    let again =
+        customer(&store, &a(), json!({"customer_id": "c1", "email": "ada@example.com", "phone_number": "+4712345678"}))
+            .await;
+    assert_ne!(again.id, created.id);
+    assert_eq!(store.get_customer(&a(), "c1").await.unwrap().unwrap().id, again.id);
+}
+
+pub async fn customers_paging_and_filters(store: Arc<dyn Store>) {
+    // c00..c24; every fifth one (c04, c09, …) is a contact, hidden by default.
+    for i in 0..25 {
+        let kind = if i % 5 == 4 { "contact" } else { "customer" };
+        let phone = if i < 3 { format!("+4790{i:06}") } else { format!("+4680{i:06}") };
+        customer(&store, &a(), json!({"customer_id": format!("c{i:02}"), "type": kind, "email": format!("user{i:02}@example.com"), "phone_number": phone})).await;
+    }
+    let foreign = customer(&store, &b(), json!({"customer_id": "c00"})).await;
+
+    let all = CustomerFilter::default();
+    let first = store.list_customers(&a(), &all, &page(10, None)).await.unwrap();
+    assert_eq!(customer_ids(&first), ["c00", "c01", "c02", "c03", "c05", "c06", "c07", "c08", "c10", "c11"]);
+    assert!(first.has_more);
+    assert_eq!(first.total, None);
+    let cursor = first.items.last().unwrap().id.to_string();
+    let second = store.list_customers(&a(), &all, &page(10, Some(&cursor))).await.unwrap();
+    assert_eq!(customer_ids(&second), ["c12", "c13", "c15", "c16", "c17", "c18", "c20", "c21", "c22", "c23"]);
+    assert!(!second.has_more);
+    assert_eq!(store.list_customers(&a(), &all, &totals(1)).await.unwrap().total, Some(20));
+
+    // A cursor is any item of the account, even one the filters leave out.
+    let c04 =
+        store.list_customers(&a(), &CustomerFilter { all_types: true, ..all.clone() }, &page(5, None)).await.unwrap();
+    assert_eq!(customer_ids(&c04), ["c00", "c01", "c02", "c03", "c04"]);
+    let after_contact = store.list_customers(&a(), &all, &page(3, Some(&c04.items[4].id.to_string()))).await.unwrap();
+    assert_eq!(customer_ids(&after_contact), ["c05", "c06", "c07"]);
+    assert!(after_contact.has_more);
+    unknown_cursor(store.list_customers(&a(), &all, &page(3, Some(&Uuid::new_v4().to_string()))).await);
+    unknown_cursor(store.list_customers(&a(), &all, &page(3, Some(&foreign.id.to_string()))).await);
+    unknown_cursor(store.list_customers(&a(), &all, &page(3, Some("not-an-id"))).await);
+
+    let all_types = CustomerFilter { all_types: true, ..all.clone() };
+    assert_eq!(store.list_customers(&a(), &all_types, &totals(100)).await.unwrap().total, Some(25));
+    let contacts = CustomerFilter { customer_type: Some("contact".into()), ..all.clone() };
+    let listed = store.list_customers(&a(), &contacts, &totals(2)).await.unwrap();
+    assert_eq!(customer_ids(&listed), ["c04", "c09"]);
+    assert_eq!((listed.has_more, listed.total), (true, Some(5)));
+
+    let email = CustomerFilter { email_prefix: Some("user1".into()), ..all.clone() };
+    let listed = store.list_customers(&a(), &email, &totals(100)).await.unwrap();
+    assert_eq!(customer_ids(&listed), ["c10", "c11", "c12", "c13", "c15", "c16", "c17", "c18"]);
+    assert_eq!(listed.total, Some(8));
+    let phone = CustomerFilter { phone_number_prefix: Some("+4790".into()), ..all.clone() };
+    assert_eq!(
+        customer_ids(&store.list_customers(&a(), &phone, &page(100, None)).await.unwrap()),
+        ["c00", "c01", "c02"]
+    );
+
+    // LIKE wildcards in a prefix match only themselves.
+    customer(&store, &b(), json!({"customer_id": "u1", "email": "a_b@x.com"})).await;
+    customer(&store, &b(), json!({"customer_id": "u2", "email": "axb@x.com"})).await;
+    customer(&store, &b(), json!({"customer_id": "u3", "email": "p%q@x.com"})).await;
+    customer(&store, &b(), json!({"customer_id": "u4", "email": "pzq@x.com"})).await;
+    for (prefix, expected) in [("a_", "u1"), ("p%", "u3")] {
+        let filter = CustomerFilter { email_prefix: Some(prefix.into()), ..all.clone() };
+        assert_eq!(customer_ids(&store.list_customers(&b(), &filter, &page(10, None)).await.unwrap()), [expected]);
+    }
+
+    // By a live token.
+    token(&store, &a(), "c07", "t1", "sha1:email", "v1").await;
+    token(&store, &a(), "c08", "t1", "sha1:email", "v2").await;
+    let by_token = CustomerFilter { token: Some(("sha1:email".into(), "v1".into())), ..all.clone() };
+    assert_eq!(customer_ids(&store.list_customers(&a(), &by_token, &totals(10)).await.unwrap()), ["c07"]);
+    assert_eq!(
+        customer_ids(&store.list_customers(&b(), &by_token, &page(10, None)).await.unwrap()),
+        Vec::<&str>::new()
+    );
+    store.delete_customer_token(&a(), "c07", "t1", "admin", t(2000)).await.unwrap();
+    assert_eq!(store.list_customers(&a(), &by_token, &totals(10)).await.unwrap().total, Some(0));
+
+    // Deleted customers only on request.
+    store.delete_customer(&a(), "c01", false, "admin", t(3000)).await.unwrap();
+    let listed = store.list_customers(&a(), &all, &totals(3)).await.unwrap();
+    assert_eq!((customer_ids(&listed), listed.total), (vec!["c00", "c02", "c03"], Some(19)));
+    let with_deleted = CustomerFilter { include_deleted: true, ..all.clone() };
+    let listed = store.list_customers(&a(), &with_deleted, &totals(3)).await.unwrap();
+    assert_eq!((customer_ids(&listed), listed.total), (vec!["c00", "c01", "c02"], Some(20)));
+    assert_eq!(listed.items[1].deleted_at, Some(t(3000)));
+    assert_eq!(listed.items[1].attributes, Map::new());
+}
+
+pub async fn customer_delete_and_delete_tokens(store: Arc<dyn Store>) {
+    let keep = customer(&store, &a(), json!({"customer_id": "keep", "email": "k@x.com", "first_name": "K"})).await;
+    token(&store, &a(), "keep", "t1", "sha1:email", "kept").await;
+    let drop = customer(&store, &a(), json!({"customer_id": "drop"})).await;
+    token(&store, &a(), "drop", "t1", "sha1:email", "dropped-1").await;
+    token(&store, &a(), "drop", "t2", "sha1:email", "dropped-2").await;
+    let earlier = store.delete_customer_token(&a(), "drop", "t2", "alice", t(1500)).await.unwrap();
+
+    assert_eq!(not_found(store.delete_customer(&a(), "nobody", false, "admin", t(2000)).await), "customer");
+    assert_eq!(not_found(store.delete_customer(&b(), "keep", false, "admin", t(2000)).await), "customer");
+
+    let deleted = store.delete_customer(&a(), "keep", false, "admin", t(2000)).await.unwrap();
+    let expected = Customer {
+        id: keep.id,
+        customer_id: "keep".into(),
+        attributes: Map::new(),
+        created_at: t(1000),
+        created_by: "client".into(),
+        updated_at: t(2000),
+        deleted_at: Some(t(2000)),
+        deleted_by: Some("admin".into()),
+    };
+    assert_eq!(deleted, expected);
+    assert_eq!(store.get_customer(&a(), "keep").await.unwrap(), None);
+    assert_eq!(not_found(store.delete_customer(&a(), "keep", false, "admin", t(3000)).await), "customer");
+    assert_eq!(
+        not_found(store.list_customer_tokens(&a(), "keep", &CustomerTokenFilter::default(), &page(10, None)).await),
+        "customer"
+    );
+    let listed = store
+        .list_customers(&a(), &CustomerFilter { include_deleted: true, ..Default::default() }, &page(10, None))
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0], expected);
+
+    // Without delete_tokens its token stays live and keeps its type/value taken.
+    let other = customer(&store, &a(), json!({"customer_id": "other"})).await;
+    let taken = store.create_customer_token(&a(), "other", &new_token("x", "sha1:email", "kept"), false).await;
+    assert_eq!(conflict(taken), "a live token with this type and value already belongs to a customer");
+    let detail = store.token_detail(&a(), &tv("sha1:email", "kept"), None, "client", t(3000)).await.unwrap();
+    assert!(detail.token.is_some_and(|t| !t.is_deleted()));
+    assert_eq!(detail.customer, None);
+
+    // With delete_tokens its live tokens are deleted too; earlier deletions are untouched.
+    let deleted = store.delete_customer(&a(), "drop", true, "bob", t(4000)).await.unwrap();
+    assert_eq!((deleted.id, deleted.deleted_at), (drop.id, Some(t(4000))));
+    // Both type/values are free again, so "drop" holds no live token any more.
+    token(&store, &a(), "other", "t1", "sha1:email", "dropped-1").await;
+    token(&store, &a(), "other", "t2", "sha1:email", "dropped-2").await;
+    let records = store.list_audit(Some(&a()), 0, 1000).await.unwrap();
+    let delete = records.iter().rfind(|r| r.action == "customer.delete").unwrap();
+    assert_eq!(delete.resource_id, drop.id.to_string());
+    assert_eq!(delete.actor, "bob");
+    assert_eq!(delete.details["deleted_tokens"].as_array().unwrap().len(), 1);
+    assert_ne!(delete.details["deleted_tokens"][0], json!(earlier.id.to_string()));
+    assert_eq!(earlier.deleted_by.as_deref(), Some("alice"));
+    assert_eq!(other.customer_id, "other");
+}
+
+pub async fn customer_tokens_create_and_conflicts(store: Arc<dyn Store>) {
+    assert_eq!(
+        not_found(store.create_customer_token(&a(), "nobody", &new_token("t1", "sha1:email", "v"), false).await),
+        "customer"
+    );
+    customer(&store, &a(), json!({"customer_id": "c1"})).await;
+    customer(&store, &a(), json!({"customer_id": "c2"})).await;
+    customer(&store, &b(), json!({"customer_id": "c1"})).await;
+
+    let mut new = new_token("t1", "sha1:email", "v1");
+    new.metadata = Some(object(json!({"mask_pan": "**** 3477", "exp_year": 20, "exp_month": 10})));
+    let created = store.create_customer_token(&a(), "c1", &new, false).await.unwrap();
+    let expected = CustomerToken {
+        token_type: "sha1:email".into(),
+        value: "v1".into(),
+        id: new.id,
+        created_at: t(1000),
+        created_by: "client".into(),
+        updated_at: t(1000),
+        deleted_by: None,
+        deleted_at: None,
+        token_id: "t1".into(),
+        metadata: new.metadata.clone(),
+    };
+    assert_eq!(created, expected);
+    let listed =
+        store.list_customer_tokens(&a(), "c1", &CustomerTokenFilter::default(), &page(10, None)).await.unwrap();
+    assert_eq!(listed.items, std::slice::from_ref(&expected));
+    assert_eq!(
+        serde_json::to_string(&listed.items[0].metadata).unwrap(),
+        r#"{"mask_pan":"**** 3477","exp_year":20,"exp_month":10}"#
+    );
+
+    let same_id = store.create_customer_token(&a(), "c1", &new_token("t1", "sha1:email", "other"), false).await;
+    assert_eq!(conflict(same_id), "a live token with token_id 't1' already exists for this customer");
+    let same_value = store.create_customer_token(&a(), "c2", &new_token("t9", "sha1:email", "v1"), false).await;
+    assert_eq!(conflict(same_value), "a live token with this type and value already belongs to a customer");
+    let same_value_here = store.create_customer_token(&a(), "c1", &new_token("t9", "sha1:email", "v1"), false).await;
+    assert_eq!(conflict(same_value_here), "a live token with this type and value already belongs to a customer");
+
+    // Same token_id on another customer, same value with another type or in another account.
+    token(&store, &a(), "c2", "t1", "sha1:email", "v2").await;
+    token(&store, &a(), "c2", "t2", "sha256:email", "v1").await;
+    token(&store, &b(), "c1", "t1", "sha1:email", "v1").await;
+
+    // After deletion the token_id and the type/value are free again; the new token is new.
+    store.delete_customer_token(&a(), "c1", "t1", "admin", t(2000)).await.unwrap();
+    let again = token(&store, &a(), "c1", "t1", "sha1:email", "v1").await;
+    assert_ne!(again.id, created.id);
+    let listed =
+        store.list_customer_tokens(&a(), "c1", &CustomerTokenFilter::default(), &page(10, None)).await.unwrap();
+    assert_eq!(
+        listed.items.iter().map(|t| (t.id, t.is_deleted())).collect::<Vec<_>>(),
+        [(created.id, true), (again.id, false)]
+    );
+}
+
+pub async fn customer_tokens_paging_and_filters(store: Arc<dyn Store>) {
+    customer(&store, &a(), json!({"customer_id": "c1"})).await;
+    customer(&store, &a(), json!({"customer_id": "c2"})).await;
+    for i in 0..12 {
+        let kind = if i % 2 == 0 { "x" } else { "y" };
+        token(&store, &a(), "c1", &format!("t{i:02}"), kind, &format!("v{i}")).await;
+    }
+    let foreign = token(&store, &a(), "c2", "t00", "x", "other").await;
+    for deleted in ["t03", "t08"] {
+        store.delete_customer_token(&a(), "c1", deleted, "admin", t(2000)).await.unwrap();
+    }
+
+    let all = CustomerTokenFilter::default();
+    assert!(all.include_deleted);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let listed = store.list_customer_tokens(&a(), "c1", &all, &page(5, cursor.as_deref())).await.unwrap();
+        pages.push((listed.items.len(), listed.has_more));
+        seen.extend(token_ids(&listed).into_iter().map(str::to_owned));
+        if !listed.has_more {
+            break;
+        }
+        cursor = Some(listed.items.last().unwrap().id.to_string());
+    }
+    assert_eq!(pages, [(5, true), (5, true), (2, false)]);
+    assert_eq!(seen, (0..12).map(|i| format!("t{i:02}")).collect::<Vec<_>>());
+
+    let live = CustomerTokenFilter { include_deleted: false, ..all.clone() };
+    let listed = store.list_customer_tokens(&a(), "c1", &live, &totals(4)).await.unwrap();
+    assert_eq!((token_ids(&listed), listed.has_more, listed.total), (vec!["t00", "t01", "t02", "t04"], true, Some(10)));
+    let x = CustomerTokenFilter { token_type: Some("x".into()), ..all.clone() };
+    assert_eq!(store.list_customer_tokens(&a(), "c1", &x, &totals(100)).await.unwrap().total, Some(6));
+    let live_x = CustomerTokenFilter { token_type: Some("x".into()), include_deleted: false };
+    let listed = store.list_customer_tokens(&a(), "c1", &live_x, &totals(100)).await.unwrap();
+    assert_eq!((token_ids(&listed), listed.total), (vec!["t00", "t02", "t04", "t06", "t10"], Some(5)));
+
+    // A deleted token is still a valid cursor for the live-only list.
+    let t03 = store.list_customer_tokens(&a(), "c1", &all, &page(4, None)).await.unwrap().items[3].id.to_string();
+    let listed = store.list_customer_tokens(&a(), "c1", &live, &page(2, Some(&t03))).await.unwrap();
+    assert_eq!(token_ids(&listed), ["t04", "t05"]);
+    unknown_cursor(store.list_customer_tokens(&a(), "c1", &all, &page(2, Some(&foreign.id.to_string()))).await);
+    unknown_cursor(store.list_customer_tokens(&a(), "c1", &all, &page(2, Some(&Uuid::new_v4().to_string()))).await);
+    assert_eq!(not_found(store.list_customer_tokens(&b(), "c1", &all, &page(2, None)).await), "customer");
+}
+
+pub async fn customer_token_delete_is_idempotent(store: Arc<dyn Store>) {
+    assert_eq!(not_found(store.delete_customer_token(&a(), "c1", "t1", "admin", t(2000)).await), "customer");
+    customer(&store, &a(), json!({"customer_id": "c1"})).await;
+    assert_eq!(not_found(store.delete_customer_token(&a(), "c1", "t1", "admin", t(2000)).await), "token");
+    let created = token(&store, &a(), "c1", "t1", "sha1:email", "v").await;
+
+    let deleted = store.delete_customer_token(&a(), "c1", "t1", "alice", t(2000)).await.unwrap();
+    let expected =
+        CustomerToken { updated_at: t(2000), deleted_at: Some(t(2000)), deleted_by: Some("alice".into()), ..created };
+    assert_eq!(deleted, expected);
+    assert_eq!(store.delete_customer_token(&a(), "c1", "t1", "bob", t(3000)).await.unwrap(), expected);
+    assert_eq!(not_found(store.delete_customer_token(&a(), "c1", "t2", "admin", t(2000)).await), "token");
+
+    // With several deleted generations, the latest is the one returned.
+    let second = token(&store, &a(), "c1", "t1", "sha1:email", "v").await;
+    let deleted = store.delete_customer_token(&a(), "c1", "t1", "carol", t(4000)).await.unwrap();
+    assert_eq!(
+        (deleted.id, deleted.deleted_at, deleted.deleted_by.as_deref()),
+        (second.id, Some(t(4000)), Some("carol"))
+    );
+    assert_eq!(store.delete_customer_token(&a(), "c1", "t1", "dave", t(5000)).await.unwrap(), deleted);
+    let listed =
+        store.list_customer_tokens(&a(), "c1", &CustomerTokenFilter::default(), &page(10, None)).await.unwrap();
+    assert_eq!(listed.items, [expected, deleted]);
+    let actions = audit_actions(&store, &a()).await;
+    assert_eq!(actions.iter().filter(|a| *a == "customer_token.delete").count(), 2);
+}
+
+pub async fn token_detail_and_events(store: Arc<dyn Store>) {
+    let email = tv("sha1:email", "v1");
+    let first = store.token_detail(&a(), &email, None, "client", t(1000)).await.unwrap();
+    let second = store.token_detail(&a(), &email, None, "client", t(1000)).await.unwrap();
+    assert_eq!((first.customer, first.token, first.events.len()), (None, None, 0));
+    assert_ne!(first.id, second.id, "an unknown type/value has no stable id");
+
+    let mut e1 = event("seen in store", Some("PENDING"), 1000);
+    e1.metadata = Some(object(json!({"store_id": "S1", "a": 1})));
+    e1.expires_at = Some(t(90_000));
+    let recorded = store.token_detail(&a(), &email, Some(&e1), "client", t(1000)).await.unwrap();
+    assert_eq!(recorded.events, [e1.clone()]);
+    let e2 = event("opted out", Some("OPT_OUT"), 2000);
+    let again = store.token_detail(&a(), &email, Some(&e2), "client", t(2000)).await.unwrap();
+    assert_eq!(again.id, recorded.id);
+    assert_eq!(again.events, [e1.clone(), e2.clone()]);
+    assert_eq!(serde_json::to_string(&again.events[0].metadata).unwrap(), r#"{"store_id":"S1","a":1}"#);
+
+    // Once the type/value belongs to a customer, the detail shows both; the entry id stays.
+    let owner = customer(&store, &a(), json!({"customer_id": "c1", "status": "ACTIVE"})).await;
+    let owned = token(&store, &a(), "c1", "t1", "sha1:email", "v1").await;
+    let detail = store.token_detail(&a(), &email, None, "client", t(3000)).await.unwrap();
+    assert_eq!(detail.id, recorded.id);
+    assert_eq!(detail.customer, Some(owner));
+    assert_eq!(detail.token, Some(owned));
+    assert_eq!(detail.events, [e1, e2]);
+
+    // Without events the id is the token's.
+    customer(&store, &a(), json!({"customer_id": "c2"})).await;
+    let phone = token(&store, &a(), "c2", "t1", "sha1:phone", "p1").await;
+    let detail = store.token_detail(&a(), &tv("sha1:phone", "p1"), None, "client", t(3000)).await.unwrap();
+    assert_eq!((detail.id, detail.events.len()), (phone.id, 0));
+
+    // A deleted customer's live token has no customer; other accounts see nothing.
+    store.delete_customer(&a(), "c2", false, "admin", t(4000)).await.unwrap();
+    let detail = store.token_detail(&a(), &tv("sha1:phone", "p1"), None, "client", t(5000)).await.unwrap();
+    assert_eq!((detail.customer, detail.token.map(|t| t.id)), (None, Some(phone.id)));
+    let elsewhere = store.token_detail(&b(), &email, None, "client", t(5000)).await.unwrap();
+    assert_eq!((elsewhere.customer, elsewhere.token, elsewhere.events.len()), (None, None, 0));
+    assert_ne!(elsewhere.id, recorded.id);
+
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let events: Vec<_> = records.iter().filter(|r| r.action == "token_event.record").collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[0].resource_type.as_str(), events[0].resource_id.clone()),
+        ("token_event", recorded.id.to_string())
+    );
+}
+
+pub async fn token_events_list_and_since(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let at = 1000 * (i + 1);
+        let detail = store
+            .token_detail(&a(), &tv("t", &format!("v{i}")), Some(&event("e", None, at)), "client", t(at))
+            .await
+            .unwrap();
+        ids.push(detail.id);
+    }
+    store
+        .token_detail(&a(), &tv("t", "v1"), Some(&event("later", Some("OPT_OUT"), 6000)), "client", t(6000))
+        .await
+        .unwrap();
+    let foreign =
+        store.token_detail(&b(), &tv("t", "v0"), Some(&event("e", None, 1000)), "client", t(1000)).await.unwrap();
+
+    let listed = store.list_token_events(&a(), None, &totals(2)).await.unwrap();
+    assert_eq!(listed.items.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[0], ids[1]]);
+    assert_eq!((listed.has_more, listed.total), (true, Some(5)));
+    assert_eq!(listed.items[1].token, tv("t", "v1"));
+    assert_eq!(listed.items[1].updated_at, t(6000));
+    assert_eq!(listed.items[1].events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["e", "later"]);
+    let cursor = ids[1].to_string();
+    let listed = store.list_token_events(&a(), None, &page(2, Some(&cursor))).await.unwrap();
+    assert_eq!((listed.items.iter().map(|e| e.id).collect::<Vec<_>>(), listed.has_more), (vec![ids[2], ids[3]], true));
+    let listed = store.list_token_events(&a(), None, &page(2, Some(&ids[3].to_string()))).await.unwrap();
+    assert_eq!((listed.items.iter().map(|e| e.id).collect::<Vec<_>>(), listed.has_more), (vec![ids[4]], false));
+
+    // With `since`: updated at or after it, in update order (v1 moved to the end).
+    let since = Some(t(3000));
+    let listed = store.list_token_events(&a(), since, &totals(3)).await.unwrap();
+    assert_eq!(listed.items.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[2], ids[3], ids[4]]);
+    assert_eq!((listed.has_more, listed.total), (true, Some(4)));
+    assert_eq!(listed.items.iter().map(|e| e.updated_at).collect::<Vec<_>>(), [t(3000), t(4000), t(5000)]);
+    let listed = store.list_token_events(&a(), since, &page(3, Some(&ids[4].to_string()))).await.unwrap();
+    assert_eq!((listed.items.iter().map(|e| e.id).collect::<Vec<_>>(), listed.has_more), (vec![ids[1]], false));
+    let listed = store.list_token_events(&a(), since, &page(10, Some(&ids[3].to_string()))).await.unwrap();
+    assert_eq!(listed.items.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[4], ids[1]]);
+    assert_eq!(
+        store.list_token_events(&a(), Some(t(7000)), &totals(10)).await.unwrap(),
+        Page { items: vec![], has_more: false, total: Some(0) }
+    );
+
+    unknown_cursor(store.list_token_events(&a(), None, &page(2, Some(&foreign.id.to_string()))).await);
+    unknown_cursor(store.list_token_events(&a(), since, &page(2, Some(&Uuid::new_v4().to_string()))).await);
+}
+
+pub async fn token_events_clear(store: Arc<dyn Store>) {
+    let token = tv("sha1:email", "v");
+    store.token_detail(&a(), &token, Some(&event("one", Some("PENDING"), 1000)), "client", t(1000)).await.unwrap();
+    let before = store.token_detail(&a(), &token, Some(&event("two", None, 2000)), "client", t(2000)).await.unwrap();
+    assert_eq!(before.events.len(), 2);
+
+    // With a delete event: the old events go, the delete event stays alone, the id is kept.
+    let gone = TokenEvent {
+        event: "customer left".into(),
+        status: Some("DELETED".into()),
+        metadata: None,
+        created_at: t(3000),
+        expires_at: None,
+    };
+    store.clear_token_events(&a(), &token, Some(&gone), "admin", t(3000)).await.unwrap();
+    let after = store.token_detail(&a(), &token, None, "client", t(3000)).await.unwrap();
+    assert_eq!((after.id, after.events), (before.id, vec![gone.clone()]));
+    let listed = store.list_token_events(&a(), None, &page(10, None)).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!((listed.items[0].updated_at, listed.items[0].events.clone()), (t(3000), vec![gone.clone()]));
+
+    // Without: the entry is gone too, so the id is random again.
+    store.clear_token_events(&a(), &token, None, "admin", t(4000)).await.unwrap();
+    let cleared = store.token_detail(&a(), &token, None, "client", t(4000)).await.unwrap();
+    assert_eq!(cleared.events, []);
+    assert_ne!(cleared.id, before.id);
+    assert_eq!(store.list_token_events(&a(), None, &totals(10)).await.unwrap().total, Some(0));
+
+    // Clearing nothing changes nothing; a delete event on an unknown type/value is recorded.
+    store.clear_token_events(&a(), &tv("x", "never"), None, "admin", t(5000)).await.unwrap();
+    store.clear_token_events(&a(), &tv("x", "new"), Some(&gone), "admin", t(5000)).await.unwrap();
+    assert_eq!(store.token_detail(&a(), &tv("x", "new"), None, "client", t(5000)).await.unwrap().events, [gone]);
+    let clears = store
+        .list_audit(Some(&a()), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "token_events.clear")
+        .count();
+    assert_eq!(clears, 3);
+}
+
+pub async fn delete_token_events_on_create(store: Arc<dyn Store>) {
+    customer(&store, &a(), json!({"customer_id": "c1"})).await;
+    customer(&store, &a(), json!({"customer_id": "c2"})).await;
+    let kept = tv("sha1:email", "kept");
+    let cleared = tv("sha1:email", "cleared");
+    for token in [&kept, &cleared] {
+        for at in [1000, 2000] {
+            store.token_detail(&a(), token, Some(&event("e", Some("PENDING"), at)), "client", t(at)).await.unwrap();
+        }
+    }
+    let kept_id = store.token_detail(&a(), &kept, None, "client", t(2000)).await.unwrap().id;
+
+    token(&store, &a(), "c1", "t1", "sha1:email", "kept").await;
+    let detail = store.token_detail(&a(), &kept, None, "client", t(3000)).await.unwrap();
+    assert_eq!((detail.id, detail.events.len()), (kept_id, 2));
+
+    // A refused create clears nothing.
+    let refused = store.create_customer_token(&a(), "c2", &new_token("t1", "sha1:email", "kept"), true).await;
+    assert_eq!(conflict(refused), "a live token with this type and value already belongs to a customer");
+    assert_eq!(store.token_detail(&a(), &kept, None, "client", t(3000)).await.unwrap().events.len(), 2);
+
+    let created =
+        store.create_customer_token(&a(), "c2", &new_token("t1", "sha1:email", "cleared"), true).await.unwrap();
+    let detail = store.token_detail(&a(), &cleared, None, "client", t(3000)).await.unwrap();
+    assert_eq!((detail.id, detail.events.len()), (created.id, 0));
+    let listed = store.list_token_events(&a(), None, &page(10, None)).await.unwrap();
+    assert_eq!(listed.items.iter().map(|e| e.token.clone()).collect::<Vec<_>>(), [kept]);
+}
+
+pub async fn card_tokens_create_get_and_conflicts(store: Arc<dyn Store>) {
+    let mut full = card(
+        &a(),
+        json!({
+            "id": "ct-1", "token": "psp-secret", "masked_pan": "476173******0416", "pan_expiry_date": "12/2030",
+            "token_expiry_date": "11/2030", "customer_id": "cust", "relationship_id": "rel", "transaction_id": "tx",
+            "links": [{"href": "https://x/art.png", "rel": "card_art", "mime_type": "image/png"}, {"href": "https://x/y", "rel": "self"}],
+            "external_token_references": ["ref-1", "ref-2"]
+        }),
+    );
+    assert_eq!(full.token.as_deref(), Some("psp-secret"));
+    let created = store.create_card_token(&full, Some(&sealed("fp1"))).await.unwrap();
+    full.token = None;
+    assert_eq!(created.card, full);
+    assert_eq!(created.sealed_token, Some(b"fp1".to_vec()));
+    assert_eq!(store.get_card_token(&a(), "ct-1").await.unwrap(), Some(created.clone()));
+    assert_eq!(store.get_card_token(&a(), "ct-2").await.unwrap(), None);
+    assert_eq!(store.get_card_token(&b(), "ct-1").await.unwrap(), None);
+
+    let same_id = store.create_card_token(&card(&a(), json!({"id": "ct-1"})), Some(&sealed("fp2"))).await;
+    assert_eq!(conflict(same_id), "a card token with id 'ct-1' already exists");
+    let same_token = store.create_card_token(&card(&a(), json!({"id": "ct-2"})), Some(&sealed("fp1"))).await;
+    assert_eq!(conflict(same_token), "this token is already stored as card token 'ct-1'");
+    assert_eq!(store.get_card_token(&a(), "ct-2").await.unwrap(), None);
+
+    // Accounts are separate; tokens without a secret never clash by fingerprint.
+    let elsewhere = store.create_card_token(&card(&b(), json!({"id": "ct-1"})), Some(&sealed("fp1"))).await.unwrap();
+    assert_eq!(elsewhere.card.account_id, b());
+    let bare = store.create_card_token(&card(&a(), json!({"id": "ct-3"})), None).await.unwrap();
+    store.create_card_token(&card(&a(), json!({"id": "ct-4"})), None).await.unwrap();
+    assert_eq!(bare.sealed_token, None);
+    let got = store.get_card_token(&a(), "ct-3").await.unwrap().unwrap();
+    assert_eq!((got.card.links, got.card.external_token_references, got.card.customer_id), (None, None, None));
+}
+
+pub async fn card_tokens_list_filters_and_paging(store: Arc<dyn Store>) {
+    for i in 0..12 {
+        let customer_id = if i % 2 == 0 { "cust-a" } else { "cust-b" };
+        let relationship_id = if i < 6 { "rel-1" } else { "rel-2" };
+        let body = json!({"id": format!("ct-{i:02}"), "customer_id": customer_id, "relationship_id": relationship_id});
+        store.create_card_token(&card(&a(), body), Some(&sealed(&format!("fp{i}")))).await.unwrap();
+    }
+    let foreign = store.create_card_token(&card(&b(), json!({"id": "ct-b"})), None).await.unwrap();
+    store.set_card_token_status(&a(), "ct-02", CardTokenStatus::Suspended, "admin", t(2000)).await.unwrap();
+    store.set_card_token_status(&a(), "ct-03", CardTokenStatus::Inactive, "admin", t(2000)).await.unwrap();
+    let deletion =
+        CardTokenDeletion { actor: "admin".into(), reason: None, requestor: DeleteRequestor::Merchant, at: t(2000) };
+    store.delete_card_token(&a(), "ct-05", &deletion).await.unwrap();
+
+    let ids = |page: &Page<crate::store::CardTokenRecord>| {
+        page.items.iter().map(|r| r.card.id.as_str()).collect::<Vec<_>>().join(" ")
+    };
+    let all = CardTokenFilter::default();
+    let first = store.list_card_tokens(&a(), &all, &totals(5)).await.unwrap();
+    assert_eq!((ids(&first).as_str(), first.has_more, first.total), ("ct-00 ct-01 ct-02 ct-03 ct-04", true, Some(11)));
+    let second = store.list_card_tokens(&a(), &all, &page(5, Some("ct-04"))).await.unwrap();
+    assert_eq!((ids(&second).as_str(), second.has_more), ("ct-06 ct-07 ct-08 ct-09 ct-10", true));
+    let third = store.list_card_tokens(&a(), &all, &page(5, Some("ct-10"))).await.unwrap();
+    assert_eq!((ids(&third).as_str(), third.has_more), ("ct-11", false));
+    assert_eq!(third.items[0].sealed_token, Some(b"fp11".to_vec()));
+    assert_eq!(third.items[0].card.token, None);
+    // The deleted token is still a cursor.
+    assert_eq!(ids(&store.list_card_tokens(&a(), &all, &page(1, Some("ct-05"))).await.unwrap()), "ct-06");
+    unknown_cursor(store.list_card_tokens(&a(), &all, &page(5, Some("ct-99"))).await);
+    unknown_cursor(store.list_card_tokens(&a(), &all, &page(5, Some(&foreign.card.id))).await);
+
+    let by_customer = CardTokenFilter { customer_id: Some("cust-a".into()), ..all.clone() };
+    let listed = store.list_card_tokens(&a(), &by_customer, &totals(10)).await.unwrap();
+    assert_eq!((ids(&listed).as_str(), listed.total), ("ct-00 ct-02 ct-04 ct-06 ct-08 ct-10", Some(6)));
+    let by_relationship = CardTokenFilter { relationship_id: Some("rel-1".into()), ..all.clone() };
+    assert_eq!(
+        ids(&store.list_card_tokens(&a(), &by_relationship, &page(10, None)).await.unwrap()),
+        "ct-00 ct-01 ct-02 ct-03 ct-04"
+    );
+    let with_deleted = CardTokenFilter { include_deleted: true, ..by_relationship.clone() };
+    assert_eq!(store.list_card_tokens(&a(), &with_deleted, &totals(10)).await.unwrap().total, Some(6));
+    let both =
+        CardTokenFilter { customer_id: Some("cust-b".into()), relationship_id: Some("rel-2".into()), ..all.clone() };
+    assert_eq!(ids(&store.list_card_tokens(&a(), &both, &page(10, None)).await.unwrap()), "ct-07 ct-09 ct-11");
+
+    let statuses =
+        CardTokenFilter { statuses: vec![CardTokenStatus::Suspended, CardTokenStatus::Inactive], ..all.clone() };
+    assert_eq!(ids(&store.list_card_tokens(&a(), &statuses, &page(10, None)).await.unwrap()), "ct-02 ct-03");
+    let deleted = CardTokenFilter { statuses: vec![CardTokenStatus::Deleted], ..all.clone() };
+    assert_eq!(ids(&store.list_card_tokens(&a(), &deleted, &page(10, None)).await.unwrap()), "ct-05");
+    let active_even_deleted =
+        CardTokenFilter { statuses: vec![CardTokenStatus::Active], include_deleted: true, ..all.clone() };
+    assert_eq!(store.list_card_tokens(&a(), &active_even_deleted, &totals(1)).await.unwrap().total, Some(9));
+    let everything = CardTokenFilter { include_deleted: true, ..all.clone() };
+    assert_eq!(store.list_card_tokens(&a(), &everything, &totals(1)).await.unwrap().total, Some(12));
+}
+
+pub async fn card_tokens_import_is_idempotent(store: Arc<dyn Store>) {
+    store.create_card_token(&card(&a(), json!({"id": "ct-1"})), Some(&sealed("fp1"))).await.unwrap();
+    let batch = vec![
+        (card(&a(), json!({"id": "ct-1"})), Some(sealed("fp-other"))),
+        (card(&a(), json!({"id": "ct-2"})), Some(sealed("fp1"))),
+        (card(&a(), json!({"id": "ct-3", "customer_id": "cust"})), Some(sealed("fp3"))),
+        (card(&a(), json!({"id": "ct-4"})), None),
+        (card(&a(), json!({"id": "ct-3"})), Some(sealed("fp3-again"))),
+        (card(&b(), json!({"id": "ct-1"})), Some(sealed("fp1"))),
+    ];
+    use ImportOutcome::{AlreadyPresent as Present, Imported};
+    let outcomes = store.import_card_tokens(&batch).await.unwrap();
+    assert_eq!(outcomes, [Present, Present, Imported, Imported, Present, Imported]);
+    assert_eq!(store.import_card_tokens(&batch).await.unwrap(), vec![Present; 6]);
+    assert_eq!(store.import_card_tokens(&[]).await.unwrap(), []);
+
+    let imported = store.get_card_token(&a(), "ct-3").await.unwrap().unwrap();
+    assert_eq!((imported.card.customer_id.as_deref(), imported.sealed_token), (Some("cust"), Some(b"fp3".to_vec())));
+    assert_eq!(store.get_card_token(&a(), "ct-2").await.unwrap(), None);
+    assert_eq!(store.get_card_token(&b(), "ct-1").await.unwrap().unwrap().sealed_token, Some(b"fp1".to_vec()));
+    let records = store.list_audit(None, 0, 100).await.unwrap();
+    let imports: Vec<_> = records
+        .iter()
+        .filter(|r| r.action == "card_token.import")
+        .map(|r| (r.account_id.as_str(), r.resource_id.as_str()))
+        .collect();
+    assert_eq!(imports, [("T00000001", "ct-3"), ("T00000001", "ct-4"), ("T00000002", "ct-1")]);
+}
+
+pub async fn card_token_delete_and_status(store: Arc<dyn Store>) {
+    let deletion = CardTokenDeletion {
+        actor: "merchant-app".into(),
+        reason: Some("lost".into()),
+        requestor: DeleteRequestor::Cardholder,
+        at: t(5000),
+    };
+    assert_eq!(not_found(store.delete_card_token(&a(), "ct-1", &deletion).await), "card token");
+    assert_eq!(
+        not_found(store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Inactive, "admin", t(2000)).await),
+        "card token"
+    );
+    let created = store.create_card_token(&card(&a(), json!({"id": "ct-1"})), Some(&sealed("fp1"))).await.unwrap();
+    assert_eq!(not_found(store.delete_card_token(&b(), "ct-1", &deletion).await), "card token");
+
+    let suspended =
+        store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Suspended, "admin", t(2000)).await.unwrap();
+    assert_eq!((suspended.card.status, suspended.card.updated_at), (CardTokenStatus::Suspended, t(2000)));
+    assert_eq!(store.get_card_token(&a(), "ct-1").await.unwrap(), Some(suspended.clone()));
+    assert_eq!(
+        store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Suspended, "admin", t(3000)).await.unwrap(),
+        suspended
+    );
+    let refused = store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Deleted, "admin", t(3000)).await;
+    assert_eq!(conflict(refused), "cannot change status from SUSPENDED to DELETED");
+
+    let deleted = store.delete_card_token(&a(), "ct-1", &deletion).await.unwrap();
+    let mut expected = created.clone();
+    expected.card.status = CardTokenStatus::Deleted;
+    expected.card.updated_at = t(5000);
+    expected.card.deleted_at = Some(t(5000));
+    expected.card.deleted_by = Some("merchant-app".into());
+    assert_eq!(deleted, expected);
+    assert_eq!(store.get_card_token(&a(), "ct-1").await.unwrap(), Some(expected.clone()));
+    let later = CardTokenDeletion { at: t(6000), actor: "other".into(), ..deletion };
+    assert_eq!(store.delete_card_token(&a(), "ct-1", &later).await.unwrap(), expected);
+
+    let refused = store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Active, "admin", t(7000)).await;
+    assert_eq!(conflict(refused), "card token 'ct-1' is DELETED; its status cannot change");
+    assert_eq!(
+        store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Deleted, "admin", t(7000)).await.unwrap(),
+        expected
+    );
+
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let summary: Vec<_> =
+        records.iter().map(|r| (r.action.as_str(), r.actor.as_str(), r.at, r.details.clone())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("card_token.create", "client", t(1000), json!({"status": "ACTIVE"})),
+            ("card_token.status", "admin", t(2000), json!({"from": "ACTIVE", "to": "SUSPENDED"})),
+            ("card_token.delete", "merchant-app", t(5000), json!({"reason": "lost", "requestor": "CARDHOLDER"})),
+        ]
+    );
+}
+
+pub async fn audit_trail(store: Arc<dyn Store>) {
+    let created = customer(&store, &a(), json!({"customer_id": "c1"})).await;
+    let secret_value = "0123456789abcdef-secret-value";
+    let token = token(&store, &a(), "c1", "t1", "sha1:email", secret_value).await;
+    store
+        .token_detail(&a(), &tv("sha1:email", secret_value), Some(&event("seen", None, 1500)), "client", t(1500))
+        .await
+        .unwrap();
+    store.clear_token_events(&a(), &tv("sha1:email", secret_value), None, "admin", t(1600)).await.unwrap();
+    store.delete_customer_token(&a(), "c1", "t1", "admin", t(2000)).await.unwrap();
+    store.delete_customer(&a(), "c1", false, "admin", t(3000)).await.unwrap();
+    let card_secret = "psp-card-secret-4711";
+    store
+        .create_card_token(&card(&b(), json!({"id": "ct-1", "token": card_secret})), Some(&sealed("fp1")))
+        .await
+        .unwrap();
+
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let summary: Vec<_> =
+        records.iter().map(|r| (r.action.as_str(), r.resource_type.as_str(), r.actor.as_str(), r.at)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("customer.create", "customer", "client", t(1000)),
+            ("customer_token.create", "customer_token", "client", t(1000)),
+            ("token_event.record", "token_event", "client", t(1500)),
+            ("token_events.clear", "token_event", "admin", t(1600)),
+            ("customer_token.delete", "customer_token", "admin", t(2000)),
+            ("customer.delete", "customer", "admin", t(3000)),
+        ]
+    );
+    assert_eq!(records[0].resource_id, created.id.to_string());
+    assert_eq!(records[1].resource_id, token.id.to_string());
+    assert!(records.iter().all(|r| r.account_id == "T00000001"));
+    assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    let everything = store.list_audit(None, 0, 100).await.unwrap();
+    assert_eq!(everything.len(), 7);
+    assert_eq!((everything[6].action.as_str(), everything[6].account_id.as_str()), ("card_token.create", "T00000002"));
+    for record in &everything {
+        let details = record.details.to_string();
+        assert!(!details.contains(secret_value) && !details.contains(card_secret), "secret in {details}");
+    }
+    let after = store.list_audit(None, everything[2].seq, 2).await.unwrap();
+    assert_eq!(after.iter().map(|r| r.seq).collect::<Vec<_>>(), [everything[3].seq, everything[4].seq]);
+    assert_eq!(store.list_audit(Some(&b()), everything[6].seq, 10).await.unwrap(), []);
+}

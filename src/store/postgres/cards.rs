@@ -1,0 +1,279 @@
+//! Card tokens. The secret `token` only ever arrives sealed and is stored as such.
+
+use deadpool_postgres::{GenericClient, Object};
+use serde_json::json;
+
+use super::rows::{self, CARD_COLUMNS};
+use super::{append_audit, overfetch, snapshot, ListQuery};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
+
+/// Inserts a card token unless its id or fingerprint is already taken in the account (`None`).
+/// `ON CONFLICT DO NOTHING` keeps the transaction usable after a clash, which imports need.
+async fn insert(
+    client: &impl GenericClient,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+) -> StoreResult<Option<CardTokenRecord>> {
+    let sql = format!(
+        "INSERT INTO card_tokens (account_id, id, status, card_brand, payment_product_type, token_sealed, \
+         token_fingerprint, masked_pan, pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, \
+         transaction_id, external_token_references, created_at, created_by, updated_at, deleted_at, deleted_by) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         ON CONFLICT DO NOTHING RETURNING {CARD_COLUMNS}"
+    );
+    let statement = client.prepare_cached(&sql).await?;
+    let links = card.links.as_ref().map(rows::json_text).transpose()?;
+    let references = card.external_token_references.as_ref().map(rows::json_text).transpose()?;
+    let row = client
+        .query_opt(
+            &statement,
+            &[
+                &card.account_id.as_str(),
+                &card.id,
+                &card.status.as_str(),
+                &card.card_brand.as_str(),
+                &card.payment_product_type,
+                &sealed.map(|s| s.ciphertext.as_slice()),
+                &sealed.map(|s| s.fingerprint.as_str()),
+                &card.masked_pan,
+                &card.pan_expiry_date,
+                &card.token_expiry_date,
+                &links,
+                &card.customer_id,
+                &card.relationship_id,
+                &card.transaction_id,
+                &references,
+                &card.created_at.millis(),
+                &card.created_by,
+                &card.updated_at.millis(),
+                &card.deleted_at.map(Timestamp::millis),
+                &card.deleted_by,
+            ],
+        )
+        .await?;
+    row.as_ref().map(rows::card_token).transpose()
+}
+
+fn created_audit(card: &CardToken, action: &'static str) -> NewAuditRecord {
+    NewAuditRecord {
+        at: card.created_at,
+        account_id: card.account_id.to_string(),
+        actor: card.created_by.clone(),
+        action,
+        resource_type: "card_token",
+        resource_id: card.id.clone(),
+        details: json!({"status": card.status.as_str()}),
+    }
+}
+
+pub(super) async fn create_card_token(
+    conn: &mut Object,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+) -> StoreResult<CardTokenRecord> {
+    let tx = conn.transaction().await?;
+    let Some(created) = insert(&tx, card, sealed).await? else {
+        return Err(clash(&tx, card, sealed).await?);
+    };
+    append_audit(&tx, created_audit(card, "card_token.create")).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// Names what an insert that did nothing collided with. Card tokens are never removed, so the
+/// row that won is still there to be found.
+async fn clash(client: &impl GenericClient, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<StoreError> {
+    let statement = client.prepare_cached("SELECT 1 FROM card_tokens WHERE account_id = $1 AND id = $2").await?;
+    if client.query_opt(&statement, &[&card.account_id.as_str(), &card.id]).await?.is_some() {
+        return Ok(StoreError::Conflict(format!("a card token with id '{}' already exists", card.id)));
+    }
+    if let Some(sealed) = sealed {
+        let statement = client
+            .prepare_cached("SELECT id FROM card_tokens WHERE account_id = $1 AND token_fingerprint = $2")
+            .await?;
+        if let Some(row) = client.query_opt(&statement, &[&card.account_id.as_str(), &sealed.fingerprint]).await? {
+            let id: String = rows::get(&row, "id")?;
+            return Ok(StoreError::Conflict(format!("this token is already stored as card token '{id}'")));
+        }
+    }
+    Ok(StoreError::Internal(format!("card token '{}' clashed with a row that cannot be found", card.id)))
+}
+
+pub(super) async fn import_card_tokens(
+    conn: &mut Object,
+    batch: &[(CardToken, Option<SealedToken>)],
+) -> StoreResult<Vec<ImportOutcome>> {
+    let tx = conn.transaction().await?;
+    // Two imports inserting overlapping ids in different orders would deadlock on each other's
+    // uncommitted rows; imports of one account take turns instead (in a fixed order of
+    // accounts). Single creates need no turn: they wait on at most one row.
+    let mut accounts: Vec<&str> = batch.iter().map(|(card, _)| card.account_id.as_str()).collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let statement =
+        tx.prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('tokenvault card import ' || $1, 0))").await?;
+    for account in accounts {
+        tx.execute(&statement, &[&account]).await?;
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (card, sealed) in batch {
+        if insert(&tx, card, sealed.as_ref()).await?.is_some() {
+            append_audit(&tx, created_audit(card, "card_token.import")).await?;
+            outcomes.push(ImportOutcome::Imported);
+        } else {
+            outcomes.push(ImportOutcome::AlreadyPresent);
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+pub(super) async fn get_card_token(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: &str,
+) -> StoreResult<Option<CardTokenRecord>> {
+    let sql = format!("SELECT {CARD_COLUMNS} FROM card_tokens WHERE account_id = $1 AND id = $2");
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client.query_opt(&statement, &[&account.as_str(), &id]).await?;
+    row.as_ref().map(rows::card_token).transpose()
+}
+
+pub(super) async fn list_card_tokens(
+    conn: &mut Object,
+    account: &AccountId,
+    filter: &CardTokenFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<CardTokenRecord>> {
+    let tx = snapshot(conn).await?;
+    let account = account.as_str();
+    let cursor = match &page.starting_after {
+        None => None,
+        Some(id) => {
+            let statement = tx.prepare_cached("SELECT seq FROM card_tokens WHERE account_id = $1 AND id = $2").await?;
+            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            Some(rows::get::<i64>(&row, "seq")?)
+        }
+    };
+    let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
+    let limit = overfetch(page);
+    let mut query = ListQuery::new("card_tokens", CARD_COLUMNS);
+    let p = query.bind(&account);
+    query.filter(format!("account_id = {p}"));
+    if let Some(customer_id) = &filter.customer_id {
+        let p = query.bind(customer_id);
+        query.filter(format!("customer_id = {p}"));
+    }
+    if let Some(relationship_id) = &filter.relationship_id {
+        let p = query.bind(relationship_id);
+        query.filter(format!("relationship_id = {p}"));
+    }
+    if !statuses.is_empty() {
+        let p = query.bind(&statuses);
+        query.filter(format!("status = ANY({p})"));
+    }
+    if !filter.shows_deleted() {
+        query.filter("status <> 'DELETED'".into());
+    }
+    if let Some(seq) = &cursor {
+        query.after(|q| format!("seq > {}", q.bind(seq)));
+    }
+    let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
+    let items = rows.iter().map(rows::card_token).collect::<StoreResult<Vec<_>>>()?;
+    tx.commit().await?;
+    Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+/// Reads a card token and locks it until the transaction ends, so that a status change and a
+/// delete racing on two instances apply one after the other.
+async fn lock(client: &impl GenericClient, account: &AccountId, id: &str) -> StoreResult<CardTokenRecord> {
+    let sql = format!("SELECT {CARD_COLUMNS} FROM card_tokens WHERE account_id = $1 AND id = $2 FOR UPDATE");
+    let statement = client.prepare_cached(&sql).await?;
+    let row =
+        client.query_opt(&statement, &[&account.as_str(), &id]).await?.ok_or(StoreError::NotFound("card token"))?;
+    rows::card_token(&row)
+}
+
+pub(super) async fn delete_card_token(
+    conn: &mut Object,
+    account: &AccountId,
+    id: &str,
+    deletion: &CardTokenDeletion,
+) -> StoreResult<CardTokenRecord> {
+    let tx = conn.transaction().await?;
+    let current = lock(&tx, account, id).await?;
+    if current.card.status == CardTokenStatus::Deleted {
+        tx.commit().await?;
+        return Ok(current);
+    }
+    let sql = format!(
+        "UPDATE card_tokens SET status = 'DELETED', deleted_at = $3, deleted_by = $4, updated_at = $3 \
+         WHERE account_id = $1 AND id = $2 RETURNING {CARD_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let row = tx.query_one(&statement, &[&account.as_str(), &id, &deletion.at.millis(), &deletion.actor]).await?;
+    let deleted = rows::card_token(&row)?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at: deletion.at,
+            account_id: account.to_string(),
+            actor: deletion.actor.clone(),
+            action: "card_token.delete",
+            resource_type: "card_token",
+            resource_id: id.to_owned(),
+            details: json!({"reason": deletion.reason, "requestor": deletion.requestor.as_str()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+pub(super) async fn set_card_token_status(
+    conn: &mut Object,
+    account: &AccountId,
+    id: &str,
+    status: CardTokenStatus,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<CardTokenRecord> {
+    let tx = conn.transaction().await?;
+    let current = lock(&tx, account, id).await?;
+    let from = current.card.status;
+    if from == status {
+        tx.commit().await?;
+        return Ok(current);
+    }
+    if !from.can_become(status) {
+        return Err(StoreError::Conflict(if from == CardTokenStatus::Deleted {
+            format!("card token '{id}' is DELETED; its status cannot change")
+        } else {
+            format!("cannot change status from {from} to {status}")
+        }));
+    }
+    let sql = format!(
+        "UPDATE card_tokens SET status = $3, updated_at = $4 WHERE account_id = $1 AND id = $2 RETURNING {CARD_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let row = tx.query_one(&statement, &[&account.as_str(), &id, &status.as_str(), &at.millis()]).await?;
+    let updated = rows::card_token(&row)?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at,
+            account_id: account.to_string(),
+            actor: actor.to_owned(),
+            action: "card_token.status",
+            resource_type: "card_token",
+            resource_id: id.to_owned(),
+            details: json!({"from": from.as_str(), "to": status.as_str()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(updated)
+}

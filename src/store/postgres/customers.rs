@@ -1,0 +1,443 @@
+//! Clients, signing keys, customers and their tokens.
+
+use deadpool_postgres::{GenericClient, Object};
+use serde_json::json;
+
+use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
+use super::{append_audit, events, like_prefix, overfetch, snapshot, unique_violation, ListQuery};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::TokenTypeValue;
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::{StoreError, StoreResult};
+
+pub(super) async fn upsert_client(client: &impl GenericClient, record: &ClientRecord) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (client_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes",
+        )
+        .await?;
+    let scopes = record.scopes.join(" ");
+    client
+        .execute(
+            &statement,
+            &[
+                &record.client_id,
+                &record.account_id.as_str(),
+                &record.secret_hash,
+                &scopes,
+                &record.created_at.millis(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn find_client(client: &impl GenericClient, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT client_id, account_id, secret_hash, scopes, created_at FROM clients WHERE client_id = $1",
+        )
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[&client_id]).await? else {
+        return Ok(None);
+    };
+    let account: &str = rows::get(&row, "account_id")?;
+    let scopes: &str = rows::get(&row, "scopes")?;
+    Ok(Some(ClientRecord {
+        client_id: rows::get(&row, "client_id")?,
+        account_id: AccountId::parse("account_id", account)
+            .map_err(|e| StoreError::Internal(format!("client {client_id}: {}", e.message)))?,
+        secret_hash: rows::get(&row, "secret_hash")?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        created_at: Timestamp::from_millis(rows::get(&row, "created_at")?),
+    }))
+}
+
+pub(super) async fn signing_keys(client: &impl GenericClient) -> StoreResult<Vec<SigningKeyRecord>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT kid, private_key, public_key, created_at FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .await?;
+    let rows = client.query(&statement, &[]).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SigningKeyRecord {
+                kid: rows::get(row, "kid")?,
+                private_key: rows::get(row, "private_key")?,
+                public_key: rows::get(row, "public_key")?,
+                created_at: Timestamp::from_millis(rows::get(row, "created_at")?),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn insert_signing_key(client: &impl GenericClient, key: &SigningKeyRecord) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached("INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)")
+        .await?;
+    client
+        .execute(&statement, &[&key.kid, &key.private_key, &key.public_key, &key.created_at.millis()])
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some(_) => StoreError::Conflict(format!("a signing key with kid '{}' already exists", key.kid)),
+            None => e.into(),
+        })?;
+    Ok(())
+}
+
+pub(super) async fn create_customer(
+    conn: &mut Object,
+    account: &AccountId,
+    customer: &NewCustomer,
+) -> StoreResult<Customer> {
+    let tx = conn.transaction().await?;
+    let sql = format!(
+        "INSERT INTO customers (id, account_id, customer_id, customer_type, email_key, phone_number, attributes, \
+         created_at, created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let id = customer.id.to_string();
+    let attributes = rows::json_text(&customer.attributes)?;
+    let row = tx
+        .query_one(
+            &statement,
+            &[
+                &id,
+                &account.as_str(),
+                &customer.customer_id,
+                &customer.customer_type,
+                &customer.email_key,
+                &customer.phone_number,
+                &attributes,
+                &customer.created_at.millis(),
+                &customer.created_by,
+            ],
+        )
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some("customers_live_customer_id") => {
+                StoreError::Conflict(format!("a customer with customer_id '{}' already exists", customer.customer_id))
+            }
+            Some("customers_live_email") => StoreError::Conflict("a customer with this email already exists".into()),
+            Some("customers_live_phone") => {
+                StoreError::Conflict("a customer with this phone_number already exists".into())
+            }
+            _ => e.into(),
+        })?;
+    let created = rows::customer(&row)?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at: customer.created_at,
+            account_id: account.to_string(),
+            actor: customer.created_by.clone(),
+            action: "customer.create",
+            resource_type: "customer",
+            resource_id: id,
+            details: json!({"customer_id": customer.customer_id, "type": customer.customer_type}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub(super) async fn get_customer(
+    client: &impl GenericClient,
+    account: &AccountId,
+    customer_id: &str,
+) -> StoreResult<Option<Customer>> {
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL"
+    );
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client.query_opt(&statement, &[&account.as_str(), &customer_id]).await?;
+    row.as_ref().map(rows::customer).transpose()
+}
+
+pub(super) async fn list_customers(
+    conn: &mut Object,
+    account: &AccountId,
+    filter: &CustomerFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Customer>> {
+    let tx = snapshot(conn).await?;
+    let account = account.as_str();
+    let cursor = match &page.starting_after {
+        None => None,
+        Some(id) => {
+            let statement = tx.prepare_cached("SELECT seq FROM customers WHERE account_id = $1 AND id = $2").await?;
+            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            Some(rows::get::<i64>(&row, "seq")?)
+        }
+    };
+    let email = filter.email_prefix.as_deref().map(|p| like_prefix(&p.to_lowercase()));
+    let phone = filter.phone_number_prefix.as_deref().map(like_prefix);
+    let limit = overfetch(page);
+
+    let mut query = ListQuery::new("customers c", CUSTOMER_COLUMNS);
+    let p = query.bind(&account);
+    query.filter(format!("c.account_id = {p}"));
+    if let Some((token_type, value)) = &filter.token {
+        let (t, v) = (query.bind(token_type), query.bind(value));
+        query.filter(format!(
+            "EXISTS (SELECT 1 FROM customer_tokens t WHERE t.customer_seq = c.seq AND t.token_type = {t} \
+             AND t.value = {v} AND t.deleted_at IS NULL)"
+        ));
+    }
+    if let Some(email) = &email {
+        let p = query.bind(email);
+        query.filter(format!("c.email_key LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(phone) = &phone {
+        let p = query.bind(phone);
+        query.filter(format!("c.phone_number LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(customer_type) = &filter.customer_type {
+        let p = query.bind(customer_type);
+        query.filter(format!("c.customer_type = {p}"));
+    } else if !filter.all_types {
+        query.filter("c.customer_type <> 'contact'".into());
+    }
+    if !filter.include_deleted {
+        query.filter("c.deleted_at IS NULL".into());
+    }
+    if let Some(seq) = &cursor {
+        query.after(|q| format!("c.seq > {}", q.bind(seq)));
+    }
+    let (rows, total) = query.fetch(&tx, "c.seq", &limit, page.include_total).await?;
+    let items = rows.iter().map(rows::customer).collect::<StoreResult<Vec<_>>>()?;
+    tx.commit().await?;
+    Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+pub(super) async fn delete_customer(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    delete_tokens: bool,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<Customer> {
+    let tx = conn.transaction().await?;
+    let sql = format!(
+        "UPDATE customers SET attributes = '{{}}', email_key = NULL, phone_number = NULL, deleted_at = $3, \
+         deleted_by = $4, updated_at = $3 WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL \
+         RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let row = tx
+        .query_opt(&statement, &[&account.as_str(), &customer_id, &at.millis(), &actor])
+        .await?
+        .ok_or(StoreError::NotFound("customer"))?;
+    let seq: i64 = rows::get(&row, "seq")?;
+    let deleted = rows::customer(&row)?;
+    let deleted_tokens: Vec<String> = if delete_tokens {
+        let statement = tx
+            .prepare_cached(
+                "UPDATE customer_tokens SET deleted_at = $2, deleted_by = $3, updated_at = $2 \
+                 WHERE customer_seq = $1 AND deleted_at IS NULL RETURNING id",
+            )
+            .await?;
+        let rows = tx.query(&statement, &[&seq, &at.millis(), &actor]).await?;
+        rows.iter().map(|row| rows::get::<String>(row, "id")).collect::<StoreResult<_>>()?
+    } else {
+        Vec::new()
+    };
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at,
+            account_id: account.to_string(),
+            actor: actor.to_owned(),
+            action: "customer.delete",
+            resource_type: "customer",
+            resource_id: deleted.id.to_string(),
+            details: json!({"customer_id": customer_id, "deleted_tokens": deleted_tokens}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// The internal key of the live customer, optionally share-locked so that a concurrent delete
+/// of the customer waits for (and then also sees) a token being added to it.
+async fn live_customer_seq(
+    client: &impl GenericClient,
+    account: &AccountId,
+    customer_id: &str,
+    lock: bool,
+) -> StoreResult<i64> {
+    let statement = client
+        .prepare_cached(if lock {
+            "SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL FOR SHARE"
+        } else {
+            "SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL"
+        })
+        .await?;
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &customer_id])
+        .await?
+        .ok_or(StoreError::NotFound("customer"))?;
+    rows::get(&row, "seq")
+}
+
+pub(super) async fn create_customer_token(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    token: &NewCustomerToken,
+    delete_token_events: bool,
+) -> StoreResult<CustomerToken> {
+    let tx = conn.transaction().await?;
+    let customer_seq = live_customer_seq(&tx, account, customer_id, true).await?;
+    let events_deleted = if delete_token_events {
+        let token = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
+        events::delete_entry(&tx, account, &token).await?.map_or(0, |(_, deleted)| deleted)
+    } else {
+        0
+    };
+    let sql = format!(
+        "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata, created_at, \
+         created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {TOKEN_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let id = token.id.to_string();
+    let metadata = token.metadata.as_ref().map(rows::json_text).transpose()?;
+    let row = tx
+        .query_one(
+            &statement,
+            &[
+                &id,
+                &account.as_str(),
+                &customer_seq,
+                &token.token_id,
+                &token.token_type,
+                &token.value,
+                &metadata,
+                &token.created_at.millis(),
+                &token.created_by,
+            ],
+        )
+        .await
+        .map_err(|e| match unique_violation(&e) {
+            Some("customer_tokens_live_token_id") => StoreError::Conflict(format!(
+                "a live token with token_id '{}' already exists for this customer",
+                token.token_id
+            )),
+            Some("customer_tokens_live_type_value") => {
+                StoreError::Conflict("a live token with this type and value already belongs to a customer".into())
+            }
+            _ => e.into(),
+        })?;
+    let created = rows::customer_token(&row)?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at: token.created_at,
+            account_id: account.to_string(),
+            actor: token.created_by.clone(),
+            action: "customer_token.create",
+            resource_type: "customer_token",
+            resource_id: id,
+            details: json!({
+                "customer_id": customer_id,
+                "token_id": token.token_id,
+                "type": token.token_type,
+                "delete_token_events": delete_token_events,
+                "events_deleted": events_deleted,
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub(super) async fn list_customer_tokens(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    filter: &CustomerTokenFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<CustomerToken>> {
+    let tx = snapshot(conn).await?;
+    let customer_seq = live_customer_seq(&tx, account, customer_id, false).await?;
+    let cursor = match &page.starting_after {
+        None => None,
+        Some(id) => {
+            let statement =
+                tx.prepare_cached("SELECT seq FROM customer_tokens WHERE customer_seq = $1 AND id = $2").await?;
+            let row = tx.query_opt(&statement, &[&customer_seq, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            Some(rows::get::<i64>(&row, "seq")?)
+        }
+    };
+    let limit = overfetch(page);
+    let mut query = ListQuery::new("customer_tokens", TOKEN_COLUMNS);
+    let p = query.bind(&customer_seq);
+    query.filter(format!("customer_seq = {p}"));
+    if let Some(token_type) = &filter.token_type {
+        let p = query.bind(token_type);
+        query.filter(format!("token_type = {p}"));
+    }
+    if !filter.include_deleted {
+        query.filter("deleted_at IS NULL".into());
+    }
+    if let Some(seq) = &cursor {
+        query.after(|q| format!("seq > {}", q.bind(seq)));
+    }
+    let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
+    let items = rows.iter().map(rows::customer_token).collect::<StoreResult<Vec<_>>>()?;
+    tx.commit().await?;
+    Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+pub(super) async fn delete_customer_token(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    token_id: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<CustomerToken> {
+    let tx = conn.transaction().await?;
+    let customer_seq = live_customer_seq(&tx, account, customer_id, false).await?;
+    // Of two concurrent deletes, the second waits for the first and then matches no live row.
+    let sql = format!(
+        "UPDATE customer_tokens SET deleted_at = $3, deleted_by = $4, updated_at = $3 \
+         WHERE customer_seq = $1 AND token_id = $2 AND deleted_at IS NULL RETURNING {TOKEN_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    if let Some(row) = tx.query_opt(&statement, &[&customer_seq, &token_id, &at.millis(), &actor]).await? {
+        let deleted = rows::customer_token(&row)?;
+        append_audit(
+            &tx,
+            NewAuditRecord {
+                at,
+                account_id: account.to_string(),
+                actor: actor.to_owned(),
+                action: "customer_token.delete",
+                resource_type: "customer_token",
+                resource_id: deleted.id.to_string(),
+                details: json!({"customer_id": customer_id, "token_id": token_id}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(deleted);
+    }
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM customer_tokens WHERE customer_seq = $1 AND token_id = $2 ORDER BY seq DESC LIMIT 1"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let row = tx.query_opt(&statement, &[&customer_seq, &token_id]).await?.ok_or(StoreError::NotFound("token"))?;
+    let latest = rows::customer_token(&row)?;
+    tx.commit().await?;
+    Ok(latest)
+}

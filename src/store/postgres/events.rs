@@ -1,0 +1,275 @@
+//! Token events: one entry per account and token type/value, with its events in order.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::{GenericClient, Object};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS, TOKEN_COLUMNS};
+use super::{append_audit, overfetch, snapshot, ListQuery};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::{StoreError, StoreResult};
+
+/// Creates the entry of a token type/value or touches the existing one, returning its `seq` and
+/// `id`. One upsert rather than insert-then-select: it locks the row, so a concurrent clear
+/// cannot delete the entry between finding it and adding an event to it.
+async fn touch_entry(
+    client: &impl GenericClient,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    at: Timestamp,
+) -> StoreResult<(i64, String)> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO token_event_entries (id, account_id, token_type, value, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (account_id, token_type, value) DO UPDATE SET updated_at = EXCLUDED.updated_at \
+             RETURNING seq, id",
+        )
+        .await?;
+    let id = Uuid::new_v4().to_string();
+    let row =
+        client.query_one(&statement, &[&id, &account.as_str(), &token.token_type, &token.value, &at.millis()]).await?;
+    Ok((rows::get(&row, "seq")?, rows::get(&row, "id")?))
+}
+
+async fn insert_event(client: &impl GenericClient, entry_seq: i64, event: &TokenEvent) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO token_events (entry_seq, event, status, metadata, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .await?;
+    let metadata = event.metadata.as_ref().map(rows::json_text).transpose()?;
+    client
+        .execute(
+            &statement,
+            &[
+                &entry_seq,
+                &event.event,
+                &event.status,
+                &metadata,
+                &event.created_at.millis(),
+                &event.expires_at.map(Timestamp::millis),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn delete_events(client: &impl GenericClient, entry_seq: i64) -> StoreResult<u64> {
+    let statement = client.prepare_cached("DELETE FROM token_events WHERE entry_seq = $1").await?;
+    Ok(client.execute(&statement, &[&entry_seq]).await?)
+}
+
+/// Deletes the entry of a token type/value and its events; returns the entry's id and how many
+/// events went, or `None` when there was no entry.
+pub(super) async fn delete_entry(
+    client: &impl GenericClient,
+    account: &AccountId,
+    token: &TokenTypeValue,
+) -> StoreResult<Option<(String, u64)>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT seq, id FROM token_event_entries WHERE account_id = $1 AND token_type = $2 AND value = $3 FOR UPDATE",
+        )
+        .await?;
+    let Some(row) = client.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value]).await? else {
+        return Ok(None);
+    };
+    let seq: i64 = rows::get(&row, "seq")?;
+    let deleted = delete_events(client, seq).await?;
+    let statement = client.prepare_cached("DELETE FROM token_event_entries WHERE seq = $1").await?;
+    client.execute(&statement, &[&seq]).await?;
+    Ok(Some((rows::get(&row, "id")?, deleted)))
+}
+
+async fn events_of(client: &impl GenericClient, entry_seqs: &[i64]) -> StoreResult<Vec<(i64, TokenEvent)>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM token_events WHERE entry_seq = ANY($1) ORDER BY seq");
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client.query(&statement, &[&entry_seqs]).await?;
+    rows.iter().map(|row| Ok((rows::get(row, "entry_seq")?, rows::token_event(row)?))).collect()
+}
+
+fn parse_id(id: &str) -> StoreResult<Uuid> {
+    Uuid::parse_str(id).map_err(|e| StoreError::Internal(format!("token event entry id {id:?}: {e}")))
+}
+
+pub(super) async fn token_detail(
+    conn: &mut Object,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    event: Option<&TokenEvent>,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<TokenDetail> {
+    let tx = conn.transaction().await?;
+    let entry = match event {
+        Some(event) => {
+            let (seq, id) = touch_entry(&tx, account, token, at).await?;
+            insert_event(&tx, seq, event).await?;
+            append_audit(
+                &tx,
+                NewAuditRecord {
+                    at,
+                    account_id: account.to_string(),
+                    actor: actor.to_owned(),
+                    action: "token_event.record",
+                    resource_type: "token_event",
+                    resource_id: id.clone(),
+                    details: json!({"type": token.token_type, "event": event.event, "status": event.status}),
+                },
+            )
+            .await?;
+            Some((seq, id))
+        }
+        None => {
+            let statement = tx
+                .prepare_cached(
+                    "SELECT seq, id FROM token_event_entries WHERE account_id = $1 AND token_type = $2 AND value = $3",
+                )
+                .await?;
+            match tx.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value]).await? {
+                Some(row) => Some((rows::get::<i64>(&row, "seq")?, rows::get::<String>(&row, "id")?)),
+                None => None,
+            }
+        }
+    };
+    let events = match &entry {
+        Some((seq, _)) => events_of(&tx, &[*seq]).await?.into_iter().map(|(_, event)| event).collect(),
+        None => Vec::new(),
+    };
+
+    let sql = format!(
+        "SELECT customer_seq, {TOKEN_COLUMNS} FROM customer_tokens \
+         WHERE account_id = $1 AND token_type = $2 AND value = $3 AND deleted_at IS NULL"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let token_row = tx.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value]).await?;
+    let (customer, live_token) = match token_row {
+        None => (None, None),
+        Some(row) => {
+            let customer_seq: i64 = rows::get(&row, "customer_seq")?;
+            let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE seq = $1 AND deleted_at IS NULL");
+            let statement = tx.prepare_cached(&sql).await?;
+            let customer =
+                tx.query_opt(&statement, &[&customer_seq]).await?.as_ref().map(rows::customer).transpose()?;
+            (customer, Some(rows::customer_token(&row)?))
+        }
+    };
+    tx.commit().await?;
+
+    let id = match (&entry, &live_token) {
+        (Some((_, id)), _) => parse_id(id)?,
+        (None, Some(token)) => token.id,
+        (None, None) => Uuid::new_v4(),
+    };
+    Ok(TokenDetail { id, customer, token: live_token, events })
+}
+
+pub(super) async fn list_token_events(
+    conn: &mut Object,
+    account: &AccountId,
+    since: Option<Timestamp>,
+    page: &PageRequest,
+) -> StoreResult<Page<TokenEventEntry>> {
+    let tx = snapshot(conn).await?;
+    let account = account.as_str();
+    let cursor = match &page.starting_after {
+        None => None,
+        Some(id) => {
+            let statement = tx
+                .prepare_cached("SELECT seq, updated_at FROM token_event_entries WHERE account_id = $1 AND id = $2")
+                .await?;
+            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
+            Some((rows::get::<i64>(&row, "seq")?, rows::get::<i64>(&row, "updated_at")?))
+        }
+    };
+    let since = since.map(Timestamp::millis);
+    let limit = overfetch(page);
+    let mut query = ListQuery::new("token_event_entries", "seq, id, token_type, value, updated_at");
+    let p = query.bind(&account);
+    query.filter(format!("account_id = {p}"));
+    let order = match &since {
+        None => {
+            if let Some((seq, _)) = &cursor {
+                query.after(|q| format!("seq > {}", q.bind(seq)));
+            }
+            "seq"
+        }
+        Some(since) => {
+            let p = query.bind(since);
+            query.filter(format!("updated_at >= {p}"));
+            if let Some((seq, updated_at)) = &cursor {
+                query.after(|q| {
+                    let (u, s) = (q.bind(updated_at), q.bind(seq));
+                    format!("(updated_at, seq) > ({u}, {s})")
+                });
+            }
+            "updated_at, seq"
+        }
+    };
+    let (rows, total) = query.fetch(&tx, order, &limit, page.include_total).await?;
+    let seqs = rows.iter().map(|row| rows::get::<i64>(row, "seq")).collect::<StoreResult<Vec<_>>>()?;
+    let mut events: HashMap<i64, Vec<TokenEvent>> = HashMap::new();
+    for (seq, event) in events_of(&tx, &seqs).await? {
+        events.entry(seq).or_default().push(event);
+    }
+    tx.commit().await?;
+
+    let mut items = Vec::with_capacity(rows.len());
+    for (row, seq) in rows.iter().zip(&seqs) {
+        items.push(TokenEventEntry {
+            id: rows::uuid(row, "id")?,
+            token: TokenTypeValue { token_type: rows::get(row, "token_type")?, value: rows::get(row, "value")? },
+            events: events.remove(seq).unwrap_or_default(),
+            updated_at: Timestamp::from_millis(rows::get(row, "updated_at")?),
+        });
+    }
+    Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+pub(super) async fn clear_token_events(
+    conn: &mut Object,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    delete_event: Option<&TokenEvent>,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let tx = conn.transaction().await?;
+    let (entry_id, events_deleted) = match delete_event {
+        Some(event) => {
+            let (seq, id) = touch_entry(&tx, account, token, at).await?;
+            let deleted = delete_events(&tx, seq).await?;
+            insert_event(&tx, seq, event).await?;
+            (Some(id), deleted)
+        }
+        None => match delete_entry(&tx, account, token).await? {
+            Some((id, deleted)) => (Some(id), deleted),
+            // Clearing nothing changes nothing, and leaves no audit record.
+            None => return Ok(()),
+        },
+    };
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at,
+            account_id: account.to_string(),
+            actor: actor.to_owned(),
+            action: "token_events.clear",
+            resource_type: "token_event",
+            resource_id: entry_id.unwrap_or_default(),
+            details: json!({
+                "type": token.token_type,
+                "events_deleted": events_deleted,
+                "delete_event": delete_event.map(|e| json!({"event": e.event, "status": e.status})),
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Embedded schema migrations, applied at start-up by every instance. A transaction-scoped
+//! advisory lock serialises instances that start at the same moment, so each migration runs
+//! exactly once and a half-applied schema is never visible.
+
+use tokio_postgres::NoTls;
+
+use crate::config::redact_url;
+use crate::domain::Timestamp;
+use crate::store::{StoreError, StoreResult};
+
+/// Versions in the order they apply; a version, once released, never changes.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/postgresql/0001_init.sql"))];
+
+/// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped
+/// to the current database, so other databases on the server are not affected.
+const MIGRATION_LOCK: i64 = 0x746f_6b65_6e76_6c74;
+
+/// Connects once and applies pending migrations: for a `tokenvault migrate` command, so that
+/// schema changes can run before new instances are rolled out.
+pub async fn migrate(url: &str) -> StoreResult<()> {
+    let config = parse_url(url)?;
+    let (mut client, connection) = config.connect(NoTls).await?;
+    let driver = tokio::spawn(async move {
+        // The error, if any, also surfaces on the client's next call.
+        let _ = connection.await;
+    });
+    let result = run(&mut client).await;
+    drop(client);
+    let _ = driver.await;
+    result
+}
+
+pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
+    url.parse().map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))
+}
+
+/// Applies each pending migration in its own transaction, under the advisory lock.
+pub(super) async fn run(client: &mut tokio_postgres::Client) -> StoreResult<()> {
+    for (version, sql) in MIGRATIONS {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        let applied = tx.query_opt("SELECT 1 FROM schema_migrations WHERE version = $1", &[version]).await?.is_some();
+        if !applied {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[version, &Timestamp::now().millis()],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,450 @@
+//! The PostgreSQL store: many tokenvault instances behind a load balancer, one shared database.
+//!
+//! Every invariant that must hold across instances (one live `token_id` per customer, one owner
+//! per live token type/value, unique card token ids and fingerprints, ...) is a constraint or a
+//! partial unique index in the schema, never an in-process lock; violations are mapped back to
+//! the same friendly messages the SQLite store gives. Connection trouble of any kind becomes
+//! [`StoreError::Unavailable`] (HTTP 503) quickly, and the pool heals itself once the database
+//! is back.
+
+mod cards;
+mod customers;
+mod events;
+mod migrate;
+mod rows;
+#[cfg(test)]
+mod tests;
+
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, NoTls, Row};
+
+use super::{
+    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, Store, StoreError, StoreOptions, StoreResult,
+};
+use crate::domain::audit::{AuditRecord, NewAuditRecord};
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
+use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+
+pub use migrate::migrate;
+
+/// A pool of connections to one PostgreSQL database whose schema is up to date.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl PostgresStore {
+    /// Builds the pool and applies pending migrations (safe when several instances start at
+    /// once). Fails with `Unavailable` when the database cannot be reached.
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let mut config = migrate::parse_url(url)?;
+        if config.get_connect_timeout().is_none() {
+            // Without it a black-holed host hangs a request far beyond the acquire timeout.
+            config.connect_timeout(options.acquire_timeout);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("tokenvault");
+        }
+        // `Fast` skips a round trip per checkout; connections that failed with a connection
+        // error are discarded explicitly (see `settle`) and closed ones are dropped on recycle.
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .wait_timeout(Some(options.acquire_timeout))
+            .create_timeout(Some(options.acquire_timeout))
+            .recycle_timeout(Some(options.acquire_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Internal(format!("cannot build the PostgreSQL pool: {e}")))?;
+        let store = Self { pool };
+        let mut conn = store.conn().await?;
+        let result = migrate::run(&mut conn).await;
+        settle(conn, result)?;
+        Ok(store)
+    }
+
+    async fn conn(&self) -> StoreResult<Object> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// Returns a connection to the pool, unless it just failed with a connection error: then it is
+/// dropped so that the next request opens a fresh one instead of failing on a dead socket.
+fn settle<T>(conn: Object, result: StoreResult<T>) -> StoreResult<T> {
+    if matches!(result, Err(StoreError::Unavailable(_))) {
+        drop(Object::take(conn));
+    }
+    result
+}
+
+/// Runs `$body` with a pooled connection bound to `$conn`, then settles the connection.
+macro_rules! with_conn {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        #[allow(unused_mut)]
+        let mut $conn = $store.conn().await?;
+        let result = async { $body }.await;
+        settle($conn, result)
+    }};
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        if is_connection_error(&error) {
+            StoreError::Unavailable(describe(&error))
+        } else if let Some(constraint) = unique_violation(&error) {
+            StoreError::Conflict(format!("a conflicting record already exists ({constraint})"))
+        } else {
+            StoreError::Internal(describe(&error))
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Timeout(kind) => {
+                StoreError::Unavailable(format!("no database connection available ({kind:?} timeout)"))
+            }
+            // Whatever stops the pool from opening a connection makes the database unreachable
+            // for us, transient or not: 503, and the message names the cause in the logs.
+            PoolError::Backend(e) => StoreError::Unavailable(describe(&e)),
+            PoolError::Closed => StoreError::Unavailable("the connection pool is closed".into()),
+            other => StoreError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// SQLSTATE classes that mean "the database is not there right now": connection exceptions
+/// (08), shutdowns and start-ups (57P01-57P03), too many connections (53300).
+fn is_connection_error(error: &tokio_postgres::Error) -> bool {
+    if let Some(db) = error.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300");
+    }
+    use std::error::Error as _;
+    error.is_closed()
+        || error.source().is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+        || error.to_string() == "timeout waiting for server"
+}
+
+/// The constraint a unique violation (SQLSTATE 23505) names.
+fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
+    let db = error.as_db_error()?;
+    (db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+        .then(|| db.constraint().unwrap_or("a unique constraint"))
+}
+
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({}): {}", error, db.code().code(), db.message()),
+        None => {
+            use std::error::Error as _;
+            match error.source() {
+                Some(source) => format!("{error}: {source}"),
+                None => error.to_string(),
+            }
+        }
+    }
+}
+
+/// Appends one audit record; callers pass their transaction so the record commits with the
+/// change it describes.
+async fn append_audit(client: &impl GenericClient, record: NewAuditRecord) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO audit_log (at, account_id, actor, action, resource_type, resource_id, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .await?;
+    let details = record.details.to_string();
+    client
+        .execute(
+            &statement,
+            &[
+                &record.at.millis(),
+                &record.account_id,
+                &record.actor,
+                &record.action,
+                &record.resource_type,
+                &record.resource_id,
+                &details,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// A keyset-paged list query: filters (shared by the page and its count), an optional cursor
+/// condition and the page order. Parameters are numbered as they are bound, filters first, so
+/// that the count query can use a prefix of them.
+struct ListQuery<'a> {
+    from: &'static str,
+    columns: &'static str,
+    filters: Vec<String>,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+    filter_params: Option<usize>,
+    cursor: Option<String>,
+}
+
+impl<'a> ListQuery<'a> {
+    fn new(from: &'static str, columns: &'static str) -> Self {
+        Self { from, columns, filters: Vec::new(), params: Vec::new(), filter_params: None, cursor: None }
+    }
+
+    /// Binds a parameter and returns its placeholder.
+    fn bind(&mut self, value: &'a (dyn ToSql + Sync)) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    fn filter(&mut self, clause: String) {
+        self.filters.push(clause);
+    }
+
+    /// Restricts the page (not the count) to items after the cursor; call after all filters.
+    fn after(&mut self, build: impl FnOnce(&mut Self) -> String) {
+        self.filter_params = Some(self.params.len());
+        let clause = build(self);
+        self.cursor = Some(clause);
+    }
+
+    async fn fetch(
+        mut self,
+        client: &impl GenericClient,
+        order_by: &str,
+        limit: &'a i64,
+        include_total: bool,
+    ) -> StoreResult<(Vec<Row>, Option<u64>)> {
+        let filter_params = self.filter_params.unwrap_or(self.params.len());
+        let where_filters = self.filters.join(" AND ");
+        let total = if include_total {
+            let sql = format!("SELECT COUNT(*) FROM {} WHERE {}", self.from, where_filters);
+            let statement = client.prepare_cached(&sql).await?;
+            let count: i64 = client.query_one(&statement, &self.params[..filter_params]).await?.try_get(0)?;
+            Some(u64::try_from(count).unwrap_or_default())
+        } else {
+            None
+        };
+        let mut conditions = where_filters;
+        if let Some(cursor) = &self.cursor {
+            conditions = format!("{conditions} AND {cursor}");
+        }
+        let limit_placeholder = self.bind(limit);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT {}",
+            self.columns, self.from, conditions, order_by, limit_placeholder
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let rows = client.query(&statement, &self.params).await?;
+        Ok((rows, total))
+    }
+}
+
+/// `limit + 1`: the extra row only tells whether another page follows.
+fn overfetch(page: &PageRequest) -> i64 {
+    i64::from(page.limit) + 1
+}
+
+/// Escapes `%`, `_` and `\` so a client's prefix matches literally in `LIKE … ESCAPE '\'`.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// A read-only transaction on one snapshot, so a page, its cursor and its count agree.
+async fn snapshot(conn: &mut Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
+    Ok(conn.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        with_conn!(self, |conn| {
+            let statement = conn.prepare_cached("SELECT 1").await?;
+            conn.query_one(&statement, &[]).await?;
+            Ok(())
+        })
+    }
+
+    async fn upsert_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        with_conn!(self, |conn| customers::upsert_client(&conn, client).await)
+    }
+
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        with_conn!(self, |conn| customers::find_client(&conn, client_id).await)
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        with_conn!(self, |conn| customers::signing_keys(&conn).await)
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        with_conn!(self, |conn| customers::insert_signing_key(&conn, key).await)
+    }
+
+    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
+        with_conn!(self, |conn| customers::create_customer(&mut conn, account, customer).await)
+    }
+
+    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>> {
+        with_conn!(self, |conn| customers::get_customer(&conn, account, customer_id).await)
+    }
+
+    async fn list_customers(
+        &self,
+        account: &AccountId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Customer>> {
+        with_conn!(self, |conn| customers::list_customers(&mut conn, account, filter, page).await)
+    }
+
+    async fn delete_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        delete_tokens: bool,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer> {
+        with_conn!(self, |conn| customers::delete_customer(&mut conn, account, customer_id, delete_tokens, actor, at)
+            .await)
+    }
+
+    async fn create_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token: &NewCustomerToken,
+        delete_token_events: bool,
+    ) -> StoreResult<CustomerToken> {
+        with_conn!(self, |conn| {
+            customers::create_customer_token(&mut conn, account, customer_id, token, delete_token_events).await
+        })
+    }
+
+    async fn list_customer_tokens(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        filter: &CustomerTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CustomerToken>> {
+        with_conn!(self, |conn| customers::list_customer_tokens(&mut conn, account, customer_id, filter, page).await)
+    }
+
+    async fn delete_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CustomerToken> {
+        with_conn!(self, |conn| customers::delete_customer_token(&mut conn, account, customer_id, token_id, actor, at)
+            .await)
+    }
+
+    async fn token_detail(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<TokenDetail> {
+        with_conn!(self, |conn| events::token_detail(&mut conn, account, token, event, actor, at).await)
+    }
+
+    async fn list_token_events(
+        &self,
+        account: &AccountId,
+        since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        with_conn!(self, |conn| events::list_token_events(&mut conn, account, since, page).await)
+    }
+
+    async fn clear_token_events(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        delete_event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        with_conn!(self, |conn| events::clear_token_events(&mut conn, account, token, delete_event, actor, at).await)
+    }
+
+    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| cards::create_card_token(&mut conn, card, sealed).await)
+    }
+
+    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+        with_conn!(self, |conn| cards::import_card_tokens(&mut conn, batch).await)
+    }
+
+    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+        with_conn!(self, |conn| cards::get_card_token(&conn, account, id).await)
+    }
+
+    async fn list_card_tokens(
+        &self,
+        account: &AccountId,
+        filter: &CardTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CardTokenRecord>> {
+        with_conn!(self, |conn| cards::list_card_tokens(&mut conn, account, filter, page).await)
+    }
+
+    async fn delete_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+        deletion: &CardTokenDeletion,
+    ) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| cards::delete_card_token(&mut conn, account, id, deletion).await)
+    }
+
+    async fn set_card_token_status(
+        &self,
+        account: &AccountId,
+        id: &str,
+        status: CardTokenStatus,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| cards::set_card_token_status(&mut conn, account, id, status, actor, at).await)
+    }
+
+    async fn list_audit(
+        &self,
+        account: Option<&AccountId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        with_conn!(self, |conn| {
+            let statement = conn
+                .prepare_cached(
+                    "SELECT seq, at, account_id, actor, action, resource_type, resource_id, details FROM audit_log \
+                     WHERE seq > $1 AND ($2::TEXT IS NULL OR account_id = $2) ORDER BY seq LIMIT $3",
+                )
+                .await?;
+            let account = account.map(AccountId::as_str);
+            let rows = conn.query(&statement, &[&after_seq, &account, &i64::from(limit)]).await?;
+            rows.iter().map(rows::audit_record).collect()
+        })
+    }
+}

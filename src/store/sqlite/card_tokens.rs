@@ -1,0 +1,282 @@
+//! Card tokens. The secret `token` only ever arrives and leaves sealed.
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, Row};
+use serde_json::{json, Map};
+
+use super::sql::{self, json_opt_col, parsed_col, text, time_col, time_opt_col, Where};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus, PAYMENT_TOKEN_TYPE};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, status, card_brand, account_id, payment_product_type, created_at, updated_at, masked_pan, \
+                       pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, transaction_id, \
+                       external_token_references, created_by, deleted_at, deleted_by, token_sealed";
+
+fn record_row(row: &Row<'_>) -> rusqlite::Result<CardTokenRecord> {
+    let account_id: String = row.get(3)?;
+    let account_id = AccountId::parse("account_id", &account_id).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            3,
+            rusqlite::types::Type::Text,
+            format!("{}: {}", e.field, e.message).into(),
+        )
+    })?;
+    let links: Option<Vec<Map<String, serde_json::Value>>> = json_opt_col(row, 10)?;
+    let card = CardToken {
+        id: row.get(0)?,
+        token_type: PAYMENT_TOKEN_TYPE,
+        status: parsed_col(row, 1)?,
+        card_brand: parsed_col(row, 2)?,
+        account_id,
+        payment_product_type: row.get(4)?,
+        created_at: time_col(row, 5)?,
+        updated_at: time_col(row, 6)?,
+        token: None,
+        masked_pan: row.get(7)?,
+        pan_expiry_date: row.get(8)?,
+        token_expiry_date: row.get(9)?,
+        links: links.map(|links| links.iter().map(link_from_json).collect()),
+        customer_id: row.get(11)?,
+        relationship_id: row.get(12)?,
+        transaction_id: row.get(13)?,
+        external_token_references: json_opt_col(row, 14)?,
+        created_by: row.get(15)?,
+        deleted_at: time_opt_col(row, 16)?,
+        deleted_by: row.get(17)?,
+    };
+    Ok(CardTokenRecord { card, sealed_token: row.get(18)? })
+}
+
+/// Links are validated on the way in, so reading them back is lenient.
+fn link_from_json(link: &Map<String, serde_json::Value>) -> CardTokenLink {
+    let field = |name: &str| link.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    CardTokenLink {
+        href: field("href").unwrap_or_default(),
+        rel: field("rel").unwrap_or_default(),
+        mime_type: field("mime_type"),
+    }
+}
+
+fn find(conn: &Connection, account: &str, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+    sql::first(
+        conn,
+        &format!("SELECT {COLUMNS} FROM card_tokens WHERE account_id = ?1 AND id = ?2"),
+        params![account, id],
+        record_row,
+    )
+}
+
+pub(super) fn get(conn: &Connection, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+    find(conn, account.as_str(), id)
+}
+
+/// Why `card` cannot be stored, if it clashes with a token of its account.
+fn clash(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<Option<String>> {
+    let aid = card.account_id.as_str();
+    if sql::exists(conn, "SELECT 1 FROM card_tokens WHERE account_id = ?1 AND id = ?2", params![aid, card.id])? {
+        return Ok(Some(format!("a card token with id '{}' already exists", card.id)));
+    }
+    if let Some(sealed) = sealed {
+        let holder: Option<String> = sql::first(
+            conn,
+            "SELECT id FROM card_tokens WHERE account_id = ?1 AND token_fingerprint = ?2",
+            params![aid, sealed.fingerprint],
+            |r| r.get(0),
+        )?;
+        if let Some(holder) = holder {
+            return Ok(Some(format!("this token is already stored as card token '{holder}'")));
+        }
+    }
+    Ok(None)
+}
+
+fn insert(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>, action: &'static str) -> StoreResult<()> {
+    sql::execute(
+        conn,
+        "INSERT INTO card_tokens (account_id, id, status, card_brand, payment_product_type, token_sealed, token_fingerprint,
+                                  masked_pan, pan_expiry_date, token_expiry_date, links, customer_id, relationship_id,
+                                  transaction_id, external_token_references, created_at, created_by, updated_at,
+                                  deleted_at, deleted_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        params![
+            card.account_id.as_str(),
+            card.id,
+            card.status.as_str(),
+            card.card_brand.as_str(),
+            card.payment_product_type,
+            sealed.map(|s| &s.ciphertext),
+            sealed.map(|s| &s.fingerprint),
+            card.masked_pan,
+            card.pan_expiry_date,
+            card.token_expiry_date,
+            sql::to_json_opt(card.links.as_ref())?,
+            card.customer_id,
+            card.relationship_id,
+            card.transaction_id,
+            sql::to_json_opt(card.external_token_references.as_ref())?,
+            card.created_at.millis(),
+            card.created_by,
+            card.updated_at.millis(),
+            card.deleted_at.map(Timestamp::millis),
+            card.deleted_by,
+        ],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at: card.created_at,
+            account_id: card.account_id.as_str().to_owned(),
+            actor: card.created_by.clone(),
+            action,
+            resource_type: "card_token",
+            resource_id: card.id.clone(),
+            details: json!({"status": card.status.as_str()}),
+        },
+    )
+}
+
+pub(super) fn create(
+    conn: &Connection,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+) -> StoreResult<CardTokenRecord> {
+    if let Some(reason) = clash(conn, card, sealed)? {
+        return Err(StoreError::Conflict(reason));
+    }
+    insert(conn, card, sealed, "card_token.create")?;
+    Ok(CardTokenRecord {
+        card: CardToken { token: None, ..card.clone() },
+        sealed_token: sealed.map(|s| s.ciphertext.clone()),
+    })
+}
+
+pub(super) fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (card, sealed) in batch {
+        if clash(conn, card, sealed.as_ref())?.is_some() {
+            outcomes.push(ImportOutcome::AlreadyPresent);
+        } else {
+            insert(conn, card, sealed.as_ref(), "card_token.import")?;
+            outcomes.push(ImportOutcome::Imported);
+        }
+    }
+    Ok(outcomes)
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    account: &AccountId,
+    filter: &CardTokenFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<CardTokenRecord>> {
+    let aid = account.as_str();
+    let mut query = Where::new("account_id = ?", [text(aid)]);
+    if let Some(customer_id) = &filter.customer_id {
+        query.and("customer_id = ?", [text(customer_id)]);
+    }
+    if let Some(relationship_id) = &filter.relationship_id {
+        query.and("relationship_id = ?", [text(relationship_id)]);
+    }
+    if !filter.statuses.is_empty() {
+        let marks = vec!["?"; filter.statuses.len()].join(", ");
+        query.and(&format!("status IN ({marks})"), filter.statuses.iter().map(|s| text(s.as_str())));
+    }
+    if !filter.shows_deleted() {
+        query.and("status <> 'DELETED'", []);
+    }
+    let after = match &page.starting_after {
+        Some(cursor) => {
+            let seq: i64 = sql::first(
+                conn,
+                "SELECT seq FROM card_tokens WHERE account_id = ?1 AND id = ?2",
+                params![aid, cursor],
+                |r| r.get(0),
+            )?
+            .ok_or(StoreError::UnknownCursor)?;
+            Some(("seq > ?", vec![Value::Integer(seq)]))
+        }
+        None => None,
+    };
+    sql::keyset_page(conn, COLUMNS, "card_tokens", &query, after, "seq", page, record_row)
+}
+
+pub(super) fn delete(
+    conn: &Connection,
+    account: &AccountId,
+    id: &str,
+    deletion: &CardTokenDeletion,
+) -> StoreResult<CardTokenRecord> {
+    let mut record = find(conn, account.as_str(), id)?.ok_or(StoreError::NotFound("card token"))?;
+    if record.card.status == CardTokenStatus::Deleted {
+        return Ok(record);
+    }
+    let at = deletion.at;
+    sql::execute(
+        conn,
+        "UPDATE card_tokens SET status = 'DELETED', deleted_at = ?3, deleted_by = ?4, updated_at = ?3
+         WHERE account_id = ?1 AND id = ?2",
+        params![account.as_str(), id, at.millis(), deletion.actor],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: deletion.actor.clone(),
+            action: "card_token.delete",
+            resource_type: "card_token",
+            resource_id: id.to_owned(),
+            details: json!({"reason": deletion.reason, "requestor": deletion.requestor.as_str()}),
+        },
+    )?;
+    let card = &mut record.card;
+    card.status = CardTokenStatus::Deleted;
+    card.deleted_at = Some(at);
+    card.deleted_by = Some(deletion.actor.clone());
+    card.updated_at = at;
+    Ok(record)
+}
+
+pub(super) fn set_status(
+    conn: &Connection,
+    account: &AccountId,
+    id: &str,
+    status: CardTokenStatus,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<CardTokenRecord> {
+    let mut record = find(conn, account.as_str(), id)?.ok_or(StoreError::NotFound("card token"))?;
+    let current = record.card.status;
+    if current == status {
+        return Ok(record);
+    }
+    if !current.can_become(status) {
+        return Err(StoreError::Conflict(if current == CardTokenStatus::Deleted {
+            format!("card token '{id}' is DELETED; its status cannot change")
+        } else {
+            format!("cannot change status from {current} to {status}")
+        }));
+    }
+    sql::execute(
+        conn,
+        "UPDATE card_tokens SET status = ?3, updated_at = ?4 WHERE account_id = ?1 AND id = ?2",
+        params![account.as_str(), id, status.as_str(), at.millis()],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action: "card_token.status",
+            resource_type: "card_token",
+            resource_id: id.to_owned(),
+            details: json!({"from": current.as_str(), "to": status.as_str()}),
+        },
+    )?;
+    record.card.status = status;
+    record.card.updated_at = at;
+    Ok(record)
+}

@@ -1,0 +1,385 @@
+//! Customers and their tokens.
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, Row};
+use serde_json::{json, Map};
+
+use super::sql::{self, json_col, json_opt_col, text, time_col, time_opt_col, uuid_col, Where};
+use super::token_events;
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::{StoreError, StoreResult};
+
+const CUSTOMER_COLUMNS: &str =
+    "c.id, c.customer_id, c.attributes, c.created_at, c.created_by, c.updated_at, c.deleted_at, c.deleted_by";
+const TOKEN_COLUMNS: &str =
+    "t.token_type, t.value, t.id, t.created_at, t.created_by, t.updated_at, t.deleted_by, t.deleted_at, t.token_id, t.metadata";
+
+fn customer_row(row: &Row<'_>) -> rusqlite::Result<Customer> {
+    Ok(Customer {
+        id: uuid_col(row, 0)?,
+        customer_id: row.get(1)?,
+        attributes: json_col(row, 2)?,
+        created_at: time_col(row, 3)?,
+        created_by: row.get(4)?,
+        updated_at: time_col(row, 5)?,
+        deleted_at: time_opt_col(row, 6)?,
+        deleted_by: row.get(7)?,
+    })
+}
+
+fn token_row(row: &Row<'_>) -> rusqlite::Result<CustomerToken> {
+    Ok(CustomerToken {
+        token_type: row.get(0)?,
+        value: row.get(1)?,
+        id: uuid_col(row, 2)?,
+        created_at: time_col(row, 3)?,
+        created_by: row.get(4)?,
+        updated_at: time_col(row, 5)?,
+        deleted_by: row.get(6)?,
+        deleted_at: time_opt_col(row, 7)?,
+        token_id: row.get(8)?,
+        metadata: json_opt_col(row, 9)?,
+    })
+}
+
+/// The live customer with this `customer_id`, with its `seq`.
+pub(super) fn live_customer(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+) -> StoreResult<Option<(i64, Customer)>> {
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS}, c.seq FROM customers c
+         WHERE c.account_id = ?1 AND c.customer_id = ?2 AND c.deleted_at IS NULL"
+    );
+    sql::first(conn, &sql, params![account.as_str(), customer_id], |row| Ok((row.get(8)?, customer_row(row)?)))
+}
+
+fn require_customer(conn: &Connection, account: &AccountId, customer_id: &str) -> StoreResult<(i64, Customer)> {
+    live_customer(conn, account, customer_id)?.ok_or(StoreError::NotFound("customer"))
+}
+
+pub(super) fn create_customer(conn: &Connection, account: &AccountId, new: &NewCustomer) -> StoreResult<Customer> {
+    let aid = account.as_str();
+    let live = "SELECT 1 FROM customers WHERE account_id = ?1 AND deleted_at IS NULL";
+    if sql::exists(conn, &format!("{live} AND customer_id = ?2"), params![aid, new.customer_id])? {
+        return Err(StoreError::Conflict(format!("a customer with customer_id '{}' already exists", new.customer_id)));
+    }
+    if let Some(email) = &new.email_key {
+        if sql::exists(
+            conn,
+            &format!("{live} AND customer_type = ?2 AND email_key = ?3"),
+            params![aid, new.customer_type, email],
+        )? {
+            return Err(StoreError::Conflict("a customer with this email already exists".into()));
+        }
+    }
+    if let Some(phone) = &new.phone_number {
+        if sql::exists(conn, &format!("{live} AND phone_number = ?2"), params![aid, phone])? {
+            return Err(StoreError::Conflict("a customer with this phone_number already exists".into()));
+        }
+    }
+    sql::execute(
+        conn,
+        "INSERT INTO customers (id, account_id, customer_id, customer_type, email_key, phone_number, attributes,
+                                created_at, created_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
+        params![
+            new.id.to_string(),
+            aid,
+            new.customer_id,
+            new.customer_type,
+            new.email_key,
+            new.phone_number,
+            sql::to_json(&new.attributes)?,
+            new.created_at.millis(),
+            new.created_by,
+        ],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at: new.created_at,
+            account_id: aid.to_owned(),
+            actor: new.created_by.clone(),
+            action: "customer.create",
+            resource_type: "customer",
+            resource_id: new.id.to_string(),
+            details: json!({"customer_id": new.customer_id}),
+        },
+    )?;
+    Ok(Customer {
+        id: new.id,
+        customer_id: new.customer_id.clone(),
+        attributes: new.attributes.clone(),
+        created_at: new.created_at,
+        created_by: new.created_by.clone(),
+        updated_at: new.created_at,
+        deleted_at: None,
+        deleted_by: None,
+    })
+}
+
+pub(super) fn list_customers(
+    conn: &Connection,
+    account: &AccountId,
+    filter: &CustomerFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<Customer>> {
+    let aid = account.as_str();
+    let mut query = Where::new("c.account_id = ?", [text(aid)]);
+    if let Some((token_type, value)) = &filter.token {
+        query.and(
+            "EXISTS (SELECT 1 FROM customer_tokens t WHERE t.customer_seq = c.seq AND t.account_id = c.account_id
+                     AND t.token_type = ? AND t.value = ? AND t.deleted_at IS NULL)",
+            [text(token_type), text(value)],
+        );
+    }
+    if let Some(prefix) = &filter.email_prefix {
+        query.and("c.email_key LIKE ? ESCAPE '\\'", [Value::Text(sql::like_prefix(prefix))]);
+    }
+    if let Some(prefix) = &filter.phone_number_prefix {
+        query.and("c.phone_number LIKE ? ESCAPE '\\'", [Value::Text(sql::like_prefix(prefix))]);
+    }
+    match &filter.customer_type {
+        Some(customer_type) => query.and("c.customer_type = ?", [text(customer_type)]),
+        None if !filter.all_types => query.and("c.customer_type <> 'contact'", []),
+        None => {}
+    }
+    if !filter.include_deleted {
+        query.and("c.deleted_at IS NULL", []);
+    }
+    let after = match &page.starting_after {
+        Some(cursor) => {
+            let seq: i64 = sql::first(
+                conn,
+                "SELECT seq FROM customers WHERE account_id = ?1 AND id = ?2",
+                params![aid, cursor],
+                |r| r.get(0),
+            )?
+            .ok_or(StoreError::UnknownCursor)?;
+            Some(("c.seq > ?", vec![Value::Integer(seq)]))
+        }
+        None => None,
+    };
+    sql::keyset_page(conn, CUSTOMER_COLUMNS, "customers c", &query, after, "c.seq", page, customer_row)
+}
+
+pub(super) fn delete_customer(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+    delete_tokens: bool,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<Customer> {
+    let (seq, customer) = require_customer(conn, account, customer_id)?;
+    let mut deleted_tokens = Vec::new();
+    if delete_tokens {
+        deleted_tokens = sql::rows(
+            conn,
+            "SELECT id FROM customer_tokens WHERE customer_seq = ?1 AND deleted_at IS NULL ORDER BY seq",
+            [seq],
+            |r| r.get::<_, String>(0),
+        )?;
+        sql::execute(
+            conn,
+            "UPDATE customer_tokens SET deleted_at = ?2, deleted_by = ?3, updated_at = ?2
+             WHERE customer_seq = ?1 AND deleted_at IS NULL",
+            params![seq, at.millis(), actor],
+        )?;
+    }
+    sql::execute(
+        conn,
+        "UPDATE customers SET attributes = '{}', email_key = NULL, phone_number = NULL,
+                              updated_at = ?2, deleted_at = ?2, deleted_by = ?3
+         WHERE seq = ?1",
+        params![seq, at.millis(), actor],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action: "customer.delete",
+            resource_type: "customer",
+            resource_id: customer.id.to_string(),
+            details: json!({"customer_id": customer_id, "deleted_tokens": deleted_tokens}),
+        },
+    )?;
+    Ok(Customer {
+        attributes: Map::new(),
+        updated_at: at,
+        deleted_at: Some(at),
+        deleted_by: Some(actor.to_owned()),
+        ..customer
+    })
+}
+
+pub(super) fn create_token(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+    new: &NewCustomerToken,
+    delete_token_events: bool,
+) -> StoreResult<CustomerToken> {
+    let aid = account.as_str();
+    let (customer_seq, _) = require_customer(conn, account, customer_id)?;
+    if sql::exists(
+        conn,
+        "SELECT 1 FROM customer_tokens WHERE customer_seq = ?1 AND token_id = ?2 AND deleted_at IS NULL",
+        params![customer_seq, new.token_id],
+    )? {
+        return Err(StoreError::Conflict(format!(
+            "a live token with token_id '{}' already exists for this customer",
+            new.token_id
+        )));
+    }
+    if live_token_by_value(conn, account, &new.token_type, &new.value)?.is_some() {
+        return Err(StoreError::Conflict("a live token with this type and value already belongs to a customer".into()));
+    }
+    let cleared_events =
+        delete_token_events && token_events::remove_entry(conn, account, &new.token_type, &new.value)?.is_some();
+    sql::execute(
+        conn,
+        "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata,
+                                      created_at, created_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?8)",
+        params![
+            new.id.to_string(),
+            aid,
+            customer_seq,
+            new.token_id,
+            new.token_type,
+            new.value,
+            sql::to_json_opt(new.metadata.as_ref())?,
+            new.created_at.millis(),
+            new.created_by,
+        ],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at: new.created_at,
+            account_id: aid.to_owned(),
+            actor: new.created_by.clone(),
+            action: "customer_token.create",
+            resource_type: "customer_token",
+            resource_id: new.id.to_string(),
+            details: json!({
+                "customer_id": customer_id,
+                "token_id": new.token_id,
+                "type": new.token_type,
+                "cleared_token_events": cleared_events,
+            }),
+        },
+    )?;
+    Ok(CustomerToken {
+        token_type: new.token_type.clone(),
+        value: new.value.clone(),
+        id: new.id,
+        created_at: new.created_at,
+        created_by: new.created_by.clone(),
+        updated_at: new.created_at,
+        deleted_by: None,
+        deleted_at: None,
+        token_id: new.token_id.clone(),
+        metadata: new.metadata.clone(),
+    })
+}
+
+pub(super) fn list_tokens(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+    filter: &CustomerTokenFilter,
+    page: &PageRequest,
+) -> StoreResult<Page<CustomerToken>> {
+    let (customer_seq, _) = require_customer(conn, account, customer_id)?;
+    let mut query = Where::new("t.customer_seq = ?", [Value::Integer(customer_seq)]);
+    if let Some(token_type) = &filter.token_type {
+        query.and("t.token_type = ?", [text(token_type)]);
+    }
+    if !filter.include_deleted {
+        query.and("t.deleted_at IS NULL", []);
+    }
+    let after = match &page.starting_after {
+        Some(cursor) => {
+            let seq: i64 = sql::first(
+                conn,
+                "SELECT seq FROM customer_tokens WHERE customer_seq = ?1 AND id = ?2",
+                params![customer_seq, cursor],
+                |r| r.get(0),
+            )?
+            .ok_or(StoreError::UnknownCursor)?;
+            Some(("t.seq > ?", vec![Value::Integer(seq)]))
+        }
+        None => None,
+    };
+    sql::keyset_page(conn, TOKEN_COLUMNS, "customer_tokens t", &query, after, "t.seq", page, token_row)
+}
+
+pub(super) fn delete_token(
+    conn: &Connection,
+    account: &AccountId,
+    customer_id: &str,
+    token_id: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<CustomerToken> {
+    let (customer_seq, customer) = require_customer(conn, account, customer_id)?;
+    // The live one if any (there is at most one), else the latest deleted one.
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS}, t.seq FROM customer_tokens t WHERE t.customer_seq = ?1 AND t.token_id = ?2
+         ORDER BY t.deleted_at IS NULL DESC, t.seq DESC LIMIT 1"
+    );
+    let (seq, token) =
+        sql::first(conn, &sql, params![customer_seq, token_id], |row| Ok((row.get::<_, i64>(10)?, token_row(row)?)))?
+            .ok_or(StoreError::NotFound("token"))?;
+    if token.is_deleted() {
+        return Ok(token);
+    }
+    sql::execute(
+        conn,
+        "UPDATE customer_tokens SET deleted_at = ?2, deleted_by = ?3, updated_at = ?2 WHERE seq = ?1",
+        params![seq, at.millis(), actor],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action: "customer_token.delete",
+            resource_type: "customer_token",
+            resource_id: token.id.to_string(),
+            details: json!({"customer_id": customer.customer_id, "token_id": token_id, "type": token.token_type}),
+        },
+    )?;
+    Ok(CustomerToken { updated_at: at, deleted_at: Some(at), deleted_by: Some(actor.to_owned()), ..token })
+}
+
+/// The live token with this type and value in the account, with its customer's `seq`.
+pub(super) fn live_token_by_value(
+    conn: &Connection,
+    account: &AccountId,
+    token_type: &str,
+    value: &str,
+) -> StoreResult<Option<(i64, CustomerToken)>> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS}, t.customer_seq FROM customer_tokens t
+         WHERE t.account_id = ?1 AND t.token_type = ?2 AND t.value = ?3 AND t.deleted_at IS NULL"
+    );
+    sql::first(conn, &sql, params![account.as_str(), token_type, value], |row| {
+        Ok((row.get::<_, i64>(10)?, token_row(row)?))
+    })
+}
+
+pub(super) fn live_customer_by_seq(conn: &Connection, seq: i64) -> StoreResult<Option<Customer>> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.seq = ?1 AND c.deleted_at IS NULL");
+    sql::first(conn, &sql, [seq], customer_row)
+}

@@ -1,0 +1,319 @@
+//! The embedded SQLite store: one writer thread that group-commits (durable with
+//! `synchronous=FULL`, yet one fsync per batch) and a small pool of read-only connections.
+
+mod admin;
+mod card_tokens;
+mod customers;
+mod migrate;
+mod pool;
+mod sql;
+mod token_events;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::{
+    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, Store, StoreError, StoreOptions, StoreResult,
+};
+use crate::domain::audit::AuditRecord;
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
+use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use pool::ReadPool;
+use writer::Writer;
+
+/// How long a connection waits on another process's lock before giving up with `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const STATEMENT_CACHE: usize = 64;
+
+pub struct SqliteStore {
+    writer: Writer,
+    readers: ReadPool,
+}
+
+impl SqliteStore {
+    /// Creates the file (and its directory) if needed and brings the schema up to date.
+    pub async fn open(path: &Path, options: &StoreOptions) -> StoreResult<Self> {
+        let path = path.to_owned();
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, &options))
+            .await
+            .map_err(|e| StoreError::Internal(format!("opening the SQLite store failed: {e}")))?
+    }
+
+    fn open_blocking(path: &Path, options: &StoreOptions) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags)?;
+        configure(&conn)?;
+        let mode: String = sql::first(&conn, "PRAGMA journal_mode = WAL", [], |r| r.get(0))?.unwrap_or_default();
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!(
+                "{} cannot use WAL mode (journal_mode is {mode})",
+                path.display()
+            )));
+        }
+        migrate::run(&mut conn)?;
+
+        let mut readers = Vec::with_capacity(options.pool_size.max(1));
+        for _ in 0..options.pool_size.max(1) {
+            let reader =
+                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            configure(&reader)?;
+            reader.pragma_update(None, "query_only", true)?;
+            readers.push(reader);
+        }
+        Ok(Self { writer: Writer::start(conn)?, readers: ReadPool::new(readers, options.acquire_timeout) })
+    }
+}
+
+fn configure(conn: &Connection) -> StoreResult<()> {
+    // FULL, never NORMAL: an acknowledged write must survive power loss.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match error.sqlite_error_code() {
+            // The pre-checks give the friendly message; this is the guard behind them.
+            Some(ErrorCode::ConstraintViolation)
+                if matches!(
+                    &error,
+                    rusqlite::Error::SqliteFailure(e, _)
+                        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                ) =>
+            {
+                StoreError::Conflict("the record conflicts with one that already exists".into())
+            }
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen) => {
+                StoreError::Unavailable(error.to_string())
+            }
+            _ => StoreError::Internal(error.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.readers.read(|conn| sql::first(conn, "SELECT 1", [], |_| Ok(())).map(drop)).await
+    }
+
+    async fn upsert_client(&self, client: &ClientRecord) -> StoreResult<()> {
+        let client = client.clone();
+        self.writer.submit(move |conn| admin::upsert_client(conn, &client)).await
+    }
+
+    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+        let client_id = client_id.to_owned();
+        self.readers.read(move |conn| admin::find_client(conn, &client_id)).await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.readers.read(admin::signing_keys).await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        let key = key.clone();
+        self.writer.submit(move |conn| admin::insert_signing_key(conn, &key)).await
+    }
+
+    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
+        let (account, customer) = (account.clone(), customer.clone());
+        self.writer.submit(move |conn| customers::create_customer(conn, &account, &customer)).await
+    }
+
+    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>> {
+        let (account, customer_id) = (account.clone(), customer_id.to_owned());
+        self.readers
+            .read(move |conn| Ok(customers::live_customer(conn, &account, &customer_id)?.map(|(_, customer)| customer)))
+            .await
+    }
+
+    async fn list_customers(
+        &self,
+        account: &AccountId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Customer>> {
+        let (account, filter, page) = (account.clone(), filter.clone(), page.clone());
+        self.readers.read(move |conn| customers::list_customers(conn, &account, &filter, &page)).await
+    }
+
+    async fn delete_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        delete_tokens: bool,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer> {
+        let (account, customer_id, actor) = (account.clone(), customer_id.to_owned(), actor.to_owned());
+        self.writer
+            .submit(move |conn| customers::delete_customer(conn, &account, &customer_id, delete_tokens, &actor, at))
+            .await
+    }
+
+    async fn create_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token: &NewCustomerToken,
+        delete_token_events: bool,
+    ) -> StoreResult<CustomerToken> {
+        let (account, customer_id, token) = (account.clone(), customer_id.to_owned(), token.clone());
+        self.writer
+            .submit(move |conn| customers::create_token(conn, &account, &customer_id, &token, delete_token_events))
+            .await
+    }
+
+    async fn list_customer_tokens(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        filter: &CustomerTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CustomerToken>> {
+        let (account, customer_id, filter, page) =
+            (account.clone(), customer_id.to_owned(), filter.clone(), page.clone());
+        self.readers.read(move |conn| customers::list_tokens(conn, &account, &customer_id, &filter, &page)).await
+    }
+
+    async fn delete_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CustomerToken> {
+        let (account, customer_id, token_id, actor) =
+            (account.clone(), customer_id.to_owned(), token_id.to_owned(), actor.to_owned());
+        self.writer
+            .submit(move |conn| customers::delete_token(conn, &account, &customer_id, &token_id, &actor, at))
+            .await
+    }
+
+    async fn token_detail(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<TokenDetail> {
+        let (account, token) = (account.clone(), token.clone());
+        match event {
+            Some(event) => {
+                let (event, actor) = (event.clone(), actor.to_owned());
+                self.writer
+                    .submit(move |conn| {
+                        token_events::record(conn, &account, &token, &event, &actor, at)?;
+                        token_events::detail(conn, &account, &token)
+                    })
+                    .await
+            }
+            None => self.readers.read(move |conn| token_events::detail(conn, &account, &token)).await,
+        }
+    }
+
+    async fn list_token_events(
+        &self,
+        account: &AccountId,
+        since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        let (account, page) = (account.clone(), page.clone());
+        self.readers.read(move |conn| token_events::list(conn, &account, since, &page)).await
+    }
+
+    async fn clear_token_events(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        delete_event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let (account, token, delete_event, actor) =
+            (account.clone(), token.clone(), delete_event.cloned(), actor.to_owned());
+        self.writer
+            .submit(move |conn| token_events::clear(conn, &account, &token, delete_event.as_ref(), &actor, at))
+            .await
+    }
+
+    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
+        let (card, sealed) = (card.clone(), sealed.cloned());
+        self.writer.submit(move |conn| card_tokens::create(conn, &card, sealed.as_ref())).await
+    }
+
+    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+        let batch = batch.to_vec();
+        self.writer.submit(move |conn| card_tokens::import(conn, &batch)).await
+    }
+
+    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+        let (account, id) = (account.clone(), id.to_owned());
+        self.readers.read(move |conn| card_tokens::get(conn, &account, &id)).await
+    }
+
+    async fn list_card_tokens(
+        &self,
+        account: &AccountId,
+        filter: &CardTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CardTokenRecord>> {
+        let (account, filter, page) = (account.clone(), filter.clone(), page.clone());
+        self.readers.read(move |conn| card_tokens::list(conn, &account, &filter, &page)).await
+    }
+
+    async fn delete_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+        deletion: &CardTokenDeletion,
+    ) -> StoreResult<CardTokenRecord> {
+        let (account, id, deletion) = (account.clone(), id.to_owned(), deletion.clone());
+        self.writer.submit(move |conn| card_tokens::delete(conn, &account, &id, &deletion)).await
+    }
+
+    async fn set_card_token_status(
+        &self,
+        account: &AccountId,
+        id: &str,
+        status: CardTokenStatus,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CardTokenRecord> {
+        let (account, id, actor) = (account.clone(), id.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| card_tokens::set_status(conn, &account, &id, status, &actor, at)).await
+    }
+
+    async fn list_audit(
+        &self,
+        account: Option<&AccountId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let account = account.map(|a| a.as_str().to_owned());
+        self.readers.read(move |conn| admin::list_audit(conn, account.as_deref(), after_seq, limit)).await
+    }
+}

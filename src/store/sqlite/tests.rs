@@ -1,0 +1,182 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use serde_json::json;
+use tempfile::TempDir;
+
+use super::SqliteStore;
+use crate::domain::customer::NewCustomer;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::{Store, StoreError, StoreOptions};
+
+async fn fresh() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("tokenvault.db"), &StoreOptions::default()).await.unwrap();
+    (Arc::new(store), dir)
+}
+
+async fn fresh_for_conformance() -> Option<(Arc<dyn Store>, TempDir)> {
+    Some(fresh().await)
+}
+
+crate::store::conformance::conformance_suite!(fresh_for_conformance);
+
+fn account() -> AccountId {
+    AccountId::parse("aid", "T00000001").unwrap()
+}
+
+fn new_customer(customer_id: &str) -> NewCustomer {
+    // A sizeable row, so that a WAL that cannot be reset grows fast.
+    let body = json!({"customer_id": customer_id, "first_name": "x".repeat(2000)});
+    NewCustomer::from_body(body.as_object().unwrap().clone(), "client", Timestamp::from_millis(1000)).unwrap()
+}
+
+/// The WAL's bound: the checkpoint threshold (1000 pages, ~4 MiB) plus a batch leaves room;
+/// a WAL that checkpoints cannot reset grows past it within `burst_writes` (see below).
+const WAL_BOUND: u64 = 16 << 20;
+
+/// Writes 10,000 customers and their 10,000 audit rows in bursts of concurrent requests, with
+/// reads interleaved, and returns the size of the `-wal` file afterwards.
+async fn burst_writes(pin_a_snapshot: bool) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = Arc::new(SqliteStore::open(&path, &StoreOptions::default()).await.unwrap());
+    let pin = rusqlite::Connection::open(&path).unwrap();
+    if pin_a_snapshot {
+        pin.execute_batch("BEGIN; SELECT count(*) FROM customers;").unwrap();
+    }
+    for burst in 0..20 {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..500 {
+            let store = Arc::clone(&store);
+            tasks.spawn(async move {
+                let id = format!("c{burst}-{i}");
+                store.create_customer(&account(), &new_customer(&id)).await.unwrap();
+                if i % 50 == 0 {
+                    assert!(store.get_customer(&account(), &id).await.unwrap().is_some());
+                }
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            joined.unwrap();
+        }
+    }
+    let page = crate::domain::PageRequest { limit: 1, starting_after: None, include_total: true };
+    let listed = store.list_customers(&account(), &Default::default(), &page).await.unwrap();
+    assert_eq!(listed.total, Some(10_000));
+    std::fs::metadata(dir.path().join("wal.db-wal")).unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_stays_bounded_under_bursts() {
+    let size = burst_writes(false).await;
+    assert!(size < WAL_BOUND, "the WAL grew to {size} bytes");
+}
+
+/// Proves the test above can fail: a snapshot held open (as an unfinished statement would
+/// hold one) stops checkpoints from resetting the WAL, and it outgrows the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_bound_catches_a_pinned_snapshot() {
+    let size = burst_writes(true).await;
+    assert!(size > WAL_BOUND, "the WAL only reached {size} bytes");
+}
+
+#[tokio::test]
+async fn connections_are_durable_and_guarded() {
+    let (dir, store) = {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("p.db"), &StoreOptions::default()).await.unwrap();
+        (dir, store)
+    };
+    let pragma = |name: &'static str| {
+        move |conn: &rusqlite::Connection| {
+            super::sql::first(conn, &format!("PRAGMA {name}"), [], |r| r.get::<_, Value>(0))
+        }
+    };
+    assert_eq!(store.writer.submit(pragma("journal_mode")).await.unwrap(), Some(Value::Text("wal".into())));
+    assert_eq!(store.writer.submit(pragma("synchronous")).await.unwrap(), Some(Value::Integer(2)));
+    assert_eq!(store.writer.submit(pragma("foreign_keys")).await.unwrap(), Some(Value::Integer(1)));
+    assert_eq!(store.readers.read(pragma("synchronous")).await.unwrap(), Some(Value::Integer(2)));
+    assert_eq!(store.readers.read(pragma("query_only")).await.unwrap(), Some(Value::Integer(1)));
+    let write_on_reader = store.readers.read(|conn| super::sql::execute(conn, "DELETE FROM audit_log", [])).await;
+    assert!(matches!(write_on_reader, Err(StoreError::Internal(_))), "{write_on_reader:?}");
+    drop(store);
+    drop(dir);
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_applies_migrations_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/tokenvault.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    store.create_customer(&account(), &new_customer("kept")).await.unwrap();
+    drop(store);
+    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    assert!(store.get_customer(&account(), "kept").await.unwrap().is_some());
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(versions, [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_conflicts_fail_alone() {
+    let (store, _dir) = fresh().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..60 {
+        let store = Arc::clone(&store);
+        // Every third request reuses one customer_id: exactly one of those may win.
+        let id = if i % 3 == 0 { "same".to_owned() } else { format!("c{i}") };
+        tasks.spawn(async move { store.create_customer(&account(), &new_customer(&id)).await.map(|_| id) });
+    }
+    let (mut won, mut refused) = (Vec::new(), 0);
+    while let Some(joined) = tasks.join_next().await {
+        match joined.unwrap() {
+            Ok(id) => won.push(id),
+            Err(StoreError::Conflict(message)) => {
+                assert_eq!(message, "a customer with customer_id 'same' already exists");
+                refused += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!((won.len(), refused), (41, 19));
+    assert_eq!(won.iter().filter(|id| *id == "same").count(), 1);
+    let audit = store.list_audit(None, 0, 1000).await.unwrap();
+    assert_eq!(audit.len(), 41);
+}
+
+#[tokio::test]
+async fn reads_give_up_when_no_connection_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions { pool_size: 1, acquire_timeout: Duration::from_millis(50) };
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &options).await.unwrap());
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let busy = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .readers
+                .read(move |_| {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+                .await
+        })
+    };
+    tokio::task::spawn_blocking(move || started_rx.recv().unwrap()).await.unwrap();
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    release_tx.send(()).unwrap();
+    busy.await.unwrap().unwrap();
+    store.ping().await.unwrap();
+}

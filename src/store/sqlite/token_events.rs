@@ -1,0 +1,215 @@
+//! Token events: one entry per account/type/value with a stable id, and its events.
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, Row};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::customers;
+use super::sql::{self, json_opt_col, text, time_col, time_opt_col, uuid_col, Where};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::{StoreError, StoreResult};
+
+/// The entry of a type/value: its `seq` and `id`.
+fn entry(conn: &Connection, account: &AccountId, token_type: &str, value: &str) -> StoreResult<Option<(i64, Uuid)>> {
+    sql::first(
+        conn,
+        "SELECT seq, id FROM token_event_entries WHERE account_id = ?1 AND token_type = ?2 AND value = ?3",
+        params![account.as_str(), token_type, value],
+        |row| Ok((row.get(0)?, uuid_col(row, 1)?)),
+    )
+}
+
+fn ensure_entry(
+    conn: &Connection,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    at: Timestamp,
+) -> StoreResult<(i64, Uuid)> {
+    if let Some(found) = entry(conn, account, &token.token_type, &token.value)? {
+        return Ok(found);
+    }
+    let id = Uuid::new_v4();
+    sql::execute(
+        conn,
+        "INSERT INTO token_event_entries (id, account_id, token_type, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id.to_string(), account.as_str(), token.token_type, token.value, at.millis()],
+    )?;
+    Ok((conn.last_insert_rowid(), id))
+}
+
+fn append(conn: &Connection, entry_seq: i64, event: &TokenEvent, at: Timestamp) -> StoreResult<()> {
+    sql::execute(
+        conn,
+        "INSERT INTO token_events (entry_seq, event, status, metadata, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            entry_seq,
+            event.event,
+            event.status,
+            sql::to_json_opt(event.metadata.as_ref())?,
+            event.created_at.millis(),
+            event.expires_at.map(Timestamp::millis),
+        ],
+    )?;
+    sql::execute(
+        conn,
+        "UPDATE token_event_entries SET updated_at = ?2 WHERE seq = ?1",
+        params![entry_seq, at.millis()],
+    )?;
+    Ok(())
+}
+
+fn events_of(conn: &Connection, entry_seq: i64) -> StoreResult<Vec<TokenEvent>> {
+    sql::rows(
+        conn,
+        "SELECT event, status, metadata, created_at, expires_at FROM token_events WHERE entry_seq = ?1 ORDER BY seq",
+        [entry_seq],
+        |row| {
+            Ok(TokenEvent {
+                event: row.get(0)?,
+                status: row.get(1)?,
+                metadata: json_opt_col(row, 2)?,
+                created_at: time_col(row, 3)?,
+                expires_at: time_opt_col(row, 4)?,
+            })
+        },
+    )
+}
+
+/// Deletes the events and the entry of a type/value; returns the entry's id if there was one.
+pub(super) fn remove_entry(
+    conn: &Connection,
+    account: &AccountId,
+    token_type: &str,
+    value: &str,
+) -> StoreResult<Option<Uuid>> {
+    let Some((seq, id)) = entry(conn, account, token_type, value)? else {
+        return Ok(None);
+    };
+    sql::execute(conn, "DELETE FROM token_events WHERE entry_seq = ?1", [seq])?;
+    sql::execute(conn, "DELETE FROM token_event_entries WHERE seq = ?1", [seq])?;
+    Ok(Some(id))
+}
+
+pub(super) fn record(
+    conn: &Connection,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    event: &TokenEvent,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let (seq, id) = ensure_entry(conn, account, token, at)?;
+    append(conn, seq, event, at)?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action: "token_event.record",
+            resource_type: "token_event",
+            resource_id: id.to_string(),
+            details: json!({"type": token.token_type, "event": event.event, "status": event.status}),
+        },
+    )
+}
+
+pub(super) fn detail(conn: &Connection, account: &AccountId, token: &TokenTypeValue) -> StoreResult<TokenDetail> {
+    let entry = entry(conn, account, &token.token_type, &token.value)?;
+    let owned = customers::live_token_by_value(conn, account, &token.token_type, &token.value)?;
+    let customer = match &owned {
+        Some((customer_seq, _)) => customers::live_customer_by_seq(conn, *customer_seq)?,
+        None => None,
+    };
+    let events = match entry {
+        Some((seq, _)) => events_of(conn, seq)?,
+        None => Vec::new(),
+    };
+    let token = owned.map(|(_, token)| token);
+    let id = entry.map(|(_, id)| id).or(token.as_ref().map(|t| t.id)).unwrap_or_else(Uuid::new_v4);
+    Ok(TokenDetail { id, customer, token, events })
+}
+
+pub(super) fn list(
+    conn: &Connection,
+    account: &AccountId,
+    since: Option<Timestamp>,
+    page: &PageRequest,
+) -> StoreResult<Page<TokenEventEntry>> {
+    let aid = account.as_str();
+    let mut query = Where::new("account_id = ?", [text(aid)]);
+    if let Some(since) = since {
+        query.and("updated_at >= ?", [Value::Integer(since.millis())]);
+    }
+    let after = match &page.starting_after {
+        Some(cursor) => {
+            let (seq, updated_at): (i64, i64) = sql::first(
+                conn,
+                "SELECT seq, updated_at FROM token_event_entries WHERE account_id = ?1 AND id = ?2",
+                params![aid, cursor],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .ok_or(StoreError::UnknownCursor)?;
+            Some(match since {
+                Some(_) => ("(updated_at, seq) > (?, ?)", vec![Value::Integer(updated_at), Value::Integer(seq)]),
+                None => ("seq > ?", vec![Value::Integer(seq)]),
+            })
+        }
+        None => None,
+    };
+    let order_by = if since.is_some() { "updated_at, seq" } else { "seq" };
+    let entries = sql::keyset_page(
+        conn,
+        "seq, id, token_type, value, updated_at",
+        "token_event_entries",
+        &query,
+        after,
+        order_by,
+        page,
+        |row: &Row<'_>| Ok((row.get::<_, i64>(0)?, uuid_col(row, 1)?, row.get(2)?, row.get(3)?, time_col(row, 4)?)),
+    )?;
+    let mut items = Vec::with_capacity(entries.items.len());
+    for (seq, id, token_type, value, updated_at) in entries.items {
+        let events = events_of(conn, seq)?;
+        items.push(TokenEventEntry { id, token: TokenTypeValue { token_type, value }, events, updated_at });
+    }
+    Ok(Page { items, has_more: entries.has_more, total: entries.total })
+}
+
+pub(super) fn clear(
+    conn: &Connection,
+    account: &AccountId,
+    token: &TokenTypeValue,
+    delete_event: Option<&TokenEvent>,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let id = match delete_event {
+        Some(event) => {
+            let (seq, id) = ensure_entry(conn, account, token, at)?;
+            sql::execute(conn, "DELETE FROM token_events WHERE entry_seq = ?1", [seq])?;
+            append(conn, seq, event, at)?;
+            id
+        }
+        // Nothing recorded and nothing to record: no change, so no audit record either.
+        None => match remove_entry(conn, account, &token.token_type, &token.value)? {
+            Some(id) => id,
+            None => return Ok(()),
+        },
+    };
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action: "token_events.clear",
+            resource_type: "token_event",
+            resource_id: id.to_string(),
+            details: json!({"type": token.token_type, "delete_event": delete_event.map(|e| &e.event)}),
+        },
+    )
+}
