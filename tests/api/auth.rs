@@ -31,8 +31,13 @@ backend_tests!(
     production_accounts_work,
 );
 
-mod ttl {
-    backend_tests!(backend: expired_tokens_are_401, clients_create_cli_prints_one_json_object);
+mod configured {
+    backend_tests!(
+        backend: expired_tokens_are_401,
+        clients_create_cli_prints_one_json_object,
+        token_requests_are_rate_limited_per_client,
+        api_calls_are_rate_limited_per_client,
+    );
     use super::*;
 }
 
@@ -411,6 +416,59 @@ async fn expired_tokens_are_401(backend: Backend) {
         assert!(Instant::now() < deadline, "an expired token (exp {exp}) is still accepted");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The 429 of decisions.md: `TOO MANY REQUESTS` with a `Retry-After` in whole seconds.
+#[track_caller]
+fn assert_too_many_requests(response: &TestResponse) -> u64 {
+    let retry_after: u64 = response
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("429 without Retry-After: {}", response.text))
+        .parse()
+        .expect("Retry-After in whole seconds");
+    assert!(retry_after >= 1);
+    assert_error(response, 429, &format!("too many requests; retry in {retry_after} seconds"), json!([]));
+    retry_after
+}
+
+async fn token_requests_are_rate_limited_per_client(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.token_requests_per_minute = 3).await;
+    let client = app.new_client(ACCOUNT, &["admin:customers"]).await;
+    let authorization = basic(&client.client_id, &client.client_secret);
+    for _ in 0..3 {
+        app.request_token(ACCOUNT, Some(&authorization), &client_credentials_body(ACCOUNT)).await.expect_json(200);
+    }
+    let response = app.request_token(ACCOUNT, Some(&authorization), &client_credentials_body(ACCOUNT)).await;
+    let retry_after = assert_too_many_requests(&response);
+    assert!(retry_after <= 20, "Retry-After {retry_after} for 3 per minute");
+    // Wrong secrets count too (brute force is slowed), and other clients are not affected.
+    let response =
+        app.request_token(ACCOUNT, Some(&basic(&client.client_id, "guess")), &client_credentials_body(ACCOUNT)).await;
+    assert_too_many_requests(&response);
+    let other = app.new_client(ACCOUNT, &["admin:customers"]).await;
+    let response = app
+        .request_token(ACCOUNT, Some(&basic(&other.client_id, &other.client_secret)), &client_credentials_body(ACCOUNT))
+        .await;
+    response.expect_json(200);
+}
+
+async fn api_calls_are_rate_limited_per_client(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.api_calls_per_second = 1).await;
+    let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
+    let other = app.token_for(ACCOUNT, &["read:customers"]).await;
+    let first = app.get(&customers_path(ACCOUNT), &token).await;
+    first.expect_json(200);
+    let mut limited = None;
+    for _ in 0..5 {
+        let response = app.get(&customers_path(ACCOUNT), &token).await;
+        if response.status.as_u16() == 429 {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("6 calls in a row at 1 per second were all let through");
+    assert_eq!(assert_too_many_requests(&limited), 1);
+    app.get(&customers_path(ACCOUNT), &other).await.expect_json(200);
 }
 
 async fn clients_create_cli_prints_one_json_object(backend: Backend) {

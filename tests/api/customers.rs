@@ -6,7 +6,6 @@ use crate::helpers::*;
 
 backend_tests!(
     create_returns_200_with_the_stored_body,
-    #[ignore = "CONTRACT DEVIATION: fields are reordered (serde_json Map::remove is swap_remove with preserve_order)"]
     fields_keep_the_order_they_were_sent_in,
     customer_id_is_generated_when_absent,
     a_sent_type_keeps_its_place,
@@ -94,7 +93,8 @@ async fn fields_keep_the_order_they_were_sent_in(app: TestApp) {
         "metadata": {"k": 1},
         "email": "ada@example.com"
     });
-    let mut body = app.create_customer(&admin.token, &sent).await;
+    let created = app.create_customer(&admin.token, &sent).await;
+    let mut body = created.clone();
     normalize_customer(&mut body, &admin.client_id);
     assert_json_eq(
         &body,
@@ -113,7 +113,7 @@ async fn fields_keep_the_order_they_were_sent_in(app: TestApp) {
         }),
     );
     let response = app.get(&customer_path(ACCOUNT, "c-1"), &admin.token).await;
-    assert_json_eq(&response.expect_json(200), &body);
+    assert_json_eq(&response.expect_json(200), &created);
 }
 
 async fn customer_id_is_generated_when_absent(app: TestApp) {
