@@ -1,6 +1,6 @@
 //! `POST /v1/accounts/{oid}/auth/token`: OAuth2 client credentials for an access token.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::auth::{clients, AuthError};
 use crate::domain::{AccountId, FieldError, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::JsonObject;
+use crate::http::extract::{JsonObject, Path};
 use crate::http::response::json;
 use crate::http::{AppState, Limits};
 
