@@ -291,15 +291,6 @@ pub fn assert_error_status(response: &TestResponse, status: u16) -> String {
     message
 }
 
-/// An error whose message the contract leaves open but whose `errors` it fixes.
-#[track_caller]
-pub fn assert_error_status_with_errors(response: &TestResponse, status: u16, errors: &Value) -> String {
-    let body = response.expect_json(status);
-    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no message in {body}")).to_owned();
-    assert_json_eq(&body, &json!({"error": {"code": error_code(status), "message": message, "errors": errors}}));
-    message
-}
-
 /// Equality of JSON values including the order of object keys (the seeds fix field order).
 #[track_caller]
 pub fn assert_json_eq(actual: &Value, expected: &Value) {
