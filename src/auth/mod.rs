@@ -46,7 +46,6 @@ pub struct Claims {
     /// Space-separated scopes.
     pub scope: String,
     pub iat: i64,
-    pub nbf: i64,
     pub exp: i64,
     pub jti: String,
 }

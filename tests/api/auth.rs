@@ -11,7 +11,6 @@ use crate::helpers::*;
 
 backend_tests!(
     token_endpoint_issues_an_eddsa_jwt,
-    #[ignore = "CONTRACT DEVIATION: the JWT also carries `nbf`, not among decisions.md's claims"]
     jwt_carries_exactly_the_documented_claims,
     jwks_is_public_and_verifies_issued_tokens,
     any_audience_base_is_accepted,

@@ -17,7 +17,6 @@ backend_tests!(
     delete_returns_200_and_is_idempotent,
     delete_validates_its_body,
     status_can_be_changed_but_not_to_or_from_deleted,
-    #[ignore = "CONTRACT DEVIATION: PUT status DELETED on a deleted card token is 200 (a no-op), not 409"]
     setting_deleted_on_a_deleted_token_is_409,
     the_plain_token_is_never_stored,
 );
