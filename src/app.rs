@@ -93,7 +93,14 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         api_calls: (config.api_calls_per_second > 0)
             .then(|| RateLimiter::new(f64::from(config.api_calls_per_second), config.api_calls_per_second)),
     };
-    let state = AppState { store: store.clone(), keys: Arc::new(keys), cipher, webhook_wake, limits: Arc::new(limits) };
+    let state = AppState {
+        store: store.clone(),
+        keys: Arc::new(keys),
+        cipher,
+        webhook_wake,
+        limits: Arc::new(limits),
+        metrics: Arc::default(),
+    };
     let router = http::router(state, config.request_timeout, config.max_in_flight.max(1));
 
     let listener = TcpListener::bind(config.listen)

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod rate_limit;
 pub mod response;
 mod routes;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub cipher: Arc<TokenCipher>,
     pub webhook_wake: Arc<tokio::sync::Notify>,
     pub limits: Arc<Limits>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Request limits: token requests per client id (against brute force), and optionally API
@@ -61,6 +63,7 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
     let api = Router::new()
         .route("/health", get(meta::health))
         .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/metrics", get(metrics::render))
         .route("/v1/accounts/{oid}/auth/token", post(auth::token))
         .route("/v1/accounts/{aid}/customers/users", get(customers::list).post(customers::create))
         .route("/v1/accounts/{aid}/customers/users/{customer_id}", get(customers::get).delete(customers::delete))
@@ -89,7 +92,8 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
         .route("/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}", get(hooks::get).delete(hooks::delete))
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state);
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 
     let cors = CorsLayer::new()
         .allow_origin(Any)

@@ -9,6 +9,7 @@ mod card_tokens;
 mod customer_tokens;
 mod customers;
 mod errors;
+mod observability;
 mod paging_props;
 mod persistence;
 mod token_events;
