@@ -16,8 +16,17 @@ use tracing_subscriber::EnvFilter;
 #[derive(Parser)]
 #[command(name = "tokenvault", version, about)]
 struct Cli {
+    /// Log lines as `pretty` text for people or `json` for log collectors (on stderr).
+    #[arg(long, global = true, env = "TOKENVAULT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -128,11 +137,14 @@ const DEV_ACCOUNT: &str = "T00000001";
 const ALL_SCOPES: [&str; 2] = ["admin:customers", "admin:checkout"];
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Pretty => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
