@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokenvault::app::{self, StartupError};
 use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
@@ -45,6 +45,10 @@ enum Command {
     },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
+    /// Print a shell completion script (e.g. `tokenvault completions bash > /etc/bash_completion.d/tokenvault`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -180,6 +184,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             let account = parse_account(&account)?;
             import_file(&file, &account, database.database_url, encryption_key).await
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tokenvault", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string()),
         Command::Audit(args) => {
             let account = args.account.as_deref().map(parse_account).transpose()?;
             let store =
