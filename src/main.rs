@@ -9,7 +9,7 @@ use tokenvault::app::{self, StartupError};
 use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
-use tokenvault::import;
+use tokenvault::{import, seed};
 use tracing_subscriber::EnvFilter;
 
 /// A self-hostable server speaking Dintero's customer-token and card-token APIs.
@@ -42,6 +42,21 @@ enum Command {
     CardTokens {
         #[command(subcommand)]
         command: CardTokensCommand,
+    },
+    /// Load fixtures (customers, customer tokens, token events, card tokens) into a test account
+    /// from a JSON file; entries already present are skipped. Prints a JSON summary.
+    Seed {
+        /// `{"customers": [...], "customer_tokens": [...], "token_events": [...], "card_tokens": [...]}`
+        /// with bodies as the API takes them (customer tokens also name their `customer_id`).
+        file: std::path::PathBuf,
+        /// A test account (`T…`); production accounts are refused.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The card-token encryption key (see `serve --help`).
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
     },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
@@ -184,6 +199,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             let account = parse_account(&account)?;
             import_file(&file, &account, database.database_url, encryption_key).await
         }
+        Command::Seed { file, account, database, encryption_key } => {
+            let account = parse_account(&account)?;
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let fixtures: seed::Fixtures =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut config = ServeConfig::new(database.database_url);
+            config.encryption_key = encryption_key;
+            let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+            let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+            let summary = seed::load(store.as_ref(), &cipher, &account, &fixtures).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "tokenvault", &mut std::io::stdout());
             Ok(())
@@ -278,7 +306,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     let server = app::start(config.clone()).await?;
     tracing::info!(url = %server.url(), "tokenvault is listening");
     if config.dev {
-        print_dev_client(&server).await?;
+        print_dev_client(&server, &config).await?;
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -288,18 +316,23 @@ async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn print_dev_client(server: &app::RunningServer) -> Result<(), StartupError> {
+async fn print_dev_client(server: &app::RunningServer, config: &ServeConfig) -> Result<(), StartupError> {
     let account = AccountId::parse("account", DEV_ACCOUNT).expect("a valid account id");
     let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     let credentials = clients::store_client(server.store.as_ref(), DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
+    let demo: seed::Fixtures = serde_json::from_str(seed::DEMO).expect("the embedded demo fixtures are valid");
+    let cipher = app::load_cipher(config)?;
+    match seed::load(server.store.as_ref(), &cipher, &account, &demo).await {
+        Ok(summary) => tracing::info!(added = summary.added, "demo data loaded into {DEV_ACCOUNT}"),
+        Err(error) => tracing::warn!(%error, "could not load the demo data"),
+    }
     let url = server.url();
     println!(
         "\ntokenvault dev client for test account {DEV_ACCOUNT} (scopes: {scopes}):\n  client_id:     {id}\n  client_secret: {secret}\n\n\
          Try it:\n  TOKEN=$(curl -s -u '{id}:{secret}' -H 'content-type: application/json' \\\n    \
          -d '{{\"grant_type\":\"client_credentials\",\"audience\":\"{url}/v1/accounts/{DEV_ACCOUNT}\"}}' \\\n    \
          {url}/v1/accounts/{DEV_ACCOUNT}/auth/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"customer_id\":\"c1\"}}' \\\n    \
-         {url}/v1/accounts/{DEV_ACCOUNT}/customers/users\n",
+         curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1/accounts/{DEV_ACCOUNT}/customers/users/demo-ada/tokens\n",
         scopes = ALL_SCOPES.join(" "),
         id = credentials.client_id,
         secret = credentials.client_secret,

@@ -25,3 +25,30 @@ fn the_man_page_documents_the_command() {
     assert!(man.contains(".TH tokenvault 1"), "{man}");
     assert!(man.contains("Run the HTTP server"), "{man}");
 }
+
+#[test]
+fn seed_loads_fixtures_once_and_refuses_production_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/tv.db", dir.path().display());
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo.json");
+    let seed = |account: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+            .args(["seed", fixtures, "--account", account, "--database-url", &database_url])
+            .output()
+            .unwrap()
+    };
+
+    let first = seed("T12345678");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(String::from_utf8(first.stdout).unwrap(), "{\"added\":9,\"already_present\":0}\n");
+    let again = seed("T12345678");
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), "{\"added\":0,\"already_present\":9}\n");
+
+    let production = seed("P12345678");
+    assert_eq!(production.status.code(), Some(1));
+    assert!(production.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8(production.stderr).unwrap(),
+        "tokenvault: fixtures are only for test accounts (T…), not P12345678\n"
+    );
+}
