@@ -23,9 +23,17 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A failing test must not leave a server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 async fn start(database_url: &str) -> Server {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
         .args(["--encryption-key", ENCRYPTION_KEY])
         .stdout(Stdio::null())
@@ -41,6 +49,8 @@ async fn start(database_url: &str) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not become healthy on {database_url}");
 }
 
@@ -180,6 +190,7 @@ async fn acknowledged_writes_survive_sigkill(database_url: &str) {
 
         let acknowledged = load_then_kill(&mut server, &token, &customer, kill_after).await;
 
+        drop(server);
         let server = start(database_url).await;
         let token = access_token(&http, &server.url, &credentials).await;
         let stored = stored_tokens(&http, &server.url, &token, &customer).await;
@@ -191,9 +202,7 @@ async fn acknowledged_writes_survive_sigkill(database_url: &str) {
         assert!(lost.is_empty(), "round {round}: acknowledged creates lost: {lost:?}");
         assert!(undeleted.is_empty(), "round {round}: acknowledged deletes lost: {undeleted:?}");
         assert!(acknowledged.created.len() + acknowledged.deleted.len() >= kill_after);
-        let mut server = server;
-        server.child.kill().unwrap();
-        server.child.wait().unwrap();
+        drop(server);
     }
 }
 
