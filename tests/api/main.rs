@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod auth_edge;
 mod card_tokens;
 mod customer_tokens;
 mod customers;
