@@ -11,6 +11,8 @@ use tokio_postgres::NoTls;
 use super::*;
 use crate::domain::card_token::DeleteRequestor;
 
+mod webhooks;
+
 /// The maintenance database tests connect to for creating their own; override with
 /// `TOKENVAULT_TEST_POSTGRES_URL`.
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
