@@ -11,5 +11,6 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod seed;
 pub mod store;
 pub mod webhooks;
