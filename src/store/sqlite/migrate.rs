@@ -6,7 +6,10 @@ use crate::domain::Timestamp;
 use crate::store::StoreResult;
 
 /// Every migration, by version. Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../../migrations/sqlite/0002_webhooks.sql")),
+];
 
 /// Applies each pending migration in its own transaction. `BEGIN IMMEDIATE` makes a second
 /// process opening the same file wait, then see the version as applied.
