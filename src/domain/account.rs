@@ -32,6 +32,23 @@ impl AccountId {
     }
 }
 
+/// On the wire: a string of Dintero's pattern, referenced as the `AccountId` schema.
+impl utoipa::PartialSchema for AccountId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An id that uniquely identifies the account (`T` for test, `P` for production)."))
+            .pattern(Some(r"^[PT]{1}\d{8}$"))
+            .min_length(Some(9))
+            .max_length(Some(9))
+            .examples([serde_json::json!("P12345678")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AccountId {}
+
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

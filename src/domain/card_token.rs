@@ -10,8 +10,9 @@ use super::{AccountId, Timestamp};
 
 /// A card token's lifecycle state (seed 004's enum). `DELETED` is terminal and only reached
 /// through DELETE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[schema(description = "The card token's state. `DELETED` is reached only through DELETE and is final.")]
 pub enum CardTokenStatus {
     Active,
     Inactive,
@@ -55,8 +56,9 @@ impl fmt::Display for CardTokenStatus {
 }
 
 /// The card schemes seed 004 lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(description = "The card's scheme.")]
 pub enum CardBrand {
     Visa,
     Mastercard,
@@ -83,8 +85,9 @@ impl FromStr for CardBrand {
 }
 
 /// Who asked for a card token's deletion (seed 001).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
+#[schema(description = "Entity initiating the token deletion.")]
 pub enum DeleteRequestor {
     Cardholder,
     #[default]
@@ -101,50 +104,84 @@ impl DeleteRequestor {
 }
 
 /// A link attached to a card token, such as its card art.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A link attached to a card token, such as its card art.")]
 pub struct CardTokenLink {
+    #[schema(min_length = 1, max_length = 2048)]
     pub href: String,
+    #[schema(min_length = 1, max_length = 2048, example = "digital_card_art")]
     pub rel: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, min_length = 1, max_length = 2048, example = "image/png")]
     pub mime_type: Option<String>,
 }
 
 /// A stored card token (seed 004's `CardToken`), in the seeds' field order. `token` is the
 /// PSP's secret reference: present here in clear only between the cipher and the wire.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(description = "Card Token")]
 pub struct CardToken {
+    /// The card token's id: the `payment_token_id` used in paths.
     pub id: String,
     #[serde(rename = "type")]
+    #[schema(schema_with = payment_token_type)]
     pub token_type: &'static str,
     pub status: CardTokenStatus,
     pub card_brand: CardBrand,
     pub account_id: AccountId,
+    #[schema(example = "dintero_psp.creditcard")]
     pub payment_product_type: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    /// The PSP's token (stored encrypted).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "476173******0416")]
     pub masked_pan: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = r"^\d{2}/\d{4}$", example = "09/2030")]
     pub pan_expiry_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, pattern = r"^\d{2}/\d{4}$", example = "09/2030")]
     pub token_expiry_date: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_items = 20)]
     pub links: Option<Vec<CardTokenLink>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub customer_id: Option<String>,
+    /// Reference to the merchant entity for which the token is dedicated. Merchant-dedicated
+    /// tokens are uniquely created per merchant_relationship_id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub relationship_id: Option<String>,
+    /// Reference to the transaction where the token was created
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub transaction_id: Option<String>,
+    /// External references to migrated card tokens
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_items = 20)]
     pub external_token_references: Option<Vec<String>>,
     pub created_by: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>, format = DateTime)]
     pub deleted_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub deleted_by: Option<String>,
+}
+
+/// `type` on the wire: the one value seed 004 allows.
+fn payment_token_type() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([PAYMENT_TOKEN_TYPE]))
+        .build()
 }
 
 /// The only card token type seed 004 allows.

@@ -7,21 +7,40 @@ use super::Timestamp;
 
 /// A customer token (seed 003's `CustomerToken`). Field order is the seeds' order, so responses
 /// match Dintero's byte for byte.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A token (type/value) of a customer.")]
 pub struct CustomerToken {
+    /// identifies how or who is resposible for the token value
     #[serde(rename = "type")]
+    #[schema(min_length = 1, example = "sha1:email")]
     pub token_type: String,
+    #[schema(min_length = 1, example = "a1b79ef1a62d94ffa86b3f3d846df0ee3993af92")]
     pub value: String,
+    /// An UUID that uniquely identifies the resource
+    #[schema(read_only)]
     pub id: Uuid,
+    /// The date-time when the resource was created
+    #[schema(value_type = String, format = DateTime, read_only)]
     pub created_at: Timestamp,
+    /// The ID of the user/client created the resource
+    #[schema(read_only, example = "1c92f7e1-2897-4d46-bdcc-c127a914fb4e")]
     pub created_by: String,
+    /// The date-time when the resource was last updated
+    #[schema(value_type = String, format = DateTime, read_only)]
     pub updated_at: Timestamp,
+    /// The ID of the user/client that deleted the resource
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, read_only, example = "1c92f7e1-2897-4d46-bdcc-c127a914fb4e")]
     pub deleted_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>, format = DateTime, read_only)]
     pub deleted_at: Option<Timestamp>,
+    /// The token id you have defined for the token. (must not have trailing or leading spaces)
+    #[schema(read_only, min_length = 1, max_length = 255)]
     pub token_id: String,
+    /// Additional metadata about the token or the entity the token was created from
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Object>, example = json!({"exp_month": 10, "exp_year": 20, "mask_pan": "**** **** **** 3477"}))]
     pub metadata: Option<Map<String, Value>>,
 }
 

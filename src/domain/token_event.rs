@@ -13,10 +13,13 @@ pub const UNKNOWN_STATUS: &str = "UNKNOWN";
 pub const DELETED_STATUS: &str = "DELETED";
 
 /// A token's identity in events: its `type` and `value` (Dintero's `TokenTypeValue`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[schema(description = "Lookup by token type and value")]
 pub struct TokenTypeValue {
     #[serde(rename = "type")]
+    #[schema(min_length = 1, example = "sha1:email")]
     pub token_type: String,
+    #[schema(min_length = 1, example = "a1b79ef1a62d94ffa86b3f3d846df0ee3993af92")]
     pub value: String,
 }
 
@@ -37,15 +40,26 @@ impl TokenTypeValue {
 
 /// Something that happened to a token (Dintero's `TokenEvent`): the latest unexpired event's
 /// `status` becomes the token's status when its customer has none.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "Something that happened to a token type/value. The latest unexpired event's `status` is the token's status when its customer has none."
+)]
 pub struct TokenEvent {
+    /// Context about the event
+    #[schema(example = "customer declined signup in store")]
     pub event: String,
+    /// The state to set on the token type/value
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "OPT_OUT")]
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Object>, example = json!({"store_id": "SID1234"}))]
     pub metadata: Option<Map<String, Value>>,
+    #[schema(value_type = String, format = DateTime, read_only)]
     pub created_at: Timestamp,
+    /// After this time the event no longer decides the token's status
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
 }
 

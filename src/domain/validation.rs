@@ -1,9 +1,12 @@
 use serde::Serialize;
 
 /// One rejected input field, named so a client can fix exactly that field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A rejected field.")]
 pub struct FieldError {
+    /// The field, as a path into the request: `limit`, `token.value`, `links[0].href`.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 

@@ -22,21 +22,30 @@ pub const EVENTS: [&str; 3] = [CARD_TOKEN_ADD, CARD_TOKEN_UPDATE, CARD_TOKEN_DEL
 pub const MAX_ATTEMPTS: u32 = 8;
 
 /// A subscription to webhook events, as stored and shown (its secret is kept apart, sealed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A webhook subscription (its signing secret is never shown again after creation).")]
 pub struct HookSubscription {
     pub id: Uuid,
     pub account_id: AccountId,
+    /// The events delivered: `checkout_token_add` (Dintero's), `checkout_token_update` and
+    /// `checkout_token_delete` (tokenvault extensions).
+    #[schema(example = json!(["checkout_token_add"]))]
     pub events: Vec<String>,
     pub config: HookConfig,
     pub active: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     pub created_by: String,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HookConfig {
+    /// Where deliveries are POSTed.
+    #[schema(example = "https://example.com/hooks/dintero")]
     pub url: String,
+    #[schema(example = "application/json")]
     pub content_type: String,
 }
 

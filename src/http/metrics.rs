@@ -84,6 +84,18 @@ fn escape(value: &str) -> String {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics_get",
+    tag = "server",
+    summary = "Metrics",
+    description = "Request counts by route pattern, method and status, and latency histograms, in the Prometheus text format.",
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+    ),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
 pub async fn render(State(app): State<super::AppState>) -> Response {
     let mut response = Response::new(axum::body::Body::from(app.metrics.render("")));
     response.headers_mut().insert(

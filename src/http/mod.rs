@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod rate_limit;
 pub mod response;
 mod routes;
@@ -14,13 +15,15 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
 use axum::{BoxError, Router};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::keys::KeyRing;
 use crate::config::BODY_LIMIT_BYTES;
@@ -56,42 +59,54 @@ impl Limits {
     }
 }
 
-/// The whole API. Separate from serving so tests can drive it in-process too.
-pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) -> Router {
-    use routes::{auth, card_tokens, customer_tokens, customers, hooks, meta, token_events};
+/// Every operation, registered once: utoipa-axum's `routes!` takes each handler's method and
+/// path from its `#[utoipa::path]` attribute and adds the operation to the OpenAPI document as it
+/// adds the route, so the router and the document are built from this one table. Handlers that
+/// share a path are registered together.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, token_events};
 
-    let api = Router::new()
-        .route("/health", get(meta::health))
-        .route("/.well-known/jwks.json", get(meta::jwks))
-        .route("/metrics", get(metrics::render))
-        .route("/v1/accounts/{oid}/auth/token", post(auth::token))
-        .route("/v1/accounts/{aid}/customers/users", get(customers::list).post(customers::create))
-        .route("/v1/accounts/{aid}/customers/users/{customer_id}", get(customers::get).delete(customers::delete))
-        .route(
-            "/v1/accounts/{aid}/customers/users/{customer_id}/tokens",
-            get(customer_tokens::list).post(customer_tokens::create),
-        )
-        .route(
-            "/v1/accounts/{aid}/customers/users/{customer_id}/tokens/{tid}",
-            axum::routing::delete(customer_tokens::delete),
-        )
-        .route(
-            "/v1/accounts/{aid}/customers/tokens/events",
-            get(token_events::list).post(token_events::find_or_add).delete(token_events::clear),
-        )
-        .route("/v1/card-tokens", get(card_tokens::list).post(card_tokens::create))
-        .route("/v1/card-tokens/{token_id}", get(card_tokens::get).delete(card_tokens::delete))
-        .route("/v1/card-tokens/{token_id}/status", put(card_tokens::set_status))
-        .route("/v1/accounts/{aid}/payments/card-tokens", get(card_tokens::list_for_account))
-        .route(
-            "/v1/accounts/{aid}/payments/card-tokens/{token_id}",
-            get(card_tokens::get_for_account).delete(card_tokens::delete_for_account),
-        )
-        .route("/v1/accounts/{aid}/payments/card-tokens/{token_id}/status", put(card_tokens::set_status_for_account))
-        .route("/v1/accounts/{aid}/hooks/subscriptions", get(hooks::list).post(hooks::create))
-        .route("/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}", get(hooks::get).delete(hooks::delete))
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(meta::health))
+        .routes(routes!(meta::jwks))
+        .routes(routes!(metrics::render))
+        .routes(routes!(docs::openapi_json))
+        .routes(routes!(docs::docs))
+        .routes(routes!(auth::token))
+        .routes(routes!(customers::list, customers::create))
+        .routes(routes!(customers::get, customers::delete))
+        .routes(routes!(customer_tokens::list, customer_tokens::create))
+        .routes(routes!(customer_tokens::delete))
+        .routes(routes!(token_events::list, token_events::find_or_add, token_events::clear))
+        .routes(routes!(card_tokens::list, card_tokens::create))
+        .routes(routes!(card_tokens::get, card_tokens::delete))
+        .routes(routes!(card_tokens::set_status))
+        .routes(routes!(card_tokens::list_for_account))
+        .routes(routes!(card_tokens::get_for_account, card_tokens::delete_for_account))
+        .routes(routes!(card_tokens::set_status_for_account))
+        .routes(routes!(hooks::list, hooks::create))
+        .routes(routes!(hooks::get, hooks::delete))
+}
+
+/// The OpenAPI 3.1 document of [`api_routes`], served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut document) = api_routes().split_for_parts();
+    openapi::finish(&mut document);
+    document
+}
+
+/// The served routes with their fallbacks, before state and layers. Add routes only in
+/// [`api_routes`]: the OpenAPI test compares the paths of this router with the document's.
+pub fn app_routes() -> Router<AppState> {
+    let (routes, _) = api_routes().split_for_parts();
+    routes
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// The whole API. Separate from serving so tests can drive it in-process too.
+pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) -> Router {
+    let api = app_routes()
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 

@@ -11,6 +11,7 @@ use crate::auth::{clients, AuthError};
 use crate::domain::{AccountId, FieldError, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path};
+use crate::http::openapi as oa;
 use crate::http::response::json;
 use crate::http::{AppState, Limits};
 
@@ -44,6 +45,26 @@ fn audience_account(audience: &str) -> Option<AccountId> {
     AccountId::parse("audience", aid).ok()
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{oid}/auth/token",
+    operation_id = "aid_auths_oauth_token_post",
+    tag = "authenticate",
+    summary = "Get token",
+    description = "Exchanges the client's credentials (HTTP Basic) for an access token (grant type `client_credentials`). The audience's account must be `oid` and the client's account. Requests are rate limited per client id.",
+    params(oa::OwnerPath),
+    request_body(content = oa::AuthTokenRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Access token", body = oa::AccessToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+        (status = 429, response = oa::TooManyRequests),
+    ),
+    security(("clientAuth" = [])),
+)]
 pub async fn token(
     State(app): State<AppState>,
     Path(oid): Path<String>,

@@ -13,6 +13,7 @@ use crate::domain::validation::{self, FieldError};
 use crate::domain::{AccountId, Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
+use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
 use crate::store::CardTokenDeletion;
@@ -41,6 +42,26 @@ fn card_id(token_id: &str) -> Result<(), ApiError> {
 }
 
 /// `POST /v1/card-tokens` (tokenvault extension): stores a card token, `ACTIVE`.
+#[utoipa::path(
+    post,
+    path = "/v1/card-tokens",
+    operation_id = "card_tokens_post",
+    tag = "card tokens",
+    summary = "Create card token",
+    description = "Stores a card token, `ACTIVE`, in the caller's account (Dintero creates card tokens inside payments, which tokenvault does not process). Announced to `checkout_token_add` subscribers.",
+    request_body(content = oa::CardTokenCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 409, response = oa::Conflict),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:checkout"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
 pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
     let account = account_for(&caller, None, Permission::CHECKOUT_ADMIN)?;
     let card = CardToken::from_create_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
@@ -50,6 +71,22 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObjec
     Ok(json(StatusCode::CREATED, &app.cipher.reveal(record)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/card-tokens",
+    operation_id = "card_tokens_get",
+    tag = "card tokens",
+    summary = "List card tokens",
+    description = "The card tokens of the access token's account. Deleted tokens are left out unless `include_deleted=true` or `status=DELETED`.",
+    params(oa::CardTokenListQuery, oa::PageQuery),
+    responses(
+        (status = 200, description = "Card Tokens", body = [CardToken], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -59,6 +96,22 @@ pub async fn list(
     list_in(app, caller, None, uri, query).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/payments/card-tokens",
+    operation_id = "aid_payments_card_tokens_get",
+    tag = "card tokens",
+    summary = "List card tokens",
+    description = "The account-scoped alias of `GET /v1/card-tokens`; `aid` must be the access token's account.",
+    params(oa::AccountPath, oa::CardTokenListQuery, oa::PageQuery),
+    responses(
+        (status = 200, description = "Card Tokens", body = [CardToken], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+)]
 pub async fn list_for_account(
     State(app): State<AppState>,
     caller: Caller,
@@ -107,6 +160,21 @@ async fn list_in(
     Ok(response::list(page, &uri, |card| card.id.clone(), |card| card))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/card-tokens/{token_id}",
+    operation_id = "card_tokens_token_id_get",
+    tag = "card tokens",
+    summary = "Get card token",
+    params(oa::CardTokenPath),
+    responses(
+        (status = 200, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -115,6 +183,23 @@ pub async fn get(
     get_in(app, caller, None, token_id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/payments/card-tokens/{token_id}",
+    operation_id = "aid_payments_card_tokens_token_id_get",
+    tag = "card tokens",
+    summary = "Get card token",
+    description = "The account-scoped alias of `GET /v1/card-tokens/{token_id}`.",
+    params(oa::AccountPath, oa::CardTokenPath),
+    responses(
+        (status = 200, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+)]
 pub async fn get_for_account(
     State(app): State<AppState>,
     caller: Caller,
@@ -130,6 +215,26 @@ async fn get_in(app: AppState, caller: Caller, aid: Option<String>, token_id: St
     Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/card-tokens/{token_id}",
+    operation_id = "card_tokens_token_id_delete",
+    tag = "card tokens",
+    summary = "Delete card token",
+    description = "Returns the token with `status` `DELETED` and `deleted_at`/`deleted_by` set; deleting it again returns the same record. The body is optional.",
+    params(oa::CardTokenPath),
+    request_body(content = Option<oa::CardTokenDeleteRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:checkout"])),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,
@@ -139,6 +244,26 @@ pub async fn delete(
     delete_in(app, caller, None, token_id, body).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/payments/card-tokens/{token_id}",
+    operation_id = "aid_payments_card_tokens_token_id_delete",
+    tag = "card tokens",
+    summary = "Delete card token",
+    description = "The account-scoped alias of `DELETE /v1/card-tokens/{token_id}`. Returns the token with `status` `DELETED` and `deleted_at`/`deleted_by` set; deleting it again returns the same record. The body is optional.",
+    params(oa::AccountPath, oa::CardTokenPath),
+    request_body(content = Option<oa::CardTokenDeleteRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:checkout"])),
+)]
 pub async fn delete_for_account(
     State(app): State<AppState>,
     caller: Caller,
@@ -186,6 +311,28 @@ async fn delete_in(
     Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/card-tokens/{token_id}/status",
+    operation_id = "card_tokens_token_id_status_put",
+    tag = "card tokens",
+    summary = "Update card token status",
+    description = "Moves a card token between `ACTIVE`, `INACTIVE`, `SUSPENDED` and `CANCELLED`, so sandbox users can try every state. A `DELETED` token is 409. Announced to `checkout_token_update` subscribers.",
+    params(oa::CardTokenPath),
+    request_body(content = oa::CardTokenStatusUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+        (status = 409, response = oa::Conflict),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:checkout"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
 pub async fn set_status(
     State(app): State<AppState>,
     caller: Caller,
@@ -195,6 +342,28 @@ pub async fn set_status(
     set_status_in(app, caller, None, token_id, body).await
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/payments/card-tokens/{token_id}/status",
+    operation_id = "aid_payments_card_tokens_token_id_status_put",
+    tag = "card tokens",
+    summary = "Update card token status",
+    description = "The account-scoped alias of `PUT /v1/card-tokens/{token_id}/status`. Moves a card token between `ACTIVE`, `INACTIVE`, `SUSPENDED` and `CANCELLED`, so sandbox users can try every state. A `DELETED` token is 409. Announced to `checkout_token_update` subscribers.",
+    params(oa::AccountPath, oa::CardTokenPath),
+    request_body(content = oa::CardTokenStatusUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Card Token", body = CardToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+        (status = 409, response = oa::Conflict),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:checkout"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
 pub async fn set_status_for_account(
     State(app): State<AppState>,
     caller: Caller,

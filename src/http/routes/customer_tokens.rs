@@ -5,15 +5,37 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::auth::{Caller, Permission};
-use crate::domain::customer_token::{CustomerTokenFilter, NewCustomerToken};
+use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::{Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{path_identifier, JsonObject, Path, Query};
+use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
 
 /// Seed 003: 201 with the stored token; `delete_token_events` clears the type/value's events in
 /// the same transaction.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/customers/users/{customer_id}/tokens",
+    operation_id = "aid_customers_cid_tokens_post",
+    tag = "customer tokens",
+    summary = "Create a new customer token",
+    description = "Adds a token to an existing customer. A live `token_id` of the customer, or a live type/value of another customer, is 409.",
+    params(oa::AccountPath, oa::CustomerPath, oa::CustomerTokenCreateQuery),
+    request_body(content = oa::CustomerTokenCreate, description = "customer token to add", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Customer token added", body = CustomerToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+        (status = 409, response = oa::Conflict),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:customers", "write:customers"])),
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -32,6 +54,22 @@ pub async fn create(
 }
 
 /// Seed 002: deleted tokens are included unless `include_deleted=false`.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/customers/users/{customer_id}/tokens",
+    operation_id = "aid_customers_cid_tokens_get",
+    tag = "customer tokens",
+    summary = "Get all tokens for a Customer",
+    params(oa::AccountPath, oa::CustomerPath, oa::CustomerTokenListQuery, oa::PageQuery),
+    responses(
+        (status = 200, description = "Token collection", body = [CustomerToken], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:customers", "read:customers"])),
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -53,6 +91,23 @@ pub async fn list(
 }
 
 /// Seed 000: 200 with the deleted token; repeating it is a safe no-op.
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/customers/users/{customer_id}/tokens/{tid}",
+    operation_id = "aid_customers_cid_tokens_tid_delete",
+    tag = "customer tokens",
+    summary = "Delete Token",
+    description = "Returns the token with `deleted_at`/`deleted_by` set; deleting it again returns the same record.",
+    params(oa::AccountPath, oa::CustomerPath, oa::CustomerTokenPath),
+    responses(
+        (status = 200, description = "Token deleted", body = CustomerToken, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:customers", "write:customers"])),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

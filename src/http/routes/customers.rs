@@ -9,9 +9,30 @@ use crate::domain::customer::{CustomerFilter, NewCustomer, CUSTOMER_TYPES};
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{path_identifier, JsonObject, Path, Query};
+use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
 
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/customers/users",
+    operation_id = "aid_customers_post",
+    tag = "customers",
+    summary = "Create customer",
+    description = "Stores a customer. Fields beyond those listed are kept and returned as sent.",
+    params(oa::AccountPath),
+    request_body(content = oa::CustomerCreate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Customer created", body = oa::CustomerResponse, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 409, response = oa::Conflict),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:customers", "write:customers", "create:customers:/users"])),
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -24,6 +45,22 @@ pub async fn create(
     Ok(json(StatusCode::OK, &stored))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/customers/users/{customer_id}",
+    operation_id = "aid_customers_cid_get",
+    tag = "customers",
+    summary = "Get customer",
+    params(oa::AccountPath, oa::CustomerPath),
+    responses(
+        (status = 200, description = "Customer", body = oa::CustomerResponse, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:customers", "read:customers"])),
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -39,6 +76,22 @@ pub async fn get(
     Ok(json(StatusCode::OK, &customer))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/customers/users",
+    operation_id = "aid_customers_get",
+    tag = "customers",
+    summary = "List customers",
+    description = "Customers of the account, oldest first. `token_type` with `token_value` finds the customer that owns a live token.",
+    params(oa::AccountPath, oa::CustomerListQuery, oa::PageQuery),
+    responses(
+        (status = 200, description = "Customers", body = [oa::CustomerResponse], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:customers", "read:customers"])),
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -83,6 +136,23 @@ pub async fn list(
     Ok(response::list(customers, &uri, |c| c.id.to_string(), |c| c))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/customers/users/{customer_id}",
+    operation_id = "aid_customers_cid_delete",
+    tag = "customers",
+    summary = "Delete customer",
+    description = "Marks the customer deleted; `delete_tokens=true` deletes its tokens too. Deleting again returns the same record.",
+    params(oa::AccountPath, oa::CustomerPath, oa::CustomerDeleteQuery),
+    responses(
+        (status = 200, description = "Customer deleted", body = oa::CustomerResponse, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:customers", "write:customers"])),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

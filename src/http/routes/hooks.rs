@@ -15,6 +15,7 @@ use crate::domain::webhook::HookSubscription;
 use crate::domain::Timestamp;
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path};
+use crate::http::openapi as oa;
 use crate::http::response::json;
 use crate::http::AppState;
 
@@ -27,6 +28,25 @@ fn subscription_id(raw: &str) -> Result<Uuid, ApiError> {
 }
 
 /// 201 with the subscription; its `config.secret` (given or generated) is shown this once.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions",
+    operation_id = "aid_hooks_subscriptions_post",
+    tag = "hooks",
+    summary = "Create subscription",
+    description = "Subscribes a URL to card-token events. The response shows `config.secret`, given or generated, this once.",
+    params(oa::AccountPath),
+    request_body(content = oa::HookSubscriptionCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Subscription created", body = oa::HookSubscriptionCreated, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "write:hooks"])),
+)]
 pub async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -50,11 +70,42 @@ pub async fn create(
     Ok(json(StatusCode::CREATED, &shown))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions",
+    operation_id = "aid_hooks_subscriptions_get",
+    tag = "hooks",
+    summary = "List subscriptions",
+    params(oa::AccountPath),
+    responses(
+        (status = 200, description = "Subscriptions", body = [HookSubscription], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "read:hooks"])),
+)]
 pub async fn list(State(app): State<AppState>, caller: Caller, Path(aid): Path<String>) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::HOOKS_READ)?;
     Ok(json(StatusCode::OK, &app.store.list_hook_subscriptions(&account).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}",
+    operation_id = "aid_hooks_subscriptions_sid_get",
+    tag = "hooks",
+    summary = "Get subscription",
+    params(oa::AccountPath, oa::SubscriptionPath),
+    responses(
+        (status = 200, description = "Subscription", body = HookSubscription, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "read:hooks"])),
+)]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
@@ -65,6 +116,22 @@ pub async fn get(
     Ok(json(StatusCode::OK, &subscription))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}",
+    operation_id = "aid_hooks_subscriptions_sid_delete",
+    tag = "hooks",
+    summary = "Delete subscription",
+    params(oa::AccountPath, oa::SubscriptionPath),
+    responses(
+        (status = 200, description = "Subscription deleted", body = HookSubscription, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "write:hooks"])),
+)]
 pub async fn delete(
     State(app): State<AppState>,
     caller: Caller,

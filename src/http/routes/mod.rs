@@ -5,6 +5,7 @@ pub mod auth;
 pub mod card_tokens;
 pub mod customer_tokens;
 pub mod customers;
+pub mod docs;
 pub mod hooks;
 pub mod meta;
 pub mod token_events;

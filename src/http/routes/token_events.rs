@@ -14,25 +14,36 @@ use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue, 
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
+use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
 
 /// Dintero's `TokenDetail`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TokenDetail)]
 struct TokenDetailBody {
+    /// An id for the token type/value.
     id: Uuid,
+    /// The customer owning the token, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<oa::CustomerResponse>)]
     customer: Option<Customer>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     token: Option<CustomerToken>,
+    /// The customer's `status`, else the latest unexpired event's status, else `UNKNOWN`.
+    #[schema(example = "OPT_OUT")]
     status: String,
     events: Vec<TokenEvent>,
 }
 
 /// An item of the events collection.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TokenEvents)]
 struct TokenEventsBody {
     id: Uuid,
+    /// The latest unexpired event's status, else `UNKNOWN`.
+    #[schema(example = "DELETED")]
     status: String,
     events: Vec<TokenEvent>,
 }
@@ -65,6 +76,25 @@ fn parse_body(
 }
 
 /// Find / add: returns the token's details, recording the event first when one is given.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/customers/tokens/events",
+    operation_id = "aid_customers_tokens_events_post",
+    tag = "token events",
+    summary = "Find / Add token events",
+    description = "Returns details about a token: the owning customer and recorded events. If an `event` is included, it is recorded and updates the token's status.",
+    params(oa::AccountPath),
+    request_body(content = oa::TokenEventsRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Token details", body = TokenDetailBody, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:customers", "write:customers"])),
+)]
 pub async fn find_or_add(
     State(app): State<AppState>,
     caller: Caller,
@@ -88,6 +118,21 @@ pub async fn find_or_add(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/customers/tokens/events",
+    operation_id = "aid_customers_tokens_events_get",
+    tag = "token events",
+    summary = "Get token events",
+    params(oa::AccountPath, oa::TokenEventsQuery, oa::PageQuery),
+    responses(
+        (status = 200, description = "events collection", body = [TokenEventsBody], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:customers", "read:customers"])),
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -124,6 +169,25 @@ pub async fn list(
 }
 
 /// Clears a type/value's events; an optional `event` is recorded as the `DELETED` event.
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/customers/tokens/events",
+    operation_id = "aid_customers_tokens_events_delete",
+    tag = "token events",
+    summary = "Delete token events",
+    description = "Removes the link between a token (type/value) and its events. An optional event stores the reason.",
+    params(oa::AccountPath),
+    request_body(content = oa::TokenEventsDeleteRequest, content_type = "application/json"),
+    responses(
+        (status = 204, description = "events cleared"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 413, response = oa::PayloadTooLarge),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:customers", "write:customers"])),
+)]
 pub async fn clear(
     State(app): State<AppState>,
     caller: Caller,

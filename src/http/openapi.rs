@@ -1,0 +1,781 @@
+//! The OpenAPI 3.1 document, generated from the code: each handler's `#[utoipa::path]` gives its
+//! operation, [`super::api_routes`] registers the handlers (and so the paths) with utoipa-axum's
+//! `routes!`, and this module holds what the handlers do not declare themselves: the path and
+//! query parameters, the request bodies (handlers read raw JSON objects so that every field error
+//! is reported, so the bodies are described here), the error responses, the security schemes,
+//! and [`finish`], which adds what every operation shares because a layer adds it to every
+//! response (`request-id`, 503, …).
+
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi, RefOr, Response, ResponseBuilder, Schema};
+use utoipa::ToSchema;
+
+use super::response::JSON_CONTENT_TYPE;
+use crate::domain::card_token::{CardBrand, CardTokenLink, CardTokenStatus, DeleteRequestor};
+use crate::domain::{webhook, AccountId, FieldError};
+
+/// The extension that marks what tokenvault adds to Dintero's API.
+pub const EXTENSION: &str = "x-tokenvault-extension";
+/// The security scheme of every API operation (`Authorization: Bearer <JWT>`).
+pub const BEARER: &str = "bearerAuth";
+/// The security scheme of the token endpoint (`Authorization: Basic client_id:client_secret`).
+pub const CLIENT_AUTH: &str = "clientAuth";
+
+const DESCRIPTION: &str = "\
+tokenvault is a self-hostable server that speaks Dintero's customer-token and card-token APIs. \
+One listener serves the paths of both Dintero hosts: `/v1/accounts/{aid}/…` (api.dintero.com) \
+and `/v1/card-tokens…` (checkout.dintero.com).
+
+**Authentication.** Exchange a client id and secret for an access token with \
+`POST /v1/accounts/{oid}/auth/token` (HTTP Basic), then send `Authorization: Bearer \
+{access_token}`. Each operation lists the scopes that grant it; any one of them is enough.
+
+**Errors** are `{\"error\": {\"code\", \"message\", \"errors\": [{\"field\", \"message\"}]}}` with \
+`content-type: application/json; charset=utf-8`. A method a path does not serve is 405, an \
+unknown path 404 (`resource not found`).
+
+**Lists** are bare JSON arrays, oldest first. When more items follow, the response carries \
+`paging-token` (the id of the last item) and `link: <…>; rel=\"next\"`; pass the token back as \
+`starting_after`. `total=true` adds `total-count`.
+
+Operations marked `x-tokenvault-extension: true` are tokenvault's own and not part of Dintero's API.";
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "tokenvault",
+        description = DESCRIPTION,
+        license(name = "MIT OR Apache-2.0", identifier = "MIT OR Apache-2.0"),
+    ),
+    tags(
+        (name = "authenticate", description = "Access tokens for API clients (OAuth2 client credentials)."),
+        (name = "customers", description = "Customers: the owners of customer tokens."),
+        (name = "customer tokens", description = "Tokens (type/value pairs) attached to a customer."),
+        (name = "token events", description = "What is known about a token type/value, with or without a customer."),
+        (name = "card tokens", description = "Stored card tokens, on the checkout host's paths and the account-scoped aliases."),
+        (name = "hooks", description = "Webhook subscriptions for card-token events."),
+        (name = "server", description = "The server itself: health, signing keys, this document and its reference page."),
+    ),
+    components(
+        schemas(ErrorBody, ErrorDetail, FieldError, AccountId),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            MethodNotAllowed,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            TooManyRequests,
+            InternalServerError,
+            ServiceUnavailable
+        ),
+    )
+)]
+pub struct ApiDoc;
+
+/// Completes a document assembled from the routes: security schemes, and what every operation
+/// shares because a layer, not the handler, produces it.
+pub fn finish(doc: &mut OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    let mut bearer = Http::new(HttpAuthScheme::Bearer);
+    bearer.bearer_format = Some("JWT".to_owned());
+    bearer.description = Some(
+        "An access token from `POST /v1/accounts/{oid}/auth/token`: `Authorization: Bearer {access_token}`. \
+         Each operation lists the scopes that grant it; any one of them is enough."
+            .to_owned(),
+    );
+    components.add_security_scheme(BEARER, SecurityScheme::Http(bearer));
+    let mut basic = Http::new(HttpAuthScheme::Basic);
+    basic.description =
+        Some("The API client's credentials: `Authorization: Basic base64(client_id:client_secret)`.".to_owned());
+    components.add_security_scheme(CLIENT_AUTH, SecurityScheme::Http(basic));
+
+    // Unknown fields are refused, not dropped (a migration must not lose data unnoticed).
+    if let Some(RefOr::T(Schema::Object(create))) = components.schemas.get_mut("CardTokenCreate") {
+        create.additional_properties = Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(false)));
+    }
+
+    // Customers keep every field a client sends.
+    for open in ["CustomerCreate", "CustomerResponse"] {
+        if let Some(RefOr::T(Schema::Object(customer))) = components.schemas.get_mut(open) {
+            customer.additional_properties =
+                Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)));
+        }
+    }
+
+    for (name, response) in components.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            add_request_id(response);
+            match name.as_str() {
+                "TooManyRequests" => add_header(response, "Retry-After", integer(), RETRY_AFTER_429),
+                "ServiceUnavailable" => add_header(response, "Retry-After", integer(), RETRY_AFTER_503),
+                "Unauthorized" => add_header(response, "WWW-Authenticate", string(), "`Bearer`."),
+                _ => {}
+            }
+        }
+    }
+
+    for item in doc.paths.paths.values_mut() {
+        for operation in operations(item) {
+            let bearer = operation
+                .security
+                .as_ref()
+                .is_some_and(|security| serde_json::to_value(security).is_ok_and(|v| v.to_string().contains(BEARER)));
+            if operation.security.is_none() {
+                // Public: an explicit empty list, so no global requirement could ever apply.
+                operation.security = Some(Vec::new());
+            }
+            // An optional body (`Option<T>`) may be left out, but is never `null`.
+            if let Some(body) = operation.request_body.as_mut() {
+                for content in body.content.values_mut() {
+                    if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema {
+                        let mut variants = one_of.items.iter().filter(|v| !is_null(v));
+                        if let (Some(only), None) = (variants.next(), variants.next()) {
+                            content.schema = Some(only.clone());
+                        }
+                    }
+                }
+            }
+            let paged = operation.parameters.iter().flatten().any(|parameter| parameter.name == "limit");
+            let responses = &mut operation.responses.responses;
+            if bearer {
+                // The optional per-client call limit is checked with the access token.
+                responses.entry("429".to_owned()).or_insert_with(|| component_ref("TooManyRequests"));
+            }
+            responses.entry("500".to_owned()).or_insert_with(|| component_ref("InternalServerError"));
+            // Timeouts and load shedding wrap every route.
+            responses.entry("503".to_owned()).or_insert_with(|| component_ref("ServiceUnavailable"));
+            for (status, response) in responses.iter_mut() {
+                if let RefOr::T(response) = response {
+                    add_request_id(response);
+                    if paged && status == "200" {
+                        add_paging_headers(response);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(object)) if object.schema_type == Type::Null.into())
+}
+
+const RETRY_AFTER_429: &str = "Seconds to wait before the next attempt.";
+const RETRY_AFTER_503: &str = "Seconds to wait before retrying (always `1`).";
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
+        .into_iter()
+        .filter_map(Option::as_mut)
+}
+
+fn component_ref(name: &str) -> RefOr<Response> {
+    RefOr::Ref(utoipa::openapi::Ref::from_response_name(name))
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn integer() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))
+}
+
+fn add_header(response: &mut Response, name: &str, schema: ObjectBuilder, description: &str) {
+    response
+        .headers
+        .entry(name.to_owned())
+        .or_insert_with(|| HeaderBuilder::new().schema(schema).description(Some(description)).build());
+}
+
+fn add_request_id(response: &mut Response) {
+    add_header(response, "request-id", string(), "The request's id: the one the client sent, or a new UUID.");
+}
+
+/// Every list that takes `limit` pages the same way ([`super::response::list`]).
+fn add_paging_headers(response: &mut Response) {
+    add_header(
+        response,
+        "paging-token",
+        string(),
+        "Present when more items follow: the `id` of the last item, to pass as `starting_after`.",
+    );
+    add_header(
+        response,
+        "link",
+        string(),
+        "Present when more items follow: `<{path}?{query with starting_after}>; rel=\"next\"`.",
+    );
+    add_header(response, "total-count", integer(), "Present when `total=true`: how many items match the filters.");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Dintero's error body.
+#[derive(ToSchema)]
+#[schema(as = Error, example = json!({"error": {"code": "NOT FOUND", "message": "customer not found", "errors": []}}))]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// The status's reason phrase in upper case, e.g. `BAD REQUEST`, `NOT FOUND`.
+    #[schema(example = "BAD REQUEST")]
+    code: String,
+    /// A human-readable description; for validation errors, the first field's error.
+    #[schema(example = "limit: must be an integer between 1 and 100")]
+    message: String,
+    /// Each rejected field (validation errors only; otherwise empty).
+    errors: Vec<FieldError>,
+}
+
+macro_rules! error_responses {
+    ($($name:ident => $description:literal;)*) => {$(
+        #[doc = $description]
+        pub struct $name;
+
+        impl<'r> utoipa::ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (
+                    stringify!($name),
+                    ResponseBuilder::new()
+                        .description($description)
+                        .content(JSON_CONTENT_TYPE, Content::new(Some(RefOr::<Schema>::Ref(
+                            utoipa::openapi::Ref::from_schema_name("Error"),
+                        ))))
+                        .build()
+                        .into(),
+                )
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    BadRequest => "Bad request: invalid input. `errors` lists each rejected field.";
+    Unauthorized => "Missing, malformed, expired or wrongly signed credentials.";
+    Forbidden => "Valid credentials without one of the operation's scopes, or for another account.";
+    NotFound => "The resource does not exist (in the caller's account).";
+    MethodNotAllowed => "The path does not serve this method.";
+    Conflict => "The request conflicts with the stored state.";
+    PayloadTooLarge => "The request body is larger than the server accepts.";
+    UnsupportedMediaType => "A request body that is not `application/json`.";
+    TooManyRequests => "Too many requests; retry after `Retry-After` seconds.";
+    InternalServerError => "An unexpected server error (never caused by the request).";
+    ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable.";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameters. The handlers read them from the raw path and query (`extract::Query`), so these
+// structs only describe them.
+
+/// `aid`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct AccountPath {
+    /// An id that uniquely identifies the account.
+    #[param(pattern = r"^[PT]{1}\d{8}$", min_length = 9, max_length = 9, example = "T12345678")]
+    aid: String,
+}
+
+/// `oid` of the token endpoint.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct OwnerPath {
+    /// The owner id: the account id (`P`/`T` and 8 digits) or a partner id (`P`/`T` and 3 digits).
+    #[param(pattern = r"^[PT]{1}(?=(?:.{3}|.{8})$)[0-9]*$", example = "T12345678")]
+    oid: String,
+}
+
+/// `customer_id`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CustomerPath {
+    /// The customer id you have defined for the customer. (must not have trailing or leading spaces)
+    #[param(min_length = 1, max_length = 255)]
+    customer_id: String,
+}
+
+/// `tid` of a customer token.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CustomerTokenPath {
+    /// The token id you have defined for the token. (must not have trailing or leading spaces)
+    #[param(min_length = 1, max_length = 255)]
+    tid: String,
+}
+
+/// `token_id` of a card token.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct CardTokenPath {
+    /// The payment_token_id or recurrence_token_id for the token (the card token's `id`).
+    #[param(min_length = 1, max_length = 255)]
+    token_id: String,
+}
+
+/// `subscription_id`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct SubscriptionPath {
+    /// The subscription's `id`.
+    #[param(format = Uuid)]
+    subscription_id: String,
+}
+
+/// `limit`, `starting_after` and `total`, as every paged list takes them.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageQuery {
+    /// A limit on the number of objects to be returned. Limit can range between 1 and 100 items,
+    /// and the default is 10 items.
+    #[param(minimum = 1, maximum = 100, default = 10)]
+    limit: Option<u32>,
+    /// The cursor for the next page: the `paging-token` of the previous response (the `id` of its
+    /// last item). An unknown cursor is 400.
+    #[param(min_length = 1)]
+    starting_after: Option<String>,
+    /// include total-count header in the response
+    #[param(default = false)]
+    total: Option<bool>,
+}
+
+/// Filters of the customer list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CustomerListQuery {
+    /// Find the customer that owns a live token of this type (with `token_value`).
+    #[param(min_length = 1)]
+    token_type: Option<String>,
+    /// Find the customer that owns a live token with this value (with `token_type`).
+    #[param(min_length = 1)]
+    token_value: Option<String>,
+    /// Customers whose e-mail starts with this (case-insensitive).
+    #[param(min_length = 1)]
+    email: Option<String>,
+    /// Customers whose phone number starts with this (encode `+` as `%2B`).
+    #[param(min_length = 1)]
+    phone_number: Option<String>,
+    /// The customer type; `contact` is left out unless asked for, `any` gives every type.
+    #[param(rename = "type", inline)]
+    customer_type: Option<CustomerTypeFilter>,
+    /// Include deleted customers.
+    #[param(default = false)]
+    include_deleted: Option<bool>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CustomerTypeFilter {
+    Customer,
+    Company,
+    Contact,
+    Employee,
+    Other,
+    Any,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CustomerType {
+    Customer,
+    Company,
+    Contact,
+    Employee,
+    Other,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CustomerDeleteQuery {
+    /// Also delete the customer's tokens.
+    #[param(default = false)]
+    delete_tokens: Option<bool>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CustomerTokenCreateQuery {
+    /// delete all token events recorded on token type/value before creating new customer token
+    #[param(default = false)]
+    delete_token_events: Option<bool>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CustomerTokenListQuery {
+    /// filter tokens on type
+    #[param(rename = "type", min_length = 1)]
+    token_type: Option<String>,
+    /// include deleted tokens in the response.
+    #[param(default = true)]
+    include_deleted: Option<bool>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct TokenEventsQuery {
+    /// Return only events added or updated at or after this time (RFC 3339). Cannot be combined
+    /// with `starting_after`.
+    #[param(format = DateTime)]
+    since_datetime: Option<String>,
+}
+
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CardTokenListQuery {
+    /// Filter by customer_id
+    #[param(min_length = 1)]
+    customer_id: Option<String>,
+    /// Filter by relationship_id
+    #[param(min_length = 1)]
+    relationship_id: Option<String>,
+    /// Filter by status: repeat the key (`status=ACTIVE&status=SUSPENDED`); `status[]=…` and
+    /// comma-separated values are accepted too.
+    #[param(style = Form, explode, inline)]
+    status: Option<Vec<CardTokenStatus>>,
+    /// Include deleted card tokens in the response
+    #[param(default = false)]
+    include_deleted: Option<bool>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies. Handlers read them as JSON objects and validate each field themselves.
+
+/// A customer. Fields beyond those listed are stored and returned exactly as sent; `id`,
+/// `created_*`, `updated_at`, `deleted_*`, `password` and `pin` are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomerCreate {
+    /// The customer id you define (generated, a UUID, when left out). Must not have leading or
+    /// trailing spaces.
+    #[schema(min_length = 1, max_length = 255)]
+    customer_id: Option<String>,
+    #[schema(rename = "type", inline, default = "customer")]
+    customer_type: Option<CustomerType>,
+    /// Unique per account and customer type, compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    /// E.164; unique per account.
+    #[schema(pattern = r"^\+?[1-9]\d{1,14}$")]
+    phone_number: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    /// Takes precedence over token events in a token's aggregated status.
+    status: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+}
+
+/// A stored customer (Dintero's `CustomerResponse`): `id` and `customer_id`, then every other
+/// field as it was sent, then the read-only fields.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomerResponse {
+    /// An UUID that uniquely identifies the resource
+    id: uuid::Uuid,
+    customer_id: String,
+    /// Left out of a deleted customer, which keeps only its ids and the `created_*` and `deleted_*`
+    /// fields.
+    #[schema(rename = "type", inline)]
+    customer_type: Option<CustomerType>,
+    email: Option<String>,
+    phone_number: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    status: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    created_by: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+    #[schema(format = DateTime)]
+    deleted_at: Option<String>,
+    deleted_by: Option<String>,
+}
+
+/// customer token to add
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomerTokenCreate {
+    /// identifies how or who is resposible for the token value
+    #[schema(rename = "type", min_length = 1, example = "sha1:email")]
+    token_type: String,
+    #[schema(min_length = 1, example = "a1b79ef1a62d94ffa86b3f3d846df0ee3993af92")]
+    value: String,
+    /// The token id you have defined for the token. (must not have trailing or leading spaces).
+    /// An auto-generated token_id will be created if no token_id is provided.
+    #[schema(min_length = 1, max_length = 255)]
+    token_id: Option<String>,
+    /// Additional metadata about the token or the entity the token was created from
+    #[schema(value_type = Option<Object>, example = json!({"exp_month": 10, "exp_year": 20, "mask_pan": "**** **** **** 3477"}))]
+    metadata: Option<serde_json::Value>,
+}
+
+/// Find a token type/value and, when `event` is given, record it first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenEventsRequest {
+    token: crate::domain::token_event::TokenTypeValue,
+    #[schema(inline)]
+    event: Option<TokenEventInput>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenEventInput {
+    /// Context about the event
+    #[schema(min_length = 1, example = "customer declined signup in store")]
+    event: String,
+    /// The state to set on the token type/value
+    #[schema(min_length = 1, example = "OPT_OUT")]
+    status: Option<String>,
+    #[schema(value_type = Option<Object>, example = json!({"store_id": "SID1234"}))]
+    metadata: Option<serde_json::Value>,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+}
+
+/// Clear a token type/value's events; `event`, when given, is recorded as the reason (a
+/// `DELETED` event).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenEventsDeleteRequest {
+    token: crate::domain::token_event::TokenTypeValue,
+    #[schema(inline)]
+    event: Option<TokenDeleteEventInput>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenDeleteEventInput {
+    #[schema(min_length = 1, example = "customer registered in webshop")]
+    event: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+}
+
+/// A card token to store (tokenvault extension). Unknown and read-only fields are refused. New
+/// tokens are `ACTIVE` and belong to the caller's account.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CardTokenCreate {
+    /// The token's id (generated, a UUID, when left out).
+    #[schema(min_length = 1, max_length = 255)]
+    id: Option<String>,
+    #[schema(rename = "type", schema_with = payment_token_type)]
+    token_type: Option<String>,
+    /// Only `ACTIVE` may be given.
+    #[schema(schema_with = active_status)]
+    status: Option<String>,
+    card_brand: CardBrand,
+    /// The caller's account, if given.
+    account_id: Option<AccountId>,
+    #[schema(min_length = 1, max_length = 255, example = "dintero_psp.creditcard")]
+    payment_product_type: String,
+    /// The PSP's token; stored encrypted.
+    #[schema(min_length = 1, max_length = 1024)]
+    token: Option<String>,
+    #[schema(min_length = 12, max_length = 19, example = "476173******0416")]
+    masked_pan: Option<String>,
+    #[schema(pattern = r"^\d{2}/\d{4}$", example = "09/2030")]
+    pan_expiry_date: Option<String>,
+    #[schema(pattern = r"^\d{2}/\d{4}$", example = "09/2030")]
+    token_expiry_date: Option<String>,
+    #[schema(max_items = 20)]
+    links: Option<Vec<CardTokenLink>>,
+    #[schema(min_length = 1, max_length = 255)]
+    customer_id: Option<String>,
+    #[schema(min_length = 1, max_length = 255)]
+    relationship_id: Option<String>,
+    #[schema(min_length = 1, max_length = 255)]
+    transaction_id: Option<String>,
+    /// External references to migrated card tokens
+    #[schema(max_items = 20)]
+    external_token_references: Option<Vec<String>>,
+}
+
+fn payment_token_type() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some([crate::domain::card_token::PAYMENT_TOKEN_TYPE])).build()
+}
+
+fn active_status() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some([CardTokenStatus::Active.as_str()])).build()
+}
+
+/// The statuses `PUT …/status` accepts: every live state (`DELETED` only through DELETE).
+fn settable_status() -> utoipa::openapi::schema::Object {
+    let live = CardTokenStatus::ALL.into_iter().filter(|s| *s != CardTokenStatus::Deleted).map(CardTokenStatus::as_str);
+    string().enum_values(Some(live)).build()
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CardTokenDeleteRequest {
+    /// Short description of the reason for the token deletion.
+    #[schema(max_length = 128, example = "Profile deleted")]
+    reason: Option<String>,
+    /// Entity initiating the token deletion.
+    #[schema(inline, default = "MERCHANT", example = "MERCHANT")]
+    requestor: Option<DeleteRequestor>,
+}
+
+/// A card token's new status (tokenvault extension).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CardTokenStatusUpdate {
+    #[schema(schema_with = settable_status)]
+    status: String,
+}
+
+/// A webhook subscription to create.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct HookSubscriptionCreate {
+    #[schema(inline)]
+    config: HookConfigInput,
+    #[schema(schema_with = hook_events)]
+    events: Vec<String>,
+}
+
+fn hook_events() -> utoipa::openapi::schema::Array {
+    ArrayBuilder::new().items(string().enum_values(Some(webhook::EVENTS))).min_items(Some(1)).build()
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct HookConfigInput {
+    /// Where deliveries are POSTed (http or https).
+    #[schema(max_length = 2048, example = "https://example.com/hooks/dintero")]
+    url: String,
+    #[schema(schema_with = json_content_type)]
+    content_type: Option<String>,
+    /// The key of each delivery's `event-signature` (HMAC-SHA1 of the body, hex); generated when
+    /// left out. Shown only in the create response.
+    #[schema(min_length = 8, max_length = 256)]
+    secret: Option<String>,
+}
+
+fn json_content_type() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(["application/json"])).build()
+}
+
+/// A created subscription: as stored, with `config.secret` shown this once.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct HookSubscriptionCreated {
+    id: uuid::Uuid,
+    account_id: AccountId,
+    events: Vec<String>,
+    #[schema(inline)]
+    config: HookConfigWithSecret,
+    active: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
+    created_by: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct HookConfigWithSecret {
+    url: String,
+    content_type: String,
+    /// The signing secret (given or generated).
+    secret: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bodies that handlers build with `json!`.
+
+/// Client token credential.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AuthTokenRequest {
+    #[schema(schema_with = client_credentials)]
+    grant_type: String,
+    /// The API the token is for: `<base URL>/v1/accounts/{aid}`, with any base URL; `aid` must be
+    /// the path's `oid` and the client's account.
+    #[schema(example = "https://api.dintero.com/v1/accounts/T12345678")]
+    audience: String,
+}
+
+fn client_credentials() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(["client_credentials"])).build()
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct AccessToken {
+    /// A JWT signed with EdDSA (keys at `/.well-known/jwks.json`).
+    access_token: String,
+    #[schema(schema_with = bearer_type)]
+    token_type: String,
+    /// The token's lifetime in seconds.
+    #[schema(example = 86400)]
+    expires_in: u64,
+}
+
+fn bearer_type() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(["Bearer"])).build()
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Jwk {
+    #[schema(example = "OKP")]
+    kty: String,
+    #[schema(example = "Ed25519")]
+    crv: String,
+    kid: String,
+    /// The public key, base64url without padding.
+    x: String,
+    #[schema(example = "EdDSA")]
+    alg: String,
+    #[schema(rename = "use", example = "sig")]
+    key_use: String,
+}
