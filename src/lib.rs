@@ -12,4 +12,5 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod store;
+pub mod transfer;
 pub mod webhooks;
