@@ -11,7 +11,8 @@ use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::config::ServeConfig;
 use crate::crypto::{CryptoError, TokenCipher};
-use crate::http::{self, AppState};
+use crate::http::rate_limit::RateLimiter;
+use crate::http::{self, AppState, Limits};
 use crate::store::{self, Store, StoreError, StoreOptions};
 use crate::webhooks;
 
@@ -84,8 +85,23 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let cipher = Arc::new(cipher);
     let webhook_wake = Arc::new(tokio::sync::Notify::new());
     let worker = webhooks::spawn(store.clone(), cipher.clone(), config.webhooks, webhook_wake.clone());
-    let state = AppState { store: store.clone(), keys: Arc::new(keys), cipher, webhook_wake };
-    let router = http::router(state, config.request_timeout);
+    let limits = Limits {
+        token_requests: RateLimiter::new(
+            f64::from(config.token_requests_per_minute.max(1)) / 60.0,
+            config.token_requests_per_minute,
+        ),
+        api_calls: (config.api_calls_per_second > 0)
+            .then(|| RateLimiter::new(f64::from(config.api_calls_per_second), config.api_calls_per_second)),
+    };
+    let state = AppState {
+        store: store.clone(),
+        keys: Arc::new(keys),
+        cipher,
+        webhook_wake,
+        limits: Arc::new(limits),
+        metrics: Arc::default(),
+    };
+    let router = http::router(state, config.request_timeout, config.max_in_flight.max(1));
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -32,6 +32,12 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Print a ready client for the test account `T00000001` at start.
     pub dev: bool,
+    /// Token requests allowed per client id and minute (a burst of as many, then a steady rate).
+    pub token_requests_per_minute: u32,
+    /// API calls allowed per client and second; 0 for no limit.
+    pub api_calls_per_second: u32,
+    /// Concurrent requests beyond which new ones are shed with 503.
+    pub max_in_flight: usize,
     /// Retry and polling of webhook deliveries.
     pub webhooks: crate::webhooks::WebhookSettings,
 }
@@ -49,6 +55,9 @@ impl ServeConfig {
             acquire_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             dev: false,
+            token_requests_per_minute: 60,
+            api_calls_per_second: 0,
+            max_in_flight: 1024,
             webhooks: crate::webhooks::WebhookSettings::default(),
         }
     }
@@ -75,6 +84,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("acquire_timeout", &self.acquire_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("dev", &self.dev)
+            .field("token_requests_per_minute", &self.token_requests_per_minute)
+            .field("api_calls_per_second", &self.api_calls_per_second)
+            .field("max_in_flight", &self.max_in_flight)
             .field("webhooks", &self.webhooks)
             .finish()
     }

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod seed;
 pub mod store;
 pub mod transfer;
 pub mod webhooks;

@@ -5,22 +5,31 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use tokenvault::app::{self, StartupError};
 use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
-use tokenvault::import;
 use tokenvault::store::{self, dataset};
 use tokenvault::transfer;
+use tokenvault::{import, seed};
 use tracing_subscriber::EnvFilter;
 
 /// A self-hostable server speaking Dintero's customer-token and card-token APIs.
 #[derive(Parser)]
 #[command(name = "tokenvault", version, about)]
 struct Cli {
+    /// Log lines as `pretty` text for people or `json` for log collectors (on stderr).
+    #[arg(long, global = true, env = "TOKENVAULT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +45,21 @@ enum Command {
     CardTokens {
         #[command(subcommand)]
         command: CardTokensCommand,
+    },
+    /// Load fixtures (customers, customer tokens, token events, card tokens) into a test account
+    /// from a JSON file; entries already present are skipped. Prints a JSON summary.
+    Seed {
+        /// `{"customers": [...], "customer_tokens": [...], "token_events": [...], "card_tokens": [...]}`
+        /// with bodies as the API takes them (customer tokens also name their `customer_id`).
+        file: std::path::PathBuf,
+        /// A test account (`T…`); production accounts are refused.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The card-token encryption key (see `serve --help`).
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
     },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
@@ -68,6 +92,10 @@ enum Command {
         #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
         encryption_key: Option<String>,
     },
+    /// Print a shell completion script (e.g. `tokenvault completions bash > /etc/bash_completion.d/tokenvault`).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`.
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -123,6 +151,15 @@ struct ServeArgs {
     /// Print a ready client for test account T00000001 with every scope, and a curl example.
     #[arg(long, env = "TOKENVAULT_DEV")]
     dev: bool,
+    /// Token requests allowed per client id and minute (429 beyond).
+    #[arg(long, env = "TOKENVAULT_TOKEN_RATE_LIMIT", default_value_t = 60)]
+    token_rate_limit: u32,
+    /// API calls allowed per client and second (429 beyond); 0 for no limit.
+    #[arg(long, env = "TOKENVAULT_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
+    /// Concurrent requests beyond which new ones are shed with 503.
+    #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT", default_value_t = 1024)]
+    max_in_flight: usize,
 }
 
 #[derive(Subcommand)]
@@ -155,11 +192,14 @@ const DEV_ACCOUNT: &str = "T00000001";
 const ALL_SCOPES: [&str; 2] = ["admin:customers", "admin:checkout"];
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Pretty => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -195,6 +235,24 @@ async fn run(cli: Cli) -> Result<(), String> {
             let account = parse_account(&account)?;
             import_file(&file, &account, database.database_url, encryption_key).await
         }
+        Command::Seed { file, account, database, encryption_key } => {
+            let account = parse_account(&account)?;
+            let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let fixtures: seed::Fixtures =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut config = ServeConfig::new(database.database_url);
+            config.encryption_key = encryption_key;
+            let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+            let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+            let summary = seed::load(store.as_ref(), &cipher, &account, &fixtures).await.map_err(|e| e.to_string())?;
+            println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "tokenvault", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string()),
         Command::Audit(args) => {
             let account = args.account.as_deref().map(parse_account).transpose()?;
             let store =
@@ -401,12 +459,15 @@ async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     config.pool_size = args.pool_size.max(1);
     config.acquire_timeout = Duration::from_millis(args.acquire_timeout_ms.max(1));
     config.dev = args.dev;
+    config.token_requests_per_minute = args.token_rate_limit;
+    config.api_calls_per_second = args.rate_limit;
+    config.max_in_flight = args.max_in_flight;
     tracing::info!(?config, "starting tokenvault");
 
     let server = app::start(config.clone()).await?;
     tracing::info!(url = %server.url(), "tokenvault is listening");
     if config.dev {
-        print_dev_client(&server).await?;
+        print_dev_client(&server, &config).await?;
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -416,18 +477,23 @@ async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn print_dev_client(server: &app::RunningServer) -> Result<(), StartupError> {
+async fn print_dev_client(server: &app::RunningServer, config: &ServeConfig) -> Result<(), StartupError> {
     let account = AccountId::parse("account", DEV_ACCOUNT).expect("a valid account id");
     let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     let credentials = clients::store_client(server.store.as_ref(), DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
+    let demo: seed::Fixtures = serde_json::from_str(seed::DEMO).expect("the embedded demo fixtures are valid");
+    let cipher = app::load_cipher(config)?;
+    match seed::load(server.store.as_ref(), &cipher, &account, &demo).await {
+        Ok(summary) => tracing::info!(added = summary.added, "demo data loaded into {DEV_ACCOUNT}"),
+        Err(error) => tracing::warn!(%error, "could not load the demo data"),
+    }
     let url = server.url();
     println!(
         "\ntokenvault dev client for test account {DEV_ACCOUNT} (scopes: {scopes}):\n  client_id:     {id}\n  client_secret: {secret}\n\n\
          Try it:\n  TOKEN=$(curl -s -u '{id}:{secret}' -H 'content-type: application/json' \\\n    \
          -d '{{\"grant_type\":\"client_credentials\",\"audience\":\"{url}/v1/accounts/{DEV_ACCOUNT}\"}}' \\\n    \
          {url}/v1/accounts/{DEV_ACCOUNT}/auth/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"customer_id\":\"c1\"}}' \\\n    \
-         {url}/v1/accounts/{DEV_ACCOUNT}/customers/users\n",
+         curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1/accounts/{DEV_ACCOUNT}/customers/users/demo-ada/tokens\n",
         scopes = ALL_SCOPES.join(" "),
         id = credentials.client_id,
         secret = credentials.client_secret,

@@ -27,6 +27,9 @@ struct Keys {
     jwks: Value,
 }
 
+/// How far in the future `iat` may lie: other instances' clocks may run slightly ahead.
+const ISSUED_AT_SKEW_SECONDS: i64 = 5;
+
 /// Verified tokens remembered at most; a signature check costs far more than a lookup.
 const VERIFIED_CACHE_ENTRIES: usize = 10_000;
 
@@ -74,7 +77,6 @@ impl KeyRing {
             aid: account.to_owned(),
             scope: scopes.join(" "),
             iat: now,
-            nbf: now,
             exp: now + self.ttl_seconds as i64,
             jti: Uuid::new_v4().to_string(),
         };
@@ -83,7 +85,7 @@ impl KeyRing {
         jsonwebtoken::encode(&header, &claims, &keys.signing).map_err(|e| AuthError::Signing(e.to_string()))
     }
 
-    /// Verifies signature (EdDSA only), issuer, expiry and not-before, with no leeway. A key id
+    /// Verifies signature (EdDSA only), issuer, expiry and issue time, with no leeway. A key id
     /// this instance does not know yet is looked up in the store once (another instance may have
     /// created it).
     pub async fn verify(&self, token: &str, store: &dyn Store) -> Result<Claims, AuthError> {
@@ -92,7 +94,7 @@ impl KeyRing {
         }
         let now = Timestamp::now().millis() / 1000;
         if let Some(claims) = self.verified_cache().get(token) {
-            return if claims.nbf <= now && now < claims.exp {
+            return if claims.iat <= now + ISSUED_AT_SKEW_SECONDS && now < claims.exp {
                 Ok(claims.clone())
             } else {
                 Err(AuthError::InvalidToken)
@@ -133,13 +135,18 @@ impl KeyRing {
         let key = keys.verifying.get(&kid).ok_or(AuthError::InvalidToken)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 0;
-        validation.validate_nbf = true;
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub", "aud"]);
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
-            .map_err(|_| AuthError::InvalidToken)
+            .map_err(|_| AuthError::InvalidToken)?;
+        // The claim set is fixed by decisions.md (no `nbf`): a token issued in the future is
+        // not valid yet, allowing for a little clock skew between instances.
+        if claims.iat > Timestamp::now().millis() / 1000 + ISSUED_AT_SKEW_SECONDS {
+            return Err(AuthError::InvalidToken);
+        }
+        Ok(claims)
     }
 
     /// The public keys as a JSON Web Key Set, for `/.well-known/jwks.json`.

@@ -27,7 +27,7 @@ pub enum AuthError {
     WrongAccount(String),
     #[error("the access token lacks the required scope: one of {0}")]
     MissingScope(String),
-    #[error("invalid {field}: {message}", field = .0.field, message = .0.message)]
+    #[error("{field}: {message}", field = .0.field, message = .0.message)]
     InvalidField(FieldError),
     #[error("signing failed: {0}")]
     Signing(String),
@@ -46,7 +46,6 @@ pub struct Claims {
     /// Space-separated scopes.
     pub scope: String,
     pub iat: i64,
-    pub nbf: i64,
     pub exp: i64,
     pub jti: String,
 }

@@ -33,6 +33,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request took too long")]
     Timeout,
+    #[error("the server is overloaded; retry shortly")]
+    Overloaded,
+    #[error("too many requests; retry in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
 }
 
 impl ApiError {
@@ -60,7 +64,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -109,7 +114,9 @@ impl IntoResponse for ApiError {
             self.to_string()
         };
         let mut response = error_response(status, &message, self.field_errors());
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Self::TooManyRequests { retry_after } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {

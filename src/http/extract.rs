@@ -2,6 +2,7 @@
 //! every rejection is rendered in Dintero's error body.
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
@@ -25,7 +26,11 @@ where
         let app = AppState::from_ref(state);
         let token = bearer_token(&parts.headers).ok_or(AuthError::MissingToken)?;
         let claims = app.keys.verify(token, app.store.as_ref()).await?;
-        Ok(Caller::from_claims(&claims)?)
+        let caller = Caller::from_claims(&claims)?;
+        if let Some(limiter) = &app.limits.api_calls {
+            super::Limits::check(limiter, &caller.client_id)?;
+        }
+        Ok(caller)
     }
 }
 
@@ -153,6 +158,18 @@ impl Query {
 
 fn is_key(key: &str, name: &str) -> bool {
     key == name || key.strip_suffix("[]") == Some(name)
+}
+
+/// Path parameters, with axum's rejection (e.g. a segment that is not valid UTF-8 once
+/// percent-decoded) rendered in Dintero's error body.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(format!("invalid path: {}", rejection.body_text()))
+    }
 }
 
 /// Checks a client-defined id taken from the path (`customer_id`, `tid`).

@@ -3,6 +3,8 @@
 
 pub mod error;
 pub mod extract;
+pub mod metrics;
+pub mod rate_limit;
 pub mod response;
 mod routes;
 
@@ -14,6 +16,7 @@ use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{BoxError, Router};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -33,15 +36,34 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub cipher: Arc<TokenCipher>,
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    pub limits: Arc<Limits>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// Request limits: token requests per client id (against brute force), and optionally API
+/// calls per client.
+pub struct Limits {
+    pub token_requests: rate_limit::RateLimiter,
+    pub api_calls: Option<rate_limit::RateLimiter>,
+}
+
+impl Limits {
+    /// Checks `limiter` for `key`, turning a refusal into 429.
+    pub fn check(limiter: &rate_limit::RateLimiter, key: &str) -> Result<(), ApiError> {
+        limiter
+            .check(key)
+            .map_err(|wait| ApiError::TooManyRequests { retry_after: rate_limit::retry_after_seconds(wait) })
+    }
 }
 
 /// The whole API. Separate from serving so tests can drive it in-process too.
-pub fn router(state: AppState, request_timeout: Duration) -> Router {
+pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) -> Router {
     use routes::{auth, card_tokens, customer_tokens, customers, hooks, meta, token_events};
 
     let api = Router::new()
         .route("/health", get(meta::health))
         .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/metrics", get(metrics::render))
         .route("/v1/accounts/{oid}/auth/token", post(auth::token))
         .route("/v1/accounts/{aid}/customers/users", get(customers::list).post(customers::create))
         .route("/v1/accounts/{aid}/customers/users/{customer_id}", get(customers::get).delete(customers::delete))
@@ -70,7 +92,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}", get(hooks::get).delete(hooks::delete))
         .fallback(|| async { ApiError::NotFound("resource not found".to_owned()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state);
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -95,10 +118,16 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             .layer(axum::error_handling::HandleErrorLayer::new(|error: BoxError| async move {
                 if error.is::<tower::timeout::error::Elapsed>() {
                     ApiError::Timeout.into_response()
+                } else if error.is::<tower::load_shed::error::Overloaded>() {
+                    ApiError::Overloaded.into_response()
                 } else {
                     error::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", &[])
                 }
             }))
+            // Beyond `max_in_flight` concurrent requests (across all routes), shed at once
+            // rather than queue without bound.
+            .load_shed()
+            .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
             .timeout(request_timeout)
             .layer(cors)
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),

@@ -847,10 +847,10 @@ pub async fn card_token_delete_and_status(store: Arc<dyn Store>) {
 
     let refused = store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Active, "admin", t(7000)).await;
     assert_eq!(conflict(refused), "card token 'ct-1' is DELETED; its status cannot change");
-    assert_eq!(
-        store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Deleted, "admin", t(7000)).await.unwrap(),
-        expected
-    );
+    // Not even DELETED may be set on a deleted token: nothing leaves or re-enters DELETED.
+    let refused = store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Deleted, "admin", t(7000)).await;
+    assert_eq!(conflict(refused), "card token 'ct-1' is DELETED; its status cannot change");
+    assert_eq!(store.get_card_token(&a(), "ct-1").await.unwrap().unwrap(), expected);
 
     let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
     let summary: Vec<_> =

@@ -189,7 +189,8 @@ pub trait Store: Send + Sync + 'static {
         deletion: &CardTokenDeletion,
     ) -> StoreResult<CardTokenRecord>;
     /// Conflict when [`CardTokenStatus::can_become`] refuses the move; setting the current
-    /// status again is a no-op.
+    /// status again is a no-op
+    /// (but nothing, not even `DELETED`, may be set on a deleted token).
     async fn set_card_token_status(
         &self,
         account: &AccountId,

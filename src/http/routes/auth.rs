@@ -1,6 +1,6 @@
 //! `POST /v1/accounts/{oid}/auth/token`: OAuth2 client credentials for an access token.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use base64::engine::general_purpose::STANDARD;
@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use crate::auth::{clients, AuthError};
 use crate::domain::{AccountId, FieldError, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::JsonObject;
+use crate::http::extract::{JsonObject, Path};
 use crate::http::response::json;
-use crate::http::AppState;
+use crate::http::{AppState, Limits};
 
 /// `oid` is an owner id: `P`/`T` and 3 (partner) or 8 (account) digits.
 fn parse_owner_id(oid: &str) -> Result<(), FieldError> {
@@ -52,6 +52,7 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     parse_owner_id(&oid).map_err(AuthError::InvalidField)?;
     let (client_id, secret) = basic_credentials(&headers).ok_or(AuthError::InvalidClient)?;
+    Limits::check(&app.limits.token_requests, &client_id)?;
     let client = clients::authenticate(app.store.as_ref(), &client_id, &secret).await?;
 
     let body = body.required()?;

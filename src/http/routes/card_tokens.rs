@@ -2,7 +2,7 @@
 //! `/v1/accounts/{aid}/payments/card-tokens…`. The account always comes from the access token;
 //! another account's token is simply not found.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde_json::Value;
@@ -12,7 +12,7 @@ use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, Del
 use crate::domain::validation::{self, FieldError};
 use crate::domain::{AccountId, Timestamp, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::{JsonObject, Query};
+use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::response::{self, json};
 use crate::http::AppState;
 use crate::store::CardTokenDeletion;

@@ -1,6 +1,6 @@
 //! Customers (`/v1/accounts/{aid}/customers/users`): the owners of customer tokens.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -8,7 +8,7 @@ use crate::auth::{Caller, Permission};
 use crate::domain::customer::{CustomerFilter, NewCustomer, CUSTOMER_TYPES};
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::{path_identifier, JsonObject, Query};
+use crate::http::extract::{path_identifier, JsonObject, Path, Query};
 use crate::http::response::{self, json};
 use crate::http::AppState;
 

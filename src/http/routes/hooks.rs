@@ -1,7 +1,7 @@
 //! Webhook subscriptions (`/v1/accounts/{aid}/hooks/subscriptions`), Dintero's hooks API for the
 //! card-token events tokenvault emits.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -14,7 +14,7 @@ use crate::auth::{Caller, Permission};
 use crate::domain::webhook::HookSubscription;
 use crate::domain::Timestamp;
 use crate::http::error::ApiError;
-use crate::http::extract::JsonObject;
+use crate::http::extract::{JsonObject, Path};
 use crate::http::response::json;
 use crate::http::AppState;
 

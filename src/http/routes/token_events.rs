@@ -1,7 +1,7 @@
 //! Token events (`/v1/accounts/{aid}/customers/tokens/events`): what is known about a token
 //! type/value, with or without a customer.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -13,7 +13,7 @@ use crate::domain::customer_token::CustomerToken;
 use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue, DELETED_STATUS};
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::{JsonObject, Query};
+use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::response::{self, json};
 use crate::http::AppState;
 

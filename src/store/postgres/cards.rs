@@ -244,16 +244,16 @@ pub(super) async fn set_card_token_status(
     let tx = conn.transaction().await?;
     let current = lock(&tx, account, id).await?;
     let from = current.card.status;
-    if from == status {
-        tx.commit().await?;
-        return Ok(current);
-    }
     if !from.can_become(status) {
         return Err(StoreError::Conflict(if from == CardTokenStatus::Deleted {
             format!("card token '{id}' is DELETED; its status cannot change")
         } else {
             format!("cannot change status from {from} to {status}")
         }));
+    }
+    if from == status {
+        tx.commit().await?;
+        return Ok(current);
     }
     let sql = format!(
         "UPDATE card_tokens SET status = $3, updated_at = $4 WHERE account_id = $1 AND id = $2 RETURNING {CARD_COLUMNS}"

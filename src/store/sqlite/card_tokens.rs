@@ -249,15 +249,15 @@ pub(super) fn set_status(
 ) -> StoreResult<CardTokenRecord> {
     let mut record = find(conn, account.as_str(), id)?.ok_or(StoreError::NotFound("card token"))?;
     let current = record.card.status;
-    if current == status {
-        return Ok(record);
-    }
     if !current.can_become(status) {
         return Err(StoreError::Conflict(if current == CardTokenStatus::Deleted {
             format!("card token '{id}' is DELETED; its status cannot change")
         } else {
             format!("cannot change status from {current} to {status}")
         }));
+    }
+    if current == status {
+        return Ok(record);
     }
     sql::execute(
         conn,

@@ -1,0 +1,131 @@
+//! Request metrics in the Prometheus text format (`GET /metrics`): counts by route, method and
+//! status, and a latency histogram by route and method. Routes are axum's matched patterns
+//! (`/v1/card-tokens/{token_id}`), so ids never become label values.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// The registry behind `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+}
+
+impl Metrics {
+    fn record(&self, route: String, method: String, status: u16, seconds: f64) {
+        *lock(&self.requests).entry((route.clone(), method.clone(), status)).or_default() += 1;
+        let mut latency = lock(&self.latency);
+        let histogram = latency.entry((route, method)).or_default();
+        for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter_mut()) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    /// The Prometheus exposition, followed by `extra` gauges (already formatted).
+    pub fn render(&self, extra: &str) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP tokenvault_http_requests_total HTTP requests answered.\n");
+        out.push_str("# TYPE tokenvault_http_requests_total counter\n");
+        for ((route, method, status), count) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "tokenvault_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP tokenvault_http_request_duration_seconds Time to answer HTTP requests.\n");
+        out.push_str("# TYPE tokenvault_http_request_duration_seconds histogram\n");
+        for ((route, method), histogram) in lock(&self.latency).iter() {
+            let labels = format!("route=\"{}\",method=\"{method}\"", escape(route));
+            for (bound, count) in BUCKETS.iter().zip(histogram.counts) {
+                let _ =
+                    writeln!(out, "tokenvault_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(
+                out,
+                "tokenvault_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(out, "tokenvault_http_request_duration_seconds_sum{{{labels}}} {}", histogram.sum);
+            let _ = writeln!(out, "tokenvault_http_request_duration_seconds_count{{{labels}}} {}", histogram.count);
+        }
+        out.push_str(extra);
+        out
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// `GET /metrics`.
+pub async fn render(State(app): State<super::AppState>) -> Response {
+    let mut response = Response::new(axum::body::Body::from(app.metrics.render("")));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// Middleware recording every answered request.
+pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics.record(route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let metrics = Metrics::default();
+        metrics.record("/health".into(), "GET".into(), 200, 0.0007);
+        metrics.record("/health".into(), "GET".into(), 200, 0.02);
+        let text = metrics.render("");
+        assert!(text.contains("tokenvault_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 2\n"));
+        assert!(text.contains(
+            "tokenvault_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\",le=\"0.0005\"} 0\n"
+        ));
+        assert!(text.contains(
+            "tokenvault_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\",le=\"0.001\"} 1\n"
+        ));
+        assert!(text.contains(
+            "tokenvault_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\",le=\"0.025\"} 2\n"
+        ));
+        assert!(text.contains("tokenvault_http_request_duration_seconds_count{route=\"/health\",method=\"GET\"} 2\n"));
+    }
+}

@@ -1,0 +1,16 @@
+//! The HTTP integration suite of tokenvault: one binary, a module per feature. Every HTTP test
+//! runs against both backends (SQLite and PostgreSQL) through `backend_tests!`.
+
+#[macro_use]
+mod helpers;
+
+mod auth;
+mod auth_edge;
+mod card_tokens;
+mod customer_tokens;
+mod customers;
+mod errors;
+mod observability;
+mod paging_props;
+mod persistence;
+mod token_events;
