@@ -114,9 +114,9 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
                 let _ = stop.await;
             })
             .await;
-        // Undelivered events stay in the outbox for the next start.
-        worker.abort();
-        let _ = worker.await;
+        // Attempts in flight are recorded; undelivered events stay in the outbox for the next
+        // start.
+        worker.stop().await;
         served
     });
     Ok(RunningServer { addr, store, shutdown, task })

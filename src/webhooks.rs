@@ -2,6 +2,7 @@
 //! (`event-signature`: HMAC-SHA1 of the body keyed with the subscription's secret), with
 //! exponential back-off, and safe with several instances (deliveries are leased).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +21,8 @@ const BATCH: u32 = 32;
 /// How long a taken delivery is reserved for this worker.
 const LEASE: Duration = Duration::from_secs(60);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Beyond the send timeout, how long a stop waits for the round in flight to be recorded.
+const STOP_SLACK: Duration = Duration::from_secs(2);
 
 /// Tuning of the delivery loop.
 #[derive(Debug, Clone, Copy)]
@@ -43,22 +46,41 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The running delivery loop.
+pub struct Worker {
+    task: JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+    wake: Arc<Notify>,
+}
+
+impl Worker {
+    /// Stops after the round in flight: its attempts finish (each is bounded by the send
+    /// timeout) and are recorded, so that a clean restart strands no lease. Only a round that
+    /// outlasts the grace period is cut short; its leases then run out as after a crash.
+    pub async fn stop(mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        if tokio::time::timeout(SEND_TIMEOUT + STOP_SLACK, &mut self.task).await.is_err() {
+            tracing::warn!("the webhook worker did not stop in time; its leased deliveries will be retried later");
+            self.task.abort();
+            let _ = self.task.await;
+        }
+    }
+}
+
 /// Starts the delivery loop; `wake` makes it look at the outbox at once (after a card-token
 /// change) instead of at the next poll.
-pub fn spawn(
-    store: Arc<dyn Store>,
-    cipher: Arc<TokenCipher>,
-    settings: WebhookSettings,
-    wake: Arc<Notify>,
-) -> JoinHandle<()> {
+pub fn spawn(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, settings: WebhookSettings, wake: Arc<Notify>) -> Worker {
     let client = reqwest::Client::builder()
         .timeout(SEND_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("a default HTTP client builds");
-    tokio::spawn(async move {
-        loop {
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (flag, woken) = (stopping.clone(), wake.clone());
+    let task = tokio::spawn(async move {
+        while !flag.load(Ordering::SeqCst) {
             let now = Timestamp::now();
             let lease_until = now.plus_seconds(LEASE.as_secs() as i64);
             match store.claim_webhook_deliveries(now, lease_until, BATCH).await {
@@ -79,11 +101,12 @@ pub fn spawn(
                 Err(error) => tracing::warn!(%error, "could not read the webhook outbox"),
             }
             tokio::select! {
-                () = wake.notified() => {}
+                () = woken.notified() => {}
                 () = tokio::time::sleep(settings.poll_interval) => {}
             }
         }
-    })
+    });
+    Worker { task, stopping, wake }
 }
 
 async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(futures: impl Iterator<Item = F>) {

@@ -13,6 +13,10 @@ use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenEvent, TokenTypeValue};
+use crate::domain::webhook::{
+    card_token_event_body, DeliveryResult, HookSubscription, WebhookDelivery, CARD_TOKEN_ADD, CARD_TOKEN_DELETE,
+    CARD_TOKEN_UPDATE, EVENTS,
+};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
 /// Expands to one `#[tokio::test]` per conformance check. `$open` is an async fn returning
@@ -38,6 +42,10 @@ macro_rules! conformance_suite {
             card_tokens_import_is_idempotent,
             card_token_delete_and_status,
             audit_trail,
+            hook_subscriptions_crud,
+            webhook_events_are_enqueued_with_card_token_changes,
+            webhook_claims_lease_deliveries,
+            webhook_completions,
         );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
@@ -911,4 +919,273 @@ pub async fn audit_trail(store: Arc<dyn Store>) {
     let after = store.list_audit(None, everything[2].seq, 2).await.unwrap();
     assert_eq!(after.iter().map(|r| r.seq).collect::<Vec<_>>(), [everything[3].seq, everything[4].seq]);
     assert_eq!(store.list_audit(Some(&b()), everything[6].seq, 10).await.unwrap(), []);
+}
+
+// ---- webhooks -------------------------------------------------------------------------------
+
+fn subscription(account: &AccountId, events: &[&str], url: &str) -> HookSubscription {
+    let body = json!({"config": {"url": url, "content_type": "application/json"}, "events": events});
+    HookSubscription::from_body(body.as_object().unwrap(), account, "client", t(1000)).unwrap().0
+}
+
+fn sealed_secret(subscription: &HookSubscription) -> Vec<u8> {
+    format!("sealed-{}", subscription.id).into_bytes()
+}
+
+async fn subscribe(store: &Arc<dyn Store>, account: &AccountId, events: &[&str]) -> HookSubscription {
+    let subscription = subscription(account, events, &format!("https://hooks.example/{}", Uuid::new_v4()));
+    store.create_hook_subscription(&subscription, &sealed_secret(&subscription)).await.unwrap();
+    subscription
+}
+
+/// Everything due within the next hour, leased for a day: what the mutations since the last
+/// drain enqueued (mutations enqueue at the current time).
+async fn drain(store: &Arc<dyn Store>) -> Vec<WebhookDelivery> {
+    let now = Timestamp::now().plus_seconds(3600);
+    store.claim_webhook_deliveries(now, now.plus_seconds(86_400), 1000).await.unwrap()
+}
+
+/// The card token id a delivery's body announces.
+fn announced(delivery: &WebhookDelivery) -> String {
+    let body: Value = serde_json::from_str(&delivery.body).unwrap();
+    body["token"]["id"].as_str().unwrap().to_owned()
+}
+
+fn deliveries(sent: &[WebhookDelivery]) -> Vec<(Uuid, &str, String)> {
+    sent.iter().map(|d| (d.subscription_id, d.event.as_str(), announced(d))).collect()
+}
+
+pub async fn hook_subscriptions_crud(store: Arc<dyn Store>) {
+    assert_eq!(store.list_hook_subscriptions(&a()).await.unwrap(), []);
+    let first = subscription(&a(), &[CARD_TOKEN_ADD], "https://hooks.example/first?key=v");
+    store.create_hook_subscription(&first, b"sealed-1").await.unwrap();
+    let mut second = subscription(&a(), &EVENTS, "http://127.0.0.1:9/second");
+    second.active = false;
+    store.create_hook_subscription(&second, b"sealed-2").await.unwrap();
+    let foreign = subscription(&b(), &[CARD_TOKEN_DELETE], "https://hooks.example/foreign");
+    store.create_hook_subscription(&foreign, b"sealed-3").await.unwrap();
+    conflict(store.create_hook_subscription(&first, b"sealed-again").await);
+
+    assert_eq!(store.list_hook_subscriptions(&a()).await.unwrap(), [first.clone(), second.clone()]);
+    assert_eq!(store.list_hook_subscriptions(&b()).await.unwrap(), std::slice::from_ref(&foreign));
+    assert_eq!(store.get_hook_subscription(&a(), first.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.get_hook_subscription(&a(), second.id).await.unwrap(), Some(second.clone()));
+    assert_eq!(store.get_hook_subscription(&b(), first.id).await.unwrap(), None);
+    assert_eq!(store.get_hook_subscription(&a(), foreign.id).await.unwrap(), None);
+    assert_eq!(store.get_hook_subscription(&a(), Uuid::new_v4()).await.unwrap(), None);
+
+    assert_eq!(not_found(store.delete_hook_subscription(&b(), first.id, "admin", t(2000)).await), "subscription");
+    assert_eq!(store.delete_hook_subscription(&a(), first.id, "admin", t(2000)).await.unwrap(), first);
+    assert_eq!(store.list_hook_subscriptions(&a()).await.unwrap(), [second.clone()]);
+    assert_eq!(store.get_hook_subscription(&a(), first.id).await.unwrap(), None);
+    assert_eq!(not_found(store.delete_hook_subscription(&a(), first.id, "admin", t(3000)).await), "subscription");
+    assert_eq!(store.list_hook_subscriptions(&b()).await.unwrap(), [foreign]);
+
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let summary: Vec<_> =
+        records.iter().map(|r| (r.action.as_str(), r.actor.as_str(), r.at, r.resource_id.clone())).collect();
+    assert_eq!(
+        summary,
+        [
+            ("hook_subscription.create", "client", t(1000), first.id.to_string()),
+            ("hook_subscription.create", "client", t(1000), second.id.to_string()),
+            ("hook_subscription.delete", "admin", t(2000), first.id.to_string()),
+        ]
+    );
+    assert_eq!(records[0].details, json!({"events": ["checkout_token_add"]}));
+    assert!(records.iter().all(|r| !r.details.to_string().contains("hooks.example")));
+}
+
+pub async fn webhook_events_are_enqueued_with_card_token_changes(store: Arc<dyn Store>) {
+    // Without subscriptions a change writes nothing to the outbox.
+    store.create_card_token(&card(&a(), json!({"id": "ct-0"})), None).await.unwrap();
+    assert_eq!(drain(&store).await, []);
+
+    let all = subscribe(&store, &a(), &EVENTS).await;
+    let adds = subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    let mut inactive = subscription(&a(), &EVENTS, "https://hooks.example/inactive");
+    inactive.active = false;
+    store.create_hook_subscription(&inactive, b"inactive").await.unwrap();
+    let elsewhere = subscribe(&store, &b(), &EVENTS).await;
+
+    let new = card(&a(), json!({"id": "ct-1", "token": "psp-secret-4711", "customer_id": "cust"}));
+    let created = store.create_card_token(&new, Some(&sealed("fp1"))).await.unwrap();
+    let sent = drain(&store).await;
+    assert_eq!(
+        deliveries(&sent),
+        [(all.id, CARD_TOKEN_ADD, "ct-1".to_owned()), (adds.id, CARD_TOKEN_ADD, "ct-1".to_owned())]
+    );
+    assert_ne!(sent[0].id, sent[1].id);
+    for (delivery, subscription) in sent.iter().zip([&all, &adds]) {
+        assert_eq!(delivery.body, card_token_event_body(CARD_TOKEN_ADD, delivery.id, &created.card));
+        assert_eq!(delivery.account_id, a());
+        assert_eq!(delivery.url, subscription.config.url);
+        assert_eq!(delivery.sealed_secret, sealed_secret(subscription));
+        assert_eq!(delivery.attempts, 0);
+        assert!(!delivery.body.contains("psp-secret-4711"));
+    }
+    let body: Value = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "account_id": "T00000001",
+            "event_delivery": sent[0].id.to_string(),
+            "event": "checkout_token_add",
+            "token": {
+                "id": "ct-1", "type": "payment_token", "status": "ACTIVE", "card_brand": "visa",
+                "account_id": "T00000001", "payment_product_type": "bambora.creditcard",
+                "created_at": "1970-01-01T00:00:01Z", "updated_at": "1970-01-01T00:00:01Z",
+                "customer_id": "cust", "created_by": "client"
+            }
+        })
+    );
+
+    // Refused and no-op changes announce nothing.
+    conflict(store.create_card_token(&card(&a(), json!({"id": "ct-1"})), None).await);
+    store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Active, "admin", t(2000)).await.unwrap();
+    assert_eq!(drain(&store).await, []);
+
+    let suspended =
+        store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Suspended, "admin", t(2000)).await.unwrap();
+    let sent = drain(&store).await;
+    assert_eq!(deliveries(&sent), [(all.id, CARD_TOKEN_UPDATE, "ct-1".to_owned())]);
+    assert_eq!(sent[0].body, card_token_event_body(CARD_TOKEN_UPDATE, sent[0].id, &suspended.card));
+    assert!(sent[0].body.contains(r#""status":"SUSPENDED""#));
+    conflict(store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Deleted, "admin", t(3000)).await);
+    assert_eq!(drain(&store).await, []);
+
+    let deletion =
+        CardTokenDeletion { actor: "admin".into(), reason: None, requestor: DeleteRequestor::Merchant, at: t(4000) };
+    let deleted = store.delete_card_token(&a(), "ct-1", &deletion).await.unwrap();
+    let sent = drain(&store).await;
+    assert_eq!(deliveries(&sent), [(all.id, CARD_TOKEN_DELETE, "ct-1".to_owned())]);
+    assert_eq!(sent[0].body, card_token_event_body(CARD_TOKEN_DELETE, sent[0].id, &deleted.card));
+    store.delete_card_token(&a(), "ct-1", &CardTokenDeletion { at: t(5000), ..deletion }).await.unwrap();
+    conflict(store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Active, "admin", t(5000)).await);
+    assert_eq!(not_found(store.delete_card_token(&a(), "ct-9", &deletion_at(5000)).await), "card token");
+    assert_eq!(drain(&store).await, []);
+
+    // Imports announce what they import, once per subscription, and nothing already present.
+    let batch = vec![
+        (card(&a(), json!({"id": "ct-1"})), None),
+        (card(&a(), json!({"id": "ct-2", "token": "psp-secret-2"})), Some(sealed("fp2"))),
+        (card(&b(), json!({"id": "ct-3"})), None),
+        (card(&a(), json!({"id": "ct-9"})), Some(sealed("fp2"))),
+    ];
+    use ImportOutcome::{AlreadyPresent as Present, Imported};
+    assert_eq!(store.import_card_tokens(&batch).await.unwrap(), [Present, Imported, Imported, Present]);
+    let sent = drain(&store).await;
+    assert_eq!(
+        deliveries(&sent),
+        [
+            (all.id, CARD_TOKEN_ADD, "ct-2".to_owned()),
+            (adds.id, CARD_TOKEN_ADD, "ct-2".to_owned()),
+            (elsewhere.id, CARD_TOKEN_ADD, "ct-3".to_owned()),
+        ]
+    );
+    let ct2 = store.get_card_token(&a(), "ct-2").await.unwrap().unwrap().card;
+    assert_eq!(sent[0].body, card_token_event_body(CARD_TOKEN_ADD, sent[0].id, &ct2));
+    assert!(!sent[0].body.contains("psp-secret-2"));
+    let ct3 = store.get_card_token(&b(), "ct-3").await.unwrap().unwrap().card;
+    assert_eq!(sent[2].body, card_token_event_body(CARD_TOKEN_ADD, sent[2].id, &ct3));
+    assert_eq!(sent[2].account_id, b());
+    assert_eq!(store.import_card_tokens(&batch).await.unwrap(), vec![Present; 4]);
+    assert_eq!(drain(&store).await, []);
+
+    // Deleting a subscription drops what it has not been sent yet.
+    store.create_card_token(&card(&a(), json!({"id": "ct-4"})), None).await.unwrap();
+    store.delete_hook_subscription(&a(), adds.id, "admin", t(6000)).await.unwrap();
+    assert_eq!(deliveries(&drain(&store).await), [(all.id, CARD_TOKEN_ADD, "ct-4".to_owned())]);
+}
+
+fn deletion_at(at: i64) -> CardTokenDeletion {
+    CardTokenDeletion { actor: "admin".into(), reason: None, requestor: DeleteRequestor::Merchant, at: t(at) }
+}
+
+pub async fn webhook_claims_lease_deliveries(store: Arc<dyn Store>) {
+    subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    for i in 1..=3 {
+        store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
+    }
+    // Nothing is due before it was written.
+    assert_eq!(store.claim_webhook_deliveries(t(0), t(60_000), 10).await.unwrap(), []);
+    let now = Timestamp::now().plus_seconds(1);
+    let lease = |seconds| now.plus_seconds(seconds);
+    assert_eq!(store.claim_webhook_deliveries(now, lease(60), 0).await.unwrap(), []);
+
+    let first = store.claim_webhook_deliveries(now, lease(60), 2).await.unwrap();
+    assert_eq!(first.iter().map(announced).collect::<Vec<_>>(), ["ct-1", "ct-2"]);
+    let second = store.claim_webhook_deliveries(now, lease(60), 10).await.unwrap();
+    assert_eq!(second.iter().map(announced).collect::<Vec<_>>(), ["ct-3"]);
+    // Leased: nobody else gets them until the lease ends.
+    assert_eq!(store.claim_webhook_deliveries(now, lease(60), 10).await.unwrap(), []);
+    assert_eq!(store.claim_webhook_deliveries(lease(59), lease(120), 10).await.unwrap(), []);
+    // A lease that ran out without a result (a crashed worker) gives the rows back, unchanged.
+    let again = store.claim_webhook_deliveries(lease(60), lease(120), 10).await.unwrap();
+    let mut before = first.clone();
+    before.extend(second);
+    assert_eq!(again, before);
+    assert!(again.iter().all(|d| d.attempts == 0));
+    assert_eq!(store.claim_webhook_deliveries(lease(60), lease(120), 10).await.unwrap(), []);
+
+    // Concurrent claims never share a row, and together take every due one.
+    for i in 4..=13 {
+        store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
+    }
+    let (x, y) = tokio::join!(
+        store.claim_webhook_deliveries(lease(60), lease(600), 6),
+        store.claim_webhook_deliveries(lease(60), lease(600), 6)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.len() + y.len(), 10, "{x:?} {y:?}");
+    let mut cards: Vec<String> = x.iter().chain(&y).map(announced).collect();
+    cards.sort_by_key(|id| id[3..].parse::<u32>().unwrap());
+    assert_eq!(cards, (4..=13).map(|i| format!("ct-{i}")).collect::<Vec<_>>());
+    assert_eq!(store.claim_webhook_deliveries(lease(60), lease(600), 10).await.unwrap(), []);
+}
+
+pub async fn webhook_completions(store: Arc<dyn Store>) {
+    subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    for i in 1..=4 {
+        store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
+    }
+    let now = Timestamp::now().plus_seconds(1);
+    let at = |seconds| now.plus_seconds(seconds);
+    let claimed = store.claim_webhook_deliveries(now, at(60), 10).await.unwrap();
+    assert_eq!(claimed.iter().map(announced).collect::<Vec<_>>(), ["ct-1", "ct-2", "ct-3", "ct-4"]);
+    let [delivered, retried, given_up, abandoned] = [0, 1, 2, 3].map(|i| claimed[i].clone());
+
+    store.complete_webhook_delivery(delivered.id, &DeliveryResult::Delivered { at: now }).await.unwrap();
+    let retry = DeliveryResult::Retry { at: at(30), error: "the receiver answered 500".into() };
+    store.complete_webhook_delivery(retried.id, &retry).await.unwrap();
+    let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
+    store.complete_webhook_delivery(given_up.id, &give_up).await.unwrap();
+
+    // A retry comes back at its time, counting the failed attempt; nothing else is due yet.
+    assert_eq!(store.claim_webhook_deliveries(at(29), at(90), 10).await.unwrap(), []);
+    let back = store.claim_webhook_deliveries(at(30), at(90), 10).await.unwrap();
+    assert_eq!(back, [WebhookDelivery { attempts: 1, ..retried.clone() }]);
+    let later = DeliveryResult::Retry { at: at(100), error: "timed out".into() };
+    store.complete_webhook_delivery(retried.id, &later).await.unwrap();
+
+    // The delivery nobody reported on returns when its lease ends, never counted as attempted.
+    assert_eq!(store.claim_webhook_deliveries(at(60), at(1000), 10).await.unwrap(), std::slice::from_ref(&abandoned));
+    let back = store.claim_webhook_deliveries(at(100), at(1000), 10).await.unwrap();
+    assert_eq!(back, [WebhookDelivery { attempts: 2, ..retried.clone() }]);
+    store.complete_webhook_delivery(retried.id, &DeliveryResult::Delivered { at: at(100) }).await.unwrap();
+    store.complete_webhook_delivery(abandoned.id, &DeliveryResult::Delivered { at: at(100) }).await.unwrap();
+
+    // Delivered and given-up rows are done for good; late or unknown results change nothing.
+    let far = at(30 * 86_400);
+    assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
+    store
+        .complete_webhook_delivery(delivered.id, &DeliveryResult::Retry { at: now, error: "late".into() })
+        .await
+        .unwrap();
+    store
+        .complete_webhook_delivery(given_up.id, &DeliveryResult::Retry { at: now, error: "late".into() })
+        .await
+        .unwrap();
+    store.complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }).await.unwrap();
+    assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
 }

@@ -209,46 +209,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<AuditRecord>>;
 
     /// Stores a webhook subscription with its sealed signing secret. Card-token mutations then
-    /// write one outbox row per interested subscription in their own transaction.
-    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
-        let _ = (subscription, sealed_secret);
-        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
-    }
-    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
-        let _ = account;
-        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
-    }
-    async fn get_hook_subscription(
+    /// write one outbox row per interested subscription in their own transaction:
+    /// `checkout_token_add` for a create and each imported token, `checkout_token_update` for a
+    /// status that actually changes, `checkout_token_delete` for a delete that actually deletes.
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()>;
+    /// The account's subscriptions, oldest first.
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>>;
+    async fn get_hook_subscription(&self, account: &AccountId, id: uuid::Uuid)
+        -> StoreResult<Option<HookSubscription>>;
+    /// NotFound("subscription") when absent; its pending deliveries are dropped with it.
+    async fn delete_hook_subscription(
         &self,
         account: &AccountId,
         id: uuid::Uuid,
-    ) -> StoreResult<Option<HookSubscription>> {
-        let _ = (account, id);
-        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
-    }
-    /// NotFound("subscription") when absent; its pending deliveries are dropped with it.
-    async fn delete_hook_subscription(&self, account: &AccountId, id: uuid::Uuid) -> StoreResult<HookSubscription> {
-        let _ = (account, id);
-        Err(StoreError::Internal("webhooks are not implemented by this store yet".into()))
-    }
-    /// Takes up to `limit` deliveries due at `now` and leases them until `lease_until`, so that
-    /// no other worker (or instance) sends them meanwhile; a crashed worker's lease runs out and
-    /// the delivery is retried.
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<HookSubscription>;
+    /// Takes up to `limit` deliveries due at `now` (pending, `next_attempt_at <= now`), oldest
+    /// first, and leases them until `lease_until`, so that no other worker (or instance) sends
+    /// them meanwhile; a crashed worker's lease runs out and the delivery is retried. Each
+    /// delivery's `attempts` counts the attempts made before this one.
     async fn claim_webhook_deliveries(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> StoreResult<Vec<WebhookDelivery>> {
-        let _ = (now, lease_until, limit);
-        Ok(Vec::new())
-    }
+    ) -> StoreResult<Vec<WebhookDelivery>>;
     /// Records an attempt's result: delivered rows leave the outbox, failed ones are rescheduled
-    /// or given up.
-    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
-        let _ = (id, result);
-        Ok(())
-    }
+    /// or given up. A delivery no longer pending (its subscription deleted meanwhile) is left
+    /// alone.
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,

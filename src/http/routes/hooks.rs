@@ -71,6 +71,9 @@ pub async fn delete(
     Path((aid, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
-    let subscription = app.store.delete_hook_subscription(&account, subscription_id(&id)?).await?;
+    let subscription = app
+        .store
+        .delete_hook_subscription(&account, subscription_id(&id)?, &caller.client_id, Timestamp::now())
+        .await?;
     Ok(json(StatusCode::OK, &subscription))
 }

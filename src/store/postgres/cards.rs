@@ -1,12 +1,15 @@
 //! Card tokens. The secret `token` only ever arrives sealed and is stored as such.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::{GenericClient, Object};
 use serde_json::json;
 
 use super::rows::{self, CARD_COLUMNS};
-use super::{append_audit, lock_list, overfetch, snapshot, ListQuery};
+use super::{append_audit, lock_list, overfetch, snapshot, webhooks, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
+use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
 
@@ -81,6 +84,7 @@ pub(super) async fn create_card_token(
         return Err(clash(&tx, card, sealed).await?);
     };
     append_audit(&tx, created_audit(card, "card_token.create")).await?;
+    webhooks::announce(&tx, CARD_TOKEN_ADD, &created.card).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -119,9 +123,19 @@ pub(super) async fn import_card_tokens(
         lock_list(&tx, "card_tokens", account).await?;
     }
     let mut outcomes = Vec::with_capacity(batch.len());
+    // Each account's subscriptions are looked up once per batch.
+    let mut listeners: HashMap<&str, Vec<webhooks::Listener>> = HashMap::new();
     for (card, sealed) in batch {
-        if insert(&tx, card, sealed.as_ref()).await?.is_some() {
+        if let Some(imported) = insert(&tx, card, sealed.as_ref()).await? {
             append_audit(&tx, created_audit(card, "card_token.import")).await?;
+            let account = card.account_id.as_str();
+            if !listeners.contains_key(account) {
+                listeners.insert(account, webhooks::listeners(&tx, &card.account_id).await?);
+            }
+            let listeners = &listeners[account];
+            if !listeners.is_empty() {
+                webhooks::enqueue(&tx, listeners, CARD_TOKEN_ADD, &imported.card).await?;
+            }
             outcomes.push(ImportOutcome::Imported);
         } else {
             outcomes.push(ImportOutcome::AlreadyPresent);
@@ -229,6 +243,7 @@ pub(super) async fn delete_card_token(
         },
     )
     .await?;
+    webhooks::announce(&tx, CARD_TOKEN_DELETE, &deleted.card).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -274,6 +289,7 @@ pub(super) async fn set_card_token_status(
         },
     )
     .await?;
+    webhooks::announce(&tx, CARD_TOKEN_UPDATE, &updated.card).await?;
     tx.commit().await?;
     Ok(updated)
 }

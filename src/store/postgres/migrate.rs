@@ -9,7 +9,10 @@ use crate::domain::Timestamp;
 use crate::store::{StoreError, StoreResult};
 
 /// Versions in the order they apply; a version, once released, never changes.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/postgresql/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../migrations/postgresql/0001_init.sql")),
+    (2, include_str!("../../../migrations/postgresql/0002_webhooks.sql")),
+];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped
 /// to the current database, so other databases on the server are not affected.

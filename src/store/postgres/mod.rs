@@ -15,6 +15,7 @@ mod migrate;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
@@ -30,6 +31,7 @@ use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
 pub use dataset::PostgresDataset;
@@ -474,5 +476,47 @@ impl Store for PostgresStore {
             let rows = conn.query(&statement, &[&after_seq, &account, &i64::from(limit)]).await?;
             rows.iter().map(rows::audit_record).collect()
         })
+    }
+
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
+        with_conn!(self, |conn| webhooks::create_subscription(&mut conn, subscription, sealed_secret).await)
+    }
+
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+        with_conn!(self, |conn| webhooks::list_subscriptions(&conn, account).await)
+    }
+
+    async fn get_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<HookSubscription>> {
+        with_conn!(self, |conn| webhooks::get_subscription(&conn, account, id).await)
+    }
+
+    async fn delete_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<HookSubscription> {
+        with_conn!(self, |conn| webhooks::delete_subscription(&mut conn, account, id, actor, at).await)
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        with_conn!(self, |conn| webhooks::claim(&conn, now, lease_until, limit).await)
+    }
+
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
+        with_conn!(self, |conn| webhooks::complete(&conn, id, result).await)
     }
 }

@@ -11,6 +11,8 @@ use tokio_postgres::NoTls;
 use super::*;
 use crate::domain::card_token::DeleteRequestor;
 
+mod webhooks;
+
 /// The maintenance database tests connect to for creating their own; override with
 /// `TOKENVAULT_TEST_POSTGRES_URL`.
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -219,7 +221,7 @@ async fn migrations_run_once_even_when_instances_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     // JSON stays TEXT so that key order survives.
     let data_type: String = sql
         .query_one(

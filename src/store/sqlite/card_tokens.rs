@@ -1,12 +1,16 @@
 //! Card tokens. The secret `token` only ever arrives and leaves sealed.
 
+use std::collections::HashMap;
+
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
 use serde_json::{json, Map};
 
 use super::sql::{self, json_opt_col, parsed_col, text, time_col, time_opt_col, Where};
+use super::webhooks;
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus, PAYMENT_TOKEN_TYPE};
+use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
 
@@ -146,19 +150,31 @@ pub(super) fn create(
         return Err(StoreError::Conflict(reason));
     }
     insert(conn, card, sealed, "card_token.create")?;
-    Ok(CardTokenRecord {
+    let record = CardTokenRecord {
         card: CardToken { token: None, ..card.clone() },
         sealed_token: sealed.map(|s| s.ciphertext.clone()),
-    })
+    };
+    webhooks::announce(conn, CARD_TOKEN_ADD, &record.card)?;
+    Ok(record)
 }
 
 pub(super) fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
     let mut outcomes = Vec::with_capacity(batch.len());
+    // A batch is usually of one account: its subscriptions are looked up once.
+    let mut listeners: HashMap<&str, Vec<webhooks::Listener>> = HashMap::new();
     for (card, sealed) in batch {
         if clash(conn, card, sealed.as_ref())?.is_some() {
             outcomes.push(ImportOutcome::AlreadyPresent);
         } else {
             insert(conn, card, sealed.as_ref(), "card_token.import")?;
+            let account = card.account_id.as_str();
+            if !listeners.contains_key(account) {
+                listeners.insert(account, webhooks::listeners(conn, &card.account_id)?);
+            }
+            let listeners = &listeners[account];
+            if !listeners.is_empty() {
+                webhooks::enqueue(conn, listeners, CARD_TOKEN_ADD, &CardToken { token: None, ..card.clone() })?;
+            }
             outcomes.push(ImportOutcome::Imported);
         }
     }
@@ -236,6 +252,7 @@ pub(super) fn delete(
     card.deleted_at = Some(at);
     card.deleted_by = Some(deletion.actor.clone());
     card.updated_at = at;
+    webhooks::announce(conn, CARD_TOKEN_DELETE, &record.card)?;
     Ok(record)
 }
 
@@ -278,5 +295,6 @@ pub(super) fn set_status(
     )?;
     record.card.status = status;
     record.card.updated_at = at;
+    webhooks::announce(conn, CARD_TOKEN_UPDATE, &record.card)?;
     Ok(record)
 }

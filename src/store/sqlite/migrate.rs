@@ -8,7 +8,10 @@ use crate::domain::Timestamp;
 use crate::store::{StoreError, StoreResult};
 
 /// Every migration, by version. Append only: an applied migration is never edited.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../../migrations/sqlite/0002_webhooks.sql")),
+];
 
 /// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and
 /// brings the schema up to date; returns the connection and the versions it applied.

@@ -9,6 +9,7 @@ mod migrate;
 mod pool;
 mod sql;
 mod token_events;
+mod webhooks;
 mod writer;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
+use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 pub use dataset::SqliteDataset;
 pub use migrate::migrate;
@@ -304,5 +306,53 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<AuditRecord>> {
         let account = account.map(|a| a.as_str().to_owned());
         self.readers.read(move |conn| admin::list_audit(conn, account.as_deref(), after_seq, limit)).await
+    }
+
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
+        let (subscription, sealed_secret) = (subscription.clone(), sealed_secret.to_vec());
+        self.writer.submit(move |conn| webhooks::create_subscription(conn, &subscription, &sealed_secret)).await
+    }
+
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+        let account = account.clone();
+        self.readers.read(move |conn| webhooks::list_subscriptions(conn, &account)).await
+    }
+
+    async fn get_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<HookSubscription>> {
+        let account = account.clone();
+        self.readers.read(move |conn| webhooks::get_subscription(conn, &account, id)).await
+    }
+
+    async fn delete_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<HookSubscription> {
+        let (account, actor) = (account.clone(), actor.to_owned());
+        self.writer.submit(move |conn| webhooks::delete_subscription(conn, &account, id, &actor, at)).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        // Polling reads first, so an idle outbox never takes a turn of the writer.
+        if limit == 0 || !self.readers.read(move |conn| webhooks::any_due(conn, now)).await? {
+            return Ok(Vec::new());
+        }
+        self.writer.submit(move |conn| webhooks::claim(conn, now, lease_until, limit)).await
+    }
+
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
+        let result = result.clone();
+        self.writer.submit(move |conn| webhooks::complete(conn, id, &result)).await
     }
 }

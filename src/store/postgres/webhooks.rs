@@ -1,0 +1,282 @@
+//! Webhook subscriptions and the durable outbox. Card-token mutations call [`announce`] inside
+//! their own transaction, so an event row commits (or rolls back) with the change it announces.
+//!
+//! Several instances share the outbox: a claim leases rows with `FOR UPDATE SKIP LOCKED`, so two
+//! workers never take the same row, and no worker waits on another's claim.
+
+use deadpool_postgres::{GenericClient, Object};
+use serde_json::json;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::append_audit;
+use super::rows::{self, get};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::card_token::CardToken;
+use crate::domain::webhook::{card_token_event_body, DeliveryResult, HookConfig, HookSubscription, WebhookDelivery};
+use crate::domain::{AccountId, Timestamp};
+use crate::store::{StoreError, StoreResult};
+
+const COLUMNS: &str = "id, account_id, url, events, active, created_at, created_by, updated_at";
+
+/// Rows that still await delivery; the outbox's partial indexes use the same condition.
+const PENDING: &str = "delivered_at IS NULL AND gave_up_at IS NULL";
+
+fn account(row: &Row, column: &str) -> StoreResult<AccountId> {
+    let text: &str = get(row, column)?;
+    AccountId::parse(column, text).map_err(|e| StoreError::Internal(format!("column {column}: {}", e.message)))
+}
+
+fn events(row: &Row) -> StoreResult<Vec<String>> {
+    let text: &str = get(row, "events")?;
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("column events: {e}")))
+}
+
+fn subscription(row: &Row) -> StoreResult<HookSubscription> {
+    Ok(HookSubscription {
+        id: rows::uuid(row, "id")?,
+        account_id: account(row, "account_id")?,
+        config: HookConfig { url: get(row, "url")?, content_type: "application/json".to_owned() },
+        events: events(row)?,
+        active: get(row, "active")?,
+        created_at: Timestamp::from_millis(get(row, "created_at")?),
+        created_by: get(row, "created_by")?,
+        updated_at: Timestamp::from_millis(get(row, "updated_at")?),
+    })
+}
+
+pub(super) async fn create_subscription(
+    conn: &mut Object,
+    subscription: &HookSubscription,
+    sealed_secret: &[u8],
+) -> StoreResult<()> {
+    let tx = conn.transaction().await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO hook_subscriptions (id, account_id, url, events, active, sealed_secret, created_at, \
+             created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await?;
+    let events = rows::json_text(&subscription.events)?;
+    tx.execute(
+        &statement,
+        &[
+            &subscription.id.to_string(),
+            &subscription.account_id.as_str(),
+            &subscription.config.url,
+            &events,
+            &subscription.active,
+            &sealed_secret,
+            &subscription.created_at.millis(),
+            &subscription.created_by,
+            &subscription.updated_at.millis(),
+        ],
+    )
+    .await?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at: subscription.created_at,
+            account_id: subscription.account_id.to_string(),
+            actor: subscription.created_by.clone(),
+            action: "hook_subscription.create",
+            resource_type: "hook_subscription",
+            resource_id: subscription.id.to_string(),
+            // The URL may carry credentials of the receiver; the audit log never holds secrets.
+            details: json!({"events": subscription.events}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn list_subscriptions(
+    client: &impl GenericClient,
+    account: &AccountId,
+) -> StoreResult<Vec<HookSubscription>> {
+    let sql = format!("SELECT {COLUMNS} FROM hook_subscriptions WHERE account_id = $1 ORDER BY seq");
+    let statement = client.prepare_cached(&sql).await?;
+    client.query(&statement, &[&account.as_str()]).await?.iter().map(subscription).collect()
+}
+
+pub(super) async fn get_subscription(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: Uuid,
+) -> StoreResult<Option<HookSubscription>> {
+    let sql = format!("SELECT {COLUMNS} FROM hook_subscriptions WHERE account_id = $1 AND id = $2");
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client.query_opt(&statement, &[&account.as_str(), &id.to_string()]).await?;
+    row.as_ref().map(subscription).transpose()
+}
+
+/// Removes the subscription and the deliveries it still owes; delivered and given-up rows stay
+/// as history. The delete waits for card-token transactions holding the subscription (see
+/// [`listeners`]), so their events are committed by the time pending rows are dropped.
+pub(super) async fn delete_subscription(
+    conn: &mut Object,
+    account: &AccountId,
+    id: Uuid,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<HookSubscription> {
+    let tx = conn.transaction().await?;
+    let sql = format!("DELETE FROM hook_subscriptions WHERE account_id = $1 AND id = $2 RETURNING {COLUMNS}");
+    let statement = tx.prepare_cached(&sql).await?;
+    let id = id.to_string();
+    let Some(row) = tx.query_opt(&statement, &[&account.as_str(), &id]).await? else {
+        return Err(StoreError::NotFound("subscription"));
+    };
+    let deleted = subscription(&row)?;
+    let statement =
+        tx.prepare_cached(&format!("DELETE FROM webhook_outbox WHERE subscription_id = $1 AND {PENDING}")).await?;
+    let dropped = tx.execute(&statement, &[&id]).await?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at,
+            account_id: account.to_string(),
+            actor: actor.to_owned(),
+            action: "hook_subscription.delete",
+            resource_type: "hook_subscription",
+            resource_id: id,
+            details: json!({"dropped_deliveries": dropped}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// An active subscription of an account and the events it wants.
+pub(super) struct Listener {
+    id: String,
+    events: Vec<String>,
+}
+
+/// The account's active subscriptions: one indexed lookup, nothing more when there are none.
+/// `FOR KEY SHARE` holds them until the caller's transaction ends, so a concurrent delete of a
+/// subscription either happens first (and the change sends it nothing) or waits and then drops
+/// the rows this transaction wrote; no outbox row is left behind for a deleted subscription.
+pub(super) async fn listeners(client: &impl GenericClient, account: &AccountId) -> StoreResult<Vec<Listener>> {
+    let statement = client
+        .prepare_cached(
+            "SELECT id, events FROM hook_subscriptions WHERE account_id = $1 AND active ORDER BY seq FOR KEY SHARE",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&account.as_str()]).await?;
+    rows.iter().map(|row| Ok(Listener { id: get(row, "id")?, events: events(row)? })).collect()
+}
+
+/// Writes one outbox row per listener that wants `event`, due at once. `card` is the token as
+/// stored after the change; its secret `token` never enters the body.
+pub(super) async fn enqueue(
+    client: &impl GenericClient,
+    listeners: &[Listener],
+    event: &str,
+    card: &CardToken,
+) -> StoreResult<()> {
+    let now = Timestamp::now().millis();
+    for listener in listeners.iter().filter(|l| l.events.iter().any(|e| e == event)) {
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO webhook_outbox (id, subscription_id, account_id, event, body, attempts, \
+                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+            )
+            .await?;
+        let delivery = Uuid::new_v4();
+        let body = card_token_event_body(event, delivery, card);
+        client
+            .execute(&statement, &[&delivery.to_string(), &listener.id, &card.account_id.as_str(), &event, &body, &now])
+            .await?;
+    }
+    Ok(())
+}
+
+/// [`listeners`] and [`enqueue`] for a single change.
+pub(super) async fn announce(client: &impl GenericClient, event: &str, card: &CardToken) -> StoreResult<()> {
+    let listeners = listeners(client, &card.account_id).await?;
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    enqueue(client, &listeners, event, card).await
+}
+
+/// Takes the oldest due deliveries and moves their next attempt to `lease_until`, in one
+/// statement. Rows another worker is claiming right now are skipped, not waited for.
+pub(super) async fn claim(
+    client: &impl GenericClient,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<WebhookDelivery>> {
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH due AS MATERIALIZED ( \
+                 SELECT seq FROM webhook_outbox WHERE {PENDING} AND next_attempt_at <= $1 \
+                 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             UPDATE webhook_outbox o SET next_attempt_at = $2 \
+             FROM due, hook_subscriptions s \
+             WHERE o.seq = due.seq AND s.id = o.subscription_id \
+             RETURNING o.seq, o.id, o.subscription_id, o.account_id, s.url, s.sealed_secret, o.event, o.body, \
+                 o.attempts"
+        ))
+        .await?;
+    let rows = client.query(&statement, &[&now.millis(), &lease_until.millis(), &i64::from(limit)]).await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| {
+            let attempts: i32 = get(row, "attempts")?;
+            let delivery = WebhookDelivery {
+                id: rows::uuid(row, "id")?,
+                subscription_id: rows::uuid(row, "subscription_id")?,
+                account_id: account(row, "account_id")?,
+                url: get(row, "url")?,
+                sealed_secret: get(row, "sealed_secret")?,
+                event: get(row, "event")?,
+                body: get(row, "body")?,
+                attempts: u32::try_from(attempts).unwrap_or_default(),
+            };
+            Ok((get::<i64>(row, "seq")?, delivery))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    // RETURNING keeps no order.
+    claimed.sort_by_key(|(seq, _)| *seq);
+    Ok(claimed.into_iter().map(|(_, delivery)| delivery).collect())
+}
+
+/// Records an attempt. A delivery that is no longer pending (its subscription was deleted
+/// meanwhile, or another worker finished it after this one's lease ran out) is left alone.
+pub(super) async fn complete(client: &impl GenericClient, id: Uuid, result: &DeliveryResult) -> StoreResult<()> {
+    let id = id.to_string();
+    match result {
+        DeliveryResult::Delivered { at } => {
+            let statement = client
+                .prepare_cached(&format!(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, delivered_at = $2 WHERE id = $1 AND {PENDING}"
+                ))
+                .await?;
+            client.execute(&statement, &[&id, &at.millis()]).await?;
+        }
+        DeliveryResult::Retry { at, error } => {
+            let statement = client
+                .prepare_cached(&format!(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
+                     WHERE id = $1 AND {PENDING}"
+                ))
+                .await?;
+            client.execute(&statement, &[&id, &at.millis(), error]).await?;
+        }
+        DeliveryResult::GiveUp { error } => {
+            let statement = client
+                .prepare_cached(&format!(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, gave_up_at = $2, last_error = $3 \
+                     WHERE id = $1 AND {PENDING}"
+                ))
+                .await?;
+            client.execute(&statement, &[&id, &Timestamp::now().millis(), error]).await?;
+        }
+    }
+    Ok(())
+}
