@@ -13,4 +13,5 @@ pub mod http;
 pub mod import;
 pub mod seed;
 pub mod store;
+pub mod transfer;
 pub mod webhooks;

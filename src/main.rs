@@ -1,4 +1,5 @@
-//! The `tokenvault` command line: `serve`, `clients create`, `card-tokens import`, `audit`.
+//! The `tokenvault` command line: `serve`, `migrate`, `clients create`, `card-tokens import`,
+//! `audit`, `export`, `import`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -9,6 +10,8 @@ use tokenvault::app::{self, StartupError};
 use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
+use tokenvault::store::{self, dataset};
+use tokenvault::transfer;
 use tokenvault::{import, seed};
 use tracing_subscriber::EnvFilter;
 
@@ -60,6 +63,35 @@ enum Command {
     },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
+    /// Apply pending schema migrations and exit (servers also apply them at start). Safe to run
+    /// while servers run, and more than once; reports what it applied on stderr.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Write the whole dataset as JSON Lines (a header with per-table counts, then one line per
+    /// row), read from one consistent snapshot. Card tokens stay encrypted: servers reading the
+    /// data elsewhere need this database's encryption key.
+    Export {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Where to write; `-` for stdout.
+        #[arg(long, short, default_value = "-")]
+        output: String,
+    },
+    /// Load an export into an empty database (SQLite or PostgreSQL), in batches, keeping every
+    /// row as it was; fails unless the stored counts equal the export's header.
+    Import {
+        /// The export file; `-` for stdin.
+        file: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The encryption key the destination's servers will use: checked against the exported
+        /// card tokens before any is stored (it must be the source's key). Without it, an SQLite
+        /// destination's existing key file is checked instead.
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
+    },
     /// Print a shell completion script (e.g. `tokenvault completions bash > /etc/bash_completion.d/tokenvault`).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`.
@@ -112,6 +144,10 @@ struct ServeArgs {
     /// Database connections (PostgreSQL) or read connections (SQLite).
     #[arg(long, env = "TOKENVAULT_POOL_SIZE", default_value_t = 8)]
     pool_size: usize,
+    /// How long a request waits for a database connection (and a new connection may take to
+    /// open) before it fails with 503, in milliseconds.
+    #[arg(long, env = "TOKENVAULT_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
+    acquire_timeout_ms: u64,
     /// Print a ready client for test account T00000001 with every scope, and a curl example.
     #[arg(long, env = "TOKENVAULT_DEV")]
     dev: bool,
@@ -232,7 +268,131 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Migrate { database } => {
+            let applied = store::migrate(&database.database_url).await.map_err(|e| e.to_string())?;
+            let target = config::redact_url(&database.database_url);
+            if applied.is_empty() {
+                eprintln!("{target}: schema up to date, nothing to apply");
+            } else {
+                for version in &applied {
+                    eprintln!("{target}: applied migration {version}");
+                }
+            }
+            Ok(())
+        }
+        Command::Export { database, output } => export(&database.database_url, &output).await,
+        Command::Import { file, database, encryption_key } => {
+            import_dataset(&file, &database.database_url, encryption_key).await
+        }
     }
+}
+
+/// A one-line progress bar on stderr, redrawn in place (only when stderr is a terminal).
+struct ProgressBar {
+    verb: &'static str,
+    terminal: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new(verb: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Self { verb, terminal: std::io::stderr().is_terminal(), drawn: false }
+    }
+
+    fn draw(&mut self, progress: &transfer::Progress<'_>) {
+        use std::io::Write;
+        if !self.terminal {
+            return;
+        }
+        let percent = (progress.done.min(progress.total) * 100).checked_div(progress.total).unwrap_or(100);
+        eprint!(
+            "\r[{:<40}] {percent:>3}%  {} {} of {} rows ({:<20})",
+            "#".repeat(percent as usize * 40 / 100),
+            self.verb,
+            progress.done,
+            progress.total,
+            progress.table
+        );
+        let _ = std::io::stderr().flush();
+        self.drawn = true;
+    }
+
+    fn finish(&self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}
+
+async fn export(database_url: &str, output: &str) -> Result<(), String> {
+    let mut source = dataset::open(database_url).await.map_err(|e| e.to_string())?;
+    let mut bar = ProgressBar::new("exported");
+    let summary = if output == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        transfer::export(source.as_mut(), &mut out, |p| bar.draw(p)).await
+    } else {
+        let file = std::fs::File::create(output).map_err(|e| format!("cannot create {output}: {e}"))?;
+        let mut out = std::io::BufWriter::new(file);
+        transfer::export(source.as_mut(), &mut out, |p| bar.draw(p)).await
+    };
+    bar.finish();
+    let summary = summary.map_err(|e| format!("export failed: {e}"))?;
+    eprintln!("exported {} rows from {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
+    Ok(())
+}
+
+async fn import_dataset(file: &str, database_url: &str, encryption_key: Option<String>) -> Result<(), String> {
+    let input: Box<dyn std::io::BufRead> = if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let opened = std::fs::File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    // The key to check the card tokens against: the given one, else an SQLite key file that
+    // already exists (never create one here: it would hold a fresh, wrong key).
+    let key_file = ServeConfig::new(database_url).sqlite_key_file();
+    let cipher = match (&encryption_key, &key_file) {
+        (Some(key), _) => Some(tokenvault::crypto::TokenCipher::from_base64(key).map_err(|e| e.to_string())?),
+        (None, Some(path)) if path.exists() => {
+            Some(tokenvault::crypto::TokenCipher::from_key_file(path).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let mut destination = dataset::open(database_url).await.map_err(|e| e.to_string())?;
+    let mut bar = ProgressBar::new("imported");
+    let summary = transfer::import(destination.as_mut(), input, cipher.as_ref(), |p| bar.draw(p)).await;
+    bar.finish();
+    let summary = summary.map_err(|e| match e {
+        transfer::TransferError::NotEmpty(_) | transfer::TransferError::Refused(_) => format!("import refused: {e}"),
+        _ => format!(
+            "import failed: {e}\n(batches stored before the failure stay in the destination: empty it — drop and \
+             re-create the database, or delete the SQLite file — before importing again)"
+        ),
+    })?;
+    eprintln!("imported {} rows into {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
+    if cipher.is_none() && summary.tables.iter().any(|(table, rows)| table == "card_tokens" && *rows > 0) {
+        match &key_file {
+            Some(path) => eprintln!(
+                "note: card tokens are encrypted with the source's key; write that key (base64, one line) to {} \
+                 or pass it as --encryption-key before starting a server on this database",
+                path.display()
+            ),
+            None => eprintln!(
+                "note: card tokens are encrypted with the source's key; start the servers on this database with \
+                 that --encryption-key"
+            ),
+        }
+    }
+    let tables: serde_json::Map<String, serde_json::Value> =
+        summary.tables.iter().map(|(table, rows)| (table.clone(), (*rows).into())).collect();
+    println!("{}", serde_json::json!({"rows": summary.rows, "tables": tables}));
+    Ok(())
+}
+
+fn describe(summary: &transfer::Summary) -> String {
+    summary.tables.iter().map(|(table, rows)| format!("{table} {rows}")).collect::<Vec<_>>().join(", ")
 }
 
 fn parse_account(raw: &str) -> Result<AccountId, String> {
@@ -297,6 +457,7 @@ async fn serve(args: ServeArgs) -> Result<(), StartupError> {
     config.token_ttl_seconds = args.token_ttl;
     config.issuer = args.issuer;
     config.pool_size = args.pool_size.max(1);
+    config.acquire_timeout = Duration::from_millis(args.acquire_timeout_ms.max(1));
     config.dev = args.dev;
     config.token_requests_per_minute = args.token_rate_limit;
     config.api_calls_per_second = args.rate_limit;

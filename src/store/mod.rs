@@ -4,6 +4,7 @@
 
 #[cfg(test)]
 mod conformance;
+pub mod dataset;
 pub mod postgres;
 pub mod sqlite;
 
@@ -247,6 +248,24 @@ pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc
         Ok(Arc::new(postgres::PostgresStore::connect(database_url, options).await?))
     } else if let Some(path) = crate::config::sqlite_path(database_url) {
         Ok(Arc::new(sqlite::SqliteStore::open(&path, options).await?))
+    } else {
+        Err(StoreError::Internal(format!(
+            "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
+            crate::config::redact_url(database_url)
+        )))
+    }
+}
+
+/// `tokenvault migrate`: applies the pending migrations of the database a URL names (creating an
+/// SQLite file if needed) and returns the versions applied, oldest first (empty when the schema
+/// was up to date). Safe to run while servers are running, and several times.
+pub async fn migrate(database_url: &str) -> StoreResult<Vec<i64>> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        postgres::migrate(database_url).await
+    } else if let Some(path) = crate::config::sqlite_path(database_url) {
+        tokio::task::spawn_blocking(move || sqlite::migrate(&path))
+            .await
+            .map_err(|e| StoreError::Internal(format!("the migration task failed: {e}")))?
     } else {
         Err(StoreError::Internal(format!(
             "unsupported database URL (expected sqlite://PATH or postgres://…): {}",

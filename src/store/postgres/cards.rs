@@ -6,7 +6,7 @@ use deadpool_postgres::{GenericClient, Object};
 use serde_json::json;
 
 use super::rows::{self, CARD_COLUMNS};
-use super::{append_audit, overfetch, snapshot, webhooks, ListQuery};
+use super::{append_audit, lock_list, overfetch, snapshot, webhooks, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
@@ -78,6 +78,8 @@ pub(super) async fn create_card_token(
     sealed: Option<&SealedToken>,
 ) -> StoreResult<CardTokenRecord> {
     let tx = conn.transaction().await?;
+    // Keeps the account's list in commit order for paging (see `lock_list`).
+    lock_list(&tx, "card_tokens", card.account_id.as_str()).await?;
     let Some(created) = insert(&tx, card, sealed).await? else {
         return Err(clash(&tx, card, sealed).await?);
     };
@@ -111,16 +113,14 @@ pub(super) async fn import_card_tokens(
     batch: &[(CardToken, Option<SealedToken>)],
 ) -> StoreResult<Vec<ImportOutcome>> {
     let tx = conn.transaction().await?;
-    // Two imports inserting overlapping ids in different orders would deadlock on each other's
-    // uncommitted rows; imports of one account take turns instead (in a fixed order of
-    // accounts). Single creates need no turn: they wait on at most one row.
+    // Inserts into an account's card tokens take turns (see `lock_list`), imports included. That
+    // also keeps two imports inserting overlapping ids in different orders from deadlocking on
+    // each other's uncommitted rows; the accounts are locked in a fixed order.
     let mut accounts: Vec<&str> = batch.iter().map(|(card, _)| card.account_id.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
-    let statement =
-        tx.prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('tokenvault card import ' || $1, 0))").await?;
     for account in accounts {
-        tx.execute(&statement, &[&account]).await?;
+        lock_list(&tx, "card_tokens", account).await?;
     }
     let mut outcomes = Vec::with_capacity(batch.len());
     // Each account's subscriptions are looked up once per batch.

@@ -4,7 +4,7 @@ use deadpool_postgres::{GenericClient, Object};
 use serde_json::json;
 
 use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
-use super::{append_audit, events, like_prefix, overfetch, snapshot, unique_violation, ListQuery};
+use super::{append_audit, events, like_prefix, lock_list, overfetch, snapshot, unique_violation, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
@@ -96,6 +96,8 @@ pub(super) async fn create_customer(
     customer: &NewCustomer,
 ) -> StoreResult<Customer> {
     let tx = conn.transaction().await?;
+    // Keeps the account's customer list in commit order for paging (see `lock_list`).
+    lock_list(&tx, "customers", account.as_str()).await?;
     let sql = format!(
         "INSERT INTO customers (id, account_id, customer_id, customer_type, email_key, phone_number, attributes, \
          created_at, created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {CUSTOMER_COLUMNS}"
@@ -266,8 +268,11 @@ pub(super) async fn delete_customer(
     Ok(deleted)
 }
 
-/// The internal key of the live customer, optionally share-locked so that a concurrent delete
-/// of the customer waits for (and then also sees) a token being added to it.
+/// The internal key of the live customer, optionally locked until the transaction ends. Token
+/// creates lock it so that a concurrent delete of the customer waits for (and then also sees) a
+/// token being added, and so that creates for one customer take turns: the customer's token list
+/// is paged by `seq`, which must then be commit order (see `lock_list`). `FOR NO KEY UPDATE`
+/// conflicts with itself and with the delete's update, not with readers or foreign-key checks.
 async fn live_customer_seq(
     client: &impl GenericClient,
     account: &AccountId,
@@ -276,7 +281,8 @@ async fn live_customer_seq(
 ) -> StoreResult<i64> {
     let statement = client
         .prepare_cached(if lock {
-            "SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL FOR SHARE"
+            "SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL \
+             FOR NO KEY UPDATE"
         } else {
             "SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL"
         })

@@ -7,21 +7,34 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS, TOKEN_COLUMNS};
-use super::{append_audit, overfetch, snapshot, ListQuery};
+use super::{append_audit, lock_list, overfetch, snapshot, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{StoreError, StoreResult};
 
 /// Creates the entry of a token type/value or touches the existing one, returning its `seq` and
-/// `id`. One upsert rather than insert-then-select: it locks the row, so a concurrent clear
-/// cannot delete the entry between finding it and adding an event to it.
+/// `id`. Both paths lock the row, so a concurrent clear cannot delete the entry between finding
+/// it and adding an event to it. Only a possible insert takes the account's list lock (see
+/// `lock_list`), so events for existing entries do not take turns.
 async fn touch_entry(
     client: &impl GenericClient,
     account: &AccountId,
     token: &TokenTypeValue,
     at: Timestamp,
 ) -> StoreResult<(i64, String)> {
+    let statement = client
+        .prepare_cached(
+            "UPDATE token_event_entries SET updated_at = $4 WHERE account_id = $1 AND token_type = $2 AND value = $3 \
+             RETURNING seq, id",
+        )
+        .await?;
+    let touched =
+        client.query_opt(&statement, &[&account.as_str(), &token.token_type, &token.value, &at.millis()]).await?;
+    if let Some(row) = touched {
+        return Ok((rows::get(&row, "seq")?, rows::get(&row, "id")?));
+    }
+    lock_list(client, "token_event_entries", account.as_str()).await?;
     let statement = client
         .prepare_cached(
             "INSERT INTO token_event_entries (id, account_id, token_type, value, updated_at) VALUES ($1, $2, $3, $4, $5) \

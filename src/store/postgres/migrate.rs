@@ -18,30 +18,44 @@ const MIGRATIONS: &[(i32, &str)] = &[
 /// to the current database, so other databases on the server are not affected.
 const MIGRATION_LOCK: i64 = 0x746f_6b65_6e76_6c74;
 
-/// Connects once and applies pending migrations: for a `tokenvault migrate` command, so that
-/// schema changes can run before new instances are rolled out.
-pub async fn migrate(url: &str) -> StoreResult<()> {
-    let config = parse_url(url)?;
-    let (mut client, connection) = config.connect(NoTls).await?;
-    let driver = tokio::spawn(async move {
-        // The error, if any, also surfaces on the client's next call.
-        let _ = connection.await;
-    });
+/// Connects once and applies pending migrations: for `tokenvault migrate`, so that schema
+/// changes can run before new instances are rolled out. Returns the versions applied (empty
+/// when the schema was already up to date).
+pub async fn migrate(url: &str) -> StoreResult<Vec<i64>> {
+    let (mut client, driver) = connect_once(url).await?;
     let result = run(&mut client).await;
     drop(client);
     let _ = driver.await;
     result
 }
 
+/// One plain connection (no pool) with its driver task; the driver ends when the client drops.
+pub(super) async fn connect_once(url: &str) -> StoreResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+    let mut config = parse_url(url)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    let (client, connection) = config.connect(NoTls).await?;
+    let driver = tokio::spawn(async move {
+        // The error, if any, also surfaces on the client's next call.
+        let _ = connection.await;
+    });
+    Ok((client, driver))
+}
+
 pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
     url.parse().map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))
 }
 
-/// Applies each pending migration in its own transaction, under the advisory lock.
-pub(super) async fn run(client: &mut tokio_postgres::Client) -> StoreResult<()> {
+/// Applies each pending migration in its own transaction, under the advisory lock, and returns
+/// the versions applied.
+pub(super) async fn run(client: &mut tokio_postgres::Client) -> StoreResult<Vec<i64>> {
+    let mut applied_now = Vec::new();
     for (version, sql) in MIGRATIONS {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
+        // `IF NOT EXISTS` would otherwise log a NOTICE on every start.
+        tx.batch_execute("SET LOCAL client_min_messages = warning").await?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
         )
@@ -54,8 +68,9 @@ pub(super) async fn run(client: &mut tokio_postgres::Client) -> StoreResult<()> 
                 &[version, &Timestamp::now().millis()],
             )
             .await?;
+            applied_now.push(i64::from(*version));
         }
         tx.commit().await?;
     }
-    Ok(())
+    Ok(applied_now)
 }

@@ -9,6 +9,7 @@
 
 mod cards;
 mod customers;
+mod dataset;
 mod events;
 mod migrate;
 mod rows;
@@ -33,6 +34,7 @@ use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, Token
 use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
+pub use dataset::PostgresDataset;
 pub use migrate::migrate;
 
 /// A pool of connections to one PostgreSQL database whose schema is up to date.
@@ -66,7 +68,7 @@ impl PostgresStore {
         let store = Self { pool };
         let mut conn = store.conn().await?;
         let result = migrate::run(&mut conn).await;
-        settle(conn, result)?;
+        settle(conn, result.map(drop))?;
         Ok(store)
     }
 
@@ -268,6 +270,32 @@ fn like_prefix(prefix: &str) -> String {
 /// A read-only transaction on one snapshot, so a page, its cursor and its count agree.
 async fn snapshot(conn: &mut Object) -> StoreResult<deadpool_postgres::Transaction<'_>> {
     Ok(conn.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?)
+}
+
+/// Serialises the inserts into one account-wide list (`customers`, `card_tokens`,
+/// `token_event_entries`) until the transaction ends. Call it before the insert allocates a
+/// `seq`.
+///
+/// Why: lists are keyset-paged by `seq`, and an identity value is allocated when a row is
+/// inserted but becomes visible only when its transaction commits. Two concurrent inserts can
+/// commit in the opposite order of their `seq`s; a client paging meanwhile can then see the
+/// higher one, move its cursor past it, and never see the lower one once it commits. Holding this
+/// lock from before `seq` allocation until commit makes `seq` order equal commit order within
+/// the list, so everything below a cursor was already visible when the cursor was handed out.
+///
+/// Why a lock rather than another cursor: the alternatives (paging only up to the oldest
+/// in-flight transaction's snapshot `xmin`, or a commit-time sequence) need per-row transaction
+/// ids or a second ordering column and still let a page "wait" on a slow writer. The price of the
+/// lock is that inserts into one account's list (not reads, updates or other accounts) take turns
+/// for the length of their transaction: a few milliseconds each. A customer's tokens use the
+/// customer row's lock instead (see `customers::live_customer_seq`). SQLite needs none of this: its
+/// single writer commits in `seq` order anyway.
+async fn lock_list(client: &impl GenericClient, list: &str, account: &str) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached("SELECT pg_advisory_xact_lock(hashtextextended('tokenvault list ' || $1 || ' ' || $2, 0))")
+        .await?;
+    client.execute(&statement, &[&list, &account]).await?;
+    Ok(())
 }
 
 #[async_trait]

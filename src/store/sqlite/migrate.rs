@@ -1,9 +1,11 @@
 //! Schema migrations, embedded in the binary and applied in order at open.
 
-use rusqlite::{params, Connection, TransactionBehavior};
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 
 use crate::domain::Timestamp;
-use crate::store::StoreResult;
+use crate::store::{StoreError, StoreResult};
 
 /// Every migration, by version. Append only: an applied migration is never edited.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -11,9 +13,35 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../migrations/sqlite/0002_webhooks.sql")),
 ];
 
-/// Applies each pending migration in its own transaction. `BEGIN IMMEDIATE` makes a second
-/// process opening the same file wait, then see the version as applied.
-pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
+/// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and
+/// brings the schema up to date; returns the connection and the versions it applied.
+pub(super) fn open_migrated(path: &Path) -> StoreResult<(Connection, Vec<i64>)> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags)?;
+    super::configure(&conn)?;
+    let mode: String = super::sql::first(&conn, "PRAGMA journal_mode = WAL", [], |r| r.get(0))?.unwrap_or_default();
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!("{} cannot use WAL mode (journal_mode is {mode})", path.display())));
+    }
+    let applied = run(&mut conn)?;
+    Ok((conn, applied))
+}
+
+/// `tokenvault migrate` for an SQLite file: applies pending migrations and returns their
+/// versions (empty when the schema was already up to date).
+pub fn migrate(path: &Path) -> StoreResult<Vec<i64>> {
+    open_migrated(path).map(|(_, applied)| applied)
+}
+
+/// Applies each pending migration in its own transaction and returns the versions applied.
+/// `BEGIN IMMEDIATE` makes a second process opening the same file wait, then see the version as
+/// applied.
+pub(super) fn run(conn: &mut Connection) -> StoreResult<Vec<i64>> {
+    let mut applied_now = Vec::new();
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )?;
@@ -27,8 +55,9 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 params![version, Timestamp::now().millis()],
             )?;
+            applied_now.push(version);
         }
         tx.commit()?;
     }
-    Ok(())
+    Ok(applied_now)
 }

@@ -4,6 +4,7 @@
 mod admin;
 mod card_tokens;
 mod customers;
+mod dataset;
 mod migrate;
 mod pool;
 mod sql;
@@ -31,6 +32,8 @@ use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCusto
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
 use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+pub use dataset::SqliteDataset;
+pub use migrate::migrate;
 use pool::ReadPool;
 use writer::Writer;
 
@@ -54,21 +57,7 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: &Path, options: &StoreOptions) -> StoreResult<Self> {
-        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(path, flags)?;
-        configure(&conn)?;
-        let mode: String = sql::first(&conn, "PRAGMA journal_mode = WAL", [], |r| r.get(0))?.unwrap_or_default();
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!(
-                "{} cannot use WAL mode (journal_mode is {mode})",
-                path.display()
-            )));
-        }
-        migrate::run(&mut conn)?;
+        let (conn, _) = migrate::open_migrated(path)?;
 
         let mut readers = Vec::with_capacity(options.pool_size.max(1));
         for _ in 0..options.pool_size.max(1) {
