@@ -100,6 +100,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         webhook_wake,
         limits: Arc::new(limits),
         metrics: Arc::default(),
+        idempotency: http::idempotency::IdempotencySettings { ttl: config.idempotency_ttl, ..Default::default() },
     };
     let router = http::router(state, config.request_timeout, config.max_in_flight.max(1));
 

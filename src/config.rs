@@ -40,6 +40,8 @@ pub struct ServeConfig {
     pub max_in_flight: usize,
     /// Retry and polling of webhook deliveries.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// How long `Idempotency-Key`s are kept (24 h; tests shorten it).
+    pub idempotency_ttl: Duration,
 }
 
 impl ServeConfig {
@@ -59,6 +61,7 @@ impl ServeConfig {
             api_calls_per_second: 0,
             max_in_flight: 1024,
             webhooks: crate::webhooks::WebhookSettings::default(),
+            idempotency_ttl: crate::http::idempotency::IdempotencySettings::default().ttl,
         }
     }
 
@@ -88,6 +91,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("api_calls_per_second", &self.api_calls_per_second)
             .field("max_in_flight", &self.max_in_flight)
             .field("webhooks", &self.webhooks)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .finish()
     }
 }

@@ -30,10 +30,12 @@ pub enum CryptoError {
     Undecryptable,
 }
 
-/// Seals and opens card `token` values with keys derived from one 32-byte master key.
+/// Seals and opens card `token` values (and responses kept for idempotent replay) with keys
+/// derived from one 32-byte master key.
 pub struct TokenCipher {
     aead: Aes256Gcm,
     fingerprint_key: [u8; 32],
+    request_key: [u8; 32],
 }
 
 impl TokenCipher {
@@ -47,6 +49,7 @@ impl TokenCipher {
         Self {
             aead: Aes256Gcm::new(&aead_key.into()),
             fingerprint_key: derive(b"tokenvault card-token fingerprint v1"),
+            request_key: derive(b"tokenvault idempotency request digest v1"),
         }
     }
 
@@ -78,31 +81,51 @@ impl TokenCipher {
 
     /// Encrypts a card's `token`, bound to its account and id.
     pub fn seal(&self, account: &AccountId, id: &str, token: &str) -> SealedToken {
+        let ciphertext = self.seal_bytes(&Self::associated_data(account, id), token.as_bytes());
+        SealedToken { ciphertext, fingerprint: self.fingerprint(account, token) }
+    }
+
+    pub fn open(&self, account: &AccountId, id: &str, sealed: &[u8]) -> Result<String, CryptoError> {
+        let plain = self.open_bytes(&Self::associated_data(account, id), sealed)?;
+        String::from_utf8(plain).map_err(|_| CryptoError::Undecryptable)
+    }
+
+    /// Encrypts any bytes bound to `context` (the associated data): opening needs the same
+    /// context. Card tokens use `account\0id`; other uses start their context with a label of
+    /// their own, so a ciphertext of one kind never opens as another.
+    pub fn seal_bytes(&self, context: &[u8], plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = Self::associated_data(account, id);
         let ciphertext = self
             .aead
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: token.as_bytes(), aad: &aad })
-            .expect("AES-GCM encryption of a short value cannot fail");
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context })
+            .expect("AES-GCM encryption cannot fail below its 64 GiB message limit");
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(SEALED_V1);
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
-        SealedToken { ciphertext: sealed, fingerprint: self.fingerprint(account, token) }
+        sealed
     }
 
-    pub fn open(&self, account: &AccountId, id: &str, sealed: &[u8]) -> Result<String, CryptoError> {
+    pub fn open_bytes(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
         if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEALED_V1 {
             return Err(CryptoError::Undecryptable);
         }
         let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
-        let aad = Self::associated_data(account, id);
-        let plain = self
-            .aead
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
-            .map_err(|_| CryptoError::Undecryptable)?;
-        String::from_utf8(plain).map_err(|_| CryptoError::Undecryptable)
+        self.aead
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
+            .map_err(|_| CryptoError::Undecryptable)
+    }
+
+    /// A keyed digest (HMAC-SHA256, hex) of `parts`, each length-prefixed so that no two lists
+    /// of parts digest alike; used to recognise a repeated request without storing it.
+    pub fn request_digest(&self, parts: &[&[u8]]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.request_key).expect("HMAC takes any key length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// A keyed hash of a token within its account: equal tokens, equal fingerprints.
@@ -161,6 +184,22 @@ mod tests {
         assert!(cipher.open(&other, "card-1", &sealed.ciphertext).is_err());
         assert_eq!(sealed.fingerprint, cipher.fingerprint(&account, "psp-secret"));
         assert_ne!(sealed.fingerprint, cipher.fingerprint(&other, "psp-secret"));
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_in_their_context_and_digests_separate_parts() {
+        let cipher = TokenCipher::from_master_key(&[7; 32]);
+        let sealed = cipher.seal_bytes(b"idempotency\0a", b"{\"token\":\"psp-secret\"}");
+        assert!(!sealed.windows(10).any(|w| w == b"psp-secret"));
+        assert_eq!(cipher.open_bytes(b"idempotency\0a", &sealed).unwrap(), b"{\"token\":\"psp-secret\"}");
+        assert!(cipher.open_bytes(b"idempotency\0b", &sealed).is_err());
+        assert!(TokenCipher::from_master_key(&[8; 32]).open_bytes(b"idempotency\0a", &sealed).is_err());
+
+        let digest = cipher.request_digest(&[b"POST", b"/a", b"b"]);
+        assert_eq!(digest.len(), 64);
+        assert_eq!(digest, cipher.request_digest(&[b"POST", b"/a", b"b"]));
+        assert_ne!(digest, cipher.request_digest(&[b"POST", b"/ab", b""]));
+        assert_ne!(digest, TokenCipher::from_master_key(&[8; 32]).request_digest(&[b"POST", b"/a", b"b"]));
     }
 
     #[test]

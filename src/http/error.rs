@@ -37,6 +37,10 @@ pub enum ApiError {
     Overloaded,
     #[error("too many requests; retry in {retry_after} seconds")]
     TooManyRequests { retry_after: u64 },
+    #[error("this Idempotency-Key was already used with a different request (method, path, query or body)")]
+    IdempotencyMismatch,
+    #[error("a request with this Idempotency-Key is in progress; retry shortly")]
+    IdempotencyInProgress,
 }
 
 impl ApiError {
@@ -66,6 +70,8 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyInProgress => StatusCode::CONFLICT,
         }
     }
 
@@ -116,7 +122,7 @@ impl IntoResponse for ApiError {
         let mut response = error_response(status, &message, self.field_errors());
         if let Self::TooManyRequests { retry_after } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+        } else if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, Self::IdempotencyInProgress) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if status == StatusCode::UNAUTHORIZED {

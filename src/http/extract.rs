@@ -23,15 +23,34 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let app = AppState::from_ref(state);
-        let token = bearer_token(&parts.headers).ok_or(AuthError::MissingToken)?;
-        let claims = app.keys.verify(token, app.store.as_ref()).await?;
-        let caller = Caller::from_claims(&claims)?;
-        if let Some(limiter) = &app.limits.api_calls {
-            super::Limits::check(limiter, &caller.client_id)?;
+        if let Some(Authenticated(caller)) = parts.extensions.get::<Authenticated>() {
+            return Ok(caller.clone());
         }
+        let app = AppState::from_ref(state);
+        let caller = verify_caller(&app, &parts.headers).await?;
+        count_call(&app, &caller)?;
         Ok(caller)
     }
+}
+
+/// A caller that a layer before the handler (idempotency keys) already verified and counted
+/// against the per-client call limit; the [`Caller`] extractor takes it as it is.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Caller);
+
+/// Verifies the bearer token (the key ring caches verified tokens).
+pub async fn verify_caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = bearer_token(headers).ok_or(AuthError::MissingToken)?;
+    let claims = app.keys.verify(token, app.store.as_ref()).await?;
+    Ok(Caller::from_claims(&claims)?)
+}
+
+/// Counts a call against the optional per-client limit (429 beyond it).
+pub fn count_call(app: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    if let Some(limiter) = &app.limits.api_calls {
+        super::Limits::check(limiter, &caller.client_id)?;
+    }
+    Ok(())
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
@@ -41,6 +42,7 @@ pub struct AppState {
     pub webhook_wake: Arc<tokio::sync::Notify>,
     pub limits: Arc<Limits>,
     pub metrics: Arc<metrics::Metrics>,
+    pub idempotency: idempotency::IdempotencySettings,
 }
 
 /// Request limits: token requests per client id (against brute force), and optionally API
@@ -108,6 +110,7 @@ pub fn app_routes() -> Router<AppState> {
 pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) -> Router {
     let api = app_routes()
         .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 
     let cors = CorsLayer::new()
@@ -118,6 +121,7 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
             HeaderName::from_static("paging-token"),
             HeaderName::from_static("total-count"),
             HeaderName::from_static("link"),
+            idempotency::REPLAYED.clone(),
         ]);
 
     let request_id = HeaderName::from_static("request-id");

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{CardTokenDeletion, ImportOutcome, SealedToken, Store, StoreError};
+use super::{
+    CardTokenDeletion, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, SealedToken, Store,
+    StoreError, StoredResponse,
+};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
@@ -46,6 +49,10 @@ macro_rules! conformance_suite {
             webhook_events_are_enqueued_with_card_token_changes,
             webhook_claims_lease_deliveries,
             webhook_completions,
+            idempotency_claim_replay_and_mismatch,
+            idempotency_keys_are_scoped_to_the_caller,
+            idempotency_abandon_and_lease_takeover,
+            idempotency_keys_expire,
         );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
@@ -1188,4 +1195,148 @@ pub async fn webhook_completions(store: Arc<dyn Store>) {
         .unwrap();
     store.complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }).await.unwrap();
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
+}
+
+// ---- idempotency keys -----------------------------------------------------------------------
+
+fn scope(account: &AccountId, client_id: &str, key: &str) -> IdempotencyScope {
+    IdempotencyScope { account: account.clone(), client_id: client_id.to_owned(), key: key.to_owned() }
+}
+
+/// A claim at `now` (ms) with a 60 s lease and a 24 h expiry.
+fn claim(scope: &IdempotencyScope, fingerprint: &str, now: i64) -> IdempotentRequest {
+    IdempotentRequest {
+        scope: scope.clone(),
+        fingerprint: fingerprint.to_owned(),
+        attempt: Uuid::new_v4(),
+        now: t(now),
+        lease_until: t(now + 60_000),
+        expires_at: t(now + 86_400_000),
+    }
+}
+
+fn stored(status: u16, body: &str) -> StoredResponse {
+    StoredResponse {
+        status,
+        headers: vec![
+            ("content-type".to_owned(), "application/json; charset=utf-8".to_owned()),
+            ("location".to_owned(), "/v1/x/1".to_owned()),
+        ],
+        // Bytes, not text: the HTTP layer stores sealed bodies.
+        body: [body.as_bytes(), &[0, 255, 1]].concat(),
+    }
+}
+
+pub async fn idempotency_claim_replay_and_mismatch(store: Arc<dyn Store>) {
+    let key = scope(&a(), "client-1", "key-1");
+    let first = claim(&key, "fp-1", 1_000);
+    assert_eq!(store.begin_idempotent(&first).await.unwrap(), IdempotencyStart::Started);
+    // While it runs: the same request waits, another one is refused.
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-1", 2_000)).await.unwrap(), IdempotencyStart::InProgress);
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", 2_000)).await.unwrap(), IdempotencyStart::Mismatch);
+
+    // Only the holder's attempt finishes it.
+    store.finish_idempotent(&key, Uuid::new_v4(), &stored(500, "not mine")).await.unwrap();
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-1", 3_000)).await.unwrap(), IdempotencyStart::InProgress);
+    let response = stored(201, r#"{"id":"1"}"#);
+    store.finish_idempotent(&key, first.attempt, &response).await.unwrap();
+
+    for at in [4_000, 86_000_000] {
+        assert_eq!(
+            store.begin_idempotent(&claim(&key, "fp-1", at)).await.unwrap(),
+            IdempotencyStart::Replay(response.clone())
+        );
+        assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", at)).await.unwrap(), IdempotencyStart::Mismatch);
+    }
+    // A finished key is never taken over, abandoned or finished again.
+    store.abandon_idempotent(&key, first.attempt).await.unwrap();
+    store.finish_idempotent(&key, first.attempt, &stored(200, "again")).await.unwrap();
+    assert_eq!(
+        store.begin_idempotent(&claim(&key, "fp-1", 5_000)).await.unwrap(),
+        IdempotencyStart::Replay(response.clone())
+    );
+
+    // An empty body and no headers round-trip too.
+    let other = scope(&a(), "client-1", "key-2");
+    let claimed = claim(&other, "fp-1", 1_000);
+    assert_eq!(store.begin_idempotent(&claimed).await.unwrap(), IdempotencyStart::Started);
+    let empty = StoredResponse { status: 404, headers: vec![], body: vec![] };
+    store.finish_idempotent(&other, claimed.attempt, &empty).await.unwrap();
+    assert_eq!(store.begin_idempotent(&claim(&other, "fp-1", 2_000)).await.unwrap(), IdempotencyStart::Replay(empty));
+}
+
+pub async fn idempotency_keys_are_scoped_to_the_caller(store: Arc<dyn Store>) {
+    let mine = scope(&a(), "client-1", "shared key");
+    assert_eq!(store.begin_idempotent(&claim(&mine, "fp-1", 1_000)).await.unwrap(), IdempotencyStart::Started);
+    for other in [scope(&a(), "client-2", "shared key"), scope(&b(), "client-1", "shared key")] {
+        let claimed = claim(&other, "fp-other", 1_000);
+        assert_eq!(store.begin_idempotent(&claimed).await.unwrap(), IdempotencyStart::Started);
+        store.finish_idempotent(&other, claimed.attempt, &stored(200, "other")).await.unwrap();
+    }
+    assert_eq!(store.begin_idempotent(&claim(&mine, "fp-1", 2_000)).await.unwrap(), IdempotencyStart::InProgress);
+    // Keys are compared exactly (case and spaces matter).
+    let upper = scope(&a(), "client-1", "SHARED KEY");
+    assert_eq!(store.begin_idempotent(&claim(&upper, "fp-1", 2_000)).await.unwrap(), IdempotencyStart::Started);
+}
+
+pub async fn idempotency_abandon_and_lease_takeover(store: Arc<dyn Store>) {
+    let key = scope(&a(), "client-1", "key");
+    let first = claim(&key, "fp-1", 1_000);
+    assert_eq!(store.begin_idempotent(&first).await.unwrap(), IdempotencyStart::Started);
+    // Abandoning with another attempt does nothing; the holder's abandon frees the key, for any
+    // request.
+    store.abandon_idempotent(&key, Uuid::new_v4()).await.unwrap();
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-1", 2_000)).await.unwrap(), IdempotencyStart::InProgress);
+    store.abandon_idempotent(&key, first.attempt).await.unwrap();
+    let second = claim(&key, "fp-2", 3_000);
+    assert_eq!(store.begin_idempotent(&second).await.unwrap(), IdempotencyStart::Started);
+
+    // The holder crashed: its lease (until 63 000) runs out, and the same request takes over.
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", 62_999)).await.unwrap(), IdempotencyStart::InProgress);
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-1", 63_000)).await.unwrap(), IdempotencyStart::Mismatch);
+    let third = claim(&key, "fp-2", 63_000);
+    assert_eq!(store.begin_idempotent(&third).await.unwrap(), IdempotencyStart::Started);
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", 64_000)).await.unwrap(), IdempotencyStart::InProgress);
+    // The late first holder can neither finish nor abandon any more.
+    store.finish_idempotent(&key, second.attempt, &stored(200, "late")).await.unwrap();
+    store.abandon_idempotent(&key, second.attempt).await.unwrap();
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", 65_000)).await.unwrap(), IdempotencyStart::InProgress);
+    let response = stored(200, "third");
+    store.finish_idempotent(&key, third.attempt, &response).await.unwrap();
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", 66_000)).await.unwrap(), IdempotencyStart::Replay(response));
+}
+
+pub async fn idempotency_keys_expire(store: Arc<dyn Store>) {
+    let day = 86_400_000;
+    let key = scope(&a(), "client-1", "key");
+    let first = claim(&key, "fp-1", 1_000);
+    assert_eq!(store.begin_idempotent(&first).await.unwrap(), IdempotencyStart::Started);
+    store.finish_idempotent(&key, first.attempt, &stored(201, "first")).await.unwrap();
+    // Past its expiry the key counts as never used: any request claims it afresh.
+    let later = claim(&key, "fp-2", 1_000 + day);
+    assert_eq!(store.begin_idempotent(&later).await.unwrap(), IdempotencyStart::Started);
+    assert_eq!(store.begin_idempotent(&claim(&key, "fp-2", 2_000 + day)).await.unwrap(), IdempotencyStart::InProgress);
+    let response = stored(201, "second");
+    store.finish_idempotent(&key, later.attempt, &response).await.unwrap();
+    assert_eq!(
+        store.begin_idempotent(&claim(&key, "fp-2", 3_000 + day)).await.unwrap(),
+        IdempotencyStart::Replay(response)
+    );
+
+    // An unfinished key expires too, and many expired keys are purged as new ones arrive.
+    let stale = scope(&a(), "client-1", "stale");
+    assert_eq!(store.begin_idempotent(&claim(&stale, "fp-1", 1_000)).await.unwrap(), IdempotencyStart::Started);
+    for i in 0..40 {
+        let old = scope(&b(), "client-1", &format!("old-{i}"));
+        assert_eq!(store.begin_idempotent(&claim(&old, "fp", 1_000)).await.unwrap(), IdempotencyStart::Started);
+    }
+    for i in 0..5 {
+        let new = scope(&b(), "client-1", &format!("new-{i}"));
+        assert_eq!(store.begin_idempotent(&claim(&new, "fp", 5 * day)).await.unwrap(), IdempotencyStart::Started);
+    }
+    assert_eq!(store.begin_idempotent(&claim(&stale, "fp-9", 5 * day)).await.unwrap(), IdempotencyStart::Started);
+    for i in 0..40 {
+        let old = scope(&b(), "client-1", &format!("old-{i}"));
+        assert_eq!(store.begin_idempotent(&claim(&old, "fp-9", 5 * day)).await.unwrap(), IdempotencyStart::Started);
+    }
 }

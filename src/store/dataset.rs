@@ -54,8 +54,9 @@ pub const TABLES: &[Table] = &[
     Table::seq("webhook_outbox"),
 ];
 
-/// Bookkeeping tables that are not part of the dataset.
-pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence"];
+/// Bookkeeping tables that are not part of the dataset. `idempotency_keys` is a 24-hour replay
+/// cache of responses (sealed with the source's key), not data: it does not travel.
+pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence", "idempotency_keys"];
 
 /// The table of this name, if it belongs to the dataset.
 pub fn table(name: &str) -> Option<&'static Table> {

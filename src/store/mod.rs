@@ -77,6 +77,54 @@ pub enum ImportOutcome {
     AlreadyPresent,
 }
 
+/// Whose idempotency key it is: keys are scoped to the authenticated caller, so equal keys of
+/// two clients (or accounts) never meet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyScope {
+    pub account: AccountId,
+    pub client_id: String,
+    /// The `Idempotency-Key` header: 1 to 255 printable ASCII characters.
+    pub key: String,
+}
+
+/// One request's claim on an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotentRequest {
+    pub scope: IdempotencyScope,
+    /// A keyed digest of method, path, query and body: a retry must repeat the request exactly.
+    pub fingerprint: String,
+    /// Identifies this request's claim: only the claim's holder can finish or abandon it.
+    pub attempt: uuid::Uuid,
+    pub now: Timestamp,
+    /// Until when the claim holds while the request runs; after that (a crashed instance) a
+    /// retry may take the key over.
+    pub lease_until: Timestamp,
+    /// When the key is forgotten (24 h after its first use); later, it counts as never used.
+    pub expires_at: Timestamp,
+}
+
+/// A response kept for replay. `body` is stored as given (the HTTP layer seals it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    /// The headers that matter, in order, as (lower-case name, value).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// What [`Store::begin_idempotent`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyStart {
+    /// The key is this request's now: run it, then finish or abandon.
+    Started,
+    /// The same request already ran to completion: answer with its response.
+    Replay(StoredResponse),
+    /// The key was used with a different request (while not expired).
+    Mismatch,
+    /// The same request is running right now (its lease has not run out).
+    InProgress,
+}
+
 /// The persistence contract. Every method is one transaction; every mutation appends its audit
 /// record in that same transaction; a returned `Ok` means the write is durable.
 #[async_trait]
@@ -239,6 +287,24 @@ pub trait Store: Send + Sync + 'static {
     /// or given up. A delivery no longer pending (its subscription deleted meanwhile) is left
     /// alone.
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()>;
+
+    /// Claims an idempotency key, atomically: a key never used, or expired (`expires_at <= now`),
+    /// is claimed (`Started`); a key of a different fingerprint is `Mismatch`; a finished one
+    /// `Replay`s its response; an unfinished one is `InProgress` while its lease holds and is
+    /// taken over (`Started`, with the new `attempt` and lease, keeping its expiry) after. Also
+    /// purges a few expired keys. A separate transaction from the request's own writes.
+    async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart>;
+    /// Stores the response of the claim `attempt` for replay; does nothing when the claim is no
+    /// longer held (taken over after its lease ran out, or abandoned).
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: uuid::Uuid,
+        response: &StoredResponse,
+    ) -> StoreResult<()>;
+    /// Releases the claim `attempt` without a response (the request failed in a way a retry may
+    /// fix): the key is free again. Does nothing when the claim is no longer held.
+    async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()>;
 }
 
 /// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,

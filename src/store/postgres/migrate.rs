@@ -12,6 +12,7 @@ use crate::store::{StoreError, StoreResult};
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgresql/0001_init.sql")),
     (2, include_str!("../../../migrations/postgresql/0002_webhooks.sql")),
+    (3, include_str!("../../../migrations/postgresql/0003_idempotency.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

@@ -11,6 +11,7 @@ mod cards;
 mod customers;
 mod dataset;
 mod events;
+mod idempotency;
 mod migrate;
 mod rows;
 #[cfg(test)]
@@ -23,7 +24,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, Store, StoreError, StoreOptions, StoreResult,
+    CardTokenDeletion, CardTokenRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome,
+    SealedToken, Store, StoreError, StoreOptions, StoreResult, StoredResponse,
 };
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -518,5 +520,22 @@ impl Store for PostgresStore {
 
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
         with_conn!(self, |conn| webhooks::complete(&conn, id, result).await)
+    }
+
+    async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
+        with_conn!(self, |conn| idempotency::begin(&mut conn, request).await)
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: uuid::Uuid,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        with_conn!(self, |conn| idempotency::finish(&conn, scope, attempt, response).await)
+    }
+
+    async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
+        with_conn!(self, |conn| idempotency::abandon(&conn, scope, attempt).await)
     }
 }

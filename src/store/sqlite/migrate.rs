@@ -11,6 +11,7 @@ use crate::store::{StoreError, StoreResult};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../migrations/sqlite/0002_webhooks.sql")),
+    (3, include_str!("../../../migrations/sqlite/0003_idempotency.sql")),
 ];
 
 /// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and

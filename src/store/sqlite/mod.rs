@@ -5,6 +5,7 @@ mod admin;
 mod card_tokens;
 mod customers;
 mod dataset;
+mod idempotency;
 mod migrate;
 mod pool;
 mod sql;
@@ -22,7 +23,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::{
-    CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, Store, StoreError, StoreOptions, StoreResult,
+    CardTokenDeletion, CardTokenRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome,
+    SealedToken, Store, StoreError, StoreOptions, StoreResult, StoredResponse,
 };
 use crate::domain::audit::AuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -354,5 +356,25 @@ impl Store for SqliteStore {
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
         let result = result.clone();
         self.writer.submit(move |conn| webhooks::complete(conn, id, &result)).await
+    }
+
+    async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
+        let request = request.clone();
+        self.writer.submit(move |conn| idempotency::begin(conn, &request)).await
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: uuid::Uuid,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let (scope, response) = (scope.clone(), response.clone());
+        self.writer.submit(move |conn| idempotency::finish(conn, &scope, attempt, &response)).await
+    }
+
+    async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
+        let scope = scope.clone();
+        self.writer.submit(move |conn| idempotency::abandon(conn, &scope, attempt)).await
     }
 }
