@@ -254,6 +254,7 @@ pub fn error_code(status: u16) -> &'static str {
         409 => "CONFLICT",
         413 => "PAYLOAD TOO LARGE",
         415 => "UNSUPPORTED MEDIA TYPE",
+        422 => "UNPROCESSABLE ENTITY",
         429 => "TOO MANY REQUESTS",
         503 => "SERVICE UNAVAILABLE",
         other => panic!("no error code for {other}"),

@@ -10,6 +10,7 @@ mod card_tokens;
 mod customer_tokens;
 mod customers;
 mod errors;
+mod idempotency;
 mod observability;
 mod paging_props;
 mod persistence;
