@@ -260,7 +260,47 @@ async fn the_document_is_structurally_valid_openapi_3_1() {
     ] {
         assert!(operation_ids.contains(known), "Dintero's operationId {known} missing");
     }
-    assert!(!doc.to_string().contains("Idempotency-Key"), "Idempotency-Key is not implemented yet");
+
+    // `Idempotency-Key` on every POST and DELETE but the token endpoint, and on no other
+    // operation; with its 422 and 409 (in progress, with Retry-After).
+    let mut keyed = BTreeSet::new();
+    for (path, method, operation) in operations(&doc) {
+        let at = format!("{} {path}", method.to_uppercase());
+        let parameter = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| deref(&doc, p))
+            .find(|p| p["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("Idempotency-Key")));
+        let expected = matches!(method.as_str(), "post" | "delete") && path != "/v1/accounts/{oid}/auth/token";
+        assert_eq!(parameter.is_some(), expected, "{at}: Idempotency-Key documented: {}", parameter.is_some());
+        let Some(parameter) = parameter else { continue };
+        keyed.insert(at.clone());
+        assert_eq!(parameter["name"], "Idempotency-Key");
+        assert_eq!(parameter["in"], "header", "{at}");
+        assert_ne!(parameter["required"], true, "{at}: the key is optional");
+        assert_eq!(parameter["schema"]["maxLength"], 255, "{at}");
+        assert_eq!(parameter["schema"]["minLength"], 1, "{at}");
+        let responses = &operation["responses"];
+        let unprocessable = deref(&doc, &responses["422"]);
+        assert!(unprocessable["description"].as_str().unwrap().contains("Idempotency-Key"), "{at}: 422");
+        let conflict = deref(&doc, &responses["409"]);
+        assert!(conflict["headers"].get("Retry-After").is_some(), "{at}: 409 without Retry-After");
+        for (status, response) in responses.as_object().unwrap() {
+            if status.starts_with('2') {
+                assert!(deref(&doc, response)["headers"].get("idempotent-replayed").is_some(), "{at} {status}");
+            }
+        }
+    }
+    assert!(keyed.contains("POST /v1/card-tokens") && keyed.contains("DELETE /v1/card-tokens/{token_id}"));
+    assert!(keyed.len() >= 10, "{keyed:?}");
+    // Nowhere on reads: only the operations above (and the shared components) mention it.
+    for (path, method, operation) in operations(&doc) {
+        if !keyed.contains(&format!("{} {path}", method.to_uppercase())) {
+            let parameters = serde_json::to_string(&operation["parameters"]).unwrap();
+            assert!(!parameters.to_ascii_lowercase().contains("idempotency-key"), "{method} {path}");
+        }
+    }
 
     // The documented constraints of the shared parameters.
     let list = &doc["paths"]["/v1/accounts/{aid}/customers/users/{customer_id}/tokens"]["get"];

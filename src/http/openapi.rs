@@ -6,13 +6,15 @@
 //! and [`finish`], which adds what every operation shares because a layer adds it to every
 //! response (`request-id`, 503, …).
 
+use axum::http::Method;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi, RefOr, Response, ResponseBuilder, Schema};
+use utoipa::openapi::{Content, OpenApi, RefOr, Required, Response, ResponseBuilder, Schema};
 use utoipa::ToSchema;
 
+use super::idempotency;
 use super::response::JSON_CONTENT_TYPE;
 use crate::domain::card_token::{CardBrand, CardTokenLink, CardTokenStatus, DeleteRequestor};
 use crate::domain::{webhook, AccountId, FieldError};
@@ -40,6 +42,13 @@ unknown path 404 (`resource not found`).
 **Lists** are bare JSON arrays, oldest first. When more items follow, the response carries \
 `paging-token` (the id of the last item) and `link: <…>; rel=\"next\"`; pass the token back as \
 `starting_after`. `total=true` adds `total-count`.
+
+**Idempotency.** Every POST and DELETE but the token endpoint takes an optional \
+`Idempotency-Key` header (1 to 255 printable ASCII characters), as Stripe's API does: a retry with \
+the same key and the same request (method, path, query and body bytes) within 24 hours gets the \
+first response again, byte for byte, with `idempotent-replayed: true`, and nothing runs twice. \
+The same key with another request is 422; while the first request still runs, a retry is 409 with \
+`Retry-After`. Keys belong to the calling client. 5xx and 429 responses are not kept.
 
 Operations marked `x-tokenvault-extension: true` are tokenvault's own and not part of Dintero's API.";
 
@@ -71,6 +80,7 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
             PayloadTooLarge,
             UnsupportedMediaType,
             TooManyRequests,
+            UnprocessableEntity,
             InternalServerError,
             ServiceUnavailable
         ),
@@ -115,12 +125,18 @@ pub fn finish(doc: &mut OpenApi) {
                 "TooManyRequests" => add_header(response, "Retry-After", integer(), RETRY_AFTER_429),
                 "ServiceUnavailable" => add_header(response, "Retry-After", integer(), RETRY_AFTER_503),
                 "Unauthorized" => add_header(response, "WWW-Authenticate", string(), "`Bearer`."),
+                "Conflict" => add_header(response, "Retry-After", integer(), RETRY_AFTER_409),
                 _ => {}
             }
         }
     }
 
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, operation) in [(Method::POST, &mut item.post), (Method::DELETE, &mut item.delete)] {
+            if let Some(operation) = operation.as_mut().filter(|_| idempotency::applies(&method, path)) {
+                add_idempotency(operation);
+            }
+        }
         for operation in operations(item) {
             let bearer = operation
                 .security
@@ -162,10 +178,46 @@ pub fn finish(doc: &mut OpenApi) {
     }
 }
 
+/// The `Idempotency-Key` header, its 422 and 409, and the replay marker on the operation's own
+/// responses ([`super::idempotency`]).
+fn add_idempotency(operation: &mut Operation) {
+    let schema = string().min_length(Some(1)).max_length(Some(idempotency::MAX_KEY_LENGTH)).pattern(Some("^[ -~]+$"));
+    let parameter = ParameterBuilder::new()
+        .name(idempotency::HEADER)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe: a retry with the same key and the same request (method, path, query and body \
+             bytes) within 24 hours gets the first response again, byte for byte, with `idempotent-replayed: \
+             true`, and nothing runs twice. The same key with another request is 422; while the first request \
+             runs, a retry is 409 with `Retry-After`. Keys belong to the calling client; 5xx and 429 responses \
+             are not kept.",
+        ))
+        .schema(Some(schema))
+        .build();
+    operation.parameters.get_or_insert_with(Vec::new).push(parameter);
+    let responses = &mut operation.responses.responses;
+    responses.entry("409".to_owned()).or_insert_with(|| component_ref("Conflict"));
+    responses.entry("422".to_owned()).or_insert_with(|| component_ref("UnprocessableEntity"));
+    // The body is read (to recognise a retry) before the handler runs, also where it ignores it.
+    responses.entry("413".to_owned()).or_insert_with(|| component_ref("PayloadTooLarge"));
+    for response in responses.values_mut() {
+        if let RefOr::T(response) = response {
+            add_header(
+                response,
+                idempotency::REPLAYED.as_str(),
+                string().enum_values(Some(["true"])),
+                "Present when the response replays the first response to the request's `Idempotency-Key`.",
+            );
+        }
+    }
+}
+
 fn is_null(schema: &RefOr<Schema>) -> bool {
     matches!(schema, RefOr::T(Schema::Object(object)) if object.schema_type == Type::Null.into())
 }
 
+const RETRY_AFTER_409: &str = "Only when a request with the same `Idempotency-Key` is in progress: `1`.";
 const RETRY_AFTER_429: &str = "Seconds to wait before the next attempt.";
 const RETRY_AFTER_503: &str = "Seconds to wait before retrying (always `1`).";
 
@@ -267,10 +319,11 @@ error_responses! {
     Forbidden => "Valid credentials without one of the operation's scopes, or for another account.";
     NotFound => "The resource does not exist (in the caller's account).";
     MethodNotAllowed => "The path does not serve this method.";
-    Conflict => "The request conflicts with the stored state.";
+    Conflict => "The request conflicts with the stored state, or a request with the same `Idempotency-Key` is still in progress (then with `Retry-After`).";
     PayloadTooLarge => "The request body is larger than the server accepts.";
     UnsupportedMediaType => "A request body that is not `application/json`.";
     TooManyRequests => "Too many requests; retry after `Retry-After` seconds.";
+    UnprocessableEntity => "The `Idempotency-Key` was already used with a different request.";
     InternalServerError => "An unexpected server error (never caused by the request).";
     ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable.";
 }
