@@ -943,3 +943,12 @@ async fn racing_imports_and_event_writers_never_fail() {
         result.unwrap().expect("event writers never fail on each other");
     }
 }
+
+#[tokio::test]
+async fn expired_idempotency_keys_are_purged() {
+    let Some(db) = TestDb::create().await else { return };
+    let store: Arc<dyn Store> = Arc::new(db.store().await);
+    crate::store::conformance::idempotency_purge_leaves_three_keys(&store).await;
+    let left: i64 = db.sql().await.query_one("SELECT COUNT(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
+    assert_eq!(left, 3);
+}

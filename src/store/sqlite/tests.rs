@@ -180,3 +180,12 @@ async fn reads_give_up_when_no_connection_frees() {
     busy.await.unwrap().unwrap();
     store.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn expired_idempotency_keys_are_purged() {
+    let (store, dir) = fresh().await;
+    crate::store::conformance::idempotency_purge_leaves_three_keys(&store).await;
+    let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
+    let left: i64 = conn.query_row("SELECT COUNT(*) FROM idempotency_keys", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 3);
+}
