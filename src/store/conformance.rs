@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use super::{CardTokenDeletion, ImportOutcome, SealedToken, Store, StoreError};
+use super::{CardTokenDeletion, ImportOutcome, ResetCounts, SealedToken, Store, StoreError};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
@@ -46,6 +46,8 @@ macro_rules! conformance_suite {
             webhook_events_are_enqueued_with_card_token_changes,
             webhook_claims_lease_deliveries,
             webhook_completions,
+            reset_wipes_one_account_only,
+            stats_count_pending_deliveries,
         );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
@@ -1188,4 +1190,68 @@ pub async fn webhook_completions(store: Arc<dyn Store>) {
         .unwrap();
     store.complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }).await.unwrap();
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
+}
+
+/// Fills an account with one of everything a reset removes.
+async fn populate(store: &Arc<dyn Store>, account: &AccountId) {
+    customer(store, account, json!({"customer_id": "c1", "email": "ada@example.com"})).await;
+    token(store, account, "c1", "t1", "sha1:email", "v1").await;
+    store
+        .token_detail(account, &tv("sha1:email", "v1"), Some(&event("seen", Some("OPT_IN"), 1000)), "client", t(1000))
+        .await
+        .unwrap();
+    subscribe(store, account, &["checkout_token_add"]).await;
+    store
+        .create_card_token(&card(account, json!({"id": "card-1"})), Some(&sealed(&format!("fp-{account}"))))
+        .await
+        .unwrap();
+}
+
+pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
+    populate(&store, &a()).await;
+    populate(&store, &b()).await;
+
+    let counts = store.reset_account(&a(), "admin", t(5000)).await.unwrap();
+    assert_eq!(
+        counts,
+        ResetCounts {
+            customers: 1,
+            customer_tokens: 1,
+            token_events: 1,
+            card_tokens: 1,
+            hook_subscriptions: 1,
+            webhook_deliveries: 1
+        }
+    );
+    // Account A is empty and usable again with the same ids; account B is untouched.
+    let everything = PageRequest { limit: 100, starting_after: None, include_total: true };
+    let all_customers = CustomerFilter { all_types: true, include_deleted: true, ..CustomerFilter::default() };
+    let all_cards = CardTokenFilter { include_deleted: true, ..CardTokenFilter::default() };
+    assert_eq!(store.list_customers(&a(), &all_customers, &everything).await.unwrap().total, Some(0));
+    assert_eq!(store.list_card_tokens(&a(), &all_cards, &everything).await.unwrap().total, Some(0));
+    assert_eq!(store.list_token_events(&a(), None, &everything).await.unwrap().total, Some(0));
+    assert_eq!(store.list_hook_subscriptions(&a()).await.unwrap(), []);
+    assert_eq!(store.list_customers(&b(), &all_customers, &everything).await.unwrap().total, Some(1));
+    assert_eq!(store.list_card_tokens(&b(), &all_cards, &everything).await.unwrap().total, Some(1));
+    assert_eq!(store.list_token_events(&b(), None, &everything).await.unwrap().total, Some(1));
+    assert_eq!(store.list_hook_subscriptions(&b()).await.unwrap().len(), 1);
+    populate(&store, &a()).await;
+
+    let records = store.list_audit(Some(&a()), 0, 1000).await.unwrap();
+    let reset = records.iter().find(|r| r.action == "sandbox.reset").unwrap();
+    assert_eq!((reset.actor.as_str(), reset.at, reset.resource_id.as_str()), ("admin", t(5000), a().as_str()));
+    assert_eq!(reset.details["card_tokens"], json!(1));
+}
+
+pub async fn stats_count_pending_deliveries(store: Arc<dyn Store>) {
+    let before = store.stats().await.unwrap();
+    assert!(before.pool_size >= 1 && before.pool_idle <= before.pool_size, "{before:?}");
+    assert_eq!(before.webhook_outbox_pending, 0);
+    subscribe(&store, &a(), &["checkout_token_add"]).await;
+    store.create_card_token(&card(&a(), json!({"id": "card-1"})), None).await.unwrap();
+    store.create_card_token(&card(&a(), json!({"id": "card-2"})), None).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 2);
+    let claimed = drain(&store).await;
+    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: t(9000) }).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
 }

@@ -13,4 +13,5 @@ mod errors;
 mod observability;
 mod paging_props;
 mod persistence;
+mod sandbox;
 mod token_events;
