@@ -71,6 +71,11 @@ pub fn run(dir: &Path, duration: Duration) -> Result<Baseline, String> {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     latencies.sort_unstable();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     Ok(Baseline { transactions: n, elapsed, p50_us: at(0.5), p99_us: at(0.99) })
 }

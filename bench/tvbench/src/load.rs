@@ -177,8 +177,7 @@ impl Workload {
                 if k >= u64::from(data.customers) * per {
                     return None;
                 }
-                let body =
-                    format!(r#"{{"type":"sha1:email","value":"{k:040x}","token_id":"t{}"}}"#, k % per);
+                let body = format!(r#"{{"type":"sha1:email","value":"{k:040x}","token_id":"t{}"}}"#, k % per);
                 Some(Planned {
                     method: Method::POST,
                     path: data.tokens_path((k / per) as u32),
@@ -245,7 +244,8 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
 }
 
 fn build(target: &Target, planned: &Planned) -> hyper::Request<Full<Bytes>> {
-    let mut builder = hyper::Request::builder().method(planned.method.clone()).uri(&planned.path).header(HOST, &target.host);
+    let mut builder =
+        hyper::Request::builder().method(planned.method.clone()).uri(&planned.path).header(HOST, &target.host);
     if let Some(bearer) = &target.bearer {
         builder = builder.header(AUTHORIZATION, bearer);
     }
@@ -326,7 +326,10 @@ async fn worker(
                             let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
                             out.examples.push(format!(
                                 "{} {} -> {} (expected {}): {text}",
-                                planned.method, planned.path, status.as_u16(), planned.expect.as_u16()
+                                planned.method,
+                                planned.path,
+                                status.as_u16(),
+                                planned.expect.as_u16()
                             ));
                         }
                     }
@@ -403,7 +406,13 @@ pub async fn run(
 }
 
 /// Runs a seeding workload to its end; fails on any unexpected status.
-pub async fn seed(target: Arc<Target>, data: Arc<Dataset>, workload: Workload, connections: usize, total: u64) -> Result<(), String> {
+pub async fn seed(
+    target: Arc<Target>,
+    data: Arc<Dataset>,
+    workload: Workload,
+    connections: usize,
+    total: u64,
+) -> Result<(), String> {
     Workload::reset_cursor(&data);
     data.progress.store(0, Ordering::Relaxed);
     let progress = {
@@ -418,7 +427,8 @@ pub async fn seed(target: Arc<Target>, data: Arc<Dataset>, workload: Workload, c
             }
         })
     };
-    let outcome = run(target, Arc::clone(&data), workload, connections, Duration::ZERO, Duration::from_secs(6 * 3600)).await;
+    let outcome =
+        run(target, Arc::clone(&data), workload, connections, Duration::ZERO, Duration::from_secs(6 * 3600)).await;
     progress.abort();
     Workload::reset_cursor(&data);
     if outcome.unexpected > 0 || outcome.connection_errors > 0 {

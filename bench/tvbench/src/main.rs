@@ -111,7 +111,14 @@ fn main() {
     let result = match cli.command {
         Cmd::Run(args) => run(args),
         Cmd::FsyncBaseline { dir, seconds } => baseline::run(&dir, Duration::from_secs_f64(seconds)).map(|b| {
-            println!("{} transactions in {:.2?}: {:.0}/s, p50 {} µs, p99 {} µs", b.transactions, b.elapsed, b.rate(), b.p50_us, b.p99_us);
+            println!(
+                "{} transactions in {:.2?}: {:.0}/s, p50 {} µs, p99 {} µs",
+                b.transactions,
+                b.elapsed,
+                b.rate(),
+                b.p50_us,
+                b.p99_us
+            );
         }),
         Cmd::Report { input, out } => std::fs::read_to_string(&input)
             .map_err(|e| format!("{}: {e}", input.display()))
@@ -130,7 +137,8 @@ fn free_port() -> Result<SocketAddr, String> {
 }
 
 fn run(args: RunArgs) -> Result<(), String> {
-    let scenarios: Vec<String> = args.scenarios.clone().unwrap_or_else(|| ALL_SCENARIOS.iter().map(|s| s.to_string()).collect());
+    let scenarios: Vec<String> =
+        args.scenarios.clone().unwrap_or_else(|| ALL_SCENARIOS.iter().map(|s| s.to_string()).collect());
     for s in &scenarios {
         if !ALL_SCENARIOS.contains(&s.as_str()) {
             return Err(format!("unknown scenario {s}"));
@@ -144,7 +152,10 @@ fn run(args: RunArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let work = std::fs::canonicalize(&args.work).map_err(|e| e.to_string())?;
-    let tv = Tokenvault { bin: std::fs::canonicalize(&args.tokenvault).map_err(|e| format!("{}: {e}", args.tokenvault.display()))?, work: work.clone() };
+    let tv = Tokenvault {
+        bin: std::fs::canonicalize(&args.tokenvault).map_err(|e| format!("{}: {e}", args.tokenvault.display()))?,
+        work: work.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads.max(1))
         .enable_all()
@@ -303,10 +314,22 @@ fn bench_store_inner(
     let data = Arc::new(Dataset::new(ACCOUNT, customers, TOKENS_PER_CUSTOMER));
     let target = Arc::new(Target { addr, host: addr.to_string(), bearer: Some(bearer) });
     let t = Instant::now();
-    runtime.block_on(load::seed(Arc::clone(&target), Arc::clone(&data), Workload::SeedCustomers, args.seed_connections, u64::from(customers)))?;
+    runtime.block_on(load::seed(
+        Arc::clone(&target),
+        Arc::clone(&data),
+        Workload::SeedCustomers,
+        args.seed_connections,
+        u64::from(customers),
+    ))?;
     eprintln!("  {customers} customers over HTTP in {:.1} s", t.elapsed().as_secs_f64());
     let t = Instant::now();
-    runtime.block_on(load::seed(Arc::clone(&target), Arc::clone(&data), Workload::SeedTokens, args.seed_connections, size))?;
+    runtime.block_on(load::seed(
+        Arc::clone(&target),
+        Arc::clone(&data),
+        Workload::SeedTokens,
+        args.seed_connections,
+        size,
+    ))?;
     let token_seed_s = t.elapsed().as_secs_f64();
     eprintln!("  {size} customer tokens over HTTP in {token_seed_s:.1} s ({:.0}/s)", size as f64 / token_seed_s);
     server.stop();

@@ -46,7 +46,8 @@ impl Machine {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 3 && work_s.starts_with(f[1])).then(|| (f[1].len(), format!("{} on {} ({})", f[0], f[1], f[2])))
+                (f.len() >= 3 && work_s.starts_with(f[1]))
+                    .then(|| (f[1].len(), format!("{} on {} ({})", f[0], f[1], f[2])))
             })
             .max()
             .map(|(_, s)| s)
@@ -224,10 +225,19 @@ pub fn markdown(r: &Results) -> String {
             (r.find(b, list_size, "list_customer_tokens", 64), r.find(b, list_size, "health", 64))
         {
             let ratio = list.rps / floor.rps;
-            let _ = writeln!(md, "| {b} | 1. list customer tokens @64 ≥ 0.2× /health floor | {ratio:.3}×{at} | {} |", verdict(ratio >= 0.2));
+            let _ = writeln!(
+                md,
+                "| {b} | 1. list customer tokens @64 ≥ 0.2× /health floor | {ratio:.3}×{at} | {} |",
+                verdict(ratio >= 0.2)
+            );
         }
         if let Some(list) = r.find(b, list_size, "list_customer_tokens", 8) {
-            let _ = writeln!(md, "| {b} | 1. list customer tokens p99 @8 ≤ 2 ms | {} ms{at} | {} |", ms(list.p99_us), verdict(list.p99_us <= 2000));
+            let _ = writeln!(
+                md,
+                "| {b} | 1. list customer tokens p99 @8 ≤ 2 ms | {} ms{at} | {} |",
+                ms(list.p99_us),
+                verdict(list.p99_us <= 2000)
+            );
         }
         let store = r.stores.iter().find(|s| s.backend == *b && s.size == list_size);
         if let (Some(create), Some(store)) = (r.find(b, list_size, "create", 64), store) {
@@ -239,22 +249,47 @@ pub fn markdown(r: &Results) -> String {
             for scenario in ["list_customer_tokens", "list_card_tokens"] {
                 if let (Some(big), Some(small)) = (r.find(b, largest, scenario, 8), r.find(b, smallest, scenario, 8)) {
                     let ratio = big.p50_us as f64 / small.p50_us as f64;
-                    let at = if largest == 10_000_000 { String::new() } else { format!(" ({} vs {}, not 10M vs 10k)", size_name(largest), size_name(smallest)) };
-                    let _ = writeln!(md, "| {b} | 3. {scenario} p50 @8 at largest ≤ 1.25× at smallest | {ratio:.2}×{at} | {} |", verdict(ratio <= 1.25));
+                    let at = if largest == 10_000_000 {
+                        String::new()
+                    } else {
+                        format!(" ({} vs {}, not 10M vs 10k)", size_name(largest), size_name(smallest))
+                    };
+                    let _ = writeln!(
+                        md,
+                        "| {b} | 3. {scenario} p50 @8 at largest ≤ 1.25× at smallest | {ratio:.2}×{at} | {} |",
+                        verdict(ratio <= 1.25)
+                    );
                 }
             }
         } else {
-            let _ = writeln!(md, "| {b} | 3. list latency at 10M ≤ 1.25× at 10k | one store size only: not measured | — |");
+            let _ =
+                writeln!(md, "| {b} | 3. list latency at 10M ≤ 1.25× at 10k | one store size only: not measured | — |");
         }
         if let Some(list) = r.find(b, list_size, "list_customer_tokens", 64) {
             let mib = list.peak_rss_kib as f64 / 1024.0;
-            let _ = writeln!(md, "| {b} | 4. peak RSS under list load @64 ≤ 64 MiB | {mib:.1} MiB{at} | {} |", verdict(mib <= 64.0));
+            let _ = writeln!(
+                md,
+                "| {b} | 4. peak RSS under list load @64 ≤ 64 MiB | {mib:.1} MiB{at} | {} |",
+                verdict(mib <= 64.0)
+            );
         }
         if let Some(s) = r.stores.iter().filter(|s| s.backend == *b).max_by_key(|s| s.size) {
-            let _ = writeln!(md, "| {b} | 4. start to healthy on an existing store ≤ 200 ms | {:.0} ms (at {}) | {} |", s.start_to_healthy_ms, size_name(s.size), verdict(s.start_to_healthy_ms <= 200.0));
+            let _ = writeln!(
+                md,
+                "| {b} | 4. start to healthy on an existing store ≤ 200 ms | {:.0} ms (at {}) | {} |",
+                s.start_to_healthy_ms,
+                size_name(s.size),
+                verdict(s.start_to_healthy_ms <= 200.0)
+            );
         }
         let failed: Vec<&Record> = r.records.iter().filter(|x| x.backend == *b && x.failed()).collect();
-        let _ = writeln!(md, "| {b} | 5. every response's status as expected | {} of {} rows failed | {} |", failed.len(), r.records.iter().filter(|x| x.backend == *b).count(), verdict(failed.is_empty()));
+        let _ = writeln!(
+            md,
+            "| {b} | 5. every response's status as expected | {} of {} rows failed | {} |",
+            failed.len(),
+            r.records.iter().filter(|x| x.backend == *b).count(),
+            verdict(failed.is_empty())
+        );
     }
     md.push('\n');
 
@@ -275,7 +310,10 @@ pub fn markdown(r: &Results) -> String {
     // One table per store.
     for s in &r.stores {
         let _ = writeln!(md, "## {}, {} tokens\n", s.backend, size_name(s.size));
-        let _ = writeln!(md, "| scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | × floor | status |");
+        let _ = writeln!(
+            md,
+            "| scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | × floor | status |"
+        );
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         for rec in r.records.iter().filter(|x| x.backend == s.backend && x.size == s.size) {
             let floor = r.find(&s.backend, s.size, "health", rec.connections).map(|f| rec.rps / f.rps);
@@ -313,7 +351,9 @@ pub fn markdown(r: &Results) -> String {
 pub fn write(results: &Results, out: &Path) -> Result<(), String> {
     std::fs::write(out.join("results.md"), markdown(results)).map_err(|e| e.to_string())?;
     if !register_font() {
-        eprintln!("tvbench: no DejaVu/Liberation TTF font found; skipping the plots (apt-get install fonts-dejavu-core)");
+        eprintln!(
+            "tvbench: no DejaVu/Liberation TTF font found; skipping the plots (apt-get install fonts-dejavu-core)"
+        );
         return Ok(());
     }
     plot_percentiles(results, &out.join("latency.png")).map_err(|e| format!("latency.png: {e}"))?;

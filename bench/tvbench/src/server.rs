@@ -196,9 +196,8 @@ impl RssWatch {
 
 /// `POST /v1/accounts/{aid}/auth/token` with client credentials; returns the bearer token.
 pub fn access_token(addr: SocketAddr, account: &str, id: &str, secret: &str) -> Result<String, String> {
-    let body = format!(
-        r#"{{"grant_type":"client_credentials","audience":"https://api.dintero.com/v1/accounts/{account}"}}"#
-    );
+    let body =
+        format!(r#"{{"grant_type":"client_credentials","audience":"https://api.dintero.com/v1/accounts/{account}"}}"#);
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     let request = format!(
         "POST /v1/accounts/{account}/auth/token HTTP/1.1\r\nhost: bench\r\nauthorization: Basic {basic}\r\n\

@@ -206,11 +206,13 @@ async fn every_list_query_searches_an_index() {
     let at = Timestamp::from_millis(1000);
     let obj = |v: serde_json::Value| v.as_object().unwrap().clone();
     let customer = store.create_customer(&aid, &new_customer("c1")).await.unwrap();
-    let token = NewCustomerToken::from_body(&obj(json!({"token_id": "t1", "type": "sha1:email", "value": "v1"})), "x", at);
+    let token =
+        NewCustomerToken::from_body(&obj(json!({"token_id": "t1", "type": "sha1:email", "value": "v1"})), "x", at);
     let token = store.create_customer_token(&aid, "c1", &token.unwrap(), false).await.unwrap();
     let body = obj(json!({"card_brand": "visa", "payment_product_type": "bambora.creditcard",
                           "customer_id": "c1", "relationship_id": "r1"}));
-    let card = store.create_card_token(&CardToken::from_create_body(&body, &aid, "x", at).unwrap(), None).await.unwrap();
+    let card =
+        store.create_card_token(&CardToken::from_create_body(&body, &aid, "x", at).unwrap(), None).await.unwrap();
     let email = TokenTypeValue { token_type: "sha1:email".into(), value: "e1".into() };
     let event = TokenEvent { event: "seen".into(), status: None, metadata: None, created_at: at, expires_at: None };
     store.token_detail(&aid, &email, Some(&event), "x", at).await.unwrap();
@@ -232,7 +234,14 @@ async fn every_list_query_searches_an_index() {
     }
     for page in pages(customer.id.to_string()) {
         let filters = [
-            CustomerFilter { token: None, email_prefix: None, phone_number_prefix: None, customer_type: None, all_types: false, include_deleted: false },
+            CustomerFilter {
+                token: None,
+                email_prefix: None,
+                phone_number_prefix: None,
+                customer_type: None,
+                all_types: false,
+                include_deleted: false,
+            },
             CustomerFilter {
                 token: Some(("sha1:email".into(), "v1".into())),
                 email_prefix: Some("ada".into()),
@@ -249,8 +258,18 @@ async fn every_list_query_searches_an_index() {
     for page in pages(card.card.id.clone()) {
         let filters = [
             CardTokenFilter { customer_id: None, relationship_id: None, statuses: vec![], include_deleted: false },
-            CardTokenFilter { customer_id: Some("c1".into()), relationship_id: None, statuses: vec![CardTokenStatus::Active], include_deleted: false },
-            CardTokenFilter { customer_id: None, relationship_id: Some("r1".into()), statuses: vec![], include_deleted: true },
+            CardTokenFilter {
+                customer_id: Some("c1".into()),
+                relationship_id: None,
+                statuses: vec![CardTokenStatus::Active],
+                include_deleted: false,
+            },
+            CardTokenFilter {
+                customer_id: None,
+                relationship_id: Some("r1".into()),
+                statuses: vec![],
+                include_deleted: true,
+            },
         ];
         for filter in filters {
             super::card_tokens::list(&conn, &aid, &filter, &page).unwrap();
@@ -277,9 +296,9 @@ async fn every_list_query_searches_an_index() {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let bad = plan.iter().any(|step| {
-            (step.starts_with("SCAN ") && step != "SCAN CONSTANT ROW") || step.contains("TEMP B-TREE")
-        });
+        let bad = plan
+            .iter()
+            .any(|step| (step.starts_with("SCAN ") && step != "SCAN CONSTANT ROW") || step.contains("TEMP B-TREE"));
         if bad {
             offenders.push(format!("{sql}\n  -> {}", plan.join("\n  -> ")));
         }
