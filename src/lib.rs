@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod seed;
+pub mod settings;
 pub mod store;
 pub mod transfer;
 pub mod webhooks;

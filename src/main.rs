@@ -1,7 +1,6 @@
 //! The `tokenvault` command line: `serve`, `migrate`, `clients create`, `card-tokens import`,
 //! `audit`, `export`, `import`.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
 use tokenvault::store::{self, dataset};
 use tokenvault::transfer;
-use tokenvault::{import, seed};
+use tokenvault::{import, seed, settings};
 use tracing_subscriber::EnvFilter;
 
 /// A self-hostable server speaking Dintero's customer-token and card-token APIs.
@@ -36,6 +35,8 @@ enum LogFormat {
 enum Command {
     /// Run the HTTP server.
     Serve(ServeArgs),
+    /// Print the effective `serve` settings as TOML (secrets masked) with where each came from.
+    Config(ServeArgs),
     /// Manage API clients.
     Clients {
         #[command(subcommand)]
@@ -126,40 +127,73 @@ struct DatabaseArgs {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "TOKENVAULT_LISTEN", default_value = config::DEFAULT_LISTEN)]
-    listen: SocketAddr,
-    #[command(flatten)]
-    database: DatabaseArgs,
+    /// A TOML file with any of the settings below (named as in the README's table); flags and
+    /// environment variables win over it.
+    #[arg(long, env = "TOKENVAULT_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "TOKENVAULT_LISTEN")]
+    listen: Option<String>,
+    /// `sqlite://PATH` (embedded) or `postgres://USER@HOST/DB` [default: sqlite://tokenvault.db].
+    #[arg(long, env = "TOKENVAULT_DATABASE_URL")]
+    database_url: Option<String>,
     /// Base64 of a 32-byte key for card tokens at rest (generated beside an SQLite database when
     /// absent; required with PostgreSQL).
     #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
-    /// Lifetime of issued access tokens, in seconds.
-    #[arg(long, env = "TOKENVAULT_TOKEN_TTL", default_value_t = config::DEFAULT_TOKEN_TTL_SECONDS)]
-    token_ttl: u64,
-    /// The `iss` claim of issued access tokens.
-    #[arg(long, env = "TOKENVAULT_ISSUER", default_value = config::DEFAULT_ISSUER)]
-    issuer: String,
-    /// Database connections (PostgreSQL) or read connections (SQLite).
-    #[arg(long, env = "TOKENVAULT_POOL_SIZE", default_value_t = 8)]
-    pool_size: usize,
+    /// Lifetime of issued access tokens, in seconds [default: 86400].
+    #[arg(long, env = "TOKENVAULT_TOKEN_TTL")]
+    token_ttl: Option<u64>,
+    /// The `iss` claim of issued access tokens [default: tokenvault].
+    #[arg(long, env = "TOKENVAULT_ISSUER")]
+    issuer: Option<String>,
+    /// Database connections (PostgreSQL) or read connections (SQLite) [default: 8].
+    #[arg(long, env = "TOKENVAULT_POOL_SIZE")]
+    pool_size: Option<usize>,
     /// How long a request waits for a database connection (and a new connection may take to
-    /// open) before it fails with 503, in milliseconds.
-    #[arg(long, env = "TOKENVAULT_ACQUIRE_TIMEOUT_MS", default_value_t = 5000)]
-    acquire_timeout_ms: u64,
-    /// Print a ready client for test account T00000001 with every scope, and a curl example.
-    #[arg(long, env = "TOKENVAULT_DEV")]
-    dev: bool,
-    /// Token requests allowed per client id and minute (429 beyond).
-    #[arg(long, env = "TOKENVAULT_TOKEN_RATE_LIMIT", default_value_t = 60)]
-    token_rate_limit: u32,
-    /// API calls allowed per client and second (429 beyond); 0 for no limit.
-    #[arg(long, env = "TOKENVAULT_RATE_LIMIT", default_value_t = 0)]
-    rate_limit: u32,
-    /// Concurrent requests beyond which new ones are shed with 503.
-    #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT", default_value_t = 1024)]
-    max_in_flight: usize,
+    /// open) before it fails with 503, in milliseconds [default: 5000].
+    #[arg(long, env = "TOKENVAULT_ACQUIRE_TIMEOUT_MS")]
+    acquire_timeout_ms: Option<u64>,
+    /// Print a ready client for test account T00000001 with every scope, a curl example, and
+    /// load a small demo data set.
+    #[arg(
+        long,
+        env = "TOKENVAULT_DEV",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    dev: Option<bool>,
+    /// Token requests allowed per client id and minute, 429 beyond [default: 60].
+    #[arg(long, env = "TOKENVAULT_TOKEN_RATE_LIMIT")]
+    token_rate_limit: Option<u32>,
+    /// API calls allowed per client and second, 429 beyond; 0 for no limit [default: 0].
+    #[arg(long, env = "TOKENVAULT_RATE_LIMIT")]
+    rate_limit: Option<u32>,
+    /// Concurrent requests beyond which new ones are shed with 503 [default: 1024].
+    #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Layers these flags and variables over the config file over the defaults.
+    fn resolve(self) -> Result<settings::Resolved, String> {
+        let file = self.config.as_deref().map(settings::read_file).transpose().map_err(|e| e.to_string())?;
+        let given = settings::Given {
+            listen: self.listen,
+            database_url: self.database_url,
+            encryption_key: self.encryption_key,
+            token_ttl: self.token_ttl,
+            issuer: self.issuer,
+            pool_size: self.pool_size,
+            acquire_timeout_ms: self.acquire_timeout_ms,
+            dev: self.dev,
+            token_rate_limit: self.token_rate_limit,
+            rate_limit: self.rate_limit,
+            max_in_flight: self.max_in_flight,
+        };
+        settings::resolve(given, file).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Subcommand)]
@@ -218,7 +252,11 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve(args) => serve(args).await.map_err(|e| e.to_string()),
+        Command::Serve(args) => serve(args.resolve()?.config).await.map_err(|e| e.to_string()),
+        Command::Config(args) => {
+            print!("{}", args.resolve()?.render());
+            Ok(())
+        }
         Command::Clients { command: ClientsCommand::Create { account, scopes, database } } => {
             let account = parse_account(&account)?;
             let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
@@ -450,18 +488,7 @@ async fn import_file(
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> Result<(), StartupError> {
-    let mut config = ServeConfig::new(args.database.database_url);
-    config.listen = args.listen;
-    config.encryption_key = args.encryption_key;
-    config.token_ttl_seconds = args.token_ttl;
-    config.issuer = args.issuer;
-    config.pool_size = args.pool_size.max(1);
-    config.acquire_timeout = Duration::from_millis(args.acquire_timeout_ms.max(1));
-    config.dev = args.dev;
-    config.token_requests_per_minute = args.token_rate_limit;
-    config.api_calls_per_second = args.rate_limit;
-    config.max_in_flight = args.max_in_flight;
+async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     tracing::info!(?config, "starting tokenvault");
 
     let server = app::start(config.clone()).await?;

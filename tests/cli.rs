@@ -52,3 +52,40 @@ fn seed_loads_fixtures_once_and_refuses_production_accounts() {
         "tokenvault: fixtures are only for test accounts (T…), not P12345678\n"
     );
 }
+
+#[test]
+fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokenvault.toml");
+    std::fs::write(&file, "pool_size = 3\nlisten = \"127.0.0.1:9999\"\nissuer = \"from-file\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+        .args(["config", "--config"])
+        .arg(&file)
+        .args(["--issuer", "from-flag"])
+        .env("TOKENVAULT_LISTEN", "127.0.0.1:7000")
+        .env("TOKENVAULT_DATABASE_URL", "postgres://tv:hunter2@db/tv")
+        .env("TOKENVAULT_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "listen = \"127.0.0.1:7000\"  # from: flag or environment\n\
+         database_url = \"postgres://tv:****@db/tv\"  # from: flag or environment\n\
+         encryption_key = \"****\"  # from: flag or environment\n\
+         token_ttl = 86400  # from: default\n\
+         issuer = \"from-flag\"  # from: flag or environment\n\
+         pool_size = 3  # from: config file\n\
+         acquire_timeout_ms = 5000  # from: default\n\
+         dev = false  # from: default\n\
+         token_rate_limit = 60  # from: default\n\
+         rate_limit = 0  # from: default\n\
+         max_in_flight = 1024  # from: default\n"
+    );
+
+    std::fs::write(&file, "max_in_flight = 0\n").unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_tokenvault")).args(["serve", "--config"]).arg(&file).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "tokenvault: max_in_flight: must be at least 1\n");
+}

@@ -18,13 +18,14 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 8] = [
+const EXTENSIONS: [&str; 9] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
     "health_get",
     "jwks_get",
     "metrics_get",
+    "aid_sandbox_reset_post",
     "openapi_get",
     "docs_get",
 ];

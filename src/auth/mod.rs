@@ -29,6 +29,8 @@ pub enum AuthError {
     MissingScope(String),
     #[error("{field}: {message}", field = .0.field, message = .0.message)]
     InvalidField(FieldError),
+    #[error("sandbox operations are only for test accounts (T…), not {0}")]
+    ProductionAccount(String),
     #[error("signing failed: {0}")]
     Signing(String),
     #[error(transparent)]
@@ -62,6 +64,8 @@ impl Permission {
     pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
     pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout", "read:checkout"]);
     pub const HOOKS_WRITE: Permission = Permission(&["admin:hooks", "write:hooks"]);
+    /// Resetting a test account: any administrator of its data.
+    pub const SANDBOX: Permission = Permission(&["admin:customers", "admin:checkout"]);
     pub const HOOKS_READ: Permission = Permission(&["admin:hooks", "read:hooks"]);
 
     pub fn describe(self) -> String {

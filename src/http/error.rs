@@ -56,9 +56,10 @@ impl ApiError {
                     StatusCode::UNAUTHORIZED
                 }
                 AuthError::UnsupportedGrantType | AuthError::InvalidField(_) => StatusCode::BAD_REQUEST,
-                AuthError::AccountMismatch(_) | AuthError::WrongAccount(_) | AuthError::MissingScope(_) => {
-                    StatusCode::FORBIDDEN
-                }
+                AuthError::AccountMismatch(_)
+                | AuthError::WrongAccount(_)
+                | AuthError::MissingScope(_)
+                | AuthError::ProductionAccount(_) => StatusCode::FORBIDDEN,
                 AuthError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 AuthError::Store(error) => store_status(error),
             },

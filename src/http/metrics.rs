@@ -90,14 +90,30 @@ fn escape(value: &str) -> String {
     operation_id = "metrics_get",
     tag = "server",
     summary = "Metrics",
-    description = "Request counts by route pattern, method and status, and latency histograms, in the Prometheus text format.",
+    description = "Request counts by route pattern, method and status, latency histograms, database pool use and the webhook outbox depth, in the Prometheus text format.",
     responses(
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
     ),
     extensions(("x-tokenvault-extension" = json!(true))),
 )]
 pub async fn render(State(app): State<super::AppState>) -> Response {
-    let mut response = Response::new(axum::body::Body::from(app.metrics.render("")));
+    // Store figures are best effort: the request metrics are served even when the database is not.
+    let gauges = match app.store.stats().await {
+        Ok(stats) => format!(
+            "# HELP tokenvault_db_pool_connections Database connections in the pool (SQLite: read connections).\n\
+             # TYPE tokenvault_db_pool_connections gauge\n\
+             tokenvault_db_pool_connections{{state=\"idle\"}} {}\n\
+             tokenvault_db_pool_connections{{state=\"in_use\"}} {}\n\
+             # HELP tokenvault_webhook_outbox_pending Webhook deliveries neither delivered nor given up.\n\
+             # TYPE tokenvault_webhook_outbox_pending gauge\n\
+             tokenvault_webhook_outbox_pending {}\n",
+            stats.pool_idle,
+            stats.pool_size.saturating_sub(stats.pool_idle),
+            stats.webhook_outbox_pending
+        ),
+        Err(_) => String::new(),
+    };
+    let mut response = Response::new(axum::body::Body::from(app.metrics.render(&gauges)));
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

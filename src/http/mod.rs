@@ -66,7 +66,7 @@ impl Limits {
 /// adds the route, so the router and the document are built from this one table. Handlers that
 /// share a path are registered together.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, token_events};
+    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, token_events};
 
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::health))
@@ -88,6 +88,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(card_tokens::set_status_for_account))
         .routes(routes!(hooks::list, hooks::create))
         .routes(routes!(hooks::get, hooks::delete))
+        .routes(routes!(sandbox::reset))
 }
 
 /// The OpenAPI 3.1 document of [`api_routes`], served at `/openapi.json`.

@@ -66,6 +66,7 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
         (name = "token events", description = "What is known about a token type/value, with or without a customer."),
         (name = "card tokens", description = "Stored card tokens, on the checkout host's paths and the account-scoped aliases."),
         (name = "hooks", description = "Webhook subscriptions for card-token events."),
+        (name = "sandbox", description = "Conveniences for test accounts (tokenvault extension)."),
         (name = "server", description = "The server itself: health, signing keys, this document and its reference page."),
     ),
     components(
@@ -801,6 +802,26 @@ pub struct AccessToken {
 
 fn bearer_type() -> utoipa::openapi::schema::Object {
     string().enum_values(Some(["Bearer"])).build()
+}
+
+/// What a sandbox reset deleted.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SandboxReset {
+    #[schema(example = "T12345678")]
+    account_id: String,
+    deleted: SandboxResetCounts,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SandboxResetCounts {
+    customers: u64,
+    customer_tokens: u64,
+    token_events: u64,
+    card_tokens: u64,
+    hook_subscriptions: u64,
+    webhook_deliveries: u64,
 }
 
 #[derive(ToSchema)]

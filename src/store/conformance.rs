@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    CardTokenDeletion, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, SealedToken, Store,
-    StoreError, StoredResponse,
+    CardTokenDeletion, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, ResetCounts, SealedToken,
+    Store, StoreError, StoredResponse,
 };
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
@@ -49,10 +49,13 @@ macro_rules! conformance_suite {
             webhook_events_are_enqueued_with_card_token_changes,
             webhook_claims_lease_deliveries,
             webhook_completions,
+            reset_wipes_one_account_only,
+            stats_count_pending_deliveries,
             idempotency_claim_replay_and_mismatch,
             idempotency_keys_are_scoped_to_the_caller,
             idempotency_abandon_and_lease_takeover,
             idempotency_keys_expire,
+            reset_forgets_finished_idempotency_keys,
         );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
@@ -1197,6 +1200,70 @@ pub async fn webhook_completions(store: Arc<dyn Store>) {
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
 }
 
+/// Fills an account with one of everything a reset removes.
+async fn populate(store: &Arc<dyn Store>, account: &AccountId) {
+    customer(store, account, json!({"customer_id": "c1", "email": "ada@example.com"})).await;
+    token(store, account, "c1", "t1", "sha1:email", "v1").await;
+    store
+        .token_detail(account, &tv("sha1:email", "v1"), Some(&event("seen", Some("OPT_IN"), 1000)), "client", t(1000))
+        .await
+        .unwrap();
+    subscribe(store, account, &["checkout_token_add"]).await;
+    store
+        .create_card_token(&card(account, json!({"id": "card-1"})), Some(&sealed(&format!("fp-{account}"))))
+        .await
+        .unwrap();
+}
+
+pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
+    populate(&store, &a()).await;
+    populate(&store, &b()).await;
+
+    let counts = store.reset_account(&a(), "admin", t(5000)).await.unwrap();
+    assert_eq!(
+        counts,
+        ResetCounts {
+            customers: 1,
+            customer_tokens: 1,
+            token_events: 1,
+            card_tokens: 1,
+            hook_subscriptions: 1,
+            webhook_deliveries: 1
+        }
+    );
+    // Account A is empty and usable again with the same ids; account B is untouched.
+    let everything = PageRequest { limit: 100, starting_after: None, include_total: true };
+    let all_customers = CustomerFilter { all_types: true, include_deleted: true, ..CustomerFilter::default() };
+    let all_cards = CardTokenFilter { include_deleted: true, ..CardTokenFilter::default() };
+    assert_eq!(store.list_customers(&a(), &all_customers, &everything).await.unwrap().total, Some(0));
+    assert_eq!(store.list_card_tokens(&a(), &all_cards, &everything).await.unwrap().total, Some(0));
+    assert_eq!(store.list_token_events(&a(), None, &everything).await.unwrap().total, Some(0));
+    assert_eq!(store.list_hook_subscriptions(&a()).await.unwrap(), []);
+    assert_eq!(store.list_customers(&b(), &all_customers, &everything).await.unwrap().total, Some(1));
+    assert_eq!(store.list_card_tokens(&b(), &all_cards, &everything).await.unwrap().total, Some(1));
+    assert_eq!(store.list_token_events(&b(), None, &everything).await.unwrap().total, Some(1));
+    assert_eq!(store.list_hook_subscriptions(&b()).await.unwrap().len(), 1);
+    populate(&store, &a()).await;
+
+    let records = store.list_audit(Some(&a()), 0, 1000).await.unwrap();
+    let reset = records.iter().find(|r| r.action == "sandbox.reset").unwrap();
+    assert_eq!((reset.actor.as_str(), reset.at, reset.resource_id.as_str()), ("admin", t(5000), a().as_str()));
+    assert_eq!(reset.details["card_tokens"], json!(1));
+}
+
+pub async fn stats_count_pending_deliveries(store: Arc<dyn Store>) {
+    let before = store.stats().await.unwrap();
+    assert!(before.pool_size >= 1 && before.pool_idle <= before.pool_size, "{before:?}");
+    assert_eq!(before.webhook_outbox_pending, 0);
+    subscribe(&store, &a(), &["checkout_token_add"]).await;
+    store.create_card_token(&card(&a(), json!({"id": "card-1"})), None).await.unwrap();
+    store.create_card_token(&card(&a(), json!({"id": "card-2"})), None).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 2);
+    let claimed = drain(&store).await;
+    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: t(9000) }).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
+}
+
 // ---- idempotency keys -----------------------------------------------------------------------
 
 fn scope(account: &AccountId, client_id: &str, key: &str) -> IdempotencyScope {
@@ -1354,4 +1421,31 @@ pub async fn idempotency_purge_leaves_three_keys(store: &Arc<dyn Store>) {
         let later = 5 * 86_400_000;
         assert_eq!(store.begin_idempotent(&claim(&new, "fp", later)).await.unwrap(), IdempotencyStart::Started);
     }
+}
+
+pub async fn reset_forgets_finished_idempotency_keys(store: Arc<dyn Store>) {
+    let (done, running, other) =
+        (scope(&a(), "client-1", "done"), scope(&a(), "client-1", "running"), scope(&b(), "client-1", "done"));
+    for key in [&done, &other] {
+        let claimed = claim(key, "fp-1", 1_000);
+        assert_eq!(store.begin_idempotent(&claimed).await.unwrap(), IdempotencyStart::Started);
+        store.finish_idempotent(key, claimed.attempt, &stored(201, "created")).await.unwrap();
+    }
+    let running_claim = claim(&running, "fp-1", 1_000);
+    assert_eq!(store.begin_idempotent(&running_claim).await.unwrap(), IdempotencyStart::Started);
+
+    store.reset_account(&a(), "admin", t(2_000)).await.unwrap();
+    // The finished key of the reset account runs afresh; a claim in progress still holds and can
+    // still be finished; another account's keys are untouched.
+    assert_eq!(store.begin_idempotent(&claim(&done, "fp-2", 3_000)).await.unwrap(), IdempotencyStart::Started);
+    assert_eq!(store.begin_idempotent(&claim(&running, "fp-1", 3_000)).await.unwrap(), IdempotencyStart::InProgress);
+    store.finish_idempotent(&running, running_claim.attempt, &stored(200, "reset")).await.unwrap();
+    assert_eq!(
+        store.begin_idempotent(&claim(&running, "fp-1", 4_000)).await.unwrap(),
+        IdempotencyStart::Replay(stored(200, "reset"))
+    );
+    assert_eq!(
+        store.begin_idempotent(&claim(&other, "fp-1", 4_000)).await.unwrap(),
+        IdempotencyStart::Replay(stored(201, "created"))
+    );
 }

@@ -68,6 +68,28 @@ pub struct CardTokenDeletion {
     pub at: Timestamp,
 }
 
+/// Rows a sandbox reset removed, per kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ResetCounts {
+    pub customers: u64,
+    pub customer_tokens: u64,
+    pub token_events: u64,
+    pub card_tokens: u64,
+    pub hook_subscriptions: u64,
+    pub webhook_deliveries: u64,
+}
+
+/// A snapshot of the store's resources.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Connections the pool may hold (SQLite: read connections; the writer is extra).
+    pub pool_size: u64,
+    /// Connections idle right now.
+    pub pool_idle: u64,
+    /// Webhook deliveries neither delivered nor given up.
+    pub webhook_outbox_pending: u64,
+}
+
 /// What an import did with one card token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportOutcome {
@@ -287,6 +309,15 @@ pub trait Store: Send + Sync + 'static {
     /// or given up. A delivery no longer pending (its subscription deleted meanwhile) is left
     /// alone.
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()>;
+
+    /// Wipes a (test) account's data in one transaction: customers, customer tokens, token
+    /// events, card tokens, webhook subscriptions and their pending deliveries. Clients, signing
+    /// keys and the audit trail stay; a `sandbox.reset` audit record is appended. The account's
+    /// finished idempotency keys are forgotten too (claims in progress stay).
+    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts>;
+
+    /// Figures for `/metrics`: connection pool use and webhook deliveries waiting.
+    async fn stats(&self) -> StoreResult<StoreStats>;
 
     /// Claims an idempotency key, atomically: a key never used, or expired (`expires_at <= now`),
     /// is claimed (`Started`); a key of a different fingerprint is `Mismatch`; a finished one

@@ -22,6 +22,7 @@ backend_tests!(
     client_errors_are_replayed,
     keys_are_validated_after_authentication,
     only_post_and_delete_take_keys,
+    a_sandbox_reset_forgets_the_accounts_keys,
 );
 
 /// Tests that start their own server (a short key lifetime).
@@ -391,4 +392,21 @@ async fn keys_expire(backend: Backend) {
     assert_eq!(again.header(REPLAYED), None);
     let listed = app.get("/v1/card-tokens?total=true", &admin.token).await;
     assert_eq!(listed.header("total-count"), Some("2"));
+}
+
+async fn a_sandbox_reset_forgets_the_accounts_keys(app: TestApp) {
+    let admin = app.admin().await;
+    let body = json!({"card_brand": "visa", "payment_product_type": "x"});
+    let first = send_keyed(&app, Method::POST, "/v1/card-tokens", &admin.token, Some(&body), "ci-run").await;
+    first.expect_json(201);
+    let reset_path = format!("/v1/accounts/{ACCOUNT}/sandbox/reset");
+    let reset = send_keyed(&app, Method::POST, &reset_path, &admin.token, None, "reset-1").await;
+    assert_eq!(reset.expect_json(200)["deleted"]["card_tokens"], 1);
+    // The reset's own key replays; the key of the wiped card token runs afresh (a CI run that
+    // reuses its keys after a reset creates its data again).
+    assert_replay(&reset, &send_keyed(&app, Method::POST, &reset_path, &admin.token, None, "reset-1").await);
+    let again = send_keyed(&app, Method::POST, "/v1/card-tokens", &admin.token, Some(&body), "ci-run").await;
+    again.expect_json(201);
+    assert_eq!(again.header(REPLAYED), None);
+    assert_ne!(again.json()["id"], first.json()["id"]);
 }

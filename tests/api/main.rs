@@ -14,4 +14,5 @@ mod idempotency;
 mod observability;
 mod paging_props;
 mod persistence;
+mod sandbox;
 mod token_events;

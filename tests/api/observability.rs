@@ -49,4 +49,7 @@ async fn metrics_count_requests_by_route_pattern(app: TestApp) {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
     assert!(!text.contains(id), "a card token id leaked into the metrics");
+    // Store gauges: no subscription, so nothing waits in the outbox.
+    assert!(text.contains("tokenvault_webhook_outbox_pending 0\n"), "{text}");
+    assert!(text.contains("tokenvault_db_pool_connections{state=\"idle\"} "), "{text}");
 }

@@ -8,4 +8,5 @@ pub mod customers;
 pub mod docs;
 pub mod hooks;
 pub mod meta;
+pub mod sandbox;
 pub mod token_events;

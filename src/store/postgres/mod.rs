@@ -25,7 +25,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
     CardTokenDeletion, CardTokenRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome,
-    SealedToken, Store, StoreError, StoreOptions, StoreResult, StoredResponse,
+    ResetCounts, SealedToken, Store, StoreError, StoreOptions, StoreResult, StoreStats, StoredResponse,
 };
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -520,6 +520,69 @@ impl Store for PostgresStore {
 
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
         with_conn!(self, |conn| webhooks::complete(&conn, id, result).await)
+    }
+
+    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
+        with_conn!(self, |conn| {
+            let tx = conn.transaction().await?;
+            let id = account.as_str();
+            let delete = async |sql: &str| -> StoreResult<u64> {
+                let statement = tx.prepare_cached(sql).await?;
+                Ok(tx.execute(&statement, &[&id]).await?)
+            };
+            let counts = ResetCounts {
+                customer_tokens: delete("DELETE FROM customer_tokens WHERE account_id = $1").await?,
+                customers: delete("DELETE FROM customers WHERE account_id = $1").await?,
+                token_events: delete(
+                    "DELETE FROM token_events WHERE entry_seq IN \
+                     (SELECT seq FROM token_event_entries WHERE account_id = $1)",
+                )
+                .await?,
+                card_tokens: delete("DELETE FROM card_tokens WHERE account_id = $1").await?,
+                webhook_deliveries: delete(
+                    "DELETE FROM webhook_outbox WHERE account_id = $1 AND delivered_at IS NULL AND gave_up_at IS NULL",
+                )
+                .await?,
+                hook_subscriptions: 0,
+            };
+            delete("DELETE FROM webhook_outbox WHERE account_id = $1").await?;
+            let hook_subscriptions = delete("DELETE FROM hook_subscriptions WHERE account_id = $1").await?;
+            delete("DELETE FROM token_event_entries WHERE account_id = $1").await?;
+            // Replays of responses about data that is gone: a key reused after the reset runs
+            // afresh. Claims in progress (the reset's own among them) stay with their requests.
+            delete("DELETE FROM idempotency_keys WHERE account_id = $1 AND state = 'done'").await?;
+            let counts = ResetCounts { hook_subscriptions, ..counts };
+            append_audit(
+                &tx,
+                NewAuditRecord {
+                    at,
+                    account_id: id.to_owned(),
+                    actor: actor.to_owned(),
+                    action: "sandbox.reset",
+                    resource_type: "account",
+                    resource_id: id.to_owned(),
+                    details: serde_json::to_value(&counts).unwrap_or_default(),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(counts)
+        })
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        let status = self.pool.status();
+        let webhook_outbox_pending: i64 = with_conn!(self, |conn| {
+            let statement = conn
+                .prepare_cached("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL")
+                .await?;
+            Ok::<_, StoreError>(conn.query_one(&statement, &[]).await?.get(0))
+        })?;
+        Ok(StoreStats {
+            pool_size: status.max_size as u64,
+            pool_idle: status.available as u64,
+            webhook_outbox_pending: webhook_outbox_pending as u64,
+        })
     }
 
     async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {

@@ -3,10 +3,10 @@
 use rusqlite::{params, Connection};
 
 use super::sql::{self, json_col, time_col};
-use crate::domain::audit::AuditRecord;
+use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{ResetCounts, StoreError, StoreResult};
 
 pub(super) fn upsert_client(conn: &Connection, client: &ClientRecord) -> StoreResult<()> {
     sql::execute(
@@ -106,4 +106,56 @@ pub(super) fn list_audit(
             map,
         ),
     }
+}
+
+/// Deletes the account's data, children before parents, and records the reset.
+pub(super) fn reset_account(
+    conn: &Connection,
+    account: &AccountId,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<ResetCounts> {
+    let delete = |sql: &str| sql::execute(conn, sql, params![account.as_str()]).map(|n| n as u64);
+    let counts = ResetCounts {
+        customer_tokens: delete("DELETE FROM customer_tokens WHERE account_id = ?1")?,
+        customers: delete("DELETE FROM customers WHERE account_id = ?1")?,
+        token_events: delete(
+            "DELETE FROM token_events WHERE entry_seq IN (SELECT seq FROM token_event_entries WHERE account_id = ?1)",
+        )?,
+        card_tokens: delete("DELETE FROM card_tokens WHERE account_id = ?1")?,
+        webhook_deliveries: delete(
+            "DELETE FROM webhook_outbox WHERE account_id = ?1 AND delivered_at IS NULL AND gave_up_at IS NULL",
+        )?,
+        hook_subscriptions: delete("DELETE FROM hook_subscriptions WHERE account_id = ?1")?,
+    };
+    delete("DELETE FROM token_event_entries WHERE account_id = ?1")?;
+    delete("DELETE FROM webhook_outbox WHERE account_id = ?1")?;
+    // Replays of responses about data that is gone: a key reused after the reset runs afresh.
+    // Claims in progress (the reset's own among them) stay with their requests.
+    delete("DELETE FROM idempotency_keys WHERE account_id = ?1 AND state = 'done'")?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action: "sandbox.reset",
+            resource_type: "account",
+            resource_id: account.as_str().to_owned(),
+            details: serde_json::to_value(&counts).unwrap_or_default(),
+        },
+    )?;
+    Ok(counts)
+}
+
+/// Webhook deliveries still to be made (the partial index holds exactly these).
+pub(super) fn pending_deliveries(conn: &Connection) -> StoreResult<u64> {
+    let count: i64 = sql::first(
+        conn,
+        "SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL",
+        [],
+        |row| row.get(0),
+    )?
+    .unwrap_or(0);
+    Ok(count as u64)
 }

@@ -204,13 +204,11 @@ pub(super) fn list(
     }
     let after = match &page.starting_after {
         Some(cursor) => {
-            let seq: i64 = sql::first(
+            let seq = sql::cursor_seq(
                 conn,
                 "SELECT seq FROM card_tokens WHERE account_id = ?1 AND id = ?2",
                 params![aid, cursor],
-                |r| r.get(0),
-            )?
-            .ok_or(StoreError::UnknownCursor)?;
+            )?;
             Some(("seq > ?", vec![Value::Integer(seq)]))
         }
         None => None,

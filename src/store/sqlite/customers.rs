@@ -154,13 +154,11 @@ pub(super) fn list_customers(
     }
     let after = match &page.starting_after {
         Some(cursor) => {
-            let seq: i64 = sql::first(
+            let seq = sql::cursor_seq(
                 conn,
                 "SELECT seq FROM customers WHERE account_id = ?1 AND id = ?2",
                 params![aid, cursor],
-                |r| r.get(0),
-            )?
-            .ok_or(StoreError::UnknownCursor)?;
+            )?;
             Some(("c.seq > ?", vec![Value::Integer(seq)]))
         }
         None => None,
@@ -309,13 +307,11 @@ pub(super) fn list_tokens(
     }
     let after = match &page.starting_after {
         Some(cursor) => {
-            let seq: i64 = sql::first(
+            let seq = sql::cursor_seq(
                 conn,
                 "SELECT seq FROM customer_tokens WHERE customer_seq = ?1 AND id = ?2",
                 params![customer_seq, cursor],
-                |r| r.get(0),
-            )?
-            .ok_or(StoreError::UnknownCursor)?;
+            )?;
             Some(("t.seq > ?", vec![Value::Integer(seq)]))
         }
         None => None,

@@ -24,7 +24,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::{
     CardTokenDeletion, CardTokenRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome,
-    SealedToken, Store, StoreError, StoreOptions, StoreResult, StoredResponse,
+    ResetCounts, SealedToken, Store, StoreError, StoreOptions, StoreResult, StoreStats, StoredResponse,
 };
 use crate::domain::audit::AuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -356,6 +356,17 @@ impl Store for SqliteStore {
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
         let result = result.clone();
         self.writer.submit(move |conn| webhooks::complete(conn, id, &result)).await
+    }
+
+    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
+        let (account, actor) = (account.clone(), actor.to_owned());
+        self.writer.submit(move |conn| admin::reset_account(conn, &account, &actor, at)).await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        let (pool_size, pool_idle) = self.readers.status();
+        let webhook_outbox_pending = self.readers.read(admin::pending_deliveries).await?;
+        Ok(StoreStats { pool_size, pool_idle, webhook_outbox_pending })
     }
 
     async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {

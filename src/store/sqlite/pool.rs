@@ -13,6 +13,7 @@ pub(super) struct ReadPool {
 }
 
 struct Inner {
+    size: usize,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
@@ -35,7 +36,14 @@ impl Drop for Lease<'_> {
 impl ReadPool {
     pub(super) fn new(connections: Vec<Connection>, acquire_timeout: Duration) -> Self {
         let permits = Arc::new(Semaphore::new(connections.len()));
-        Self { inner: Arc::new(Inner { idle: Mutex::new(connections), permits, acquire_timeout }) }
+        let size = connections.len();
+        Self { inner: Arc::new(Inner { size, idle: Mutex::new(connections), permits, acquire_timeout }) }
+    }
+
+    /// (connections in the pool, connections idle now).
+    pub(super) fn status(&self) -> (u64, u64) {
+        let idle = self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).len() as u64;
+        (self.inner.size as u64, idle)
     }
 
     /// Runs `work` inside one read transaction, so all its queries see the same snapshot.

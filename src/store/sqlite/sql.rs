@@ -33,6 +33,12 @@ pub(super) fn first<T, P: Params>(
     Ok(rows(conn, sql, params, map)?.into_iter().next())
 }
 
+/// The `seq` of the item a `starting_after` cursor names, looked up with `lookup` within the
+/// list's scope; a cursor naming nothing there is a client error.
+pub(super) fn cursor_seq<P: Params>(conn: &Connection, lookup: &str, params: P) -> StoreResult<i64> {
+    first(conn, lookup, params, |row| row.get(0))?.ok_or(StoreError::UnknownCursor)
+}
+
 pub(super) fn exists<P: Params>(conn: &Connection, sql: &str, params: P) -> StoreResult<bool> {
     Ok(first(conn, sql, params, |_| Ok(()))?.is_some())
 }

@@ -181,6 +181,131 @@ async fn reads_give_up_when_no_connection_frees() {
     store.ping().await.unwrap();
 }
 
+/// Performance target 3 (list latency flat in the store's size): every statement a list runs —
+/// customers, customer tokens, card tokens, token events; each filter, with a cursor and a total —
+/// searches an index. Its `EXPLAIN QUERY PLAN` may show no `SCAN` of a table (nor of a whole
+/// index) and no sort in a temporary B-tree, so an index cannot silently disappear.
+#[tokio::test]
+async fn every_list_query_searches_an_index() {
+    use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
+    use crate::domain::customer::CustomerFilter;
+    use crate::domain::customer_token::{CustomerTokenFilter, NewCustomerToken};
+    use crate::domain::token_event::{TokenEvent, TokenTypeValue};
+    use crate::domain::PageRequest;
+    use rusqlite::trace::{TraceEvent, TraceEventCodes};
+
+    static RAN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    fn ran(event: TraceEvent<'_>) {
+        if let TraceEvent::Stmt(_, sql) = event {
+            RAN.lock().unwrap().push(sql.to_owned());
+        }
+    }
+
+    let (store, dir) = fresh().await;
+    let aid = account();
+    let at = Timestamp::from_millis(1000);
+    let obj = |v: serde_json::Value| v.as_object().unwrap().clone();
+    let customer = store.create_customer(&aid, &new_customer("c1")).await.unwrap();
+    let token =
+        NewCustomerToken::from_body(&obj(json!({"token_id": "t1", "type": "sha1:email", "value": "v1"})), "x", at);
+    let token = store.create_customer_token(&aid, "c1", &token.unwrap(), false).await.unwrap();
+    let body = obj(json!({"card_brand": "visa", "payment_product_type": "bambora.creditcard",
+                          "customer_id": "c1", "relationship_id": "r1"}));
+    let card =
+        store.create_card_token(&CardToken::from_create_body(&body, &aid, "x", at).unwrap(), None).await.unwrap();
+    let email = TokenTypeValue { token_type: "sha1:email".into(), value: "e1".into() };
+    let event = TokenEvent { event: "seen".into(), status: None, metadata: None, created_at: at, expires_at: None };
+    store.token_detail(&aid, &email, Some(&event), "x", at).await.unwrap();
+    let entry = store.list_token_events(&aid, None, &PageRequest::default()).await.unwrap().items[0].id.to_string();
+
+    let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
+    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(ran));
+    let pages = |cursor: String| {
+        [
+            PageRequest { limit: 10, starting_after: None, include_total: false },
+            PageRequest { limit: 10, starting_after: Some(cursor), include_total: true },
+        ]
+    };
+    for page in pages(token.id.to_string()) {
+        for (token_type, include_deleted) in [(None, true), (Some("sha1:email".to_owned()), false)] {
+            let filter = CustomerTokenFilter { token_type, include_deleted };
+            super::customers::list_tokens(&conn, &aid, "c1", &filter, &page).unwrap();
+        }
+    }
+    for page in pages(customer.id.to_string()) {
+        let filters = [
+            CustomerFilter {
+                token: None,
+                email_prefix: None,
+                phone_number_prefix: None,
+                customer_type: None,
+                all_types: false,
+                include_deleted: false,
+            },
+            CustomerFilter {
+                token: Some(("sha1:email".into(), "v1".into())),
+                email_prefix: Some("ada".into()),
+                phone_number_prefix: Some("+47".into()),
+                customer_type: Some("customer".into()),
+                all_types: false,
+                include_deleted: true,
+            },
+        ];
+        for filter in filters {
+            super::customers::list_customers(&conn, &aid, &filter, &page).unwrap();
+        }
+    }
+    for page in pages(card.card.id.clone()) {
+        let filters = [
+            CardTokenFilter { customer_id: None, relationship_id: None, statuses: vec![], include_deleted: false },
+            CardTokenFilter {
+                customer_id: Some("c1".into()),
+                relationship_id: None,
+                statuses: vec![CardTokenStatus::Active],
+                include_deleted: false,
+            },
+            CardTokenFilter {
+                customer_id: None,
+                relationship_id: Some("r1".into()),
+                statuses: vec![],
+                include_deleted: true,
+            },
+        ];
+        for filter in filters {
+            super::card_tokens::list(&conn, &aid, &filter, &page).unwrap();
+        }
+    }
+    for page in pages(entry) {
+        for since in [None, Some(at)] {
+            super::token_events::list(&conn, &aid, since, &page).unwrap();
+        }
+    }
+    conn.trace_v2(TraceEventCodes::empty(), None);
+
+    let mut statements = RAN.lock().unwrap().clone();
+    statements.sort();
+    statements.dedup();
+    assert!(statements.len() >= 12, "too few list statements traced: {statements:#?}");
+    let mut offenders = Vec::new();
+    for sql in &statements {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let count = stmt.parameter_count();
+        let values = vec![Value::Null; count];
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let bad = plan
+            .iter()
+            .any(|step| (step.starts_with("SCAN ") && step != "SCAN CONSTANT ROW") || step.contains("TEMP B-TREE"));
+        if bad {
+            offenders.push(format!("{sql}\n  -> {}", plan.join("\n  -> ")));
+        }
+    }
+    assert!(offenders.is_empty(), "list statements not answered by an index search:\n{}", offenders.join("\n\n"));
+}
+
 #[tokio::test]
 async fn expired_idempotency_keys_are_purged() {
     let (store, dir) = fresh().await;

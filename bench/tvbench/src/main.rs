@@ -1,0 +1,416 @@
+//! tvbench: the tokenvault benchmark harness. See bench/README.md.
+
+mod baseline;
+mod load;
+mod report;
+mod server;
+
+use std::io::{BufWriter, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use load::{Dataset, Target, Workload};
+use report::{Machine, Record, Results, StoreRun};
+use server::{Store, Tokenvault};
+
+const ACCOUNT: &str = "T12345678";
+const TOKENS_PER_CUSTOMER: u32 = 10;
+
+#[derive(Parser)]
+#[command(name = "tvbench", about = "Benchmark harness for tokenvault")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build nothing; start the given release binary on fresh stores, seed, load, write results.
+    Run(RunArgs),
+    /// Only the one-fsync-per-transaction baseline, in DIR.
+    FsyncBaseline {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
+    /// Re-render results.md and the plots from a results.json.
+    Report {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The tokenvault release binary.
+    #[arg(long)]
+    tokenvault: PathBuf,
+    /// Where results.md, results.json and the PNGs go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Scratch directory for SQLite stores, seed files and server logs (same disk as the baseline).
+    #[arg(long, default_value = "/tmp/tvbench")]
+    work: PathBuf,
+    /// Comma-separated: sqlite, postgres.
+    #[arg(long, default_value = "sqlite,postgres", value_delimiter = ',')]
+    backends: Vec<String>,
+    /// Stored customer tokens (and as many card tokens), comma-separated: 10k, 1m, 10m.
+    #[arg(long, default_value = "10k", value_delimiter = ',', value_parser = parse_size)]
+    sizes: Vec<u64>,
+    /// Connection counts, comma-separated.
+    #[arg(long, default_value = "8,64", value_delimiter = ',')]
+    connections: Vec<usize>,
+    /// Scenarios, comma-separated (default: all): health, list_customer_tokens, list_card_tokens,
+    /// create, delete, mixed.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Option<Vec<String>>,
+    /// Recorded seconds per scenario and connection count.
+    #[arg(long, default_value_t = 3.0)]
+    duration: f64,
+    /// Unrecorded warm-up seconds before each.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Seconds of the fsync baseline.
+    #[arg(long, default_value_t = 3.0)]
+    baseline_seconds: f64,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    client_threads: usize,
+    /// Connections used for seeding over HTTP.
+    #[arg(long, default_value_t = 64)]
+    seed_connections: usize,
+    /// A free-text note for the results (e.g. which commit, what changed).
+    #[arg(long, default_value = "")]
+    note: String,
+}
+
+const ALL_SCENARIOS: [&str; 6] = ["health", "list_customer_tokens", "list_card_tokens", "create", "delete", "mixed"];
+
+fn parse_size(raw: &str) -> Result<u64, String> {
+    let lower = raw.trim().to_ascii_lowercase();
+    let (digits, factor) = match lower.as_bytes().last() {
+        Some(b'k') => (&lower[..lower.len() - 1], 1_000),
+        Some(b'm') => (&lower[..lower.len() - 1], 1_000_000),
+        _ => (&lower[..], 1),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("not a size: {raw}"))?;
+    if n * factor < u64::from(TOKENS_PER_CUSTOMER) {
+        return Err(format!("size {raw} is below {TOKENS_PER_CUSTOMER}"));
+    }
+    Ok(n * factor)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run(args) => run(args),
+        Cmd::FsyncBaseline { dir, seconds } => baseline::run(&dir, Duration::from_secs_f64(seconds)).map(|b| {
+            println!(
+                "{} transactions in {:.2?}: {:.0}/s, p50 {} µs, p99 {} µs",
+                b.transactions,
+                b.elapsed,
+                b.rate(),
+                b.p50_us,
+                b.p99_us
+            );
+        }),
+        Cmd::Report { input, out } => std::fs::read_to_string(&input)
+            .map_err(|e| format!("{}: {e}", input.display()))
+            .and_then(|text| serde_json::from_str::<Results>(&text).map_err(|e| e.to_string()))
+            .and_then(|results| report::write(&results, &out)),
+    };
+    if let Err(message) = result {
+        eprintln!("tvbench: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map_err(|e| e.to_string())
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    let scenarios: Vec<String> =
+        args.scenarios.clone().unwrap_or_else(|| ALL_SCENARIOS.iter().map(|s| s.to_string()).collect());
+    for s in &scenarios {
+        if !ALL_SCENARIOS.contains(&s.as_str()) {
+            return Err(format!("unknown scenario {s}"));
+        }
+    }
+    for b in &args.backends {
+        if b != "sqlite" && b != "postgres" {
+            return Err(format!("unknown backend {b}"));
+        }
+    }
+    std::fs::create_dir_all(&args.work).map_err(|e| format!("{}: {e}", args.work.display()))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let work = std::fs::canonicalize(&args.work).map_err(|e| e.to_string())?;
+    let tv = Tokenvault {
+        bin: std::fs::canonicalize(&args.tokenvault).map_err(|e| format!("{}: {e}", args.tokenvault.display()))?,
+        work: work.clone(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let mut results = Results {
+        machine: Machine::describe(&work),
+        unix_time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        note: args.note.clone(),
+        duration_s: args.duration,
+        warmup_s: args.warmup,
+        client_threads: args.client_threads,
+        stores: Vec::new(),
+        records: Vec::new(),
+    };
+
+    for backend in &args.backends {
+        for &size in &args.sizes {
+            let (run, records) = bench_store(&tv, &runtime, &args, &scenarios, backend, size)?;
+            results.stores.push(run);
+            results.records.extend(records);
+            // Written after every store, so a long run that dies keeps what it measured.
+            write_results(&results, &args.out)?;
+        }
+    }
+    write_results(&results, &args.out)?;
+    eprintln!("results in {}", args.out.display());
+    Ok(())
+}
+
+fn write_results(results: &Results, out: &Path) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("results.json"), json).map_err(|e| e.to_string())?;
+    report::write(results, out)
+}
+
+/// The card-token seed file: `size` POST /v1/card-tokens bodies, 10 per customer id.
+fn card_token_file(work: &Path, size: u64) -> Result<PathBuf, String> {
+    let path = work.join(format!("card-tokens-{size}.jsonl"));
+    if path.exists() {
+        return Ok(path);
+    }
+    let tmp = work.join(format!("card-tokens-{size}.jsonl.part"));
+    let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut w = BufWriter::new(file);
+    for k in 0..size {
+        writeln!(
+            w,
+            r#"{{"card_brand":"visa","payment_product_type":"dintero_psp.creditcard","token":"psp-ref-{k}","masked_pan":"476173******0416","pan_expiry_date":"09/2030","customer_id":"c{}"}}"#,
+            k / u64::from(TOKENS_PER_CUSTOMER)
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    w.flush().map_err(|e| e.to_string())?;
+    drop(w);
+    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+fn fresh_store(work: &Path, backend: &str, size: u64) -> Result<Store, String> {
+    match backend {
+        "sqlite" => {
+            let dir = work.join(format!("sqlite-{size}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            Ok(Store {
+                backend: "sqlite",
+                url: format!("sqlite://{}", dir.join("tokenvault.db").display()),
+                encryption_key: None,
+                pg_database: None,
+            })
+        }
+        _ => {
+            let name = format!("tvbench_{}_{size}", std::process::id());
+            server::psql(&format!("DROP DATABASE IF EXISTS {name}"))?;
+            server::psql(&format!("CREATE DATABASE {name}"))?;
+            use base64::Engine;
+            let key: [u8; 32] = rand::random();
+            Ok(Store {
+                backend: "postgres",
+                url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                encryption_key: Some(base64::engine::general_purpose::STANDARD.encode(key)),
+                pg_database: Some(name),
+            })
+        }
+    }
+}
+
+fn store_bytes(store: &Store) -> u64 {
+    if let Some(path) = store.url.strip_prefix("sqlite://") {
+        return ["", "-wal", "-shm"]
+            .iter()
+            .filter_map(|s| std::fs::metadata(format!("{path}{s}")).ok())
+            .map(|m| m.len())
+            .sum();
+    }
+    let Some(db) = &store.pg_database else { return 0 };
+    std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-At", "-c"])
+        .arg(format!("SELECT pg_database_size('{db}')"))
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn drop_store(store: &Store) {
+    if let Some(db) = &store.pg_database {
+        if let Err(e) = server::psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")) {
+            eprintln!("  warning: {e}");
+        }
+    } else if let Some(path) = store.url.strip_prefix("sqlite://") {
+        if let Some(dir) = Path::new(path).parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn bench_store(
+    tv: &Tokenvault,
+    runtime: &tokio::runtime::Runtime,
+    args: &RunArgs,
+    scenarios: &[String],
+    backend: &str,
+    size: u64,
+) -> Result<(StoreRun, Vec<Record>), String> {
+    eprintln!("== {backend}, {size} customer tokens + {size} card tokens");
+    let store = fresh_store(&tv.work, backend, size)?;
+    let outcome = bench_store_inner(tv, runtime, args, scenarios, &store, size);
+    drop_store(&store);
+    outcome
+}
+
+fn bench_store_inner(
+    tv: &Tokenvault,
+    runtime: &tokio::runtime::Runtime,
+    args: &RunArgs,
+    scenarios: &[String],
+    store: &Store,
+    size: u64,
+) -> Result<(StoreRun, Vec<Record>), String> {
+    let customers = u32::try_from(size / u64::from(TOKENS_PER_CUSTOMER)).map_err(|_| "size too large")?;
+    let (client_id, secret) = tv.create_client(store, ACCOUNT)?;
+
+    let seed_started = Instant::now();
+    let cards = card_token_file(&tv.work, size)?;
+    let t = Instant::now();
+    let summary = tv.import_card_tokens(store, ACCOUNT, &cards)?;
+    let import_s = t.elapsed().as_secs_f64();
+    eprintln!("  card-tokens import: {summary} in {import_s:.1} s");
+
+    let addr = free_port()?;
+    let (mut server, fresh_start) = tv.serve(store, addr, &format!("server-{}-{size}-seed.log", store.backend))?;
+    let bearer = server::access_token(addr, ACCOUNT, &client_id, &secret)?;
+    let data = Arc::new(Dataset::new(ACCOUNT, customers, TOKENS_PER_CUSTOMER));
+    let target = Arc::new(Target { addr, host: addr.to_string(), bearer: Some(bearer) });
+    let t = Instant::now();
+    runtime.block_on(load::seed(
+        Arc::clone(&target),
+        Arc::clone(&data),
+        Workload::SeedCustomers,
+        args.seed_connections,
+        u64::from(customers),
+    ))?;
+    eprintln!("  {customers} customers over HTTP in {:.1} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    runtime.block_on(load::seed(
+        Arc::clone(&target),
+        Arc::clone(&data),
+        Workload::SeedTokens,
+        args.seed_connections,
+        size,
+    ))?;
+    let token_seed_s = t.elapsed().as_secs_f64();
+    eprintln!("  {size} customer tokens over HTTP in {token_seed_s:.1} s ({:.0}/s)", size as f64 / token_seed_s);
+    server.stop();
+    let seed_s = seed_started.elapsed().as_secs_f64();
+    let db_bytes = store_bytes(store);
+
+    // Start-to-healthy on the existing database (best of three: the machine is shared).
+    let mut starts = Vec::new();
+    for i in 0..3 {
+        let (mut s, took) = tv.serve(store, addr, &format!("server-{}-{size}-start{i}.log", store.backend))?;
+        starts.push(took);
+        s.stop();
+    }
+    let restart = *starts.iter().min().expect("three starts");
+    eprintln!("  start to healthy on the existing store: {:?} (of {:?})", restart, starts);
+
+    let (server, _) = tv.serve(store, addr, &format!("server-{}-{size}.log", store.backend))?;
+    let bearer = server::access_token(addr, ACCOUNT, &client_id, &secret)?;
+    let target = Arc::new(Target { addr, host: addr.to_string(), bearer: Some(bearer) });
+    let health_target = Arc::new(Target { addr, host: addr.to_string(), bearer: None });
+
+    // Target 2's yardstick, measured right here (same disk, same minute), the server idle.
+    let baseline = baseline::run(&tv.work, Duration::from_secs_f64(args.baseline_seconds))?;
+    eprintln!(
+        "  fsync baseline (one transaction per row): {:.0}/s (p50 {} µs, p99 {} µs)",
+        baseline.rate(),
+        baseline.p50_us,
+        baseline.p99_us
+    );
+
+    let mut records = Vec::new();
+    for scenario in scenarios {
+        let workload = match scenario.as_str() {
+            "health" => Workload::Health,
+            "list_customer_tokens" => Workload::ListCustomerTokens,
+            "list_card_tokens" => Workload::ListCardTokens,
+            "create" => Workload::Create,
+            "delete" => Workload::Delete,
+            _ => Workload::Mixed,
+        };
+        for &connections in &args.connections {
+            let t = if workload == Workload::Health { &health_target } else { &target };
+            let watch = server::RssWatch::start(server.pid());
+            let outcome = runtime.block_on(load::run(
+                Arc::clone(t),
+                Arc::clone(&data),
+                workload,
+                connections,
+                Duration::from_secs_f64(args.warmup),
+                Duration::from_secs_f64(args.duration),
+            ));
+            let rss = watch.finish();
+            let record = Record::new(store.backend, size, scenario, connections, &outcome, rss);
+            eprintln!(
+                "  {:<22} {:>3} conns: {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  rss {:>6.1} MiB{}",
+                scenario,
+                connections,
+                record.rps,
+                record.p50_us as f64 / 1000.0,
+                record.p99_us as f64 / 1000.0,
+                record.p999_us as f64 / 1000.0,
+                rss as f64 / 1024.0,
+                if record.failed() { format!("  FAILED {:?}", record.examples) } else { String::new() }
+            );
+            records.push(record);
+        }
+    }
+    drop(server);
+    let run = StoreRun {
+        backend: store.backend.to_owned(),
+        size,
+        customers: u64::from(customers),
+        seed_s,
+        card_import_s: import_s,
+        customer_token_seed_per_s: size as f64 / token_seed_s,
+        fresh_start_ms: fresh_start.as_secs_f64() * 1000.0,
+        start_to_healthy_ms: restart.as_secs_f64() * 1000.0,
+        store_bytes: db_bytes,
+        fsync_baseline_per_s: baseline.rate(),
+        fsync_baseline_p50_us: baseline.p50_us,
+        fsync_baseline_p99_us: baseline.p99_us,
+    };
+    Ok((run, records))
+}

@@ -1,0 +1,285 @@
+//! The settings of `tokenvault serve`, layered: command-line flags, then `TOKENVAULT_*`
+//! environment variables, then an optional TOML file, then defaults. Every bad value stops
+//! start-up with a message naming the setting; `tokenvault config` shows the result and where
+//! each value came from, secrets masked.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{self, redact_url, ServeConfig};
+use crate::crypto::TokenCipher;
+
+/// Values given on the command line or in the environment (clap merges those two); `None`
+/// where neither gave one.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub encryption_key: Option<String>,
+    pub token_ttl: Option<u64>,
+    pub issuer: Option<String>,
+    pub pool_size: Option<usize>,
+    pub acquire_timeout_ms: Option<u64>,
+    pub dev: Option<bool>,
+    pub token_rate_limit: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub max_in_flight: Option<usize>,
+}
+
+/// The TOML file: the same settings, named as in the configuration table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub encryption_key: Option<String>,
+    pub token_ttl: Option<u64>,
+    pub issuer: Option<String>,
+    pub pool_size: Option<usize>,
+    pub acquire_timeout_ms: Option<u64>,
+    pub dev: Option<bool>,
+    pub token_rate_limit: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub max_in_flight: Option<usize>,
+}
+
+/// A setting that cannot be used, named.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct SettingError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn invalid(setting: &str, message: impl Into<String>) -> SettingError {
+    SettingError { setting: setting.to_owned(), message: message.into() }
+}
+
+/// Reads the TOML file; syntax errors and unknown keys name the line and key.
+pub fn read_file(path: &Path) -> Result<FileSettings, SettingError> {
+    let setting = format!("config file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| invalid(&setting, e.to_string()))?;
+    toml::from_str(&text).map_err(|e| invalid(&setting, e.to_string().trim_end().replace('\n', " ")))
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    FlagOrEnvironment,
+    File,
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::FlagOrEnvironment => "flag or environment",
+            Self::File => "config file",
+            Self::Default => "default",
+        })
+    }
+}
+
+/// The effective settings and the source of each, in configuration-table order.
+pub struct Resolved {
+    pub config: ServeConfig,
+    pub sources: Vec<(&'static str, Source)>,
+}
+
+fn pick<T>(
+    sources: &mut Vec<(&'static str, Source)>,
+    name: &'static str,
+    given: Option<T>,
+    file: Option<T>,
+    default: T,
+) -> T {
+    let (value, source) = match (given, file) {
+        (Some(value), _) => (value, Source::FlagOrEnvironment),
+        (None, Some(value)) => (value, Source::File),
+        (None, None) => (default, Source::Default),
+    };
+    sources.push((name, source));
+    value
+}
+
+/// Layers the given values over the file over the defaults, and checks every value.
+pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, SettingError> {
+    let file = file.unwrap_or_default();
+    let mut s = Vec::new();
+    let listen = pick(&mut s, "listen", given.listen, file.listen, config::DEFAULT_LISTEN.to_owned());
+    let listen: SocketAddr = listen
+        .parse()
+        .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 127.0.0.1:8080")))?;
+    let database_url =
+        pick(&mut s, "database_url", given.database_url, file.database_url, config::DEFAULT_DATABASE_URL.to_owned());
+    let is_postgres = database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+    if !is_postgres && config::sqlite_path(&database_url).is_none() {
+        return Err(invalid(
+            "database_url",
+            format!("{} is neither sqlite://PATH nor postgres://…", redact_url(&database_url)),
+        ));
+    }
+    let encryption_key = match (given.encryption_key, file.encryption_key) {
+        (Some(key), _) => {
+            s.push(("encryption_key", Source::FlagOrEnvironment));
+            Some(key)
+        }
+        (None, Some(key)) => {
+            s.push(("encryption_key", Source::File));
+            Some(key)
+        }
+        (None, None) => {
+            s.push(("encryption_key", Source::Default));
+            None
+        }
+    };
+    if let Some(key) = &encryption_key {
+        TokenCipher::from_base64(key).map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
+    } else if is_postgres {
+        return Err(invalid(
+            "encryption_key",
+            "must be set when the database is PostgreSQL (the same on every instance)",
+        ));
+    }
+    let token_ttl = pick(&mut s, "token_ttl", given.token_ttl, file.token_ttl, config::DEFAULT_TOKEN_TTL_SECONDS);
+    if token_ttl == 0 {
+        return Err(invalid("token_ttl", "must be at least 1 second"));
+    }
+    let issuer = pick(&mut s, "issuer", given.issuer, file.issuer, config::DEFAULT_ISSUER.to_owned());
+    if issuer.is_empty() {
+        return Err(invalid("issuer", "must not be empty"));
+    }
+    let pool_size = pick(&mut s, "pool_size", given.pool_size, file.pool_size, 8);
+    if pool_size == 0 {
+        return Err(invalid("pool_size", "must be at least 1"));
+    }
+    let acquire_timeout_ms =
+        pick(&mut s, "acquire_timeout_ms", given.acquire_timeout_ms, file.acquire_timeout_ms, 5000);
+    if acquire_timeout_ms == 0 {
+        return Err(invalid("acquire_timeout_ms", "must be at least 1"));
+    }
+    let dev = pick(&mut s, "dev", given.dev, file.dev, false);
+    let token_rate_limit = pick(&mut s, "token_rate_limit", given.token_rate_limit, file.token_rate_limit, 60);
+    if token_rate_limit == 0 {
+        return Err(invalid("token_rate_limit", "must be at least 1 (token requests per client and minute)"));
+    }
+    let rate_limit = pick(&mut s, "rate_limit", given.rate_limit, file.rate_limit, 0);
+    let max_in_flight = pick(&mut s, "max_in_flight", given.max_in_flight, file.max_in_flight, 1024);
+    if max_in_flight == 0 {
+        return Err(invalid("max_in_flight", "must be at least 1"));
+    }
+
+    let mut config = ServeConfig::new(database_url);
+    config.listen = listen;
+    config.encryption_key = encryption_key;
+    config.token_ttl_seconds = token_ttl;
+    config.issuer = issuer;
+    config.pool_size = pool_size;
+    config.acquire_timeout = Duration::from_millis(acquire_timeout_ms);
+    config.dev = dev;
+    config.token_requests_per_minute = token_rate_limit;
+    config.api_calls_per_second = rate_limit;
+    config.max_in_flight = max_in_flight;
+    Ok(Resolved { config, sources: s })
+}
+
+impl Resolved {
+    /// The effective settings as TOML (usable as a config file), secrets masked, each line
+    /// saying where its value came from.
+    pub fn render(&self) -> String {
+        let c = &self.config;
+        let values: Vec<(&str, String)> = vec![
+            ("listen", format!("{:?}", c.listen.to_string())),
+            ("database_url", format!("{:?}", redact_url(&c.database_url))),
+            (
+                "encryption_key",
+                c.encryption_key.as_ref().map_or_else(
+                    || match c.sqlite_key_file() {
+                        Some(path) => format!("# not set: generated into {}", path.display()),
+                        None => "# not set".to_owned(),
+                    },
+                    |_| "\"****\"".to_owned(),
+                ),
+            ),
+            ("token_ttl", c.token_ttl_seconds.to_string()),
+            ("issuer", format!("{:?}", c.issuer)),
+            ("pool_size", c.pool_size.to_string()),
+            ("acquire_timeout_ms", c.acquire_timeout.as_millis().to_string()),
+            ("dev", c.dev.to_string()),
+            ("token_rate_limit", c.token_requests_per_minute.to_string()),
+            ("rate_limit", c.api_calls_per_second.to_string()),
+            ("max_in_flight", c.max_in_flight.to_string()),
+        ];
+        let mut out = String::new();
+        for ((name, value), (_, source)) in values.iter().zip(&self.sources) {
+            if value.starts_with('#') {
+                out.push_str(&format!("# {name} {}  (from: {source})\n", &value[2..]));
+            } else {
+                out.push_str(&format!("{name} = {value}  # from: {source}\n"));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileSettings {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_file_which_wins_over_defaults() {
+        let given = Given { listen: Some("127.0.0.1:9000".into()), ..Given::default() };
+        let resolved = resolve(given, Some(file("listen = \"0.0.0.0:1\"\npool_size = 3\n"))).unwrap();
+        assert_eq!(resolved.config.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(resolved.config.pool_size, 3);
+        assert_eq!(resolved.config.max_in_flight, 1024);
+        let sources: Vec<_> = resolved.sources.iter().map(|(n, s)| format!("{n}={s}")).collect();
+        assert_eq!(&sources[..2], ["listen=flag or environment", "database_url=default"]);
+        assert!(sources.contains(&"pool_size=config file".to_owned()));
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        let error = |given: Given, text: &str| resolve(given, Some(file(text))).err().unwrap().to_string();
+        assert_eq!(
+            error(Given::default(), "listen = \"nowhere\""),
+            "listen: \"nowhere\" is not an address such as 127.0.0.1:8080"
+        );
+        assert_eq!(error(Given::default(), "pool_size = 0"), "pool_size: must be at least 1");
+        assert_eq!(
+            error(Given::default(), "encryption_key = \"c2hvcnQ=\""),
+            "encryption_key: must be base64 of exactly 32 bytes"
+        );
+        assert_eq!(
+            error(Given { database_url: Some("postgres://db/tv".into()), ..Given::default() }, ""),
+            "encryption_key: must be set when the database is PostgreSQL (the same on every instance)"
+        );
+        assert_eq!(
+            error(Given::default(), "database_url = \"mysql://x\""),
+            "database_url: mysql://x is neither sqlite://PATH nor postgres://…"
+        );
+        assert!(toml::from_str::<FileSettings>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn rendering_masks_secrets() {
+        let given = Given {
+            database_url: Some("postgres://u:hunter2@db/tv".into()),
+            encryption_key: Some("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into()),
+            ..Given::default()
+        };
+        let text = resolve(given, None).unwrap().render();
+        assert!(text.contains("database_url = \"postgres://u:****@db/tv\"  # from: flag or environment\n"), "{text}");
+        assert!(text.contains("encryption_key = \"****\"  # from: flag or environment\n"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("AAECAw"), "{text}");
+        assert!(text.contains("max_in_flight = 1024  # from: default\n"), "{text}");
+    }
+}
