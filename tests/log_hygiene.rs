@@ -1,0 +1,125 @@
+//! Logs never contain secrets: the real server runs with debug logging (both formats) while a
+//! client authenticates, stores card tokens, customer tokens and a webhook secret, and makes
+//! failing calls; its whole log output is then searched for every secret it saw.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const ACCOUNT: &str = "T12345678";
+const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+async fn run_and_collect_logs(log_format: &str) -> (String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/tv.db", dir.path().display());
+    let created = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+        .args(["clients", "create", "--account", ACCOUNT, "--scopes", "admin:customers admin:checkout admin:hooks"])
+        .args(["--database-url", &database_url])
+        .output()
+        .unwrap();
+    let credentials: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (client_id, client_secret) = (
+        credentials["client_id"].as_str().unwrap().to_owned(),
+        credentials["client_secret"].as_str().unwrap().to_owned(),
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &database_url])
+        .args(["--encryption-key", ENCRYPTION_KEY, "--log-format", log_format])
+        .env("TOKENVAULT_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{url}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let audience = format!("https://api.dintero.com/v1/accounts/{ACCOUNT}");
+    let token_body = json!({"grant_type": "client_credentials", "audience": audience});
+    let response = http
+        .post(format!("{url}/v1/accounts/{ACCOUNT}/auth/token"))
+        .basic_auth(&client_id, Some(&client_secret))
+        .json(&token_body)
+        .send()
+        .await
+        .unwrap();
+    let access_token = response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    // A wrong secret and a wrong bearer token must not be logged either.
+    let wrong_secret = "wrong-secret-that-must-not-appear";
+    http.post(format!("{url}/v1/accounts/{ACCOUNT}/auth/token"))
+        .basic_auth(&client_id, Some(wrong_secret))
+        .json(&token_body)
+        .send()
+        .await
+        .unwrap();
+    let wrong_bearer = "eyJhbGciOiJub25lIn0.bogus-bearer-that-must-not-appear.";
+    http.get(format!("{url}/v1/card-tokens")).bearer_auth(wrong_bearer).send().await.unwrap();
+
+    let card_secret = "psp-card-token-that-must-not-appear";
+    let customer_value = "customer-token-value-that-must-not-appear";
+    let hook_secret = "webhook-secret-that-must-not-appear";
+    let calls = [
+        (
+            "/v1/card-tokens".to_owned(),
+            json!({"card_brand": "visa", "payment_product_type": "dintero_psp.creditcard", "token": card_secret}),
+        ),
+        (format!("/v1/accounts/{ACCOUNT}/customers/users"), json!({"customer_id": "c1"})),
+        (
+            format!("/v1/accounts/{ACCOUNT}/customers/users/c1/tokens"),
+            json!({"type": "sha1:email", "value": customer_value}),
+        ),
+        (
+            format!("/v1/accounts/{ACCOUNT}/customers/users/c1/tokens?x={customer_value}"),
+            json!({"type": "", "value": customer_value}),
+        ),
+        (
+            format!("/v1/accounts/{ACCOUNT}/hooks/subscriptions"),
+            json!({"config": {"url": "http://127.0.0.1:9/hook", "secret": hook_secret}, "events": ["checkout_token_add"]}),
+        ),
+        (
+            "/v1/card-tokens".to_owned(),
+            json!({"card_brand": "visa", "payment_product_type": "x", "token": card_secret}),
+        ),
+    ];
+    for (path, body) in calls {
+        let status =
+            http.post(format!("{url}{path}")).bearer_auth(&access_token).json(&body).send().await.unwrap().status();
+        assert!(status.as_u16() < 500, "{path}: {status}");
+    }
+    // The webhook worker tries (and fails) to deliver to the closed port in the meantime.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let _ = server.kill();
+    let output = server.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr).into_owned();
+    let secrets = [
+        client_secret,
+        access_token,
+        wrong_secret.to_owned(),
+        wrong_bearer.to_owned(),
+        card_secret.to_owned(),
+        customer_value.to_owned(),
+        hook_secret.to_owned(),
+        ENCRYPTION_KEY.to_owned(),
+    ];
+    (logs, secrets.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs() {
+    for format in ["pretty", "json"] {
+        let (logs, secrets) = run_and_collect_logs(format).await;
+        // The logs did record the traffic, so their silence about secrets means something.
+        assert!(logs.contains("/v1/card-tokens") && logs.contains("starting tokenvault"), "{format}: {logs}");
+        for secret in &secrets {
+            assert!(!logs.contains(secret.as_str()), "{format} logs contain a secret ({}…):\n{logs}", &secret[..8]);
+        }
+    }
+}
