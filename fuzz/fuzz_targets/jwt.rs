@@ -140,8 +140,8 @@ fn check_accepted(token: &str, claims: &tokenvault::auth::Claims, checked_at: i6
         .verifying_key()
         .verify(format!("{header}.{body}").as_bytes(), &signature)
         .expect("accepted a token not signed by the key");
-    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("header base64"))
-        .expect("header JSON");
+    let header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("header base64")).expect("header JSON");
     assert_eq!(header["alg"], "EdDSA", "accepted alg {}", header["alg"]);
     assert_eq!(claims.iss, ISSUER);
     assert!(claims.exp > checked_at, "accepted an expired token: exp {} <= {checked_at}", claims.exp);

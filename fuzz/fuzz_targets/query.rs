@@ -12,7 +12,13 @@ use tokenvault::domain::{PageRequest, Timestamp, ValidationError};
 use tokenvault::http::extract::Query;
 
 const TEXT_PARAMS: &[&str] = &[
-    "customer_id", "email", "phone_number", "relationship_id", "since_datetime", "token_value", "type",
+    "customer_id",
+    "email",
+    "phone_number",
+    "relationship_id",
+    "since_datetime",
+    "token_value",
+    "type",
     "starting_after",
 ];
 const BOOL_PARAMS: &[&str] = &["delete_token_events", "delete_tokens", "include_deleted", "total"];

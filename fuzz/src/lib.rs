@@ -100,9 +100,8 @@ async fn build_fixture() -> Fixture {
     let token = keys
         .sign("fuzz-client", ACCOUNT, &format!("https://api.dintero.com/v1/accounts/{ACCOUNT}"), &scopes)
         .expect("sign");
-    let other_token = keys
-        .sign("fuzz-other", OTHER_ACCOUNT, "https://api.dintero.com", &["read:checkout".to_owned()])
-        .expect("sign");
+    let other_token =
+        keys.sign("fuzz-other", OTHER_ACCOUNT, "https://api.dintero.com", &["read:checkout".to_owned()]).expect("sign");
     let state = AppState {
         store: store.clone(),
         keys: keys.clone(),
@@ -111,14 +110,7 @@ async fn build_fixture() -> Fixture {
         limits: Arc::new(Limits { token_requests: RateLimiter::new(1.0, 60), api_calls: None }),
         metrics: Arc::default(),
     };
-    Fixture {
-        store,
-        keys,
-        state,
-        token,
-        other_token,
-        account: AccountId::parse("account", ACCOUNT).expect("account"),
-    }
+    Fixture { store, keys, state, token, other_token, account: AccountId::parse("account", ACCOUNT).expect("account") }
 }
 
 /// The whole router over the fixture's state, as `serve` builds it.
