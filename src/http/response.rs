@@ -59,14 +59,17 @@ pub fn list<T, U: Serialize>(
 }
 
 /// The request's own path and query with `starting_after` set to `last_id`: replaced where it
-/// stood, appended otherwise; every other parameter is kept byte for byte.
+/// stood, appended otherwise; every other parameter is kept byte for byte. Every spelling the
+/// query extractor reads as the cursor (`starting_after[]`, percent-encoded keys) is replaced,
+/// so that the link always leads past `last_id`.
 pub fn next_page_target(uri: &Uri, last_id: &str) -> String {
     let cursor = utf8_percent_encode(last_id, CURSOR).to_string();
     let mut replaced = false;
     let mut parts: Vec<String> = Vec::new();
     for part in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let key = part.split('=').next().unwrap_or("");
-        if key == "starting_after" {
+        let raw_key = part.split('=').next().unwrap_or("");
+        let key: String = form_urlencoded::parse(raw_key.as_bytes()).map(|(key, _)| key).collect();
+        if key == "starting_after" || key == "starting_after[]" {
             if !replaced {
                 parts.push(format!("starting_after={cursor}"));
                 replaced = true;
@@ -93,5 +96,14 @@ mod tests {
         assert_eq!(next_page_target(&uri, "new id"), "/v1/x?starting_after=new%20id&limit=2");
         let uri: Uri = "/v1/x".parse().unwrap();
         assert_eq!(next_page_target(&uri, "a-1"), "/v1/x?starting_after=a-1");
+    }
+
+    /// Found by the `paging_link` fuzz target: a later `starting_after[]` (or an encoded key)
+    /// was kept and, being the last value, won over the new cursor, so the link led to the
+    /// same page again.
+    #[test]
+    fn next_link_replaces_every_spelling_of_the_cursor() {
+        let uri: Uri = "/v1/x?starting_after=a&limit=1&starting_after[]=b&starting%5Fafter=c".parse().unwrap();
+        assert_eq!(next_page_target(&uri, "new"), "/v1/x?starting_after=new&limit=1");
     }
 }

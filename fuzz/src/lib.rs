@@ -1,0 +1,119 @@
+//! Shared set-up of the fuzz targets: one Tokio runtime, one SQLite store in a temporary
+//! directory (on `/dev/shm` when there is one, so fsyncs cost nothing), a fixed Ed25519 signing
+//! key, and the application state the router needs. Everything is built once per process and
+//! reused by every input.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use ed25519_dalek::{Signer, SigningKey};
+use tokenvault::auth::keys::KeyRing;
+use tokenvault::crypto::TokenCipher;
+use tokenvault::domain::client::SigningKeyRecord;
+use tokenvault::domain::{AccountId, Timestamp};
+use tokenvault::http::rate_limit::RateLimiter;
+use tokenvault::http::{AppState, Limits};
+use tokenvault::store::{Store, StoreOptions};
+
+/// The account the fuzzers act for, and another one (for cross-account requests).
+pub const ACCOUNT: &str = "T12345678";
+pub const OTHER_ACCOUNT: &str = "T87654321";
+pub const ISSUER: &str = "tokenvault-fuzz";
+/// The key id of [`signing_key`] in the store.
+pub const KID: &str = "fuzz-key-1";
+pub const SCOPES: &[&str] = &["admin:customers", "admin:checkout", "admin:hooks"];
+
+/// The fixed Ed25519 key the fuzz store signs and verifies with.
+pub fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+/// A base64url JWT over `header` and `claims` as given (bytes, not necessarily JSON), signed with
+/// [`signing_key`] the way EdDSA JWTs are: over `b64(header) "." b64(claims)`.
+pub fn sign_raw(header: &[u8], claims: &[u8]) -> String {
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+    let signature = signing_key().sign(signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+/// The one runtime every target blocks on.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime")
+    })
+}
+
+/// A directory that lives as long as the process: on tmpfs when available.
+pub fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let builder = tempfile::Builder::new().prefix("tokenvault-fuzz-").tempdir_in(if shm.is_dir() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        });
+        builder.expect("temporary directory")
+    })
+    .path()
+}
+
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Everything a request needs, over a store with the fixed signing key.
+pub struct Fixture {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+    pub state: AppState,
+    /// A valid access token for [`ACCOUNT`] with every scope.
+    pub token: String,
+    /// A valid access token for [`OTHER_ACCOUNT`] with only `read:checkout`.
+    pub other_token: String,
+    pub account: AccountId,
+}
+
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| runtime().block_on(build_fixture()))
+}
+
+async fn build_fixture() -> Fixture {
+    let path: PathBuf = scratch_dir().join("store.db");
+    let store = tokenvault::store::open(&sqlite_url(&path), &StoreOptions::default()).await.expect("open store");
+    let key = signing_key();
+    let record = SigningKeyRecord {
+        kid: KID.to_owned(),
+        private_key: key.to_pkcs8_der().expect("pkcs8").as_bytes().to_vec(),
+        public_key: key.verifying_key().to_bytes().to_vec(),
+        created_at: Timestamp::now(),
+    };
+    store.insert_signing_key(&record).await.expect("insert signing key");
+    let keys = Arc::new(KeyRing::load(store.as_ref(), ISSUER.to_owned(), 86_400).await.expect("key ring"));
+    let scopes: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let token = keys
+        .sign("fuzz-client", ACCOUNT, &format!("https://api.dintero.com/v1/accounts/{ACCOUNT}"), &scopes)
+        .expect("sign");
+    let other_token =
+        keys.sign("fuzz-other", OTHER_ACCOUNT, "https://api.dintero.com", &["read:checkout".to_owned()]).expect("sign");
+    let state = AppState {
+        store: store.clone(),
+        keys: keys.clone(),
+        cipher: Arc::new(TokenCipher::from_master_key(&[9u8; 32])),
+        webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        limits: Arc::new(Limits { token_requests: RateLimiter::new(1.0, 60), api_calls: None }),
+        metrics: Arc::default(),
+    };
+    Fixture { store, keys, state, token, other_token, account: AccountId::parse("account", ACCOUNT).expect("account") }
+}
+
+/// The whole router over the fixture's state, as `serve` builds it.
+pub fn router() -> axum::Router {
+    tokenvault::http::router(fixture().state.clone(), Duration::from_secs(30), 1024)
+}
