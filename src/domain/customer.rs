@@ -101,6 +101,16 @@ impl NewCustomer {
             }
         };
 
+        // Free-text fields tokenvault documents as strings: anything else is refused rather than
+        // stored and echoed back in a shape clients do not expect.
+        for field in ["first_name", "last_name", "status"] {
+            if let Some(value) = attributes.get(field) {
+                if !value.is_string() && !value.is_null() {
+                    errors.push(FieldError::new(field, "must be a string"));
+                }
+            }
+        }
+
         if let Some(metadata) = attributes.get("metadata") {
             if !metadata.is_object() && !metadata.is_null() {
                 errors.push(FieldError::new("metadata", "must be an object"));
@@ -170,13 +180,13 @@ mod tests {
     #[test]
     fn reports_every_bad_field() {
         let err = NewCustomer::from_body(
-            body(json!({"customer_id": " c1", "type": "robot", "phone_number": "12", "metadata": 3})),
+            body(json!({"customer_id": " c1", "type": "robot", "phone_number": "12", "first_name": [{"x": false}], "status": 1, "metadata": 3})),
             "client",
             Timestamp::from_millis(0),
         )
         .unwrap_err();
         let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["customer_id", "type", "metadata"]);
+        assert_eq!(fields, ["customer_id", "type", "first_name", "status", "metadata"]);
     }
 
     #[test]
