@@ -1,17 +1,19 @@
 //! The `tokenvault` command line: `serve`, `migrate`, `clients create`, `card-tokens import`,
 //! `audit`, `export`, `import`.
 
+mod cli;
+
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use tokenvault::app::{self, StartupError};
+use cli::data::{export, import_dataset, import_file};
+use cli::serve::serve;
+use tokenvault::app;
 use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
-use tokenvault::store::{self, dataset};
-use tokenvault::transfer;
-use tokenvault::{import, seed, settings};
+use tokenvault::store;
+use tokenvault::{seed, settings};
 use tracing_subscriber::EnvFilter;
 
 /// A self-hostable server speaking Dintero's customer-token and card-token APIs.
@@ -220,11 +222,6 @@ struct AuditArgs {
     database: DatabaseArgs,
 }
 
-/// The dev client's fixed id: `serve --dev` gives it a fresh secret on every start.
-const DEV_CLIENT_ID: &str = "tokenvault-dev-T00000001";
-const DEV_ACCOUNT: &str = "T00000001";
-const ALL_SCOPES: [&str; 2] = ["admin:customers", "admin:checkout"];
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
@@ -325,226 +322,6 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// A one-line progress bar on stderr, redrawn in place (only when stderr is a terminal).
-struct ProgressBar {
-    verb: &'static str,
-    terminal: bool,
-    drawn: bool,
-}
-
-impl ProgressBar {
-    fn new(verb: &'static str) -> Self {
-        use std::io::IsTerminal;
-        Self { verb, terminal: std::io::stderr().is_terminal(), drawn: false }
-    }
-
-    fn draw(&mut self, progress: &transfer::Progress<'_>) {
-        use std::io::Write;
-        if !self.terminal {
-            return;
-        }
-        let percent = (progress.done.min(progress.total) * 100).checked_div(progress.total).unwrap_or(100);
-        eprint!(
-            "\r[{:<40}] {percent:>3}%  {} {} of {} rows ({:<20})",
-            "#".repeat(percent as usize * 40 / 100),
-            self.verb,
-            progress.done,
-            progress.total,
-            progress.table
-        );
-        let _ = std::io::stderr().flush();
-        self.drawn = true;
-    }
-
-    fn finish(&self) {
-        if self.drawn {
-            eprintln!();
-        }
-    }
-}
-
-async fn export(database_url: &str, output: &str) -> Result<(), String> {
-    let mut source = dataset::open(database_url).await.map_err(|e| e.to_string())?;
-    let mut bar = ProgressBar::new("exported");
-    let summary = if output == "-" {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::new(stdout.lock());
-        transfer::export(source.as_mut(), &mut out, |p| bar.draw(p)).await
-    } else {
-        let file = std::fs::File::create(output).map_err(|e| format!("cannot create {output}: {e}"))?;
-        let mut out = std::io::BufWriter::new(file);
-        transfer::export(source.as_mut(), &mut out, |p| bar.draw(p)).await
-    };
-    bar.finish();
-    let summary = summary.map_err(|e| format!("export failed: {e}"))?;
-    eprintln!("exported {} rows from {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
-    Ok(())
-}
-
-async fn import_dataset(file: &str, database_url: &str, encryption_key: Option<String>) -> Result<(), String> {
-    let input: Box<dyn std::io::BufRead> = if file == "-" {
-        Box::new(std::io::BufReader::new(std::io::stdin()))
-    } else {
-        let opened = std::fs::File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?;
-        Box::new(std::io::BufReader::new(opened))
-    };
-    // The key to check the card tokens against: the given one, else an SQLite key file that
-    // already exists (never create one here: it would hold a fresh, wrong key).
-    let key_file = ServeConfig::new(database_url).sqlite_key_file();
-    let cipher = match (&encryption_key, &key_file) {
-        (Some(key), _) => Some(tokenvault::crypto::TokenCipher::from_base64(key).map_err(|e| e.to_string())?),
-        (None, Some(path)) if path.exists() => {
-            Some(tokenvault::crypto::TokenCipher::from_key_file(path).map_err(|e| e.to_string())?)
-        }
-        _ => None,
-    };
-    let mut destination = dataset::open(database_url).await.map_err(|e| e.to_string())?;
-    let mut bar = ProgressBar::new("imported");
-    let summary = transfer::import(destination.as_mut(), input, cipher.as_ref(), |p| bar.draw(p)).await;
-    bar.finish();
-    let summary = summary.map_err(|e| match e {
-        transfer::TransferError::NotEmpty(_) | transfer::TransferError::Refused(_) => format!("import refused: {e}"),
-        _ => format!(
-            "import failed: {e}\n(batches stored before the failure stay in the destination: empty it — drop and \
-             re-create the database, or delete the SQLite file — before importing again)"
-        ),
-    })?;
-    eprintln!("imported {} rows into {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
-    if cipher.is_none() && summary.tables.iter().any(|(table, rows)| table == "card_tokens" && *rows > 0) {
-        match &key_file {
-            Some(path) => eprintln!(
-                "note: card tokens are encrypted with the source's key; write that key (base64, one line) to {} \
-                 or pass it as --encryption-key before starting a server on this database",
-                path.display()
-            ),
-            None => eprintln!(
-                "note: card tokens are encrypted with the source's key; start the servers on this database with \
-                 that --encryption-key"
-            ),
-        }
-    }
-    let tables: serde_json::Map<String, serde_json::Value> =
-        summary.tables.iter().map(|(table, rows)| (table.clone(), (*rows).into())).collect();
-    println!("{}", serde_json::json!({"rows": summary.rows, "tables": tables}));
-    Ok(())
-}
-
-fn describe(summary: &transfer::Summary) -> String {
-    summary.tables.iter().map(|(table, rows)| format!("{table} {rows}")).collect::<Vec<_>>().join(", ")
-}
-
-fn parse_account(raw: &str) -> Result<AccountId, String> {
+pub(crate) fn parse_account(raw: &str) -> Result<AccountId, String> {
     AccountId::parse("--account", raw).map_err(|e| format!("--account {}", e.message))
-}
-
-async fn import_file(
-    path: &std::path::Path,
-    account: &AccountId,
-    database_url: String,
-    encryption_key: Option<String>,
-) -> Result<(), String> {
-    use std::io::{IsTerminal, Write};
-
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
-    let mut config = ServeConfig::new(database_url);
-    config.encryption_key = encryption_key;
-    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
-    let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
-    let terminal = std::io::stderr().is_terminal();
-    let summary = import::import_card_tokens(
-        store.as_ref(),
-        &cipher,
-        account,
-        std::io::BufReader::new(file),
-        |rejected| eprintln!("{}:{}: {}", path.display(), rejected.line, rejected.message),
-        |summary, bytes| {
-            if terminal {
-                let percent = (bytes.min(size) * 100) / size;
-                eprint!(
-                    "\r[{:<40}] {percent:>3}%  {} imported, {} already present, {} rejected",
-                    "#".repeat((percent as usize * 40) / 100),
-                    summary.imported,
-                    summary.already_present,
-                    summary.rejected
-                );
-                let _ = std::io::stderr().flush();
-            }
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    if terminal {
-        eprintln!();
-    }
-    eprintln!(
-        "{} lines: {} imported, {} already present (skipped), {} rejected",
-        summary.lines, summary.imported, summary.already_present, summary.rejected
-    );
-    println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
-    if summary.rejected > 0 {
-        return Err(format!("{} line(s) rejected", summary.rejected));
-    }
-    Ok(())
-}
-
-async fn serve(config: ServeConfig) -> Result<(), StartupError> {
-    tracing::info!(?config, "starting tokenvault");
-
-    let server = app::start(config.clone()).await?;
-    tracing::info!(url = %server.url(), "tokenvault is listening");
-    if config.dev {
-        print_dev_client(&server, &config).await?;
-    }
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
-    if tokio::time::timeout(Duration::from_secs(30), server.shutdown()).await.is_err() {
-        tracing::warn!("in-flight requests did not finish within 30 s");
-    }
-    Ok(())
-}
-
-async fn print_dev_client(server: &app::RunningServer, config: &ServeConfig) -> Result<(), StartupError> {
-    let account = AccountId::parse("account", DEV_ACCOUNT).expect("a valid account id");
-    let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
-    let credentials = clients::store_client(server.store.as_ref(), DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
-    let demo: seed::Fixtures = serde_json::from_str(seed::DEMO).expect("the embedded demo fixtures are valid");
-    let cipher = app::load_cipher(config)?;
-    match seed::load(server.store.as_ref(), &cipher, &account, &demo).await {
-        Ok(summary) => tracing::info!(added = summary.added, "demo data loaded into {DEV_ACCOUNT}"),
-        Err(error) => tracing::warn!(%error, "could not load the demo data"),
-    }
-    let url = server.url();
-    println!(
-        "\ntokenvault dev client for test account {DEV_ACCOUNT} (scopes: {scopes}):\n  client_id:     {id}\n  client_secret: {secret}\n\n\
-         Try it:\n  TOKEN=$(curl -s -u '{id}:{secret}' -H 'content-type: application/json' \\\n    \
-         -d '{{\"grant_type\":\"client_credentials\",\"audience\":\"{url}/v1/accounts/{DEV_ACCOUNT}\"}}' \\\n    \
-         {url}/v1/accounts/{DEV_ACCOUNT}/auth/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1/accounts/{DEV_ACCOUNT}/customers/users/demo-ada/tokens\n",
-        scopes = ALL_SCOPES.join(" "),
-        id = credentials.client_id,
-        secret = credentials.client_secret,
-    );
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

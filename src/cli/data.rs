@@ -1,0 +1,128 @@
+//! Commands that move data in and out: `export`, `import` and `card-tokens import`.
+
+use tokenvault::config::{self, ServeConfig};
+use tokenvault::domain::AccountId;
+use tokenvault::store::dataset;
+use tokenvault::{app, import, transfer};
+
+use super::progress::ProgressBar;
+
+/// `tokenvault export`: the whole dataset as JSON Lines, to a file or stdout.
+pub async fn export(database_url: &str, output: &str) -> Result<(), String> {
+    let mut source = dataset::open(database_url).await.map_err(|e| e.to_string())?;
+    let mut bar = ProgressBar::new();
+    let mut draw = |p: &transfer::Progress<'_>| {
+        bar.draw(p.done, p.total, &format!("exported {} of {} rows ({:<20})", p.done, p.total, p.table))
+    };
+    let summary = if output == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        transfer::export(source.as_mut(), &mut out, &mut draw).await
+    } else {
+        let file = std::fs::File::create(output).map_err(|e| format!("cannot create {output}: {e}"))?;
+        let mut out = std::io::BufWriter::new(file);
+        transfer::export(source.as_mut(), &mut out, &mut draw).await
+    };
+    bar.finish();
+    let summary = summary.map_err(|e| format!("export failed: {e}"))?;
+    eprintln!("exported {} rows from {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
+    Ok(())
+}
+
+/// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified.
+pub async fn import_dataset(file: &str, database_url: &str, encryption_key: Option<String>) -> Result<(), String> {
+    let input: Box<dyn std::io::BufRead> = if file == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        let opened = std::fs::File::open(file).map_err(|e| format!("cannot open {file}: {e}"))?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    // The key to check the card tokens against: the given one, else an SQLite key file that
+    // already exists (never create one here: it would hold a fresh, wrong key).
+    let key_file = ServeConfig::new(database_url).sqlite_key_file();
+    let cipher = match (&encryption_key, &key_file) {
+        (Some(key), _) => Some(tokenvault::crypto::TokenCipher::from_base64(key).map_err(|e| e.to_string())?),
+        (None, Some(path)) if path.exists() => {
+            Some(tokenvault::crypto::TokenCipher::from_key_file(path).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let mut destination = dataset::open(database_url).await.map_err(|e| e.to_string())?;
+    let mut bar = ProgressBar::new();
+    let summary = transfer::import(destination.as_mut(), input, cipher.as_ref(), |p| {
+        bar.draw(p.done, p.total, &format!("imported {} of {} rows ({:<20})", p.done, p.total, p.table))
+    })
+    .await;
+    bar.finish();
+    let summary = summary.map_err(|e| match e {
+        transfer::TransferError::NotEmpty(_) | transfer::TransferError::Refused(_) => format!("import refused: {e}"),
+        _ => format!(
+            "import failed: {e}\n(batches stored before the failure stay in the destination: empty it — drop and \
+             re-create the database, or delete the SQLite file — before importing again)"
+        ),
+    })?;
+    eprintln!("imported {} rows into {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
+    if cipher.is_none() && summary.tables.iter().any(|(table, rows)| table == "card_tokens" && *rows > 0) {
+        match &key_file {
+            Some(path) => eprintln!(
+                "note: card tokens are encrypted with the source's key; write that key (base64, one line) to {} \
+                 or pass it as --encryption-key before starting a server on this database",
+                path.display()
+            ),
+            None => eprintln!(
+                "note: card tokens are encrypted with the source's key; start the servers on this database with \
+                 that --encryption-key"
+            ),
+        }
+    }
+    let tables: serde_json::Map<String, serde_json::Value> =
+        summary.tables.iter().map(|(table, rows)| (table.clone(), (*rows).into())).collect();
+    println!("{}", serde_json::json!({"rows": summary.rows, "tables": tables}));
+    Ok(())
+}
+
+fn describe(summary: &transfer::Summary) -> String {
+    summary.tables.iter().map(|(table, rows)| format!("{table} {rows}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `tokenvault card-tokens import`: exits with an error when any line was rejected.
+pub async fn import_file(
+    path: &std::path::Path,
+    account: &AccountId,
+    database_url: String,
+    encryption_key: Option<String>,
+) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
+    let mut config = ServeConfig::new(database_url);
+    config.encryption_key = encryption_key;
+    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
+    let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+    let mut bar = ProgressBar::new();
+    let summary = import::import_card_tokens(
+        store.as_ref(),
+        &cipher,
+        account,
+        std::io::BufReader::new(file),
+        |rejected| eprintln!("{}:{}: {}", path.display(), rejected.line, rejected.message),
+        |summary, bytes| {
+            let detail = format!(
+                "{} imported, {} already present, {} rejected",
+                summary.imported, summary.already_present, summary.rejected
+            );
+            bar.draw(bytes, size, &detail)
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    bar.finish();
+    eprintln!(
+        "{} lines: {} imported, {} already present (skipped), {} rejected",
+        summary.lines, summary.imported, summary.already_present, summary.rejected
+    );
+    println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
+    if summary.rejected > 0 {
+        return Err(format!("{} line(s) rejected", summary.rejected));
+    }
+    Ok(())
+}
