@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::config::ServeConfig;
-use crate::crypto::{CryptoError, TokenCipher};
+use crate::crypto::{keyring, CryptoError, TokenCipher};
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, AppState, Limits};
 use crate::store::{self, Store, StoreError, StoreOptions};
@@ -71,6 +71,14 @@ pub fn load_cipher(config: &ServeConfig) -> Result<TokenCipher, StartupError> {
     }
 }
 
+/// The cipher with the store's whole key ring loaded: what every command that seals or opens
+/// values uses, so that values sealed after a rotation open and new ones use the newest key.
+pub async fn open_cipher(config: &ServeConfig, store: &dyn Store) -> Result<Arc<TokenCipher>, StartupError> {
+    let cipher = load_cipher(config)?;
+    cipher.refresh(store).await?;
+    Ok(Arc::new(cipher))
+}
+
 /// Opens the configured store, with migrations applied.
 pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, StartupError> {
     let options = StoreOptions { pool_size: config.pool_size, acquire_timeout: config.acquire_timeout };
@@ -80,9 +88,9 @@ pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, StartupE
 /// Opens everything and starts serving on `config.listen` (port 0 picks a free port).
 pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let store = open_store(&config).await?;
-    let cipher = load_cipher(&config)?;
+    let cipher = open_cipher(&config, store.as_ref()).await?;
     let keys = KeyRing::load(store.as_ref(), config.issuer.clone(), config.token_ttl_seconds).await?;
-    let cipher = Arc::new(cipher);
+    let key_refresher = keyring::spawn_refresher(store.clone(), cipher.clone());
     let webhook_wake = Arc::new(tokio::sync::Notify::new());
     let worker = webhooks::spawn(store.clone(), cipher.clone(), config.webhooks, webhook_wake.clone());
     let limits = Limits {
@@ -118,6 +126,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         // Attempts in flight are recorded; undelivered events stay in the outbox for the next
         // start.
         worker.stop().await;
+        key_refresher.abort();
         served
     });
     Ok(RunningServer { addr, store, shutdown, task })

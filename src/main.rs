@@ -1,5 +1,5 @@
 //! The `tokenvault` command line: `serve`, `migrate`, `clients create`, `card-tokens import`,
-//! `audit`, `export`, `import`.
+//! `audit`, `keys`, `export`, `import`.
 
 mod cli;
 
@@ -66,6 +66,11 @@ enum Command {
     },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
+    /// The encryption key ring: rotate keys, finish a re-encryption, list keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Apply pending schema migrations and exit (servers also apply them at start). Safe to run
     /// while servers run, and more than once; reports what it applied on stderr.
     Migrate {
@@ -213,6 +218,42 @@ enum ClientsCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a data key to the ring, then re-encrypt every card token and webhook secret under it
+    /// while servers keep serving (they load the new key by themselves). Prints
+    /// {"key_id","resealed","remaining"} on stdout; safe to interrupt: `keys reencrypt` finishes.
+    Rotate {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Seconds to wait between adding the key and re-encrypting, so that running servers
+        /// (which reload the ring every 2 s) seal with the new key before the walk starts.
+        #[arg(long, default_value_t = 5)]
+        grace_seconds: u64,
+    },
+    /// Re-encrypt under the newest key every value still under an older one (finishes an
+    /// interrupted rotation). Prints the same summary as `rotate`.
+    Reencrypt {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// List the data keys as JSON Lines: id, created_at, created_by, active.
+    List {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+}
+
+/// The database and master key a key command works on.
+#[derive(Args)]
+struct KeyArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The master encryption key (see `serve --help`); an SQLite database's key file otherwise.
+    #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+    encryption_key: Option<String>,
+}
+
 #[derive(Args)]
 struct AuditArgs {
     /// Only this account's records.
@@ -278,7 +319,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let mut config = ServeConfig::new(database.database_url);
             config.encryption_key = encryption_key;
             let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
-            let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+            let cipher = app::open_cipher(&config, store.as_ref()).await.map_err(|e| e.to_string())?;
             let summary = seed::load(store.as_ref(), &cipher, &account, &fixtures).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
             Ok(())
@@ -302,6 +343,14 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             Ok(())
+        }
+        Command::Keys { command } => {
+            let (action, key) = match command {
+                KeysCommand::Rotate { key, grace_seconds } => (cli::keys::Action::Rotate { grace_seconds }, key),
+                KeysCommand::Reencrypt { key } => (cli::keys::Action::Reencrypt, key),
+                KeysCommand::List { key } => (cli::keys::Action::List, key),
+            };
+            cli::keys::run(action, key.database.database_url, key.encryption_key).await
         }
         Command::Migrate { database } => {
             let applied = store::migrate(&database.database_url).await.map_err(|e| e.to_string())?;

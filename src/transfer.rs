@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use crate::crypto::TokenCipher;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::dataset::{self, Dataset, Row, Table, TABLES};
-use crate::store::StoreError;
+use crate::store::{DataKeyRecord, StoreError};
 
 pub const FORMAT: &str = "tokenvault-export";
 pub const FORMAT_VERSION: u32 = 1;
@@ -250,6 +250,9 @@ pub async fn import(
         };
         slot.1 += 1;
         let table = slot.0;
+        if table.name == "encryption_keys" {
+            install_key(cipher, &row, number)?;
+        }
         if !key_checked && table.name == "card_tokens" {
             key_checked = check_key(cipher, &row, number)?;
         }
@@ -293,6 +296,26 @@ async fn flush(
     let count = rows.len() as u64;
     destination.import_rows(table, rows).await?;
     Ok(count)
+}
+
+/// Adds an exported data key to the checking cipher: the key must unwrap under the destination's
+/// master key, and card tokens sealed with it can then be checked.
+fn install_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<(), TransferError> {
+    let Some(cipher) = cipher else { return Ok(()) };
+    let id = row.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
+    let wrapped = row.get("wrapped_key").and_then(Value::as_str).and_then(|text| STANDARD.decode(text).ok());
+    let (Some(id), Some(wrapped)) = (id, wrapped) else {
+        return Err(TransferError::Format(format!(
+            "line {line}: an encryption key needs a numeric id and a base64 wrapped_key"
+        )));
+    };
+    let key = DataKeyRecord { id, wrapped, created_at: Timestamp::from_millis(0), created_by: String::new() };
+    cipher.install_data_keys(&[key]).map_err(|_| {
+        TransferError::Key(format!(
+            "line {line}: encryption key {id} does not open with this master key; use the source's key \
+             (--encryption-key, or the content of the source's SQLite key file)"
+        ))
+    })
 }
 
 /// Opens a sealed card token with the destination's key; `Ok(false)` when the row has no sealed

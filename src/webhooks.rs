@@ -88,7 +88,7 @@ pub fn spawn(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, settings: WebhookS
                     let sends = deliveries.into_iter().map(|delivery| {
                         let (store, cipher, client) = (store.clone(), cipher.clone(), client.clone());
                         async move {
-                            let result = send(&client, &cipher, &delivery, settings).await;
+                            let result = send(&client, store.as_ref(), &cipher, &delivery, settings).await;
                             if let Err(error) = store.complete_webhook_delivery(delivery.id, &result).await {
                                 tracing::warn!(%error, delivery = %delivery.id, "could not record a webhook attempt");
                             }
@@ -119,31 +119,35 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 
 async fn send(
     client: &reqwest::Client,
+    store: &dyn Store,
     cipher: &TokenCipher,
     delivery: &WebhookDelivery,
     settings: WebhookSettings,
 ) -> DeliveryResult {
-    let outcome =
-        match cipher.open(&delivery.account_id, &delivery.subscription_id.to_string(), &delivery.sealed_secret) {
-            Err(error) => Err(error.to_string()),
-            Ok(secret) => client
-                .post(&delivery.url)
-                .header("content-type", "application/json")
-                .header("event", &delivery.event)
-                .header("event-delivery", delivery.id.to_string())
-                .header("event-signature", signature(&secret, delivery.body.as_bytes()))
-                .body(delivery.body.clone())
-                .send()
-                .await
-                .map_err(|error| error.without_url().to_string())
-                .and_then(|response| {
-                    if response.status().is_success() {
-                        Ok(())
-                    } else {
-                        Err(format!("the receiver answered {}", response.status()))
-                    }
-                }),
-        };
+    let secret = match cipher.ensure_keys(store, [delivery.sealed_secret.as_slice()]).await {
+        Ok(()) => cipher.open(&delivery.account_id, &delivery.subscription_id.to_string(), &delivery.sealed_secret),
+        Err(error) => Err(error),
+    };
+    let outcome = match secret {
+        Err(error) => Err(error.to_string()),
+        Ok(secret) => client
+            .post(&delivery.url)
+            .header("content-type", "application/json")
+            .header("event", &delivery.event)
+            .header("event-delivery", delivery.id.to_string())
+            .header("event-signature", signature(&secret, delivery.body.as_bytes()))
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .map_err(|error| error.without_url().to_string())
+            .and_then(|response| {
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("the receiver answered {}", response.status()))
+                }
+            }),
+    };
     match outcome {
         Ok(()) => DeliveryResult::Delivered { at: Timestamp::now() },
         Err(error) if delivery.attempts + 1 >= MAX_ATTEMPTS => {

@@ -97,7 +97,7 @@ pub async fn import_file(
     let mut config = ServeConfig::new(database_url);
     config.encryption_key = encryption_key;
     let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
-    let cipher = app::load_cipher(&config).map_err(|e| e.to_string())?;
+    let cipher = app::open_cipher(&config, store.as_ref()).await.map_err(|e| e.to_string())?;
     let mut bar = ProgressBar::new();
     let summary = import::import_card_tokens(
         store.as_ref(),

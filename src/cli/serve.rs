@@ -35,7 +35,7 @@ async fn print_dev_client(server: &app::RunningServer, config: &ServeConfig) -> 
     let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     let credentials = clients::store_client(server.store.as_ref(), DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
     let demo: seed::Fixtures = serde_json::from_str(seed::DEMO).expect("the embedded demo fixtures are valid");
-    let cipher = app::load_cipher(config)?;
+    let cipher = app::open_cipher(config, server.store.as_ref()).await?;
     match seed::load(server.store.as_ref(), &cipher, &account, &demo).await {
         Ok(summary) => tracing::info!(added = summary.added, "demo data loaded into {DEV_ACCOUNT}"),
         Err(error) => tracing::warn!(%error, "could not load the demo data"),

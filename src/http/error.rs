@@ -20,7 +20,7 @@ pub enum ApiError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Crypto(#[from] CryptoError),
+    Crypto(CryptoError),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -41,6 +41,17 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("a request with this Idempotency-Key is in progress; retry shortly")]
     IdempotencyInProgress,
+}
+
+/// A key ring that could not be read from the store fails like the store did (503 when the
+/// database is away); every other crypto failure is a 500.
+impl From<CryptoError> for ApiError {
+    fn from(error: CryptoError) -> Self {
+        match error {
+            CryptoError::Store(error) => Self::Store(error),
+            error => Self::Crypto(error),
+        }
+    }
 }
 
 impl ApiError {

@@ -122,7 +122,7 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
         Err(error) => ApiError::from(error).into_response(),
         Ok(IdempotencyStart::Mismatch) => ApiError::IdempotencyMismatch.into_response(),
         Ok(IdempotencyStart::InProgress) => ApiError::IdempotencyInProgress.into_response(),
-        Ok(IdempotencyStart::Replay(stored)) => replay(&app, &claim.scope, stored),
+        Ok(IdempotencyStart::Replay(stored)) => replay(&app, &claim.scope, stored).await,
         Ok(IdempotencyStart::Started) => {
             parts.extensions.insert(Authenticated(caller));
             run(app, claim, Request::from_parts(parts, Body::from(body)), next).await
@@ -217,7 +217,10 @@ async fn release(app: &AppState, claim: &IdempotentRequest) {
 }
 
 /// The stored response again: status, kept headers and body bytes, marked as a replay.
-fn replay(app: &AppState, scope: &IdempotencyScope, stored: StoredResponse) -> Response {
+async fn replay(app: &AppState, scope: &IdempotencyScope, stored: StoredResponse) -> Response {
+    if let Err(error) = app.cipher.ensure_keys(app.store.as_ref(), [stored.body.as_slice()]).await {
+        return ApiError::from(error).into_response();
+    }
     let body = match app.cipher.open_bytes(&seal_context(scope), &stored.body) {
         Ok(body) => body,
         Err(error) => return ApiError::from(error).into_response(),

@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 use super::{
-    CardTokenDeletion, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, ResetCounts, SealedToken,
-    Store, StoreError, StoredResponse,
+    CardTokenDeletion, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, Resealed,
+    ResetCounts, SealedColumn, SealedToken, Store, StoreError, StoredResponse,
 };
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             idempotency_abandon_and_lease_takeover,
             idempotency_keys_expire,
             reset_forgets_finished_idempotency_keys,
+            data_keys_and_sealed_value_walks,
         );
     };
     (@each $open:path; $($name:ident),* $(,)?) => {
@@ -1448,4 +1449,78 @@ pub async fn reset_forgets_finished_idempotency_keys(store: Arc<dyn Store>) {
         store.begin_idempotent(&claim(&other, "fp-1", 4_000)).await.unwrap(),
         IdempotencyStart::Replay(stored(201, "created"))
     );
+}
+
+pub async fn data_keys_and_sealed_value_walks(store: Arc<dyn Store>) {
+    assert_eq!(store.data_keys().await.unwrap(), vec![]);
+    let key = |id: u32| DataKeyRecord {
+        id,
+        wrapped: vec![id as u8; 40],
+        created_at: t(5000 + i64::from(id)),
+        created_by: "cli".into(),
+    };
+    store.insert_data_key(&key(1)).await.unwrap();
+    store.insert_data_key(&key(2)).await.unwrap();
+    assert!(matches!(store.insert_data_key(&key(2)).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.data_keys().await.unwrap(), vec![key(1), key(2)]);
+    let added: Vec<crate::domain::audit::AuditRecord> = store
+        .list_audit(None, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "encryption_key.add")
+        .collect();
+    assert_eq!(
+        added.iter().map(|r| (r.account_id.as_str(), r.actor.as_str(), r.resource_id.as_str())).collect::<Vec<_>>(),
+        vec![("", "cli", "1"), ("", "cli", "2")]
+    );
+
+    // Card tokens sealed "under" two keys (the first bytes name the key), one without a token.
+    let account = a();
+    let under = |prefix: &[u8], name: &str| SealedToken {
+        ciphertext: [prefix, name.as_bytes()].concat(),
+        fingerprint: format!("fp-{name}"),
+    };
+    let old_prefix = [2u8, 0, 0, 0, 1];
+    let new_prefix = [2u8, 0, 0, 0, 2];
+    let mut ids = Vec::new();
+    for (index, prefix) in [&old_prefix, &new_prefix, &old_prefix, &old_prefix].into_iter().enumerate() {
+        let card = card(&account, json!({}));
+        store.create_card_token(&card, Some(&under(prefix, &format!("c{index}")))).await.unwrap();
+        ids.push(card.id);
+    }
+    store.create_card_token(&card(&account, json!({})), None).await.unwrap();
+    let hook = subscribe(&store, &account, &[CARD_TOKEN_ADD]).await;
+
+    let walk = |after: i64, limit: u32| {
+        let store = store.clone();
+        async move { store.sealed_values(SealedColumn::CardToken, after, &new_prefix, limit).await.unwrap() }
+    };
+    let first = walk(0, 2).await;
+    assert_eq!(first.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), vec![ids[0].as_str(), ids[2].as_str()]);
+    assert_eq!(first[0].sealed, under(&old_prefix, "c0").ciphertext);
+    assert_eq!(first[0].account, account);
+    let rest = walk(first[1].row, 2).await;
+    assert_eq!(rest.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), vec![ids[3].as_str()]);
+    assert_eq!(walk(rest[0].row, 2).await, vec![]);
+
+    // Replacing writes only where the row still holds the old value.
+    let changes = vec![
+        Resealed { row: first[0].row, old: first[0].sealed.clone(), new: under(&new_prefix, "c0").ciphertext },
+        Resealed { row: first[1].row, old: b"changed meanwhile".to_vec(), new: under(&new_prefix, "c2").ciphertext },
+    ];
+    assert_eq!(store.replace_sealed_values(SealedColumn::CardToken, &changes).await.unwrap(), 1);
+    let stored = store.get_card_token(&account, &ids[0]).await.unwrap().unwrap();
+    assert_eq!(stored.sealed_token, Some(under(&new_prefix, "c0").ciphertext));
+    let stored = store.get_card_token(&account, &ids[2]).await.unwrap().unwrap();
+    assert_eq!(stored.sealed_token, Some(under(&old_prefix, "c2").ciphertext));
+    assert_eq!(walk(0, 10).await.len(), 2);
+
+    // Webhook secrets are walked the same way.
+    let secrets = store.sealed_values(SealedColumn::HookSecret, 0, &new_prefix, 10).await.unwrap();
+    assert_eq!(secrets.len(), 1);
+    assert_eq!((secrets[0].id.as_str(), &secrets[0].account), (hook.id.to_string().as_str(), &account));
+    let change = Resealed { row: secrets[0].row, old: secrets[0].sealed.clone(), new: new_prefix.to_vec() };
+    assert_eq!(store.replace_sealed_values(SealedColumn::HookSecret, &[change]).await.unwrap(), 1);
+    assert_eq!(store.sealed_values(SealedColumn::HookSecret, 0, &new_prefix, 10).await.unwrap(), vec![]);
 }

@@ -52,6 +52,56 @@ pub struct SealedToken {
     pub fingerprint: String,
 }
 
+/// A data-encryption key as the database keeps it: wrapped (AES-256-GCM) under the master key,
+/// so the database alone never reveals it. Ids start at 1 (0 is the master key's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    pub id: u32,
+    pub wrapped: Vec<u8>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// The columns holding sealed values, which re-encryption walks after a key rotation. Each is
+/// sealed with its row's `account_id` and `id` as associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedColumn {
+    /// `card_tokens.token_sealed`.
+    CardToken,
+    /// `hook_subscriptions.sealed_secret`.
+    HookSecret,
+}
+
+impl SealedColumn {
+    pub const ALL: [SealedColumn; 2] = [SealedColumn::CardToken, SealedColumn::HookSecret];
+
+    /// The table and column, for SQL (fixed names, never input).
+    pub fn table_and_column(self) -> (&'static str, &'static str) {
+        match self {
+            SealedColumn::CardToken => ("card_tokens", "token_sealed"),
+            SealedColumn::HookSecret => ("hook_subscriptions", "sealed_secret"),
+        }
+    }
+}
+
+/// One sealed value and what it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// The row's `seq`: re-encryption walks in this order.
+    pub row: i64,
+    pub account: AccountId,
+    pub id: String,
+    pub sealed: Vec<u8>,
+}
+
+/// A re-encrypted value, replacing `old` only if the row still holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resealed {
+    pub row: i64,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
 /// A stored card token: its fields (with `token` left `None`) and the sealed secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CardTokenRecord {
@@ -161,6 +211,24 @@ pub trait Store: Send + Sync + 'static {
     /// All JWT signing keys, newest first.
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+
+    /// The data-encryption keys, oldest first.
+    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>>;
+    /// Adds a data key, audited as `encryption_key.add` (account `""`: the whole installation);
+    /// Conflict when its id is taken (a concurrent rotation won).
+    async fn insert_data_key(&self, key: &DataKeyRecord) -> StoreResult<()>;
+    /// Up to `limit` non-null values of `column` in rows after `after_row` (by `seq`) that do not
+    /// start with `unless_prefix` (the active key's): what a re-encryption still has to do.
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after_row: i64,
+        unless_prefix: &[u8],
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>>;
+    /// Writes each new value where the row still holds the old one (a row changed meanwhile is
+    /// left as it is), in one transaction; returns how many were replaced.
+    async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64>;
 
     /// Conflict when a live customer of the account already has this `customer_id`, e-mail (per
     /// customer type, case-insensitive) or phone number.

@@ -11,6 +11,7 @@ mod customer_tokens;
 mod customers;
 mod errors;
 mod idempotency;
+mod key_rotation;
 mod observability;
 mod paging_props;
 mod persistence;

@@ -16,7 +16,7 @@ use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
-use crate::store::CardTokenDeletion;
+use crate::store::{CardTokenDeletion, CardTokenRecord};
 
 /// The caller's account, checked against the alias path's `aid` when there is one.
 fn account_for(caller: &Caller, aid: Option<&str>, permission: Permission) -> Result<AccountId, ApiError> {
@@ -68,7 +68,7 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObjec
     let (card, sealed) = app.cipher.seal_card(card);
     let record = app.store.create_card_token(&card, sealed.as_ref()).await?;
     app.webhook_wake.notify_one();
-    Ok(json(StatusCode::CREATED, &app.cipher.reveal(record)?))
+    Ok(json(StatusCode::CREATED, &reveal(&app, record).await?))
 }
 
 #[utoipa::path(
@@ -151,11 +151,10 @@ async fn list_in(
     let page = query.page(&mut errors);
     let (filter, page) = errors.finish(|| (filter, page))?;
     let records = app.store.list_card_tokens(&account, &filter, &page).await?;
-    let page = records.map(|record| app.cipher.reveal(record));
     let page = crate::domain::Page {
-        items: page.items.into_iter().collect::<Result<Vec<_>, _>>()?,
-        has_more: page.has_more,
-        total: page.total,
+        items: reveal_all(&app, records.items).await?,
+        has_more: records.has_more,
+        total: records.total,
     };
     Ok(response::list(page, &uri, |card| card.id.clone(), |card| card))
 }
@@ -212,7 +211,7 @@ async fn get_in(app: AppState, caller: Caller, aid: Option<String>, token_id: St
     let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_READ)?;
     card_id(&token_id)?;
     let record = app.store.get_card_token(&account, &token_id).await?.ok_or_else(not_found)?;
-    Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
+    Ok(json(StatusCode::OK, &reveal(&app, record).await?))
 }
 
 #[utoipa::path(
@@ -308,7 +307,7 @@ async fn delete_in(
     let deletion = CardTokenDeletion { actor: caller.client_id.clone(), reason, requestor, at: Timestamp::now() };
     let record = app.store.delete_card_token(&account, &token_id, &deletion).await?;
     app.webhook_wake.notify_one();
-    Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
+    Ok(json(StatusCode::OK, &reveal(&app, record).await?))
 }
 
 #[utoipa::path(
@@ -395,5 +394,15 @@ async fn set_status_in(
     let record =
         app.store.set_card_token_status(&account, &token_id, status, &caller.client_id, Timestamp::now()).await?;
     app.webhook_wake.notify_one();
-    Ok(json(StatusCode::OK, &app.cipher.reveal(record)?))
+    Ok(json(StatusCode::OK, &reveal(&app, record).await?))
+}
+
+/// The card with its `token` opened (loading a key a rotation elsewhere added, if need be).
+async fn reveal(app: &AppState, record: CardTokenRecord) -> Result<CardToken, ApiError> {
+    Ok(reveal_all(app, vec![record]).await?.remove(0))
+}
+
+async fn reveal_all(app: &AppState, records: Vec<CardTokenRecord>) -> Result<Vec<CardToken>, ApiError> {
+    app.cipher.ensure_keys(app.store.as_ref(), records.iter().filter_map(|r| r.sealed_token.as_deref())).await?;
+    Ok(records.into_iter().map(|record| app.cipher.reveal(record)).collect::<Result<_, _>>()?)
 }

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgresql/0001_init.sql")),
     (2, include_str!("../../../migrations/postgresql/0002_webhooks.sql")),
     (3, include_str!("../../../migrations/postgresql/0003_idempotency.sql")),
+    (4, include_str!("../../../migrations/postgresql/0004_encryption_keys.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

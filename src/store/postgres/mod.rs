@@ -12,6 +12,7 @@ mod customers;
 mod dataset;
 mod events;
 mod idempotency;
+mod keys;
 mod migrate;
 mod rows;
 #[cfg(test)]
@@ -24,8 +25,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    CardTokenDeletion, CardTokenRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome,
-    ResetCounts, SealedToken, Store, StoreError, StoreOptions, StoreResult, StoreStats, StoredResponse,
+    CardTokenDeletion, CardTokenRecord, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest,
+    ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
+    StoreResult, StoreStats, StoredResponse,
 };
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -478,6 +480,28 @@ impl Store for PostgresStore {
             let rows = conn.query(&statement, &[&after_seq, &account, &i64::from(limit)]).await?;
             rows.iter().map(rows::audit_record).collect()
         })
+    }
+
+    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>> {
+        with_conn!(self, |conn| keys::data_keys(&conn).await)
+    }
+
+    async fn insert_data_key(&self, key: &DataKeyRecord) -> StoreResult<()> {
+        with_conn!(self, |conn| keys::insert_data_key(&mut conn, key).await)
+    }
+
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after_row: i64,
+        unless_prefix: &[u8],
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>> {
+        with_conn!(self, |conn| keys::sealed_values(&conn, column, after_row, unless_prefix, limit).await)
+    }
+
+    async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {
+        with_conn!(self, |conn| keys::replace_sealed_values(&mut conn, column, values).await)
     }
 
     async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {

@@ -6,6 +6,7 @@ mod card_tokens;
 mod customers;
 mod dataset;
 mod idempotency;
+mod keys;
 mod migrate;
 mod pool;
 mod sql;
@@ -23,8 +24,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::{
-    CardTokenDeletion, CardTokenRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome,
-    ResetCounts, SealedToken, Store, StoreError, StoreOptions, StoreResult, StoreStats, StoredResponse,
+    CardTokenDeletion, CardTokenRecord, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest,
+    ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
+    StoreResult, StoreStats, StoredResponse,
 };
 use crate::domain::audit::AuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
@@ -308,6 +310,31 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<AuditRecord>> {
         let account = account.map(|a| a.as_str().to_owned());
         self.readers.read(move |conn| admin::list_audit(conn, account.as_deref(), after_seq, limit)).await
+    }
+
+    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>> {
+        self.readers.read(keys::data_keys).await
+    }
+
+    async fn insert_data_key(&self, key: &DataKeyRecord) -> StoreResult<()> {
+        let key = key.clone();
+        self.writer.submit(move |conn| keys::insert_data_key(conn, &key)).await
+    }
+
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after_row: i64,
+        unless_prefix: &[u8],
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>> {
+        let prefix = unless_prefix.to_vec();
+        self.readers.read(move |conn| keys::sealed_values(conn, column, after_row, &prefix, limit)).await
+    }
+
+    async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {
+        let values = values.to_vec();
+        self.writer.submit(move |conn| keys::replace_sealed_values(conn, column, &values)).await
     }
 
     async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {

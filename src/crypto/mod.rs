@@ -1,8 +1,18 @@
 //! Card `token` values at rest: AES-256-GCM with a random nonce, the account and token id as
 //! associated data (so a ciphertext cannot be moved to another row), and a keyed fingerprint
 //! for recognising a token already held without decrypting anything.
+//!
+//! Keys form a ring ([`keyring`]): key 0 is derived from the master key (`--encryption-key` or
+//! the SQLite key file); `tokenvault keys rotate` adds random data keys, kept in the database
+//! wrapped under the master key, and re-encrypts everything under the newest ([`rotation`]).
+//! Every sealed value names its key, so values under any key of the ring stay readable.
 
+pub mod keyring;
+pub mod rotation;
+
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::RwLock;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -16,8 +26,11 @@ use crate::domain::card_token::CardToken;
 use crate::domain::AccountId;
 use crate::store::{CardTokenRecord, SealedToken};
 
-/// Format tag of sealed values, so a later key ring can tell versions apart.
+/// Format tag of values sealed under key 0: `[1][nonce][ciphertext]` (the format before key
+/// rotation existed, still written while no data key has been added).
 const SEALED_V1: u8 = 1;
+/// Format tag of values sealed under a data key: `[2][key id, u32 big-endian][nonce][ciphertext]`.
+const SEALED_V2: u8 = 2;
 const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,14 +41,31 @@ pub enum CryptoError {
     KeyFile { path: String, source: std::io::Error },
     #[error("a stored card token could not be decrypted (wrong key or tampered data)")]
     Undecryptable,
+    /// The value names a key this process has not loaded (another instance or `tokenvault keys
+    /// rotate` added it since): refresh the ring from the store and try again.
+    #[error("a stored value is sealed with encryption key {0}, which this process does not have")]
+    UnknownKey(u32),
+    #[error("encryption key {0} in the database does not open with this master key (is --encryption-key the one the database was created with?)")]
+    WrongMasterKey(u32),
+    #[error("the encryption keys could not be read from the database: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
-/// Seals and opens card `token` values (and responses kept for idempotent replay) with keys
-/// derived from one 32-byte master key.
+/// Seals and opens card `token` values (and webhook secrets, and responses kept for idempotent
+/// replay) with the key ring; keyed digests come from the master key and never rotate (they
+/// are lookup keys: rotating them would orphan every stored fingerprint).
 pub struct TokenCipher {
-    aead: Aes256Gcm,
+    /// Wraps the data keys kept in the database.
+    wrapping: Aes256Gcm,
+    ring: RwLock<Ring>,
     fingerprint_key: [u8; 32],
     request_key: [u8; 32],
+}
+
+/// The keys this process can open with, and the one it seals with (the newest).
+struct Ring {
+    keys: HashMap<u32, Aes256Gcm>,
+    active: u32,
 }
 
 impl TokenCipher {
@@ -46,8 +76,10 @@ impl TokenCipher {
             mac.finalize().into_bytes().into()
         };
         let aead_key = derive(b"tokenvault card-token encryption v1");
+        let wrapping_key = derive(b"tokenvault data-key wrapping v1");
         Self {
-            aead: Aes256Gcm::new(&aead_key.into()),
+            wrapping: Aes256Gcm::new(&wrapping_key.into()),
+            ring: RwLock::new(Ring { keys: HashMap::from([(0, Aes256Gcm::new(&aead_key.into()))]), active: 0 }),
             fingerprint_key: derive(b"tokenvault card-token fingerprint v1"),
             request_key: derive(b"tokenvault idempotency request digest v1"),
         }
@@ -75,7 +107,7 @@ impl TokenCipher {
         }
     }
 
-    fn associated_data(account: &AccountId, id: &str) -> Vec<u8> {
+    pub(crate) fn associated_data(account: &AccountId, id: &str) -> Vec<u8> {
         format!("{}\0{}", account, id).into_bytes()
     }
 
@@ -94,27 +126,46 @@ impl TokenCipher {
     /// context. Card tokens use `account\0id`; other uses start their context with a label of
     /// their own, so a ciphertext of one kind never opens as another.
     pub fn seal_bytes(&self, context: &[u8], plain: &[u8]) -> Vec<u8> {
+        let ring = self.ring.read().expect("the key ring lock is never poisoned");
+        let key = &ring.keys[&ring.active];
+        let header = sealed_prefix(ring.active);
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ciphertext = self
-            .aead
+        let ciphertext = key
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context })
             .expect("AES-GCM encryption cannot fail below its 64 GiB message limit");
-        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        sealed.push(SEALED_V1);
+        let mut sealed = Vec::with_capacity(header.len() + NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(&header);
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(&ciphertext);
         sealed
     }
 
     pub fn open_bytes(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEALED_V1 {
+        let key_id = sealed_key_id(sealed).ok_or(CryptoError::Undecryptable)?;
+        let rest = &sealed[sealed_prefix(key_id).len()..];
+        if rest.len() < NONCE_LEN {
             return Err(CryptoError::Undecryptable);
         }
-        let (nonce, ciphertext) = sealed[1..].split_at(NONCE_LEN);
-        self.aead
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let ring = self.ring.read().expect("the key ring lock is never poisoned");
+        let key = ring.keys.get(&key_id).ok_or(CryptoError::UnknownKey(key_id))?;
+        key.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context })
             .map_err(|_| CryptoError::Undecryptable)
+    }
+
+    /// Whether this process holds the key `sealed` names (a value of an unknown format counts as
+    /// known: opening it fails for its own reason).
+    pub fn can_open(&self, sealed: &[u8]) -> bool {
+        match sealed_key_id(sealed) {
+            Some(id) => self.ring.read().expect("the key ring lock is never poisoned").keys.contains_key(&id),
+            None => true,
+        }
+    }
+
+    /// The key new values are sealed with.
+    pub fn active_key_id(&self) -> u32 {
+        self.ring.read().expect("the key ring lock is never poisoned").active
     }
 
     /// A keyed digest (HMAC-SHA256, hex) of `parts`, each length-prefixed so that no two lists
@@ -151,6 +202,26 @@ impl TokenCipher {
             card.token = Some(self.open(&card.account_id, &card.id, &sealed)?);
         }
         Ok(card)
+    }
+}
+
+/// The bytes every value sealed under `key_id` starts with.
+pub fn sealed_prefix(key_id: u32) -> Vec<u8> {
+    if key_id == 0 {
+        vec![SEALED_V1]
+    } else {
+        let mut prefix = vec![SEALED_V2];
+        prefix.extend_from_slice(&key_id.to_be_bytes());
+        prefix
+    }
+}
+
+/// The key a sealed value names, or `None` for bytes of no known format.
+pub fn sealed_key_id(sealed: &[u8]) -> Option<u32> {
+    match *sealed.first()? {
+        SEALED_V1 => Some(0),
+        SEALED_V2 => Some(u32::from_be_bytes(sealed.get(1..5)?.try_into().ok()?)).filter(|&id| id != 0),
+        _ => None,
     }
 }
 

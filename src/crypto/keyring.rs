@@ -1,0 +1,155 @@
+//! The data keys of the ring: made and wrapped under the master key when a rotation adds one,
+//! unwrapped when a process loads them from the database, and reloaded while serving so that a
+//! rotation made by another process (`tokenvault keys rotate`, another instance) is followed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use rand::RngCore;
+use tokio::task::JoinHandle;
+
+use super::{CryptoError, TokenCipher, NONCE_LEN};
+use crate::domain::Timestamp;
+use crate::store::{DataKeyRecord, Store};
+
+/// How often a server reloads the ring. `tokenvault keys rotate` waits longer than this before it
+/// re-encrypts, so that by then every running server seals with the new key.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
+
+fn wrapping_context(id: u32) -> Vec<u8> {
+    let mut context = b"tokenvault data key\0".to_vec();
+    context.extend_from_slice(&id.to_be_bytes());
+    context
+}
+
+impl TokenCipher {
+    /// A new random data key with id `id`, wrapped under the master key and bound to its id.
+    pub fn new_data_key(&self, id: u32, created_by: &str) -> DataKeyRecord {
+        let mut key = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut key);
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let context = wrapping_context(id);
+        let ciphertext = self
+            .wrapping
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &key, aad: &context })
+            .expect("AES-GCM encryption of 32 bytes cannot fail");
+        let mut wrapped = nonce.to_vec();
+        wrapped.extend_from_slice(&ciphertext);
+        DataKeyRecord { id, wrapped, created_at: Timestamp::now(), created_by: created_by.to_owned() }
+    }
+
+    /// Adds the keys not held yet and makes the newest one the sealing key. Fails, adding none,
+    /// when a key does not unwrap: the master key is not the database's.
+    pub fn install_data_keys(&self, keys: &[DataKeyRecord]) -> Result<(), CryptoError> {
+        let missing: Vec<&DataKeyRecord> = {
+            let ring = self.ring.read().expect("the key ring lock is never poisoned");
+            keys.iter().filter(|key| !ring.keys.contains_key(&key.id)).collect()
+        };
+        let mut unwrapped = Vec::with_capacity(missing.len());
+        for key in missing {
+            if key.id == 0 || key.wrapped.len() < NONCE_LEN {
+                return Err(CryptoError::WrongMasterKey(key.id));
+            }
+            let (nonce, ciphertext) = key.wrapped.split_at(NONCE_LEN);
+            let context = wrapping_context(key.id);
+            let plain = self
+                .wrapping
+                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &context })
+                .map_err(|_| CryptoError::WrongMasterKey(key.id))?;
+            let aead = Aes256Gcm::new_from_slice(&plain).map_err(|_| CryptoError::WrongMasterKey(key.id))?;
+            unwrapped.push((key.id, aead));
+        }
+        let mut ring = self.ring.write().expect("the key ring lock is never poisoned");
+        for (id, aead) in unwrapped {
+            ring.keys.insert(id, aead);
+        }
+        ring.active = ring.keys.keys().copied().max().unwrap_or(0);
+        Ok(())
+    }
+
+    /// Loads the database's data keys into the ring.
+    pub async fn refresh(&self, store: &dyn Store) -> Result<(), CryptoError> {
+        let keys = store.data_keys().await?;
+        self.install_data_keys(&keys)
+    }
+
+    /// Makes sure every value in `sealed` can be opened, reloading the ring once if one names a
+    /// key added since the last load.
+    pub async fn ensure_keys<'a>(
+        &self,
+        store: &dyn Store,
+        sealed: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<(), CryptoError> {
+        if sealed.into_iter().all(|value| self.can_open(value)) {
+            Ok(())
+        } else {
+            self.refresh(store).await
+        }
+    }
+}
+
+/// Reloads the ring every [`REFRESH_INTERVAL`] until aborted; a failed load is logged and
+/// retried on the next tick (the ring in hand stays valid: keys are never removed).
+pub fn spawn_refresher(store: Arc<dyn Store>, cipher: Arc<TokenCipher>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if let Err(error) = cipher.refresh(store.as_ref()).await {
+                tracing::warn!(%error, "could not reload the encryption keys");
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{sealed_key_id, sealed_prefix};
+    use crate::domain::AccountId;
+
+    #[test]
+    fn values_sealed_under_any_key_of_the_ring_open_and_new_ones_use_the_newest() {
+        let cipher = TokenCipher::from_master_key(&[7; 32]);
+        let account = AccountId::parse("aid", "T12345678").unwrap();
+        let before = cipher.seal(&account, "card-1", "psp-secret").ciphertext;
+        assert_eq!(sealed_key_id(&before), Some(0));
+        assert_eq!(before[0], 1, "an unrotated store keeps writing the original format");
+
+        let key = cipher.new_data_key(1, "test");
+        assert!(!key.wrapped.is_empty());
+        // Another process with the same master key loads the key from the database.
+        let other = TokenCipher::from_master_key(&[7; 32]);
+        let after_elsewhere = {
+            cipher.install_data_keys(std::slice::from_ref(&key)).unwrap();
+            cipher.seal(&account, "card-2", "psp-secret-2").ciphertext
+        };
+        assert_eq!(cipher.active_key_id(), 1);
+        assert_eq!(sealed_key_id(&after_elsewhere), Some(1));
+        assert!(after_elsewhere.starts_with(&sealed_prefix(1)));
+        assert!(matches!(other.open(&account, "card-2", &after_elsewhere), Err(CryptoError::UnknownKey(1))));
+        assert!(!other.can_open(&after_elsewhere));
+        other.install_data_keys(&[key]).unwrap();
+        assert_eq!(other.open(&account, "card-2", &after_elsewhere).unwrap(), "psp-secret-2");
+        assert_eq!(other.open(&account, "card-1", &before).unwrap(), "psp-secret");
+        assert_eq!(cipher.open(&account, "card-1", &before).unwrap(), "psp-secret");
+    }
+
+    #[test]
+    fn a_data_key_does_not_unwrap_under_another_master_key_or_another_id() {
+        let cipher = TokenCipher::from_master_key(&[7; 32]);
+        let key = cipher.new_data_key(1, "test");
+        let stranger = TokenCipher::from_master_key(&[8; 32]);
+        assert!(matches!(stranger.install_data_keys(std::slice::from_ref(&key)), Err(CryptoError::WrongMasterKey(1))));
+        assert_eq!(stranger.active_key_id(), 0);
+        let moved = DataKeyRecord { id: 2, ..key };
+        assert!(matches!(cipher.install_data_keys(&[moved]), Err(CryptoError::WrongMasterKey(2))));
+        assert_eq!(sealed_key_id(&[2, 0, 0, 0, 0]), None, "key 0 is never written in the v2 format");
+        assert_eq!(sealed_key_id(&[9]), None);
+    }
+}

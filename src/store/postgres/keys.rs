@@ -1,0 +1,105 @@
+//! The key ring's data keys and the walk over sealed values that re-encryption makes.
+
+use deadpool_postgres::Object;
+use serde_json::json;
+
+use super::append_audit;
+use super::rows::get;
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::{DataKeyRecord, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
+
+pub(super) async fn data_keys(conn: &Object) -> StoreResult<Vec<DataKeyRecord>> {
+    let statement =
+        conn.prepare_cached("SELECT id, wrapped_key, created_at, created_by FROM encryption_keys ORDER BY id").await?;
+    conn.query(&statement, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            let id: i64 = get(row, "id")?;
+            Ok(DataKeyRecord {
+                id: u32::try_from(id)
+                    .map_err(|_| StoreError::Internal(format!("encryption key id {id} is out of range")))?,
+                wrapped: get(row, "wrapped_key")?,
+                created_at: Timestamp::from_millis(get(row, "created_at")?),
+                created_by: get(row, "created_by")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn insert_data_key(conn: &mut Object, key: &DataKeyRecord) -> StoreResult<()> {
+    let tx = conn.transaction().await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO encryption_keys (id, wrapped_key, created_at, created_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .await?;
+    let inserted =
+        tx.execute(&statement, &[&i64::from(key.id), &key.wrapped, &key.created_at.millis(), &key.created_by]).await?;
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!("encryption key {} already exists", key.id)));
+    }
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at: key.created_at,
+            account_id: String::new(),
+            actor: key.created_by.clone(),
+            action: "encryption_key.add",
+            resource_type: "encryption_key",
+            resource_id: key.id.to_string(),
+            details: json!({}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn sealed_values(
+    conn: &Object,
+    column: SealedColumn,
+    after_row: i64,
+    unless_prefix: &[u8],
+    limit: u32,
+) -> StoreResult<Vec<SealedValue>> {
+    let (table, sealed) = column.table_and_column();
+    let statement = conn
+        .prepare_cached(&format!(
+            "SELECT seq, account_id, id, {sealed} AS sealed FROM {table} \
+             WHERE seq > $1 AND {sealed} IS NOT NULL AND substring({sealed} FROM 1 FOR $2) <> $3 \
+             ORDER BY seq LIMIT $4"
+        ))
+        .await?;
+    let prefix_len = unless_prefix.len() as i32;
+    conn.query(&statement, &[&after_row, &prefix_len, &unless_prefix, &i64::from(limit)])
+        .await?
+        .iter()
+        .map(|row| {
+            let seq: i64 = get(row, "seq")?;
+            let account: &str = get(row, "account_id")?;
+            let account = AccountId::parse("account_id", account)
+                .map_err(|e| StoreError::Internal(format!("{table} row {seq}: {}", e.message)))?;
+            Ok(SealedValue { row: seq, account, id: get(row, "id")?, sealed: get(row, "sealed")? })
+        })
+        .collect()
+}
+
+pub(super) async fn replace_sealed_values(
+    conn: &mut Object,
+    column: SealedColumn,
+    values: &[Resealed],
+) -> StoreResult<u64> {
+    let (table, sealed) = column.table_and_column();
+    let tx = conn.transaction().await?;
+    let statement =
+        tx.prepare_cached(&format!("UPDATE {table} SET {sealed} = $1 WHERE seq = $2 AND {sealed} = $3")).await?;
+    let mut replaced = 0;
+    for value in values {
+        replaced += tx.execute(&statement, &[&value.new, &value.row, &value.old]).await?;
+    }
+    tx.commit().await?;
+    Ok(replaced)
+}

@@ -1,0 +1,83 @@
+//! The key ring's data keys and the walk over sealed values that re-encryption makes.
+
+use rusqlite::{params, Connection};
+use serde_json::json;
+
+use super::sql::{self, time_col};
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::AccountId;
+use crate::store::{DataKeyRecord, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
+
+pub(super) fn data_keys(conn: &Connection) -> StoreResult<Vec<DataKeyRecord>> {
+    sql::rows(conn, "SELECT id, wrapped_key, created_at, created_by FROM encryption_keys ORDER BY id", [], |row| {
+        Ok(DataKeyRecord {
+            id: row.get(0)?,
+            wrapped: row.get(1)?,
+            created_at: time_col(row, 2)?,
+            created_by: row.get(3)?,
+        })
+    })
+}
+
+pub(super) fn insert_data_key(conn: &Connection, key: &DataKeyRecord) -> StoreResult<()> {
+    if sql::exists(conn, "SELECT 1 FROM encryption_keys WHERE id = ?1", [key.id])? {
+        return Err(StoreError::Conflict(format!("encryption key {} already exists", key.id)));
+    }
+    sql::execute(
+        conn,
+        "INSERT INTO encryption_keys (id, wrapped_key, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
+        params![key.id, key.wrapped, key.created_at.millis(), key.created_by],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at: key.created_at,
+            account_id: String::new(),
+            actor: key.created_by.clone(),
+            action: "encryption_key.add",
+            resource_type: "encryption_key",
+            resource_id: key.id.to_string(),
+            details: json!({}),
+        },
+    )
+}
+
+pub(super) fn sealed_values(
+    conn: &Connection,
+    column: SealedColumn,
+    after_row: i64,
+    unless_prefix: &[u8],
+    limit: u32,
+) -> StoreResult<Vec<SealedValue>> {
+    let (table, sealed) = column.table_and_column();
+    let found = sql::rows(
+        conn,
+        &format!(
+            "SELECT seq, account_id, id, {sealed} FROM {table}
+             WHERE seq > ?1 AND {sealed} IS NOT NULL AND substr({sealed}, 1, ?2) != ?3 ORDER BY seq LIMIT ?4"
+        ),
+        params![after_row, unless_prefix.len(), unless_prefix, limit],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get(3)?)),
+    )?;
+    found
+        .into_iter()
+        .map(|(row, account, id, sealed)| {
+            let account = AccountId::parse("account_id", &account)
+                .map_err(|e| StoreError::Internal(format!("{table} row {row}: {}", e.message)))?;
+            Ok(SealedValue { row, account, id, sealed })
+        })
+        .collect()
+}
+
+pub(super) fn replace_sealed_values(conn: &Connection, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {
+    let (table, sealed) = column.table_and_column();
+    let mut replaced = 0;
+    for value in values {
+        replaced += sql::execute(
+            conn,
+            &format!("UPDATE {table} SET {sealed} = ?1 WHERE seq = ?2 AND {sealed} = ?3"),
+            params![value.new, value.row, value.old],
+        )? as u64;
+    }
+    Ok(replaced)
+}
