@@ -10,10 +10,10 @@ use tokio::task::JoinHandle;
 use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::config::ServeConfig;
-use crate::crypto::{keyring, CryptoError, TokenCipher};
+use crate::crypto::{keyring, values, CryptoError, TokenCipher};
 use crate::http::rate_limit::RateLimiter;
 use crate::http::{self, AppState, Limits};
-use crate::store::{self, Store, StoreError, StoreOptions};
+use crate::store::{self, Store, StoreError, StoreOptions, TokenValueMode};
 use crate::webhooks;
 
 /// Why the server could not start; each names what to fix.
@@ -89,6 +89,10 @@ pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, StartupE
 pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let store = open_store(&config).await?;
     let cipher = open_cipher(&config, store.as_ref()).await?;
+    if config.seal_token_values || store.token_value_mode().await? == TokenValueMode::Converting {
+        let converted = values::seal_stored_values(store.as_ref(), &cipher, "serve --seal-token-values").await?;
+        tracing::info!(converted, "customer token values are sealed");
+    }
     let keys = KeyRing::load(store.as_ref(), config.issuer.clone(), config.token_ttl_seconds).await?;
     let key_refresher = keyring::spawn_refresher(store.clone(), cipher.clone());
     let webhook_wake = Arc::new(tokio::sync::Notify::new());
@@ -126,7 +130,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         // Attempts in flight are recorded; undelivered events stay in the outbox for the next
         // start.
         worker.stop().await;
+        // Awaited, so that its hold on the store is gone when the server is (SQLite checkpoints
+        // and removes its WAL when the last connection closes).
         key_refresher.abort();
+        let _ = key_refresher.await;
         served
     });
     Ok(RunningServer { addr, store, shutdown, task })

@@ -42,6 +42,9 @@ pub struct ServeConfig {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How long `Idempotency-Key`s are kept (24 h; tests shorten it).
     pub idempotency_ttl: Duration,
+    /// Encrypt customer token `value`s at rest (searchable: see `crypto::values`). Turning it on
+    /// converts the stored values at start; once on, the database keeps it on.
+    pub seal_token_values: bool,
 }
 
 impl ServeConfig {
@@ -62,6 +65,7 @@ impl ServeConfig {
             max_in_flight: 1024,
             webhooks: crate::webhooks::WebhookSettings::default(),
             idempotency_ttl: crate::http::idempotency::IdempotencySettings::default().ttl,
+            seal_token_values: false,
         }
     }
 

@@ -180,6 +180,16 @@ struct ServeArgs {
     /// Concurrent requests beyond which new ones are shed with 503 [default: 1024].
     #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
+    /// Encrypt customer token values at rest, keeping type+value lookups (converts stored values
+    /// at start; the database keeps it on from then) [default: false].
+    #[arg(
+        long,
+        env = "TOKENVAULT_SEAL_TOKEN_VALUES",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    seal_token_values: Option<bool>,
 }
 
 impl ServeArgs {
@@ -198,6 +208,7 @@ impl ServeArgs {
             token_rate_limit: self.token_rate_limit,
             rate_limit: self.rate_limit,
             max_in_flight: self.max_in_flight,
+            seal_token_values: self.seal_token_values,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }

@@ -78,11 +78,14 @@ pub async fn load(
             Some(Value::String(id)) => id,
             _ => return Err(invalid("customer_tokens", index)(ValidationError::single("customer_id", "is required"))),
         };
-        let token = NewCustomerToken::from_body(&body, SEED_ACTOR, now).map_err(invalid("customer_tokens", index))?;
+        let mut token =
+            NewCustomerToken::from_body(&body, SEED_ACTOR, now).map_err(invalid("customer_tokens", index))?;
+        token.value = cipher.stored_value(account, &token.token_type, &token.value);
         count(&mut summary, store.create_customer_token(account, &customer_id, &token, false).await)?;
     }
     for (index, body) in fixtures.token_events.iter().enumerate() {
         let token = TokenTypeValue::from_value("token", body.get("token")).map_err(invalid("token_events", index))?;
+        let token = cipher.stored_token(account, &token);
         let event = match body.get("event") {
             Some(value) => {
                 Some(TokenEvent::from_value("event", value, true, now).map_err(invalid("token_events", index))?)

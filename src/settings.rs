@@ -28,6 +28,7 @@ pub struct Given {
     pub token_rate_limit: Option<u32>,
     pub rate_limit: Option<u32>,
     pub max_in_flight: Option<usize>,
+    pub seal_token_values: Option<bool>,
 }
 
 /// The TOML file: the same settings, named as in the configuration table.
@@ -45,6 +46,7 @@ pub struct FileSettings {
     pub token_rate_limit: Option<u32>,
     pub rate_limit: Option<u32>,
     pub max_in_flight: Option<usize>,
+    pub seal_token_values: Option<bool>,
 }
 
 /// A setting that cannot be used, named.
@@ -172,6 +174,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     if max_in_flight == 0 {
         return Err(invalid("max_in_flight", "must be at least 1"));
     }
+    let seal_token_values = pick(&mut s, "seal_token_values", given.seal_token_values, file.seal_token_values, false);
 
     let mut config = ServeConfig::new(database_url);
     config.listen = listen;
@@ -184,6 +187,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     config.token_requests_per_minute = token_rate_limit;
     config.api_calls_per_second = rate_limit;
     config.max_in_flight = max_in_flight;
+    config.seal_token_values = seal_token_values;
     Ok(Resolved { config, sources: s })
 }
 
@@ -213,6 +217,7 @@ impl Resolved {
             ("token_rate_limit", c.token_requests_per_minute.to_string()),
             ("rate_limit", c.api_calls_per_second.to_string()),
             ("max_in_flight", c.max_in_flight.to_string()),
+            ("seal_token_values", c.seal_token_values.to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {

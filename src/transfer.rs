@@ -236,6 +236,7 @@ pub async fn import(
     let mut batch: Vec<Row> = Vec::with_capacity(IMPORT_BATCH);
     let mut batch_table: Option<&'static Table> = None;
     let mut key_checked = cipher.is_none();
+    let (mut values_sealed, mut value_checked) = (false, cipher.is_none());
     let mut done = 0u64;
     for (index, line) in lines.enumerate() {
         let line = line?;
@@ -252,6 +253,12 @@ pub async fn import(
         let table = slot.0;
         if table.name == "encryption_keys" {
             install_key(cipher, &row, number)?;
+        }
+        if table.name == "vault_settings" && row.get("name") == Some(&Value::from("token_values")) {
+            values_sealed = row.get("value").is_some_and(|mode| mode != "plain");
+        }
+        if values_sealed && !value_checked && table.name == "customer_tokens" {
+            value_checked = check_value_key(cipher, &row, number)?;
         }
         if !key_checked && table.name == "card_tokens" {
             key_checked = check_key(cipher, &row, number)?;
@@ -316,6 +323,26 @@ fn install_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<(
              (--encryption-key, or the content of the source's SQLite key file)"
         ))
     })
+}
+
+/// Opens a sealed customer token value with the destination's key; `Ok(false)` when the row's
+/// value is not sealed (a conversion was under way) and the next one must be tried.
+fn check_value_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<bool, TransferError> {
+    let Some(cipher) = cipher else { return Ok(true) };
+    let text = |column: &str| row.get(column).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let value = text("value");
+    if !value.starts_with(crate::crypto::values::SEALED_VALUE_PREFIX) {
+        return Ok(false);
+    }
+    let account = AccountId::parse("account_id", &text("account_id"))
+        .map_err(|e| TransferError::Format(format!("line {line}: customer token account_id: {}", e.message)))?;
+    cipher.open_value(&account, &text("token_type"), &value).map_err(|_| {
+        TransferError::Key(format!(
+            "line {line}: the encryption key cannot open the exported customer token values; use the source's key \
+             (--encryption-key, or the content of the source's SQLite key file)"
+        ))
+    })?;
+    Ok(true)
 }
 
 /// Opens a sealed card token with the destination's key; `Ok(false)` when the row has no sealed

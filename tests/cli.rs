@@ -80,7 +80,8 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          dev = false  # from: default\n\
          token_rate_limit = 60  # from: default\n\
          rate_limit = 0  # from: default\n\
-         max_in_flight = 1024  # from: default\n"
+         max_in_flight = 1024  # from: default\n\
+         seal_token_values = false  # from: default\n"
     );
 
     std::fs::write(&file, "max_in_flight = 0\n").unwrap();

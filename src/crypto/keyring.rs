@@ -2,6 +2,7 @@
 //! unwrapped when a process loads them from the database, and reloaded while serving so that a
 //! rotation made by another process (`tokenvault keys rotate`, another instance) is followed.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{CryptoError, TokenCipher, NONCE_LEN};
 use crate::domain::Timestamp;
-use crate::store::{DataKeyRecord, Store};
+use crate::store::{DataKeyRecord, Store, TokenValueMode};
 
 /// How often a server reloads the ring. `tokenvault keys rotate` waits longer than this before it
 /// re-encrypts, so that by then every running server seals with the new key.
@@ -70,10 +71,13 @@ impl TokenCipher {
         Ok(())
     }
 
-    /// Loads the database's data keys into the ring.
+    /// Loads the database's data keys into the ring, and follows its token-value mode.
     pub async fn refresh(&self, store: &dyn Store) -> Result<(), CryptoError> {
         let keys = store.data_keys().await?;
-        self.install_data_keys(&keys)
+        self.install_data_keys(&keys)?;
+        let mode = store.token_value_mode().await?;
+        self.seals_values.store(mode != TokenValueMode::Plain, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Makes sure every value in `sealed` can be opened, reloading the ring once if one names a

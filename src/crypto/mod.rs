@@ -9,9 +9,11 @@
 
 pub mod keyring;
 pub mod rotation;
+pub mod values;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::RwLock;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -60,6 +62,10 @@ pub struct TokenCipher {
     ring: RwLock<Ring>,
     fingerprint_key: [u8; 32],
     request_key: [u8; 32],
+    value_key: Aes256Gcm,
+    value_nonce_key: [u8; 32],
+    /// Whether customer token values are sealed: the database's mode, followed by `refresh`.
+    seals_values: AtomicBool,
 }
 
 /// The keys this process can open with, and the one it seals with (the newest).
@@ -82,6 +88,9 @@ impl TokenCipher {
             ring: RwLock::new(Ring { keys: HashMap::from([(0, Aes256Gcm::new(&aead_key.into()))]), active: 0 }),
             fingerprint_key: derive(b"tokenvault card-token fingerprint v1"),
             request_key: derive(b"tokenvault idempotency request digest v1"),
+            value_key: Aes256Gcm::new(&derive(b"tokenvault customer-token value encryption v1").into()),
+            value_nonce_key: derive(b"tokenvault customer-token value index v1"),
+            seals_values: AtomicBool::new(false),
         }
     }
 

@@ -43,6 +43,7 @@ impl Table {
 /// Tables a database does not have (yet) are skipped.
 pub const TABLES: &[Table] = &[
     Table::keyed("encryption_keys", "id"),
+    Table::keyed("vault_settings", "name"),
     Table::keyed("clients", "client_id"),
     Table::keyed("signing_keys", "kid"),
     Table::seq("customers"),

@@ -102,6 +102,68 @@ pub struct Resealed {
     pub new: Vec<u8>,
 }
 
+/// How customer token values are kept (`serve --seal-token-values`), a setting of the database
+/// so that every instance on it agrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenValueMode {
+    Plain,
+    /// New values are sealed; stored ones are being converted.
+    Converting,
+    Sealed,
+}
+
+impl TokenValueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenValueMode::Plain => "plain",
+            TokenValueMode::Converting => "converting",
+            TokenValueMode::Sealed => "sealed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [TokenValueMode::Plain, TokenValueMode::Converting, TokenValueMode::Sealed]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+    }
+}
+
+/// The tables holding customer token values, each with `seq`, `account_id`, `token_type`, `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueTable {
+    CustomerTokens,
+    TokenEventEntries,
+}
+
+impl ValueTable {
+    pub const ALL: [ValueTable; 2] = [ValueTable::CustomerTokens, ValueTable::TokenEventEntries];
+
+    /// The table name, for SQL (fixed names, never input).
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueTable::CustomerTokens => "customer_tokens",
+            ValueTable::TokenEventEntries => "token_event_entries",
+        }
+    }
+}
+
+/// One stored token value, for converting values to their sealed form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTokenValue {
+    pub row: i64,
+    pub account: AccountId,
+    pub token_type: String,
+    pub value: String,
+}
+
+/// A stored token value's new form, written only where the row still holds `old`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplacedValue {
+    pub row: i64,
+    pub old: String,
+    pub new: String,
+}
+
 /// A stored card token: its fields (with `token` left `None`) and the sealed secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CardTokenRecord {
@@ -229,6 +291,16 @@ pub trait Store: Send + Sync + 'static {
     /// Writes each new value where the row still holds the old one (a row changed meanwhile is
     /// left as it is), in one transaction; returns how many were replaced.
     async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64>;
+
+    /// How customer token values are kept.
+    async fn token_value_mode(&self) -> StoreResult<TokenValueMode>;
+    /// Records the mode, audited as `token_values.mode` (account `""`).
+    async fn set_token_value_mode(&self, mode: TokenValueMode, actor: &str, at: Timestamp) -> StoreResult<()>;
+    /// Up to `limit` rows of `table` after `after_row` (by `seq`), oldest first.
+    async fn token_values(&self, table: ValueTable, after_row: i64, limit: u32) -> StoreResult<Vec<StoredTokenValue>>;
+    /// Writes each new value where the row still holds the old one, in one transaction; returns
+    /// how many were replaced.
+    async fn replace_token_values(&self, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64>;
 
     /// Conflict when a live customer of the account already has this `customer_id`, e-mail (per
     /// customer type, case-insensitive) or phone number.

@@ -17,3 +17,4 @@ mod paging_props;
 mod persistence;
 mod sandbox;
 mod token_events;
+mod token_values;

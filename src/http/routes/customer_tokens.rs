@@ -48,9 +48,10 @@ pub async fn create(
     let mut errors = ValidationError::default();
     let delete_token_events = query.bool(&mut errors, "delete_token_events", false);
     errors.finish(|| ())?;
-    let token = NewCustomerToken::from_body(&body.required()?, &caller.client_id, Timestamp::now())?;
+    let mut token = NewCustomerToken::from_body(&body.required()?, &caller.client_id, Timestamp::now())?;
+    token.value = app.cipher.stored_value(&account, &token.token_type, &token.value);
     let stored = app.store.create_customer_token(&account, &customer_id, &token, delete_token_events).await?;
-    Ok(json(StatusCode::CREATED, &stored))
+    Ok(json(StatusCode::CREATED, &app.cipher.shown_token(&account, stored)?))
 }
 
 /// Seed 002: deleted tokens are included unless `include_deleted=false`.
@@ -87,6 +88,11 @@ pub async fn list(
     let page = query.page(&mut errors);
     let (filter, page) = errors.finish(|| (filter, page))?;
     let tokens = app.store.list_customer_tokens(&account, &customer_id, &filter, &page).await?;
+    let tokens = crate::domain::Page {
+        items: tokens.items.into_iter().map(|t| app.cipher.shown_token(&account, t)).collect::<Result<_, _>>()?,
+        has_more: tokens.has_more,
+        total: tokens.total,
+    };
     Ok(response::list(tokens, &uri, |t| t.id.to_string(), |t| t))
 }
 
@@ -118,5 +124,5 @@ pub async fn delete(
     path_identifier("tid", &token_id)?;
     let token =
         app.store.delete_customer_token(&account, &customer_id, &token_id, &caller.client_id, Timestamp::now()).await?;
-    Ok(json(StatusCode::OK, &token))
+    Ok(json(StatusCode::OK, &app.cipher.shown_token(&account, token)?))
 }

@@ -102,7 +102,10 @@ pub async fn list(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
     let mut errors = ValidationError::default();
     let token = match (query.text(&mut errors, "token_type"), query.text(&mut errors, "token_value")) {
-        (Some(token_type), Some(value)) => Some((token_type, value)),
+        (Some(token_type), Some(value)) => {
+            let value = app.cipher.stored_value(&account, &token_type, &value);
+            Some((token_type, value))
+        }
         (None, None) => None,
         (Some(_), None) => {
             errors.push(FieldError::new("token_value", "is required together with token_type"));

@@ -104,6 +104,7 @@ pub async fn find_or_add(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
     let now = Timestamp::now();
     let (token, event) = parse_body(&body.required()?, true, now)?;
+    let token = app.cipher.stored_token(&account, &token);
     let detail = app.store.token_detail(&account, &token, event.as_ref(), &caller.client_id, now).await?;
     let status = aggregated_status(detail.customer.as_ref().and_then(Customer::status), &detail.events, now);
     Ok(json(
@@ -111,7 +112,7 @@ pub async fn find_or_add(
         &TokenDetailBody {
             id: detail.id,
             customer: detail.customer,
-            token: detail.token,
+            token: detail.token.map(|token| app.cipher.shown_token(&account, token)).transpose()?,
             status,
             events: detail.events,
         },
@@ -197,6 +198,7 @@ pub async fn clear(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
     let now = Timestamp::now();
     let (token, event) = parse_body(&body.required()?, false, now)?;
+    let token = app.cipher.stored_token(&account, &token);
     let delete_event = event.map(|event| TokenEvent { status: Some(DELETED_STATUS.to_owned()), ..event });
     app.store.clear_token_events(&account, &token, delete_event.as_ref(), &caller.client_id, now).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

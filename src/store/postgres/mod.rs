@@ -17,6 +17,7 @@ mod migrate;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod values;
 mod webhooks;
 
 use async_trait::async_trait;
@@ -29,6 +30,7 @@ use super::{
     ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
     StoreResult, StoreStats, StoredResponse,
 };
+use super::{ReplacedValue, StoredTokenValue, TokenValueMode, ValueTable};
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
@@ -480,6 +482,22 @@ impl Store for PostgresStore {
             let rows = conn.query(&statement, &[&after_seq, &account, &i64::from(limit)]).await?;
             rows.iter().map(rows::audit_record).collect()
         })
+    }
+
+    async fn token_value_mode(&self) -> StoreResult<TokenValueMode> {
+        with_conn!(self, |conn| values::mode(&conn).await)
+    }
+
+    async fn set_token_value_mode(&self, mode: TokenValueMode, actor: &str, at: Timestamp) -> StoreResult<()> {
+        with_conn!(self, |conn| values::set_mode(&mut conn, mode, actor, at).await)
+    }
+
+    async fn token_values(&self, table: ValueTable, after_row: i64, limit: u32) -> StoreResult<Vec<StoredTokenValue>> {
+        with_conn!(self, |conn| values::values(&conn, table, after_row, limit).await)
+    }
+
+    async fn replace_token_values(&self, table: ValueTable, replaced: &[ReplacedValue]) -> StoreResult<u64> {
+        with_conn!(self, |conn| values::replace(&mut conn, table, replaced).await)
     }
 
     async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>> {

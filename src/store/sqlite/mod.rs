@@ -11,6 +11,7 @@ mod migrate;
 mod pool;
 mod sql;
 mod token_events;
+mod values;
 mod webhooks;
 mod writer;
 
@@ -28,6 +29,7 @@ use super::{
     ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
     StoreResult, StoreStats, StoredResponse,
 };
+use super::{ReplacedValue, StoredTokenValue, TokenValueMode, ValueTable};
 use crate::domain::audit::AuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
@@ -78,6 +80,9 @@ impl SqliteStore {
 fn configure(conn: &Connection) -> StoreResult<()> {
     // FULL, never NORMAL: an acknowledged write must survive power loss.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Overwritten and deleted content is zeroed, in pages and in pages moved to the freelist, so
+    // values converted to their sealed form do not linger in the file's free space.
+    conn.pragma_update(None, "secure_delete", true)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -310,6 +315,24 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<AuditRecord>> {
         let account = account.map(|a| a.as_str().to_owned());
         self.readers.read(move |conn| admin::list_audit(conn, account.as_deref(), after_seq, limit)).await
+    }
+
+    async fn token_value_mode(&self) -> StoreResult<TokenValueMode> {
+        self.readers.read(values::mode).await
+    }
+
+    async fn set_token_value_mode(&self, mode: TokenValueMode, actor: &str, at: Timestamp) -> StoreResult<()> {
+        let actor = actor.to_owned();
+        self.writer.submit(move |conn| values::set_mode(conn, mode, &actor, at)).await
+    }
+
+    async fn token_values(&self, table: ValueTable, after_row: i64, limit: u32) -> StoreResult<Vec<StoredTokenValue>> {
+        self.readers.read(move |conn| values::values(conn, table, after_row, limit)).await
+    }
+
+    async fn replace_token_values(&self, table: ValueTable, replaced: &[ReplacedValue]) -> StoreResult<u64> {
+        let replaced = replaced.to_vec();
+        self.writer.submit(move |conn| values::replace(conn, table, &replaced)).await
     }
 
     async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>> {

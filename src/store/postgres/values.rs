@@ -1,0 +1,87 @@
+//! The token-value mode of the database and the walk that converts stored values to it.
+
+use deadpool_postgres::Object;
+use serde_json::json;
+
+use super::append_audit;
+use super::rows::get;
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::{ReplacedValue, StoreError, StoreResult, StoredTokenValue, TokenValueMode, ValueTable};
+
+const MODE: &str = "token_values";
+
+pub(super) async fn mode(conn: &Object) -> StoreResult<TokenValueMode> {
+    let statement = conn.prepare_cached("SELECT value FROM vault_settings WHERE name = $1").await?;
+    match conn.query_opt(&statement, &[&MODE]).await? {
+        None => Ok(TokenValueMode::Plain),
+        Some(row) => {
+            let text: &str = get(&row, "value")?;
+            TokenValueMode::parse(text)
+                .ok_or_else(|| StoreError::Internal(format!("vault_settings.token_values holds {text:?}")))
+        }
+    }
+}
+
+pub(super) async fn set_mode(conn: &mut Object, mode: TokenValueMode, actor: &str, at: Timestamp) -> StoreResult<()> {
+    let tx = conn.transaction().await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO vault_settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .await?;
+    tx.execute(&statement, &[&MODE, &mode.as_str()]).await?;
+    append_audit(
+        &tx,
+        NewAuditRecord {
+            at,
+            account_id: String::new(),
+            actor: actor.to_owned(),
+            action: "token_values.mode",
+            resource_type: "vault_settings",
+            resource_id: MODE.to_owned(),
+            details: json!({"mode": mode.as_str()}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn values(
+    conn: &Object,
+    table: ValueTable,
+    after_row: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredTokenValue>> {
+    let name = table.name();
+    let statement = conn
+        .prepare_cached(&format!(
+            "SELECT seq, account_id, token_type, value FROM {name} WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .await?;
+    conn.query(&statement, &[&after_row, &i64::from(limit)])
+        .await?
+        .iter()
+        .map(|row| {
+            let seq: i64 = get(row, "seq")?;
+            let account: &str = get(row, "account_id")?;
+            let account = AccountId::parse("account_id", account)
+                .map_err(|e| StoreError::Internal(format!("{name} row {seq}: {}", e.message)))?;
+            Ok(StoredTokenValue { row: seq, account, token_type: get(row, "token_type")?, value: get(row, "value")? })
+        })
+        .collect()
+}
+
+pub(super) async fn replace(conn: &mut Object, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64> {
+    let name = table.name();
+    let tx = conn.transaction().await?;
+    let statement = tx.prepare_cached(&format!("UPDATE {name} SET value = $1 WHERE seq = $2 AND value = $3")).await?;
+    let mut replaced = 0;
+    for value in values {
+        replaced += tx.execute(&statement, &[&value.new, &value.row, &value.old]).await?;
+    }
+    tx.commit().await?;
+    Ok(replaced)
+}

@@ -1,0 +1,77 @@
+//! The token-value mode of the database and the walk that converts stored values to it.
+
+use rusqlite::{params, Connection};
+use serde_json::json;
+
+use super::sql;
+use crate::domain::audit::NewAuditRecord;
+use crate::domain::{AccountId, Timestamp};
+use crate::store::{ReplacedValue, StoreError, StoreResult, StoredTokenValue, TokenValueMode, ValueTable};
+
+const MODE: &str = "token_values";
+
+pub(super) fn mode(conn: &Connection) -> StoreResult<TokenValueMode> {
+    let value: Option<String> =
+        sql::first(conn, "SELECT value FROM vault_settings WHERE name = ?1", [MODE], |row| row.get(0))?;
+    match value {
+        None => Ok(TokenValueMode::Plain),
+        Some(text) => TokenValueMode::parse(&text)
+            .ok_or_else(|| StoreError::Internal(format!("vault_settings.token_values holds {text:?}"))),
+    }
+}
+
+pub(super) fn set_mode(conn: &Connection, mode: TokenValueMode, actor: &str, at: Timestamp) -> StoreResult<()> {
+    sql::execute(
+        conn,
+        "INSERT INTO vault_settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        params![MODE, mode.as_str()],
+    )?;
+    sql::audit(
+        conn,
+        &NewAuditRecord {
+            at,
+            account_id: String::new(),
+            actor: actor.to_owned(),
+            action: "token_values.mode",
+            resource_type: "vault_settings",
+            resource_id: MODE.to_owned(),
+            details: json!({"mode": mode.as_str()}),
+        },
+    )
+}
+
+pub(super) fn values(
+    conn: &Connection,
+    table: ValueTable,
+    after_row: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredTokenValue>> {
+    let name = table.name();
+    let found = sql::rows(
+        conn,
+        &format!("SELECT seq, account_id, token_type, value FROM {name} WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
+        params![after_row, limit],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get(3)?)),
+    )?;
+    found
+        .into_iter()
+        .map(|(row, account, token_type, value)| {
+            let account = AccountId::parse("account_id", &account)
+                .map_err(|e| StoreError::Internal(format!("{name} row {row}: {}", e.message)))?;
+            Ok(StoredTokenValue { row, account, token_type, value })
+        })
+        .collect()
+}
+
+pub(super) fn replace(conn: &Connection, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64> {
+    let name = table.name();
+    let mut replaced = 0;
+    for value in values {
+        replaced += sql::execute(
+            conn,
+            &format!("UPDATE {name} SET value = ?1 WHERE seq = ?2 AND value = ?3"),
+            params![value.new, value.row, value.old],
+        )? as u64;
+    }
+    Ok(replaced)
+}
