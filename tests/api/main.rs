@@ -12,6 +12,7 @@ mod customers;
 mod errors;
 mod idempotency;
 mod observability;
+mod overload;
 mod paging_props;
 mod persistence;
 mod sandbox;
