@@ -2,13 +2,12 @@
 //! `import_card_tokens` into the fuzz store (SQLite on tmpfs), as the command does. Invariants:
 //! every line is counted once, every non-blank line is imported, found already present or
 //! rejected with a message, and a rejection is reported with its line number.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use super::{fixture, runtime};
 use tokenvault::import::import_card_tokens;
-use tokenvault_fuzz::{fixture, runtime};
 
-fuzz_target!(|data: &[u8]| {
+/// The target's body: one input, as libFuzzer hands it over.
+pub fn run(data: &[u8]) {
     let fixture = fixture();
     let mut rejected = Vec::new();
     let result = runtime().block_on(import_card_tokens(
@@ -35,4 +34,4 @@ fuzz_target!(|data: &[u8]| {
         assert!(!line.message.is_empty());
         assert!(!lines[line.line as usize - 1].trim().is_empty(), "a blank line was rejected");
     }
-});
+}

@@ -4,19 +4,17 @@
 //! (most inputs do not), so the fuzzer stays fast. With a cipher, the key check on the first
 //! sealed card token runs too. Invariants: no panic; a successful import stored exactly the
 //! header's counts.
-#![no_main]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+use super::{fixture, runtime, scratch_dir, sqlite_url};
 use async_trait::async_trait;
-use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use tokenvault::store::dataset::{self, Dataset, Row, Table};
 use tokenvault::store::StoreResult;
 use tokenvault::transfer;
-use tokenvault_fuzz::{fixture, runtime, scratch_dir, sqlite_url};
 
 fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
@@ -81,7 +79,8 @@ impl Dataset for LazyCopy {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// The target's body: one input, as libFuzzer hands it over.
+pub fn run(data: &[u8]) {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let _ = template();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -96,4 +95,4 @@ fuzz_target!(|data: &[u8]| {
         let expected: u64 = header.tables.values().map(|count| count.as_u64().expect("a count")).sum();
         assert_eq!(summary.rows, expected, "{summary:?}");
     }
-});
+}

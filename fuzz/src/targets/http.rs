@@ -5,19 +5,17 @@
 //! field names). This reaches the parsers that live in handlers (status and delete bodies, token
 //! event bodies, the token endpoint, path identifiers). Invariants: no 5xx; every error is
 //! Dintero's error body (`{"error": {"code", "message"}}`) in `application/json; charset=utf-8`.
-#![no_main]
 
 use std::sync::OnceLock;
 
+use super::{fixture, router, runtime, ACCOUNT, OTHER_ACCOUNT, SCOPES};
 use arbitrary::Arbitrary;
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use libfuzzer_sys::fuzz_target;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use serde_json::{Map, Number, Value};
-use tokenvault_fuzz::{fixture, runtime, ACCOUNT, OTHER_ACCOUNT};
 use tower::ServiceExt;
 
 /// Path segments keep `%` so that the fuzzer can write its own (possibly broken) escapes.
@@ -131,7 +129,7 @@ const WORDS: &[&str] = &[
 const IDS: &[&str] = &["c1", "c2", "t1", "card-1", "00000000-0000-0000-0000-000000000000"];
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+pub struct Input {
     method: u8,
     path: PathChoice,
     query: String,
@@ -141,13 +139,13 @@ struct Input {
 }
 
 #[derive(Arbitrary, Debug)]
-enum PathChoice {
+pub enum PathChoice {
     Template { index: u8, account: Segment, first: Segment, second: Segment },
     Raw(String),
 }
 
 #[derive(Arbitrary, Debug)]
-enum Segment {
+pub enum Segment {
     Account,
     OtherAccount,
     Id(u8),
@@ -155,7 +153,7 @@ enum Segment {
 }
 
 #[derive(Arbitrary, Debug)]
-enum Auth {
+pub enum Auth {
     Valid,
     OtherAccount,
     Missing,
@@ -166,14 +164,14 @@ enum Auth {
 }
 
 #[derive(Arbitrary, Debug)]
-enum BodyChoice {
+pub enum BodyChoice {
     Empty,
     Raw(Vec<u8>),
     Json(Json),
 }
 
 #[derive(Arbitrary, Debug)]
-enum Json {
+pub enum Json {
     Null,
     Bool(bool),
     Int(i64),
@@ -185,7 +183,7 @@ enum Json {
 }
 
 #[derive(Arbitrary, Debug)]
-enum Key {
+pub enum Key {
     Word(u8),
     Text(String),
 }
@@ -232,7 +230,7 @@ fn client() -> &'static (String, String) {
     static CLIENT: OnceLock<(String, String)> = OnceLock::new();
     CLIENT.get_or_init(|| {
         let fixture = fixture();
-        let scopes = tokenvault_fuzz::SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        let scopes = SCOPES.iter().map(|s| (*s).to_owned()).collect();
         let credentials = runtime()
             .block_on(tokenvault::auth::clients::create_client(fixture.store.as_ref(), &fixture.account, scopes))
             .expect("client");
@@ -240,7 +238,8 @@ fn client() -> &'static (String, String) {
     })
 }
 
-fuzz_target!(|input: Input| {
+/// The target's body: one input, decoded from libFuzzer's bytes by `arbitrary`.
+pub fn run(input: Input) {
     let fixture = fixture();
     let (client_id, client_secret) = client();
     let method = METHODS[input.method as usize % METHODS.len()].clone();
@@ -281,7 +280,7 @@ fuzz_target!(|input: Input| {
     let Ok(request) = request.body(Body::from(body)) else { return };
 
     runtime().block_on(async {
-        let response = tokenvault_fuzz::router().oneshot(request).await.expect("infallible");
+        let response = router().oneshot(request).await.expect("infallible");
         let status = response.status();
         let content_type =
             response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -300,4 +299,4 @@ fuzz_target!(|input: Input| {
             assert!(body["error"]["message"].is_string(), "{method} {uri} {status}: {body}");
         }
     });
-});
+}

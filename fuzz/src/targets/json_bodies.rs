@@ -4,9 +4,7 @@
 //! every validator. Invariants: a refusal names at least one field; what is accepted is
 //! serialisable and satisfies the documented rules (identifiers, ACTIVE status, the caller's
 //! account, http(s) hook URLs, distinct known events).
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 use tokenvault::domain::card_token::{CardToken, CardTokenStatus};
 use tokenvault::domain::customer::NewCustomer;
@@ -16,17 +14,20 @@ use tokenvault::domain::validation::identifier;
 use tokenvault::domain::webhook::HookSubscription;
 use tokenvault::domain::{Timestamp, ValidationError};
 
+use super::fixture;
+
 fn refused<T>(result: &Result<T, ValidationError>) {
     if let Err(error) = result {
         assert!(!error.errors.is_empty(), "a refusal without a field error");
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// The target's body: one input, as libFuzzer hands it over.
+pub fn run(data: &[u8]) {
     // The extractor's rule: only a JSON object is a body.
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(data) else { return };
     let now = Timestamp::from_millis(1_760_000_000_000);
-    let account = &tokenvault_fuzz::fixture().account;
+    let account = &fixture().account;
 
     let customer = NewCustomer::from_body(body.clone(), "fuzz", now);
     refused(&customer);
@@ -86,4 +87,4 @@ fuzz_target!(|data: &[u8]| {
         serde_json::to_string(&hook).expect("serialise hook");
     }
     let _: Map<String, Value> = body;
-});
+}

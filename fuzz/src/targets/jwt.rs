@@ -5,19 +5,17 @@
 //! signature by the fixed key over its first two segments, declares `alg: EdDSA`, has our
 //! issuer, has not expired and was not issued in the future; a second verification (the cache)
 //! agrees with the first.
-#![no_main]
 
+use super::{fixture, runtime, sign_raw, signing_key, ISSUER, KID};
 use arbitrary::Arbitrary;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signature, Verifier};
-use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Map, Value};
 use tokenvault::domain::Timestamp;
-use tokenvault_fuzz::{fixture, runtime, sign_raw, signing_key, ISSUER, KID};
 
 #[derive(Arbitrary, Debug)]
-enum Input {
+pub enum Input {
     Raw(String),
     Segments { header: Vec<u8>, claims: Vec<u8>, signature: Vec<u8> },
     SignedBytes { header: Vec<u8>, claims: Vec<u8> },
@@ -26,7 +24,7 @@ enum Input {
 }
 
 #[derive(Arbitrary, Debug)]
-struct Shaped {
+pub struct Shaped {
     alg: u8,
     kid: Option<Text>,
     typ: Option<String>,
@@ -44,14 +42,14 @@ struct Shaped {
 }
 
 #[derive(Arbitrary, Debug)]
-enum Text {
+pub enum Text {
     Good,
     Other(String),
     Number(i64),
 }
 
 #[derive(Arbitrary, Debug)]
-enum Offset {
+pub enum Offset {
     Seconds(i16),
     Absolute(i64),
     Float(f64),
@@ -59,7 +57,7 @@ enum Offset {
 }
 
 #[derive(Arbitrary, Debug)]
-enum Json {
+pub enum Json {
     Null,
     Bool(bool),
     Number(i64),
@@ -148,7 +146,8 @@ fn check_accepted(token: &str, claims: &tokenvault::auth::Claims, checked_at: i6
     assert!(claims.iat <= checked_at + 6, "accepted a token issued at {} (now {checked_at})", claims.iat);
 }
 
-fuzz_target!(|input: Input| {
+/// The target's body: one input, decoded from libFuzzer's bytes by `arbitrary`.
+pub fn run(input: Input) {
     let fixture = fixture();
     let now = Timestamp::now().millis() / 1000;
     let token = match &input {
@@ -183,4 +182,4 @@ fuzz_target!(|input: Input| {
         (Ok(claims), Err(_)) => assert!(claims.exp <= Timestamp::now().millis() / 1000 + 1),
         (Err(_), Ok(_)) => panic!("refused, then accepted: {token:?}"),
     }
-});
+}

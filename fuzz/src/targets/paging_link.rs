@@ -3,29 +3,28 @@
 //! is a valid URI reference with the request's path, and reading its query back as the server
 //! does (the `Query` extractor) gives `starting_after` = the last id, so following the link
 //! always advances; every other parameter is kept.
-#![no_main]
 
 use arbitrary::Arbitrary;
 use axum::extract::FromRequestParts;
 use axum::http::{Request, Uri};
-use libfuzzer_sys::fuzz_target;
 use tokenvault::http::extract::Query;
 use tokenvault::http::response::next_page_target;
 
+use super::runtime;
+
 #[derive(Arbitrary, Debug)]
-struct Input {
+pub struct Input {
     query: String,
     last_id: String,
 }
 
 fn query_of(uri: Uri) -> Query {
     let (mut parts, ()) = Request::builder().uri(uri).body(()).expect("request").into_parts();
-    tokenvault_fuzz::runtime()
-        .block_on(Query::from_request_parts(&mut parts, &()))
-        .unwrap_or_else(|never| match never {})
+    runtime().block_on(Query::from_request_parts(&mut parts, &())).unwrap_or_else(|never| match never {})
 }
 
-fuzz_target!(|input: Input| {
+/// The target's body: one input, decoded from libFuzzer's bytes by `arbitrary`.
+pub fn run(input: Input) {
     let Ok(uri) = Uri::try_from(format!("/v1/card-tokens?{}", input.query)) else { return };
     let target = next_page_target(&uri, &input.last_id);
     let next: Uri = target.parse().unwrap_or_else(|e| panic!("link target {target:?} is not a URI: {e}"));
@@ -42,4 +41,4 @@ fuzz_target!(|input: Input| {
     for name in ["limit", "status", "customer_id", "total", "type"] {
         assert_eq!(before.get(name), query.get(name), "{name} changed in {target:?}");
     }
-});
+}

@@ -2,14 +2,14 @@
 //! lists) and every accessor the handlers use, with the paging parameters. Invariants: a limit
 //! that passes is within 1..=100, the error list is empty exactly when nothing was refused, and
 //! `since_datetime` round-trips through RFC 3339 (to the second: rendered times have no fraction).
-#![no_main]
 
 use axum::extract::FromRequestParts;
 use axum::http::{Request, Uri};
-use libfuzzer_sys::fuzz_target;
 use tokenvault::domain::paging::MAX_LIMIT;
 use tokenvault::domain::{PageRequest, Timestamp, ValidationError};
 use tokenvault::http::extract::Query;
+
+use super::runtime;
 
 const TEXT_PARAMS: &[&str] = &[
     "customer_id",
@@ -23,13 +23,12 @@ const TEXT_PARAMS: &[&str] = &[
 ];
 const BOOL_PARAMS: &[&str] = &["delete_token_events", "delete_tokens", "include_deleted", "total"];
 
-fuzz_target!(|data: &[u8]| {
+/// The target's body: one input, as libFuzzer hands it over.
+pub fn run(data: &[u8]) {
     let Ok(raw) = std::str::from_utf8(data) else { return };
     let Ok(uri) = Uri::try_from(format!("/v1/card-tokens?{raw}")) else { return };
     let (mut parts, ()) = Request::builder().uri(uri).body(()).expect("request").into_parts();
-    let query = tokenvault_fuzz::runtime()
-        .block_on(Query::from_request_parts(&mut parts, &()))
-        .unwrap_or_else(|never| match never {});
+    let query = runtime().block_on(Query::from_request_parts(&mut parts, &())).unwrap_or_else(|never| match never {});
 
     let mut errors = ValidationError::default();
     let page = query.page(&mut errors);
@@ -72,4 +71,4 @@ fuzz_target!(|data: &[u8]| {
         assert!(!status.is_empty() && !status.contains(','));
         let _ = status.parse::<tokenvault::domain::card_token::CardTokenStatus>();
     }
-});
+}
