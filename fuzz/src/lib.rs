@@ -1,7 +1,13 @@
-//! Shared set-up of the fuzz targets: one Tokio runtime, one SQLite store in a temporary
-//! directory (on `/dev/shm` when there is one, so fsyncs cost nothing), a fixed Ed25519 signing
-//! key, and the application state the router needs. Everything is built once per process and
-//! reused by every input.
+//! The fuzz targets' bodies (`targets`) and their shared set-up: one Tokio runtime, one SQLite
+//! store in a temporary directory (on `/dev/shm` when there is one, so fsyncs cost nothing), a
+//! fixed Ed25519 signing key, and the application state the router needs. Everything is built
+//! once per process and reused by every input.
+//!
+//! This file is also compiled into the root crate's `tests/fuzz_smoke.rs` (as a module, by
+//! `#[path]`): it must not use libfuzzer-sys, and refers to its own items by relative paths
+//! (`super::…`), never `crate::` or `tokenvault_fuzz::`.
+
+pub mod targets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -48,19 +54,37 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// A directory that lives as long as the process: on tmpfs when available.
+/// A directory that lives as long as the process: on tmpfs when available. A static is never
+/// dropped, so the directory outlives the process; its name carries the process id, and those
+/// of processes that are gone (earlier runs, `cargo test` included) are removed on first use.
 pub fn scratch_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let shm = Path::new("/dev/shm");
-        let builder = tempfile::Builder::new().prefix("tokenvault-fuzz-").tempdir_in(if shm.is_dir() {
-            shm.to_path_buf()
-        } else {
-            std::env::temp_dir()
-        });
-        builder.expect("temporary directory")
+        let parent = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+        remove_stale_scratch_dirs(&parent);
+        let prefix = format!("{SCRATCH_PREFIX}{}-", std::process::id());
+        tempfile::Builder::new().prefix(&prefix).tempdir_in(parent).expect("temporary directory")
     })
     .path()
+}
+
+const SCRATCH_PREFIX: &str = "tokenvault-fuzz-";
+
+fn remove_stale_scratch_dirs(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX)).and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().map(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        // Only where /proc tells which processes live; names without a pid are left alone.
+        if alive == Ok(false) && Path::new("/proc/self").exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 pub fn sqlite_url(path: &Path) -> String {
@@ -109,6 +133,7 @@ async fn build_fixture() -> Fixture {
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         limits: Arc::new(Limits { token_requests: RateLimiter::new(1.0, 60), api_calls: None }),
         metrics: Arc::default(),
+        idempotency: Default::default(),
     };
     Fixture { store, keys, state, token, other_token, account: AccountId::parse("account", ACCOUNT).expect("account") }
 }

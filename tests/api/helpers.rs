@@ -581,7 +581,7 @@ pub fn parse_next_link(link: &str) -> String {
     inner.to_owned()
 }
 
-fn parse_raw_response(bytes: &[u8]) -> TestResponse {
+pub fn parse_raw_response(bytes: &[u8]) -> TestResponse {
     assert!(!bytes.is_empty(), "no response at all");
     let split = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = std::str::from_utf8(&bytes[..split]).expect("ASCII head");

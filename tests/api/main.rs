@@ -13,6 +13,7 @@ mod errors;
 mod idempotency;
 mod key_rotation;
 mod observability;
+mod overload;
 mod paging_props;
 mod persistence;
 mod sandbox;

@@ -1,0 +1,185 @@
+//! Overload: beyond `max_in_flight` concurrent requests the server answers 503 at once instead of
+//! queueing, a request that outlasts the request timeout is answered 503, and both release their
+//! place (nothing leaks). Requests are held inside the limit deterministically: they send
+//! `Expect: 100-continue` and no body, and the server's `100 Continue` (sent when the handler
+//! first reads the body, i.e. after the concurrency limit and authentication let it through)
+//! proves the request is in progress.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+backend_tests!(
+    backend: requests_beyond_max_in_flight_are_shed_with_503_at_once,
+    a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place,
+);
+
+/// A `POST …/customers/users` whose handler is waiting for its body.
+struct HeldRequest {
+    stream: TcpStream,
+    body: Vec<u8>,
+}
+
+impl HeldRequest {
+    /// Sends the head with `Expect: 100-continue` and waits for `100 Continue`.
+    async fn open(app: &TestApp, token: &str, customer_id: &str) -> Self {
+        let body = serde_json::to_vec(&json!({"customer_id": customer_id})).unwrap();
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            customers_path(ACCOUNT),
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.expect("send head");
+        let interim = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream))
+            .await
+            .expect("100 Continue within 10 s: the request did not get in");
+        assert_eq!(interim, "HTTP/1.1 100 Continue", "instead of 100 Continue");
+        Self { stream, body }
+    }
+
+    /// Sends the body and reads the whole response.
+    async fn finish(mut self) -> TestResponse {
+        self.stream.write_all(&self.body).await.expect("send body");
+        read_response(self.stream).await
+    }
+
+    /// Sends nothing more and reads the whole response (the server has to end the request).
+    async fn wait(self) -> TestResponse {
+        read_response(self.stream).await
+    }
+}
+
+/// Reads one response head (up to the blank line) byte by byte, so nothing after it is consumed.
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = vec![];
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = stream.read_u8().await.expect("read a response head");
+        head.push(byte);
+    }
+    String::from_utf8(head).expect("ASCII head").trim_end().to_owned()
+}
+
+/// Reads until the server closes the connection (`Connection: close`) and parses the response.
+async fn read_response(mut stream: TcpStream) -> TestResponse {
+    let mut bytes = vec![];
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
+        .await
+        .expect("a response within 30 s")
+        .expect("read the response");
+    parse_raw_response(&bytes)
+}
+
+/// Exactly the answer of a shed or timed-out request: 503, `Retry-After: 1`, the request id,
+/// Dintero's error body and no other header (but `connection: close` answering a request that
+/// asked for it).
+#[track_caller]
+fn assert_unavailable(response: &TestResponse, message: &str) {
+    assert_unavailable_with(response, message, &[]);
+}
+
+#[track_caller]
+fn assert_unavailable_with(response: &TestResponse, message: &str, extra: &[(&str, &str)]) {
+    assert_error(response, 503, message, json!([]));
+    assert_eq!(response.header("retry-after"), Some("1"));
+    assert_uuid_v4(response.header("request-id").expect("request-id"));
+    assert_eq!(response.header("content-length"), Some(response.text.len().to_string().as_str()));
+    for (name, value) in extra {
+        assert_eq!(response.header(name), Some(*value), "{name}");
+    }
+    let mut names: Vec<&str> = response.headers.keys().map(|name| name.as_str()).collect();
+    names.sort_unstable();
+    let mut expected = vec!["content-length", "content-type", "date", "request-id", "retry-after"];
+    expected.extend(extra.iter().map(|(name, _)| *name));
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+}
+
+async fn assert_healthy(app: &TestApp) {
+    let response = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
+    assert_json_eq(&response.expect_json(200), &json!({"status": "ok"}));
+}
+
+async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backend) {
+    let app = spawn_app_with(backend, |config| config.max_in_flight = 2).await;
+    let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
+    // Below the limit, requests are served.
+    assert_healthy(&app).await;
+
+    let first = HeldRequest::open(&app, &token, "held-1").await;
+    // One place left: a request still gets through while one is held.
+    assert_healthy(&app).await;
+    let second = HeldRequest::open(&app, &token, "held-2").await;
+
+    // Both places taken: every further request, on any route, authenticated or not, is refused
+    // at once. Queued, they would wait until a held request ends (when its body comes, or at the
+    // 30 s request timeout) and then be served: both the status and the time bound catch that
+    // (checked by removing `.load_shed()` from the router: 200 after 30 s).
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let health = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
+        assert_unavailable(&health, "the server is overloaded; retry shortly");
+        let list = app.get(&customers_path(ACCOUNT), &token).await;
+        assert_unavailable(&list, "the server is overloaded; retry shortly");
+        let create = app.post_json(&customers_path(ACCOUNT), &token, &json!({"customer_id": "shed"})).await;
+        assert_unavailable(&create, "the server is overloaded; retry shortly");
+        assert!(started.elapsed() < Duration::from_secs(10), "attempt {attempt} took {:?}", started.elapsed());
+    }
+    // A request sent over a connection of its own (no pooled connection) is shed as well.
+    let raw = app.raw(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
+    assert_unavailable_with(&raw, "the server is overloaded; retry shortly", &[("connection", "close")]);
+
+    // The held requests were not disturbed: given their bodies, both complete.
+    for (held, id) in [(first, "held-1"), (second, "held-2")] {
+        let response = held.finish().await;
+        let body = response.expect_json(200);
+        assert_eq!(body["customer_id"], id, "{body}");
+    }
+    // Their places are free again (no leak): requests are served, up to the limit again.
+    assert_healthy(&app).await;
+    let list = app.get(&format!("{}?total=true", customers_path(ACCOUNT)), &token).await;
+    let customers = list.expect_json(200);
+    assert_eq!(list.header("total-count"), Some("2"));
+    let ids: Vec<&str> = customers.as_array().unwrap().iter().map(|c| c["customer_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["held-1", "held-2"], "the shed create must not have run");
+    let first = HeldRequest::open(&app, &token, "held-3").await;
+    let second = HeldRequest::open(&app, &token, "held-4").await;
+    let health = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
+    assert_unavailable(&health, "the server is overloaded; retry shortly");
+    first.finish().await.expect_json(200);
+    second.finish().await.expect_json(200);
+    assert_healthy(&app).await;
+}
+
+async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(backend: Backend) {
+    const TIMEOUT: Duration = Duration::from_millis(1500);
+    let app = spawn_app_with(backend, |config| {
+        config.max_in_flight = 1;
+        config.request_timeout = TIMEOUT;
+    })
+    .await;
+    let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
+
+    let started = Instant::now();
+    let held = HeldRequest::open(&app, &token, "slow").await;
+    // The one place is taken meanwhile.
+    let health = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
+    assert_unavailable(&health, "the server is overloaded; retry shortly");
+
+    // The body never comes: the timeout ends the request with 503 (not a hang, not a 408/500).
+    let response = held.wait().await;
+    let waited = started.elapsed();
+    assert_unavailable_with(&response, "the request took too long", &[("connection", "close")]);
+    assert!(waited >= TIMEOUT, "answered after {waited:?}, before the {TIMEOUT:?} timeout");
+    assert!(waited < TIMEOUT + Duration::from_secs(15), "answered only after {waited:?}");
+
+    // The timed-out request gave its place back, and created nothing.
+    assert_healthy(&app).await;
+    let list = app.get(&format!("{}?total=true", customers_path(ACCOUNT)), &token).await;
+    assert_json_eq(&list.expect_json(200), &json!([]));
+    assert_eq!(list.header("total-count"), Some("0"));
+}
