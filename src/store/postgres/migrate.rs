@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/postgresql/0001_init.sql")),
     (2, include_str!("../../../migrations/postgresql/0002_webhooks.sql")),
     (3, include_str!("../../../migrations/postgresql/0003_idempotency.sql")),
+    (5, include_str!("../../../migrations/postgresql/0005_fewer_token_indexes.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

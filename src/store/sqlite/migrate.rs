@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../../migrations/sqlite/0002_webhooks.sql")),
     (3, include_str!("../../../migrations/sqlite/0003_idempotency.sql")),
+    (5, include_str!("../../../migrations/sqlite/0005_fewer_token_indexes.sql")),
 ];
 
 /// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and
