@@ -64,6 +64,9 @@ struct RunArgs {
     /// Stored customer tokens (and as many card tokens), comma-separated: 10k, 1m, 10m.
     #[arg(long, default_value = "10k", value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<u64>,
+    /// Store sizes for PostgreSQL when they differ from --sizes (its seeding is slower), e.g. 10k,1m.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    postgres_sizes: Option<Vec<u64>>,
     /// Connection counts, comma-separated.
     #[arg(long, default_value = "8,64", value_delimiter = ',')]
     connections: Vec<usize>,
@@ -172,7 +175,11 @@ fn run(args: RunArgs) -> Result<(), String> {
     };
 
     for backend in &args.backends {
-        for &size in &args.sizes {
+        let sizes = match (backend.as_str(), &args.postgres_sizes) {
+            ("postgres", Some(sizes)) => sizes.clone(),
+            _ => args.sizes.clone(),
+        };
+        for size in sizes {
             let (run, records) = bench_store(&tv, &runtime, &args, &scenarios, backend, size)?;
             results.stores.push(run);
             results.records.extend(records);
