@@ -16,6 +16,12 @@ use tokenvault::store;
 use tokenvault::{seed, settings};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of glibc malloc: under load, glibc's arenas and free-list consolidation took
+/// about as much CPU as the whole of tokenvault's own code, and its per-thread arenas grow RSS
+/// (bench/README.md, "Optimisations").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A self-hostable server speaking Dintero's customer-token and card-token APIs.
 #[derive(Parser)]
 #[command(name = "tokenvault", version, about)]
@@ -275,6 +281,7 @@ struct AuditArgs {
 }
 
 fn main() -> ExitCode {
+    store::sqlite::configure_process();
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))

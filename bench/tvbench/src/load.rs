@@ -55,8 +55,6 @@ pub struct Dataset {
     live: Mutex<Vec<(u32, u64)>>,
     serial: AtomicU64,
     seeded_taken: AtomicU64,
-    /// Requests completed by seeding workloads (progress).
-    pub progress: AtomicU64,
 }
 
 impl Dataset {
@@ -68,7 +66,6 @@ impl Dataset {
             live: Mutex::new(Vec::new()),
             serial: AtomicU64::new(0),
             seeded_taken: AtomicU64::new(0),
-            progress: AtomicU64::new(0),
         }
     }
 
@@ -136,12 +133,8 @@ pub enum Workload {
     ListCardTokens,
     Create,
     Delete,
-    /// 80 % list customer tokens, 15 % create, 5 % delete.
+    /// 80 % list customer tokens, 15 % create, 5 % delete (a create when nothing is left to delete).
     Mixed,
-    /// Seeding: customer `c{i}` for every i.
-    SeedCustomers,
-    /// Seeding: `tokens_per_customer` tokens `t{j}` for every customer.
-    SeedTokens,
 }
 
 impl Workload {
@@ -155,37 +148,9 @@ impl Workload {
             Workload::Mixed => match rng.gen_range(0..100) {
                 0..80 => Some(data.list_customer_tokens(rng)),
                 80..95 => Some(data.create(rng)),
-                _ => data.delete(),
+                // Nothing left to delete (a small store): a create instead, so no connection stops.
+                _ => data.delete().or_else(|| Some(data.create(rng))),
             },
-            Workload::SeedCustomers => {
-                let i = data.seeded_taken.fetch_add(1, Ordering::Relaxed);
-                if i >= u64::from(data.customers) {
-                    return None;
-                }
-                Some(Planned {
-                    method: Method::POST,
-                    path: format!("/v1/accounts/{}/customers/users", data.account),
-                    body: Some(Bytes::from(format!(r#"{{"customer_id":"c{i}"}}"#))),
-                    // Dintero answers a customer create with 200.
-                    expect: StatusCode::OK,
-                    after: After::Nothing,
-                })
-            }
-            Workload::SeedTokens => {
-                let k = data.seeded_taken.fetch_add(1, Ordering::Relaxed);
-                let per = u64::from(data.tokens_per_customer);
-                if k >= u64::from(data.customers) * per {
-                    return None;
-                }
-                let body = format!(r#"{{"type":"sha1:email","value":"{k:040x}","token_id":"t{}"}}"#, k % per);
-                Some(Planned {
-                    method: Method::POST,
-                    path: data.tokens_path((k / per) as u32),
-                    body: Some(Bytes::from(body)),
-                    expect: StatusCode::CREATED,
-                    after: After::Nothing,
-                })
-            }
         }
     }
 
@@ -193,14 +158,6 @@ impl Workload {
         if let After::Created(customer, serial) = planned.after {
             data.live.lock().unwrap().push((customer, serial));
         }
-        if matches!(self, Workload::SeedCustomers | Workload::SeedTokens) {
-            data.progress.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Seeding workloads start over from the first item; the seeded-delete cursor is shared.
-    pub fn reset_cursor(data: &Dataset) {
-        data.seeded_taken.store(0, Ordering::Relaxed);
     }
 }
 
@@ -403,43 +360,4 @@ pub async fn run(
     }
     outcome.elapsed = last.saturating_duration_since(warm_until).max(Duration::from_millis(1));
     outcome
-}
-
-/// Runs a seeding workload to its end; fails on any unexpected status.
-pub async fn seed(
-    target: Arc<Target>,
-    data: Arc<Dataset>,
-    workload: Workload,
-    connections: usize,
-    total: u64,
-) -> Result<(), String> {
-    Workload::reset_cursor(&data);
-    data.progress.store(0, Ordering::Relaxed);
-    let progress = {
-        let data = Arc::clone(&data);
-        tokio::spawn(async move {
-            let started = Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                let done = data.progress.load(Ordering::Relaxed);
-                let rate = done as f64 / started.elapsed().as_secs_f64();
-                eprintln!("  seeding {workload:?}: {done}/{total} ({rate:.0}/s)");
-            }
-        })
-    };
-    let outcome =
-        run(target, Arc::clone(&data), workload, connections, Duration::ZERO, Duration::from_secs(6 * 3600)).await;
-    progress.abort();
-    Workload::reset_cursor(&data);
-    if outcome.unexpected > 0 || outcome.connection_errors > 0 {
-        return Err(format!(
-            "seeding {workload:?}: {} unexpected statuses, {} connection errors: {:?}",
-            outcome.unexpected, outcome.connection_errors, outcome.examples
-        ));
-    }
-    let done = data.progress.load(Ordering::Relaxed);
-    if done != total {
-        return Err(format!("seeding {workload:?}: {done} of {total} done"));
-    }
-    Ok(())
 }

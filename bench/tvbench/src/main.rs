@@ -5,7 +5,7 @@ mod load;
 mod report;
 mod server;
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use load::{Dataset, Target, Workload};
+use rand::SeedableRng;
 use report::{Machine, Record, Results, StoreRun};
 use server::{Store, Tokenvault};
 
@@ -63,6 +64,9 @@ struct RunArgs {
     /// Stored customer tokens (and as many card tokens), comma-separated: 10k, 1m, 10m.
     #[arg(long, default_value = "10k", value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<u64>,
+    /// Store sizes for PostgreSQL when they differ from --sizes (its seeding is slower), e.g. 10k,1m.
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
+    postgres_sizes: Option<Vec<u64>>,
     /// Connection counts, comma-separated.
     #[arg(long, default_value = "8,64", value_delimiter = ',')]
     connections: Vec<usize>,
@@ -82,9 +86,6 @@ struct RunArgs {
     /// Threads of the load generator's runtime.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
-    /// Connections used for seeding over HTTP.
-    #[arg(long, default_value_t = 64)]
-    seed_connections: usize,
     /// A free-text note for the results (e.g. which commit, what changed).
     #[arg(long, default_value = "")]
     note: String,
@@ -174,7 +175,11 @@ fn run(args: RunArgs) -> Result<(), String> {
     };
 
     for backend in &args.backends {
-        for &size in &args.sizes {
+        let sizes = match (backend.as_str(), &args.postgres_sizes) {
+            ("postgres", Some(sizes)) => sizes.clone(),
+            _ => args.sizes.clone(),
+        };
+        for size in sizes {
             let (run, records) = bench_store(&tv, &runtime, &args, &scenarios, backend, size)?;
             results.stores.push(run);
             results.records.extend(records);
@@ -193,27 +198,69 @@ fn write_results(results: &Results, out: &Path) -> Result<(), String> {
     report::write(results, out)
 }
 
-/// The card-token seed file: `size` POST /v1/card-tokens bodies, 10 per customer id.
-fn card_token_file(work: &Path, size: u64) -> Result<PathBuf, String> {
-    let path = work.join(format!("card-tokens-{size}.jsonl"));
-    if path.exists() {
-        return Ok(path);
-    }
-    let tmp = work.join(format!("card-tokens-{size}.jsonl.part"));
-    let file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let mut w = BufWriter::new(file);
-    for k in 0..size {
+/// A version-7-shaped UUID: the row number where v7 has its millisecond timestamp, then random
+/// bits, so ids increase with `n` as those of rows created one after another do.
+fn uuid(n: u64, rng: &mut impl rand::Rng) -> String {
+    let random: u128 = rng.gen();
+    let v = (u128::from(n) << 80)
+        | (0x7u128 << 76)
+        | (((random >> 64) & 0xfff) << 64)
+        | (0b10u128 << 62)
+        | (random & ((1u128 << 62) - 1));
+    let h = format!("{v:032x}");
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The seed dataset in `tokenvault export`'s JSON Lines format, for `tokenvault import`: `size`
+/// customer tokens (`t0…t9` of customers `c0…`, type `sha1:email`, value the hex of their
+/// number) and `size` card tokens (10 per `customer_id`, no sealed token: the list scenarios never
+/// open one), with the customers they belong to. The same rows the HTTP seeding used to create,
+/// without their audit records.
+fn write_dataset(w: &mut dyn Write, size: u64) -> std::io::Result<()> {
+    let per = u64::from(TOKENS_PER_CUSTOMER);
+    let customers = size / per;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(size);
+    let at = 1_790_000_000_000u64;
+    writeln!(
+        w,
+        r#"{{"format":"tokenvault-export","version":1,"schema_version":1,"source":"tvbench","exported_at":"2026-01-01T00:00:00Z","tables":{{"customers":{customers},"customer_tokens":{},"card_tokens":{}}}}}"#,
+        customers * per,
+        customers * per
+    )?;
+    for i in 0..customers {
         writeln!(
             w,
-            r#"{{"card_brand":"visa","payment_product_type":"dintero_psp.creditcard","token":"psp-ref-{k}","masked_pan":"476173******0416","pan_expiry_date":"09/2030","customer_id":"c{}"}}"#,
-            k / u64::from(TOKENS_PER_CUSTOMER)
-        )
-        .map_err(|e| e.to_string())?;
+            r#"{{"table":"customers","row":{{"seq":{},"id":"{}","account_id":"{ACCOUNT}","customer_id":"c{i}","customer_type":"customer","attributes":"{{\"type\":\"customer\"}}","created_at":{},"created_by":"tvbench","updated_at":{}}}}}"#,
+            i + 1,
+            uuid(i, &mut rng),
+            at + i,
+            at + i
+        )?;
     }
-    w.flush().map_err(|e| e.to_string())?;
-    drop(w);
-    std::fs::rename(&tmp, &path).map_err(|e| e.to_string())?;
-    Ok(path)
+    for k in 0..customers * per {
+        writeln!(
+            w,
+            r#"{{"table":"customer_tokens","row":{{"seq":{},"id":"{}","account_id":"{ACCOUNT}","customer_seq":{},"token_id":"t{}","token_type":"sha1:email","value":"{k:040x}","created_at":{},"created_by":"tvbench","updated_at":{}}}}}"#,
+            k + 1,
+            uuid(k, &mut rng),
+            k / per + 1,
+            k % per,
+            at + k,
+            at + k
+        )?;
+    }
+    for k in 0..customers * per {
+        writeln!(
+            w,
+            r#"{{"table":"card_tokens","row":{{"seq":{},"account_id":"{ACCOUNT}","id":"{}","status":"ACTIVE","card_brand":"visa","payment_product_type":"dintero_psp.creditcard","masked_pan":"476173******0416","pan_expiry_date":"09/2030","customer_id":"c{}","created_at":{},"created_by":"tvbench","updated_at":{}}}}}"#,
+            k + 1,
+            uuid(k, &mut rng),
+            k / per,
+            at + k,
+            at + k
+        )?;
+    }
+    Ok(())
 }
 
 fn fresh_store(work: &Path, backend: &str, size: u64) -> Result<Store, String> {
@@ -299,40 +346,17 @@ fn bench_store_inner(
     size: u64,
 ) -> Result<(StoreRun, Vec<Record>), String> {
     let customers = u32::try_from(size / u64::from(TOKENS_PER_CUSTOMER)).map_err(|_| "size too large")?;
-    let (client_id, secret) = tv.create_client(store, ACCOUNT)?;
-
+    // The dataset goes in first (import wants an empty database), then the client.
     let seed_started = Instant::now();
-    let cards = card_token_file(&tv.work, size)?;
-    let t = Instant::now();
-    let summary = tv.import_card_tokens(store, ACCOUNT, &cards)?;
-    let import_s = t.elapsed().as_secs_f64();
-    eprintln!("  card-tokens import: {summary} in {import_s:.1} s");
-
+    let summary = tv.import_dataset(store, |w| write_dataset(w, size))?;
+    let import_s = seed_started.elapsed().as_secs_f64();
+    let imported_rows = size * 2 + u64::from(customers);
+    eprintln!("  import: {summary} in {import_s:.1} s ({:.0} rows/s)", imported_rows as f64 / import_s);
+    let (client_id, secret) = tv.create_client(store, ACCOUNT)?;
     let addr = free_port()?;
     let (mut server, fresh_start) = tv.serve(store, addr, &format!("server-{}-{size}-seed.log", store.backend))?;
-    let bearer = server::access_token(addr, ACCOUNT, &client_id, &secret)?;
-    let data = Arc::new(Dataset::new(ACCOUNT, customers, TOKENS_PER_CUSTOMER));
-    let target = Arc::new(Target { addr, host: addr.to_string(), bearer: Some(bearer) });
-    let t = Instant::now();
-    runtime.block_on(load::seed(
-        Arc::clone(&target),
-        Arc::clone(&data),
-        Workload::SeedCustomers,
-        args.seed_connections,
-        u64::from(customers),
-    ))?;
-    eprintln!("  {customers} customers over HTTP in {:.1} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    runtime.block_on(load::seed(
-        Arc::clone(&target),
-        Arc::clone(&data),
-        Workload::SeedTokens,
-        args.seed_connections,
-        size,
-    ))?;
-    let token_seed_s = t.elapsed().as_secs_f64();
-    eprintln!("  {size} customer tokens over HTTP in {token_seed_s:.1} s ({:.0}/s)", size as f64 / token_seed_s);
     server.stop();
+    let data = Arc::new(Dataset::new(ACCOUNT, customers, TOKENS_PER_CUSTOMER));
     let seed_s = seed_started.elapsed().as_secs_f64();
     let db_bytes = store_bytes(store);
 
@@ -403,8 +427,8 @@ fn bench_store_inner(
         size,
         customers: u64::from(customers),
         seed_s,
-        card_import_s: import_s,
-        customer_token_seed_per_s: size as f64 / token_seed_s,
+        import_s,
+        import_rows_per_s: imported_rows as f64 / import_s,
         fresh_start_ms: fresh_start.as_secs_f64() * 1000.0,
         start_to_healthy_ms: restart.as_secs_f64() * 1000.0,
         store_bytes: db_bytes,

@@ -66,9 +66,11 @@ pub struct StoreRun {
     pub backend: String,
     pub size: u64,
     pub customers: u64,
+    /// Seeding: `tokenvault import` of the dataset, the client, a first start.
     pub seed_s: f64,
-    pub card_import_s: f64,
-    pub customer_token_seed_per_s: f64,
+    /// `tokenvault import` of customers, customer tokens and card tokens.
+    pub import_s: f64,
+    pub import_rows_per_s: f64,
     pub fresh_start_ms: f64,
     pub start_to_healthy_ms: f64,
     pub store_bytes: u64,
@@ -295,13 +297,13 @@ pub fn markdown(r: &Results) -> String {
 
     // Stores.
     let _ = writeln!(md, "## Stores\n");
-    let _ = writeln!(md, "| backend | customer tokens | card tokens | customers | store size | seeding (total) | customer tokens seeded over HTTP | card-token import | first start | start to healthy (existing store, best of 3) | fsync baseline |");
+    let _ = writeln!(md, "| backend | customer tokens | card tokens | customers | store size | seeding (total) | `tokenvault import` | import rate | first start | start to healthy (existing store, best of 3) | fsync baseline |");
     let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
     for s in &r.stores {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.1} MiB | {:.1} s | {:.0}/s | {:.1} s | {:.0} ms | {:.0} ms | {:.0}/s (p50 {} ms, p99 {} ms) |",
-            s.backend, size_name(s.size), size_name(s.size), s.customers, s.store_bytes as f64 / 1048576.0, s.seed_s, s.customer_token_seed_per_s, s.card_import_s, s.fresh_start_ms, s.start_to_healthy_ms,
+            "| {} | {} | {} | {} | {:.1} MiB | {:.1} s | {:.1} s | {:.0} rows/s | {:.0} ms | {:.0} ms | {:.0}/s (p50 {} ms, p99 {} ms) |",
+            s.backend, size_name(s.size), size_name(s.size), s.customers, s.store_bytes as f64 / 1048576.0, s.seed_s, s.import_s, s.import_rows_per_s, s.fresh_start_ms, s.start_to_healthy_ms,
             s.fsync_baseline_per_s, ms(s.fsync_baseline_p50_us), ms(s.fsync_baseline_p99_us)
         );
     }

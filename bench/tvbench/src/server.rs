@@ -1,9 +1,9 @@
-//! The tokenvault process: its command line (clients, import, serve), readiness, RSS and stop.
+//! The tokenvault process: its command line (import, clients, serve), readiness, RSS and stop.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,20 +55,30 @@ impl Tokenvault {
         Ok((field("client_id")?, field("client_secret")?))
     }
 
-    /// `tokenvault card-tokens import FILE`.
-    pub fn import_card_tokens(&self, store: &Store, account: &str, file: &Path) -> Result<String, String> {
-        let out = self
+    /// `tokenvault import -` (the dataset import, into the still empty store), fed by `write`
+    /// through a pipe so no multi-gigabyte seed file is needed; returns what it printed.
+    pub fn import_dataset(
+        &self,
+        store: &Store,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<String, String> {
+        let mut child = self
             .command(store)
-            .arg("card-tokens")
-            .arg("import")
-            .arg(file)
-            .args(["--account", account])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("running card-tokens import: {e}"))?;
+            .args(["import", "-", "--database-url", &store.url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("running import: {e}"))?;
+        let stdin = child.stdin.take().ok_or("import: no stdin")?;
+        let mut pipe = std::io::BufWriter::with_capacity(1 << 20, stdin);
+        let written = write(&mut pipe).and_then(|()| pipe.flush());
+        drop(pipe);
+        let out = child.wait_with_output().map_err(|e| format!("waiting for import: {e}"))?;
         if !out.status.success() {
-            return Err(format!("card-tokens import failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!("import failed: {}", String::from_utf8_lossy(&out.stderr)));
         }
+        written.map_err(|e| format!("writing the dataset to import: {e}"))?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 

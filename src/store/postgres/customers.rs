@@ -188,8 +188,8 @@ pub(super) async fn list_customers(
     if let Some((token_type, value)) = &filter.token {
         let (t, v) = (query.bind(token_type), query.bind(value));
         query.filter(format!(
-            "EXISTS (SELECT 1 FROM customer_tokens t WHERE t.customer_seq = c.seq AND t.token_type = {t} \
-             AND t.value = {v} AND t.deleted_at IS NULL)"
+            "EXISTS (SELECT 1 FROM customer_tokens t WHERE t.customer_seq = c.seq AND t.account_id = c.account_id \
+             AND t.token_type = {t} AND t.value = {v} AND t.deleted_at IS NULL)"
         ));
     }
     if let Some(email) = &email {

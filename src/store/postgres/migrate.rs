@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../../../migrations/postgresql/0002_webhooks.sql")),
     (3, include_str!("../../../migrations/postgresql/0003_idempotency.sql")),
     (4, include_str!("../../../migrations/postgresql/0004_encryption_keys.sql")),
+    (5, include_str!("../../../migrations/postgresql/0005_fewer_token_indexes.sql")),
     (6, include_str!("../../../migrations/postgresql/0006_vault_settings.sql")),
 ];
 

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../migrations/sqlite/0002_webhooks.sql")),
     (3, include_str!("../../../migrations/sqlite/0003_idempotency.sql")),
     (4, include_str!("../../../migrations/sqlite/0004_encryption_keys.sql")),
+    (5, include_str!("../../../migrations/sqlite/0005_fewer_token_indexes.sql")),
     (6, include_str!("../../../migrations/sqlite/0006_vault_settings.sql")),
 ];
 

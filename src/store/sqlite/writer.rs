@@ -130,7 +130,7 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     let mut broken: Option<StoreError> = None;
     let mut jobs = batch.into_iter();
     for job in jobs.by_ref() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = savepoint(conn, "SAVEPOINT job") {
             let error = StoreError::from(e);
             job.fail(duplicate(&error));
             broken = Some(error);
@@ -140,8 +140,12 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
         let outcome = catch_unwind(AssertUnwindSafe(|| job.run(conn))).ok();
         let keep = outcome.as_ref().is_some_and(|r| r.succeeded());
         ran.extend(outcome);
-        let end = if keep { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-        if let Err(e) = conn.execute_batch(end) {
+        let end = if keep {
+            savepoint(conn, "RELEASE job")
+        } else {
+            savepoint(conn, "ROLLBACK TO job").and_then(|()| savepoint(conn, "RELEASE job"))
+        };
+        if let Err(e) = end {
             broken = Some(StoreError::from(e));
             break;
         }
@@ -167,6 +171,12 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
             job.fail(duplicate(error));
         }
     }
+}
+
+/// A savepoint statement, prepared once (two of them run per job: parsing them each time costs
+/// more than many a job).
+fn savepoint(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// The same error again, for every job of a failed batch.
