@@ -1,7 +1,7 @@
 -- tokenvault schema v6 (SQLite): settings that belong to the data rather than to a process, so
 -- that every instance on the database follows them. `token_values` is `plain` (absent),
--- `converting` or `sealed` (`serve --seal-token-values`). (Version 5 is the index change of the
--- performance work.) migrations/postgresql/0006_vault_settings.sql mirrors this file.
+-- `converting` or `sealed` (`serve --seal-token-values`). migrations/postgresql/0006_vault_settings.sql
+-- mirrors this file.
 
 CREATE TABLE vault_settings (
     name  TEXT PRIMARY KEY,
