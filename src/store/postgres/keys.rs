@@ -3,8 +3,8 @@
 use deadpool_postgres::Object;
 use serde_json::json;
 
-use super::append_audit;
 use super::rows::get;
+use super::{append_audit, compare_and_set};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::{DataKeyRecord, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
@@ -93,13 +93,5 @@ pub(super) async fn replace_sealed_values(
     values: &[Resealed],
 ) -> StoreResult<u64> {
     let (table, sealed) = column.table_and_column();
-    let tx = conn.transaction().await?;
-    let statement =
-        tx.prepare_cached(&format!("UPDATE {table} SET {sealed} = $1 WHERE seq = $2 AND {sealed} = $3")).await?;
-    let mut replaced = 0;
-    for value in values {
-        replaced += tx.execute(&statement, &[&value.new, &value.row, &value.old]).await?;
-    }
-    tx.commit().await?;
-    Ok(replaced)
+    compare_and_set(conn, table, sealed, values.iter().map(|v| (v.row, &v.old, &v.new)).collect()).await
 }

@@ -162,6 +162,26 @@ fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Sets `column` of each row (by `seq`) to its new value where the row still holds the old one,
+/// in one transaction, so that a change made meanwhile wins; returns how many rows changed. For
+/// rewrites that walk a table beside running servers (key rotation, sealing token values).
+async fn compare_and_set<V: ToSql + Sync>(
+    conn: &mut Object,
+    table: &str,
+    column: &str,
+    changes: Vec<(i64, V, V)>,
+) -> StoreResult<u64> {
+    let tx = conn.transaction().await?;
+    let statement =
+        tx.prepare_cached(&format!("UPDATE {table} SET {column} = $1 WHERE seq = $2 AND {column} = $3")).await?;
+    let mut changed = 0;
+    for (row, old, new) in changes {
+        changed += tx.execute(&statement, &[&new, &row, &old]).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
+
 /// Appends one audit record; callers pass their transaction so the record commits with the
 /// change it describes.
 async fn append_audit(client: &impl GenericClient, record: NewAuditRecord) -> StoreResult<()> {

@@ -3,8 +3,8 @@
 use deadpool_postgres::Object;
 use serde_json::json;
 
-use super::append_audit;
 use super::rows::get;
+use super::{append_audit, compare_and_set};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::{ReplacedValue, StoreError, StoreResult, StoredTokenValue, TokenValueMode, ValueTable};
@@ -75,13 +75,5 @@ pub(super) async fn values(
 }
 
 pub(super) async fn replace(conn: &mut Object, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64> {
-    let name = table.name();
-    let tx = conn.transaction().await?;
-    let statement = tx.prepare_cached(&format!("UPDATE {name} SET value = $1 WHERE seq = $2 AND value = $3")).await?;
-    let mut replaced = 0;
-    for value in values {
-        replaced += tx.execute(&statement, &[&value.new, &value.row, &value.old]).await?;
-    }
-    tx.commit().await?;
-    Ok(replaced)
+    compare_and_set(conn, table.name(), "value", values.iter().map(|v| (v.row, &v.old, &v.new)).collect()).await
 }

@@ -71,13 +71,5 @@ pub(super) fn sealed_values(
 
 pub(super) fn replace_sealed_values(conn: &Connection, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {
     let (table, sealed) = column.table_and_column();
-    let mut replaced = 0;
-    for value in values {
-        replaced += sql::execute(
-            conn,
-            &format!("UPDATE {table} SET {sealed} = ?1 WHERE seq = ?2 AND {sealed} = ?3"),
-            params![value.new, value.row, value.old],
-        )? as u64;
-    }
-    Ok(replaced)
+    sql::compare_and_set(conn, table, sealed, values.iter().map(|v| (v.row, &v.old, &v.new)))
 }

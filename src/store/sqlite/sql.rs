@@ -88,6 +88,23 @@ pub(super) fn to_json_opt<T: Serialize>(value: Option<&T>) -> StoreResult<Option
     value.map(to_json).transpose()
 }
 
+/// Sets `column` of each row (by `seq`) to its new value where the row still holds the old one,
+/// so that a change made meanwhile wins; returns how many rows changed. For rewrites that walk
+/// a table beside running servers (key rotation, sealing token values).
+pub(super) fn compare_and_set<V: rusqlite::ToSql>(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    changes: impl IntoIterator<Item = (i64, V, V)>,
+) -> StoreResult<u64> {
+    let sql = format!("UPDATE {table} SET {column} = ?1 WHERE seq = ?2 AND {column} = ?3");
+    let mut changed = 0;
+    for (row, old, new) in changes {
+        changed += execute(conn, &sql, params![new, row, old])? as u64;
+    }
+    Ok(changed)
+}
+
 /// A `LIKE` pattern matching values that start with `prefix` literally (escape char `\`).
 pub(super) fn like_prefix(prefix: &str) -> String {
     let mut pattern = String::with_capacity(prefix.len() + 1);

@@ -64,14 +64,5 @@ pub(super) fn values(
 }
 
 pub(super) fn replace(conn: &Connection, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64> {
-    let name = table.name();
-    let mut replaced = 0;
-    for value in values {
-        replaced += sql::execute(
-            conn,
-            &format!("UPDATE {name} SET value = ?1 WHERE seq = ?2 AND value = ?3"),
-            params![value.new, value.row, value.old],
-        )? as u64;
-    }
-    Ok(replaced)
+    sql::compare_and_set(conn, table.name(), "value", values.iter().map(|v| (v.row, &v.old, &v.new)))
 }
