@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -26,6 +27,17 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// Requests answered 503 before any route saw them (beyond `--max-in-flight`), or cut off
+    /// by the request timeout: the per-route counters cannot count these.
+    overloaded: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+/// Why a request was answered by the server's own limits rather than by a route.
+#[derive(Debug, Clone, Copy)]
+pub enum Rejection {
+    Overloaded,
+    TimedOut,
 }
 
 impl Metrics {
@@ -42,9 +54,30 @@ impl Metrics {
         histogram.sum += seconds;
     }
 
+    /// Counts a request the limits answered (503).
+    pub fn reject(&self, rejection: Rejection) {
+        let counter = match rejection {
+            Rejection::Overloaded => &self.overloaded,
+            Rejection::TimedOut => &self.timed_out,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus exposition, followed by `extra` gauges (already formatted).
     pub fn render(&self, extra: &str) -> String {
         let mut out = String::new();
+        out.push_str("# HELP tokenvault_http_requests_rejected_total Requests answered 503 by the server's limits: shed beyond --max-in-flight (overloaded) or cut off by the request timeout (timeout).\n");
+        out.push_str("# TYPE tokenvault_http_requests_rejected_total counter\n");
+        let _ = writeln!(
+            out,
+            "tokenvault_http_requests_rejected_total{{reason=\"overloaded\"}} {}",
+            self.overloaded.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "tokenvault_http_requests_rejected_total{{reason=\"timeout\"}} {}",
+            self.timed_out.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP tokenvault_http_requests_total HTTP requests answered.\n");
         out.push_str("# TYPE tokenvault_http_requests_total counter\n");
         for ((route, method, status), count) in lock(&self.requests).iter() {

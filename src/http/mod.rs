@@ -126,6 +126,7 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
         ]);
 
     let request_id = HeaderName::from_static("request-id");
+    let metrics = state.metrics.clone();
     api.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -135,14 +136,9 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }))
             .layer(PropagateRequestIdLayer::new(request_id))
-            .layer(axum::error_handling::HandleErrorLayer::new(|error: BoxError| async move {
-                if error.is::<tower::timeout::error::Elapsed>() {
-                    ApiError::Timeout.into_response()
-                } else if error.is::<tower::load_shed::error::Overloaded>() {
-                    ApiError::Overloaded.into_response()
-                } else {
-                    error::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", &[])
-                }
+            .layer(axum::error_handling::HandleErrorLayer::new(move |error: BoxError| {
+                let response = limit_error(&metrics, error);
+                async move { response }
             }))
             // Beyond `max_in_flight` concurrent requests (across all routes), shed at once
             // rather than queue without bound.
@@ -152,4 +148,18 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
             .layer(cors)
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
     )
+}
+
+/// The answer for a request the limits stopped: 503 for shedding and timeouts (counted for
+/// `/metrics`), 500 for anything else a layer could fail with.
+fn limit_error(metrics: &metrics::Metrics, error: BoxError) -> axum::response::Response {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        metrics.reject(metrics::Rejection::TimedOut);
+        ApiError::Timeout.into_response()
+    } else if error.is::<tower::load_shed::error::Overloaded>() {
+        metrics.reject(metrics::Rejection::Overloaded);
+        ApiError::Overloaded.into_response()
+    } else {
+        error::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", &[])
+    }
 }

@@ -45,6 +45,9 @@ async fn metrics_count_requests_by_route_pattern(app: TestApp) {
         "tokenvault_http_requests_total{route=\"/v1/card-tokens/{token_id}\",method=\"GET\",status=\"200\"} 2\n",
         "tokenvault_http_requests_total{route=\"/v1/card-tokens/{token_id}\",method=\"GET\",status=\"404\"} 1\n",
         "tokenvault_http_request_duration_seconds_count{route=\"/v1/card-tokens/{token_id}\",method=\"GET\"} 3\n",
+        // Nothing was shed or timed out.
+        "tokenvault_http_requests_rejected_total{reason=\"overloaded\"} 0\n",
+        "tokenvault_http_requests_rejected_total{reason=\"timeout\"} 0\n",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

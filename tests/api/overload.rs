@@ -99,6 +99,18 @@ fn assert_unavailable_with(response: &TestResponse, message: &str, extra: &[(&st
     assert_eq!(names, expected);
 }
 
+/// The `/metrics` counters of requests the limits answered: (overloaded, timeout).
+async fn rejected_counts(app: &TestApp) -> (u64, u64) {
+    let metrics = app.send(reqwest::Method::GET, "/metrics", None, None, &[]).await;
+    assert_eq!(metrics.status, 200);
+    let count = |reason: &str| {
+        let prefix = format!("tokenvault_http_requests_rejected_total{{reason=\"{reason}\"}} ");
+        let line = metrics.text.lines().find(|line| line.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("no {prefix:?} in:\n{}", metrics.text))[prefix.len()..].parse().unwrap()
+    };
+    (count("overloaded"), count("timeout"))
+}
+
 async fn assert_healthy(app: &TestApp) {
     let response = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
     assert_json_eq(&response.expect_json(200), &json!({"status": "ok"}));
@@ -153,6 +165,8 @@ async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backen
     first.finish().await.expect_json(200);
     second.finish().await.expect_json(200);
     assert_healthy(&app).await;
+    // Operators see the shedding: 3 × 3 requests, the raw one and the last health check.
+    assert_eq!(rejected_counts(&app).await, (11, 0));
 }
 
 async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(backend: Backend) {
@@ -182,4 +196,5 @@ async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(
     let list = app.get(&format!("{}?total=true", customers_path(ACCOUNT)), &token).await;
     assert_json_eq(&list.expect_json(200), &json!([]));
     assert_eq!(list.header("total-count"), Some("0"));
+    assert_eq!(rejected_counts(&app).await, (1, 1));
 }
