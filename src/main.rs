@@ -186,6 +186,10 @@ struct ServeArgs {
     /// Concurrent requests beyond which new ones are shed with 503 [default: 1024].
     #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
+    /// Longest a request may run before it is answered 503, in milliseconds (a write it had
+    /// started may still commit) [default: 30000].
+    #[arg(long, env = "TOKENVAULT_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
     /// Encrypt customer token values at rest, keeping type+value lookups (converts stored values
     /// at start; the database keeps it on from then) [default: false].
     #[arg(
@@ -214,6 +218,7 @@ impl ServeArgs {
             token_rate_limit: self.token_rate_limit,
             rate_limit: self.rate_limit,
             max_in_flight: self.max_in_flight,
+            request_timeout_ms: self.request_timeout_ms,
             seal_token_values: self.seal_token_values,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())

@@ -28,6 +28,7 @@ pub struct Given {
     pub token_rate_limit: Option<u32>,
     pub rate_limit: Option<u32>,
     pub max_in_flight: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
     pub seal_token_values: Option<bool>,
 }
 
@@ -46,6 +47,7 @@ pub struct FileSettings {
     pub token_rate_limit: Option<u32>,
     pub rate_limit: Option<u32>,
     pub max_in_flight: Option<usize>,
+    pub request_timeout_ms: Option<u64>,
     pub seal_token_values: Option<bool>,
 }
 
@@ -174,6 +176,11 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     if max_in_flight == 0 {
         return Err(invalid("max_in_flight", "must be at least 1"));
     }
+    let request_timeout_ms =
+        pick(&mut s, "request_timeout_ms", given.request_timeout_ms, file.request_timeout_ms, 30_000);
+    if request_timeout_ms == 0 {
+        return Err(invalid("request_timeout_ms", "must be at least 1"));
+    }
     let seal_token_values = pick(&mut s, "seal_token_values", given.seal_token_values, file.seal_token_values, false);
 
     let mut config = ServeConfig::new(database_url);
@@ -187,6 +194,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     config.token_requests_per_minute = token_rate_limit;
     config.api_calls_per_second = rate_limit;
     config.max_in_flight = max_in_flight;
+    config.request_timeout = Duration::from_millis(request_timeout_ms);
     config.seal_token_values = seal_token_values;
     Ok(Resolved { config, sources: s })
 }
@@ -217,6 +225,7 @@ impl Resolved {
             ("token_rate_limit", c.token_requests_per_minute.to_string()),
             ("rate_limit", c.api_calls_per_second.to_string()),
             ("max_in_flight", c.max_in_flight.to_string()),
+            ("request_timeout_ms", c.request_timeout.as_millis().to_string()),
             ("seal_token_values", c.seal_token_values.to_string()),
         ];
         let mut out = String::new();

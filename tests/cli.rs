@@ -57,7 +57,11 @@ fn seed_loads_fixtures_once_and_refuses_production_accounts() {
 fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tokenvault.toml");
-    std::fs::write(&file, "pool_size = 3\nlisten = \"127.0.0.1:9999\"\nissuer = \"from-file\"\n").unwrap();
+    std::fs::write(
+        &file,
+        "pool_size = 3\nlisten = \"127.0.0.1:9999\"\nissuer = \"from-file\"\nrequest_timeout_ms = 2500\n",
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
         .args(["config", "--config"])
         .arg(&file)
@@ -81,6 +85,7 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          token_rate_limit = 60  # from: default\n\
          rate_limit = 0  # from: default\n\
          max_in_flight = 1024  # from: default\n\
+         request_timeout_ms = 2500  # from: config file\n\
          seal_token_values = false  # from: default\n"
     );
 
