@@ -31,11 +31,42 @@ pub struct WebhookSettings {
     pub retry_base: Duration,
     /// How often the outbox is polled when nothing wakes the worker.
     pub poll_interval: Duration,
+    /// How long delivered and given-up deliveries stay in the outbox (for inspection) before the
+    /// worker deletes them; pending ones stay until they are done.
+    pub retention: Duration,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
-        Self { retry_base: Duration::from_secs(10), poll_interval: Duration::from_secs(1) }
+        Self {
+            retry_base: Duration::from_secs(10),
+            poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+/// How often the worker prunes finished deliveries, and how many it deletes per transaction.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+const PRUNE_BATCH: u32 = 1000;
+
+/// Deletes the deliveries finished longer than `retention` ago, a batch at a time.
+async fn prune(store: &dyn Store, retention: Duration) {
+    let cutoff = Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
+    loop {
+        match store.prune_webhook_outbox(cutoff, PRUNE_BATCH).await {
+            Ok(pruned) if pruned == u64::from(PRUNE_BATCH) => continue,
+            Ok(pruned) => {
+                if pruned > 0 {
+                    tracing::debug!(pruned, "pruned finished webhook deliveries");
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not prune the webhook outbox");
+                return;
+            }
+        }
     }
 }
 
@@ -80,7 +111,12 @@ pub fn spawn(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, settings: WebhookS
     let stopping = Arc::new(AtomicBool::new(false));
     let (flag, woken) = (stopping.clone(), wake.clone());
     let task = tokio::spawn(async move {
+        let mut pruned_at: Option<std::time::Instant> = None;
         while !flag.load(Ordering::SeqCst) {
+            if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
+                prune(store.as_ref(), settings.retention).await;
+                pruned_at = Some(std::time::Instant::now());
+            }
             let now = Timestamp::now();
             let lease_until = now.plus_seconds(LEASE.as_secs() as i64);
             match store.claim_webhook_deliveries(now, lease_until, BATCH).await {

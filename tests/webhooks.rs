@@ -99,7 +99,8 @@ impl TestDb {
         };
         let mut config = ServeConfig::new(url);
         config.encryption_key = key;
-        config.webhooks = WebhookSettings { retry_base: RETRY_BASE, poll_interval: Duration::from_millis(50) };
+        config.webhooks =
+            WebhookSettings { retry_base: RETRY_BASE, poll_interval: Duration::from_millis(50), ..Default::default() };
         Some(Self { config, _dir: dir, pg_database })
     }
 

@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             webhook_events_are_enqueued_with_card_token_changes,
             webhook_claims_lease_deliveries,
             webhook_completions,
+            webhook_outbox_pruning,
             reset_wipes_one_account_only,
             stats_count_pending_deliveries,
             idempotency_claim_replay_and_mismatch,
@@ -1523,4 +1524,30 @@ pub async fn data_keys_and_sealed_value_walks(store: Arc<dyn Store>) {
     let change = Resealed { row: secrets[0].row, old: secrets[0].sealed.clone(), new: new_prefix.to_vec() };
     assert_eq!(store.replace_sealed_values(SealedColumn::HookSecret, &[change]).await.unwrap(), 1);
     assert_eq!(store.sealed_values(SealedColumn::HookSecret, 0, &new_prefix, 10).await.unwrap(), vec![]);
+}
+
+pub async fn webhook_outbox_pruning(store: Arc<dyn Store>) {
+    subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    for i in 1..=3 {
+        store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
+    }
+    let now = Timestamp::now().plus_seconds(1);
+    let claimed = store.claim_webhook_deliveries(now, now.plus_seconds(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: now }).await.unwrap();
+    let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
+    store.complete_webhook_delivery(claimed[1].id, &give_up).await.unwrap();
+    let retry = DeliveryResult::Retry { at: now.plus_seconds(3600), error: "the receiver answered 500".into() };
+    store.complete_webhook_delivery(claimed[2].id, &retry).await.unwrap();
+
+    // Nothing finished before `now - 1 s`; then the delivered and the given-up one go, a batch
+    // of one at a time; the pending retry is never pruned.
+    assert_eq!(store.prune_webhook_outbox(now.plus_seconds(-1), 10).await.unwrap(), 0);
+    let later = now.plus_seconds(86_400);
+    assert_eq!(store.prune_webhook_outbox(later, 1).await.unwrap(), 1);
+    assert_eq!(store.prune_webhook_outbox(later, 10).await.unwrap(), 1);
+    assert_eq!(store.prune_webhook_outbox(later, 10).await.unwrap(), 0);
+    assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
+    let back = store.claim_webhook_deliveries(now.plus_seconds(3600), now.plus_seconds(4000), 10).await.unwrap();
+    assert_eq!(back.iter().map(|d| d.id).collect::<Vec<_>>(), [claimed[2].id]);
 }

@@ -449,6 +449,10 @@ pub trait Store: Send + Sync + 'static {
     /// or given up. A delivery no longer pending (its subscription deleted meanwhile) is left
     /// alone.
     async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()>;
+    /// Deletes up to `limit` deliveries delivered or given up before `finished_before`, oldest
+    /// first, and returns how many; pending ones are never touched. Keeps the outbox from
+    /// growing with every card-token change ever announced.
+    async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64>;
 
     /// Wipes a (test) account's data in one transaction: customers, customer tokens, token
     /// events, card tokens, webhook subscriptions and their pending deliveries. Clients, signing

@@ -584,6 +584,10 @@ impl Store for PostgresStore {
         with_conn!(self, |conn| webhooks::complete(&conn, id, result).await)
     }
 
+    async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+        with_conn!(self, |conn| webhooks::prune(&conn, finished_before, limit).await)
+    }
+
     async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
         with_conn!(self, |conn| {
             let tx = conn.transaction().await?;

@@ -280,3 +280,13 @@ pub(super) async fn complete(client: &impl GenericClient, id: Uuid, result: &Del
     }
     Ok(())
 }
+
+pub(super) async fn prune(conn: &Object, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+    let statement = conn
+        .prepare_cached(
+            "DELETE FROM webhook_outbox WHERE seq IN ( \
+                 SELECT seq FROM webhook_outbox WHERE delivered_at < $1 OR gave_up_at < $1 ORDER BY seq LIMIT $2)",
+        )
+        .await?;
+    Ok(conn.execute(&statement, &[&finished_before.millis(), &i64::from(limit)]).await?)
+}

@@ -424,6 +424,10 @@ impl Store for SqliteStore {
         self.writer.submit(move |conn| webhooks::complete(conn, id, &result)).await
     }
 
+    async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+        self.writer.submit(move |conn| webhooks::prune(conn, finished_before, limit)).await
+    }
+
     async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
         let (account, actor) = (account.clone(), actor.to_owned());
         self.writer.submit(move |conn| admin::reset_account(conn, &account, &actor, at)).await

@@ -259,3 +259,13 @@ pub(super) fn complete(conn: &Connection, id: Uuid, result: &DeliveryResult) -> 
     }?;
     Ok(())
 }
+
+pub(super) fn prune(conn: &Connection, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+    let pruned = sql::execute(
+        conn,
+        "DELETE FROM webhook_outbox WHERE seq IN (
+             SELECT seq FROM webhook_outbox WHERE delivered_at < ?1 OR gave_up_at < ?1 ORDER BY seq LIMIT ?2)",
+        params![finished_before.millis(), limit],
+    )?;
+    Ok(pruned as u64)
+}
