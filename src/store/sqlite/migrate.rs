@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../../migrations/sqlite/0004_encryption_keys.sql")),
     (5, include_str!("../../../migrations/sqlite/0005_fewer_token_indexes.sql")),
     (6, include_str!("../../../migrations/sqlite/0006_vault_settings.sql")),
+    (7, include_str!("../../../migrations/sqlite/0007_customer_seq_lookup.sql")),
 ];
 
 /// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and
