@@ -34,15 +34,16 @@ impl TokenCipher {
     /// The sealed form of a customer token's `value`: the same for the same account, type and
     /// value, different otherwise.
     pub fn seal_value(&self, account: &AccountId, token_type: &str, value: &str) -> String {
+        let aad = context(account, token_type);
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.value_nonce_key).expect("HMAC takes any key length");
-        mac.update(&context(account, token_type));
+        mac.update(&aad);
         mac.update(b"\0");
         mac.update(value.as_bytes());
         let digest = mac.finalize().into_bytes();
         let nonce = Nonce::from_slice(&digest[..NONCE_LEN]);
         let ciphertext = self
             .value_key
-            .encrypt(nonce, Payload { msg: value.as_bytes(), aad: &context(account, token_type) })
+            .encrypt(nonce, Payload { msg: value.as_bytes(), aad: &aad })
             .expect("AES-GCM encryption cannot fail below its 64 GiB message limit");
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);

@@ -3,10 +3,10 @@
 use deadpool_postgres::Object;
 use serde_json::json;
 
-use super::rows::get;
+use super::rows::{account, get};
 use super::{append_audit, compare_and_set};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::Timestamp;
 use crate::store::{DataKeyRecord, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
 
 pub(super) async fn data_keys(conn: &Object) -> StoreResult<Vec<DataKeyRecord>> {
@@ -78,11 +78,12 @@ pub(super) async fn sealed_values(
         .await?
         .iter()
         .map(|row| {
-            let seq: i64 = get(row, "seq")?;
-            let account: &str = get(row, "account_id")?;
-            let account = AccountId::parse("account_id", account)
-                .map_err(|e| StoreError::Internal(format!("{table} row {seq}: {}", e.message)))?;
-            Ok(SealedValue { row: seq, account, id: get(row, "id")?, sealed: get(row, "sealed")? })
+            Ok(SealedValue {
+                row: get(row, "seq")?,
+                account: account(row, "account_id")?,
+                id: get(row, "id")?,
+                sealed: get(row, "sealed")?,
+            })
         })
         .collect()
 }

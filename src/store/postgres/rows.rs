@@ -43,7 +43,7 @@ pub(super) fn uuid(row: &Row, column: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(text).map_err(|e| StoreError::Internal(format!("column {column} is not a UUID: {e}")))
 }
 
-fn account(row: &Row, column: &str) -> StoreResult<AccountId> {
+pub(super) fn account(row: &Row, column: &str) -> StoreResult<AccountId> {
     let text: &str = get(row, column)?;
     AccountId::parse(column, text).map_err(|e| StoreError::Internal(format!("column {column}: {}", e.message)))
 }

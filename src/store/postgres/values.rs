@@ -3,10 +3,10 @@
 use deadpool_postgres::Object;
 use serde_json::json;
 
-use super::rows::get;
+use super::rows::{account, get};
 use super::{append_audit, compare_and_set};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::Timestamp;
 use crate::store::{ReplacedValue, StoreError, StoreResult, StoredTokenValue, TokenValueMode, ValueTable};
 
 const MODE: &str = "token_values";
@@ -65,11 +65,12 @@ pub(super) async fn values(
         .await?
         .iter()
         .map(|row| {
-            let seq: i64 = get(row, "seq")?;
-            let account: &str = get(row, "account_id")?;
-            let account = AccountId::parse("account_id", account)
-                .map_err(|e| StoreError::Internal(format!("{name} row {seq}: {}", e.message)))?;
-            Ok(StoredTokenValue { row: seq, account, token_type: get(row, "token_type")?, value: get(row, "value")? })
+            Ok(StoredTokenValue {
+                row: get(row, "seq")?,
+                account: account(row, "account_id")?,
+                token_type: get(row, "token_type")?,
+                value: get(row, "value")?,
+            })
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::append_audit;
-use super::rows::{self, get};
+use super::rows::{self, account, get};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::CardToken;
 use crate::domain::webhook::{card_token_event_body, DeliveryResult, HookConfig, HookSubscription, WebhookDelivery};
@@ -21,11 +21,6 @@ const COLUMNS: &str = "id, account_id, url, events, active, created_at, created_
 
 /// Rows that still await delivery; the outbox's partial indexes use the same condition.
 const PENDING: &str = "delivered_at IS NULL AND gave_up_at IS NULL";
-
-fn account(row: &Row, column: &str) -> StoreResult<AccountId> {
-    let text: &str = get(row, column)?;
-    AccountId::parse(column, text).map_err(|e| StoreError::Internal(format!("column {column}: {}", e.message)))
-}
 
 fn events(row: &Row) -> StoreResult<Vec<String>> {
     let text: &str = get(row, "events")?;

@@ -3,9 +3,8 @@
 use rusqlite::{params, Connection};
 use serde_json::json;
 
-use super::sql::{self, time_col};
+use super::sql::{self, account_col, time_col};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::AccountId;
 use crate::store::{DataKeyRecord, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
 
 pub(super) fn data_keys(conn: &Connection) -> StoreResult<Vec<DataKeyRecord>> {
@@ -50,23 +49,15 @@ pub(super) fn sealed_values(
     limit: u32,
 ) -> StoreResult<Vec<SealedValue>> {
     let (table, sealed) = column.table_and_column();
-    let found = sql::rows(
+    sql::rows(
         conn,
         &format!(
             "SELECT seq, account_id, id, {sealed} FROM {table}
              WHERE seq > ?1 AND {sealed} IS NOT NULL AND substr({sealed}, 1, ?2) != ?3 ORDER BY seq LIMIT ?4"
         ),
         params![after_row, unless_prefix.len(), unless_prefix, limit],
-        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?, row.get(3)?)),
-    )?;
-    found
-        .into_iter()
-        .map(|(row, account, id, sealed)| {
-            let account = AccountId::parse("account_id", &account)
-                .map_err(|e| StoreError::Internal(format!("{table} row {row}: {}", e.message)))?;
-            Ok(SealedValue { row, account, id, sealed })
-        })
-        .collect()
+        |row| Ok(SealedValue { row: row.get(0)?, account: account_col(row, 1)?, id: row.get(2)?, sealed: row.get(3)? }),
+    )
 }
 
 pub(super) fn replace_sealed_values(conn: &Connection, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::{Page, PageRequest, Timestamp};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{StoreError, StoreResult};
 
 /// Every row of a query. Reading to the end leaves no statement half-stepped.
@@ -70,6 +70,11 @@ pub(super) fn uuid_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
 pub(super) fn parsed_col<T: std::str::FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
     text.parse().map_err(|_| conversion(index, format!("unexpected value {text:?}")))
+}
+
+pub(super) fn account_col(row: &Row<'_>, index: usize) -> rusqlite::Result<AccountId> {
+    let text: String = row.get(index)?;
+    AccountId::parse("account_id", &text).map_err(|e| conversion(index, e.message))
 }
 
 pub(super) fn time_col(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp> {

@@ -3,9 +3,9 @@
 use rusqlite::{params, Connection};
 use serde_json::json;
 
-use super::sql;
+use super::sql::{self, account_col};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::Timestamp;
 use crate::store::{ReplacedValue, StoreError, StoreResult, StoredTokenValue, TokenValueMode, ValueTable};
 
 const MODE: &str = "token_values";
@@ -47,20 +47,19 @@ pub(super) fn values(
     limit: u32,
 ) -> StoreResult<Vec<StoredTokenValue>> {
     let name = table.name();
-    let found = sql::rows(
+    sql::rows(
         conn,
         &format!("SELECT seq, account_id, token_type, value FROM {name} WHERE seq > ?1 ORDER BY seq LIMIT ?2"),
         params![after_row, limit],
-        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get(2)?, row.get(3)?)),
-    )?;
-    found
-        .into_iter()
-        .map(|(row, account, token_type, value)| {
-            let account = AccountId::parse("account_id", &account)
-                .map_err(|e| StoreError::Internal(format!("{name} row {row}: {}", e.message)))?;
-            Ok(StoredTokenValue { row, account, token_type, value })
-        })
-        .collect()
+        |row| {
+            Ok(StoredTokenValue {
+                row: row.get(0)?,
+                account: account_col(row, 1)?,
+                token_type: row.get(2)?,
+                value: row.get(3)?,
+            })
+        },
+    )
 }
 
 pub(super) fn replace(conn: &Connection, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64> {

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, Row};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::sql::{self, json_col, time_col, uuid_col};
+use super::sql::{self, account_col, json_col, time_col, uuid_col};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::CardToken;
 use crate::domain::webhook::{card_token_event_body, DeliveryResult, HookConfig, HookSubscription, WebhookDelivery};
@@ -16,13 +16,6 @@ const COLUMNS: &str = "id, account_id, url, events, active, created_at, created_
 
 /// Rows that still await delivery; the outbox's partial indexes use the same condition.
 const PENDING: &str = "delivered_at IS NULL AND gave_up_at IS NULL";
-
-fn account_col(row: &Row<'_>, index: usize) -> rusqlite::Result<AccountId> {
-    let text: String = row.get(index)?;
-    AccountId::parse("account_id", &text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.message.clone().into())
-    })
-}
 
 fn subscription_row(row: &Row<'_>) -> rusqlite::Result<HookSubscription> {
     Ok(HookSubscription {
