@@ -341,14 +341,22 @@ pub(super) fn delete_token(
     at: Timestamp,
 ) -> StoreResult<CustomerToken> {
     let (customer_seq, customer) = require_customer(conn, account, customer_id)?;
-    // The live one if any (there is at most one), else the latest deleted one.
-    let sql = format!(
-        "SELECT {TOKEN_COLUMNS}, t.seq FROM customer_tokens t WHERE t.customer_seq = ?1 AND t.token_id = ?2
-         ORDER BY t.deleted_at IS NULL DESC, t.seq DESC LIMIT 1"
+    // The live one if any (at most one, found through the live token_id index), else the latest
+    // deleted one (a walk over the customer's tokens, only for a repeated delete).
+    let live = format!(
+        "SELECT {TOKEN_COLUMNS}, t.seq FROM customer_tokens t
+         WHERE t.customer_seq = ?1 AND t.token_id = ?2 AND t.deleted_at IS NULL"
     );
-    let (seq, token) =
-        sql::first(conn, &sql, params![customer_seq, token_id], |row| Ok((row.get::<_, i64>(10)?, token_row(row)?)))?
-            .ok_or(StoreError::NotFound("token"))?;
+    let latest_deleted = format!(
+        "SELECT {TOKEN_COLUMNS}, t.seq FROM customer_tokens t WHERE t.customer_seq = ?1 AND t.token_id = ?2
+         ORDER BY t.seq DESC LIMIT 1"
+    );
+    let with_seq = |row: &rusqlite::Row<'_>| Ok((row.get::<_, i64>(10)?, token_row(row)?));
+    let found = match sql::first(conn, &live, params![customer_seq, token_id], with_seq)? {
+        Some(found) => Some(found),
+        None => sql::first(conn, &latest_deleted, params![customer_seq, token_id], with_seq)?,
+    };
+    let (seq, token) = found.ok_or(StoreError::NotFound("token"))?;
     if token.is_deleted() {
         return Ok(token);
     }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod card_tokens;
+mod checkpoint;
 mod customers;
 mod dataset;
 mod idempotency;
@@ -38,6 +39,7 @@ use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCusto
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
 use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use checkpoint::Checkpointer;
 pub use dataset::SqliteDataset;
 pub use migrate::migrate;
 use pool::ReadPool;
@@ -50,10 +52,15 @@ const STATEMENT_CACHE: usize = 64;
 /// holds the upper levels of the indexes a list searches; the rest comes from the OS page cache.
 /// SQLite's default (2 MiB each) made the readers alone 16 MiB of the server's memory.
 const READER_CACHE_KIB: i64 = -512;
+/// Page cache of the checkpoint connection (SQLite keeps at least ten pages whatever it is told).
+const CHECKPOINT_CACHE_KIB: i64 = -64;
 
 pub struct SqliteStore {
     writer: Writer,
     readers: ReadPool,
+    /// Declared last: dropped after the writer and the readers, its connection is the last to
+    /// close, and closing it checkpoints and removes the WAL.
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -78,7 +85,19 @@ impl SqliteStore {
             reader.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
             readers.push(reader);
         }
-        Ok(Self { writer: Writer::start(conn)?, readers: ReadPool::new(readers, options.acquire_timeout)? })
+        // The writer's own automatic checkpoint is the short last step; the thread does the rest.
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_CHECKPOINT_FRAMES)?;
+        let checkpoints =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        configure(&checkpoints)?;
+        // A checkpoint copies frames without the page cache; SQLite's default 2 MiB cache filled
+        // anyway and showed as 4 MiB more peak RSS under the list load.
+        checkpoints.pragma_update(None, "cache_size", CHECKPOINT_CACHE_KIB)?;
+        Ok(Self {
+            writer: Writer::start(conn)?,
+            readers: ReadPool::new(readers, options.acquire_timeout)?,
+            _checkpointer: Checkpointer::start(checkpoints)?,
+        })
     }
 }
 
