@@ -3,7 +3,7 @@
 //!
 //! With SQLite's automatic checkpoints alone, the writer thread copies the WAL back into the
 //! database file and fsyncs it every 1,000 pages, and every request queued behind that batch
-//! waits for it (a third of the writer's time under a steady create load). Here a thread of
+//! waits for it (a fifth of the writer's writes under a steady create load). Here a thread of
 //! its own runs a `PASSIVE` checkpoint every few milliseconds on a separate connection (it never
 //! blocks the writer or the readers). The writer keeps SQLite's automatic checkpoint at its
 //! default threshold, [`WRITER_CHECKPOINT_FRAMES`]: by then this thread has copied most frames,
