@@ -6,7 +6,7 @@ use deadpool_postgres::{GenericClient, Object};
 use serde_json::json;
 
 use super::rows::{self, CARD_COLUMNS};
-use super::{append_audit, lock_list, overfetch, snapshot, webhooks, ListQuery};
+use super::{append_audit, end_snapshot, lock_list, overfetch, snapshot, webhooks, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
@@ -197,7 +197,7 @@ pub(super) async fn list_card_tokens(
     }
     let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
     let items = rows.iter().map(rows::card_token).collect::<StoreResult<Vec<_>>>()?;
-    tx.commit().await?;
+    end_snapshot(tx);
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 

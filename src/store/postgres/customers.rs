@@ -4,7 +4,9 @@ use deadpool_postgres::{GenericClient, Object};
 use serde_json::json;
 
 use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
-use super::{append_audit, events, like_prefix, lock_list, overfetch, snapshot, unique_violation, ListQuery};
+use super::{
+    append_audit, end_snapshot, events, like_prefix, lock_list, overfetch, snapshot, unique_violation, ListQuery,
+};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
@@ -214,7 +216,7 @@ pub(super) async fn list_customers(
     }
     let (rows, total) = query.fetch(&tx, "c.seq", &limit, page.include_total).await?;
     let items = rows.iter().map(rows::customer).collect::<StoreResult<Vec<_>>>()?;
-    tx.commit().await?;
+    end_snapshot(tx);
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
@@ -400,7 +402,7 @@ pub(super) async fn list_customer_tokens(
     }
     let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
     let items = rows.iter().map(rows::customer_token).collect::<StoreResult<Vec<_>>>()?;
-    tx.commit().await?;
+    end_snapshot(tx);
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS, TOKEN_COLUMNS};
-use super::{append_audit, lock_list, overfetch, snapshot, ListQuery};
+use super::{append_audit, end_snapshot, lock_list, overfetch, snapshot, ListQuery};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
@@ -230,7 +230,7 @@ pub(super) async fn list_token_events(
     for (seq, event) in events_of(&tx, &seqs).await? {
         events.entry(seq).or_default().push(event);
     }
-    tx.commit().await?;
+    end_snapshot(tx);
 
     let mut items = Vec::with_capacity(rows.len());
     for (row, seq) in rows.iter().zip(&seqs) {

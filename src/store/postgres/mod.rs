@@ -298,6 +298,13 @@ async fn snapshot(conn: &mut Object) -> StoreResult<deadpool_postgres::Transacti
     Ok(conn.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await?)
 }
 
+/// Ends a [`snapshot`] without waiting on the server: a read-only transaction has nothing to
+/// commit, and dropping it sends `ROLLBACK` without awaiting the answer (tokio-postgres queues
+/// it ahead of the connection's next statement). One round trip fewer per list.
+fn end_snapshot(tx: deadpool_postgres::Transaction<'_>) {
+    drop(tx);
+}
+
 /// Serialises the inserts into one account-wide list (`customers`, `card_tokens`,
 /// `token_event_entries`) until the transaction ends. Call it before the insert allocates a
 /// `seq`.

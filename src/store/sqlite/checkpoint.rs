@@ -44,9 +44,16 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("tokenvault-sqlite-checkpoint".into())
             .spawn(move || {
+                // Logged once per run of failures (a full disk would fail every 10 ms).
+                let mut failing = false;
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(PASSIVE_EVERY) {
-                    if let Err(e) = checkpoint(&conn) {
-                        tracing::warn!(error = %e, "background WAL checkpoint failed; the writer's own checkpoint remains");
+                    match checkpoint(&conn) {
+                        Ok(()) => failing = false,
+                        Err(e) if !failing => {
+                            failing = true;
+                            tracing::warn!(error = %e, "background WAL checkpoint failed; the writer's own checkpoint remains");
+                        }
+                        Err(_) => {}
                     }
                 }
             })

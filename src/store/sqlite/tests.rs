@@ -75,7 +75,7 @@ async fn wal_stays_bounded_under_bursts() {
 }
 
 /// The checkpoint thread copies committed pages into the database file well before the writer's
-/// own checkpoint would (at 1,000 WAL pages): 30 customers of ~2 KiB (about 300 WAL pages) stay below that.
+/// own checkpoint would (at 1,000 WAL pages): 30 customers of ~2 KiB (~300 WAL pages) stay below.
 #[tokio::test]
 async fn a_background_thread_copies_the_wal_into_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
