@@ -22,6 +22,57 @@ use crate::domain::webhook::{
 };
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
+/// The filters the backends' query-plan tests list with: each shape of SQL a list builds (the
+/// data behind them is a customer `c1` with token type `sha1:email` and value `v1`, a card
+/// relationship `r1`).
+pub(crate) fn customer_token_filters() -> [CustomerTokenFilter; 2] {
+    [
+        CustomerTokenFilter { token_type: None, include_deleted: true },
+        CustomerTokenFilter { token_type: Some("sha1:email".into()), include_deleted: false },
+    ]
+}
+
+/// See [`customer_token_filters`].
+pub(crate) fn customer_filters() -> [CustomerFilter; 2] {
+    [
+        CustomerFilter {
+            token: None,
+            email_prefix: None,
+            phone_number_prefix: None,
+            customer_type: None,
+            all_types: false,
+            include_deleted: false,
+        },
+        CustomerFilter {
+            token: Some(("sha1:email".into(), "v1".into())),
+            email_prefix: Some("ada".into()),
+            phone_number_prefix: Some("+47".into()),
+            customer_type: Some("customer".into()),
+            all_types: false,
+            include_deleted: true,
+        },
+    ]
+}
+
+/// See [`customer_token_filters`].
+pub(crate) fn card_token_filters() -> [CardTokenFilter; 3] {
+    [
+        CardTokenFilter { customer_id: None, relationship_id: None, statuses: vec![], include_deleted: false },
+        CardTokenFilter {
+            customer_id: Some("c1".into()),
+            relationship_id: None,
+            statuses: vec![CardTokenStatus::Active],
+            include_deleted: false,
+        },
+        CardTokenFilter {
+            customer_id: None,
+            relationship_id: Some("r1".into()),
+            statuses: vec![],
+            include_deleted: true,
+        },
+    ]
+}
+
 /// Expands to one `#[tokio::test]` per conformance check. `$open` is an async fn returning
 /// `Option<(Arc<dyn Store>, impl Sized)>`: a fresh store and whatever must outlive it, or `None`
 /// when the backend is not available here (the test is then skipped with a notice).

@@ -1,7 +1,6 @@
 //! The key ring's data keys and the walk over sealed values that re-encryption makes.
 
 use deadpool_postgres::Object;
-use serde_json::json;
 
 use super::rows::{account, get};
 use super::{append_audit, compare_and_set};
@@ -41,19 +40,7 @@ pub(super) async fn insert_data_key(conn: &mut Object, key: &DataKeyRecord) -> S
     if inserted == 0 {
         return Err(StoreError::Conflict(format!("encryption key {} already exists", key.id)));
     }
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at: key.created_at,
-            account_id: String::new(),
-            actor: key.created_by.clone(),
-            action: "encryption_key.add",
-            resource_type: "encryption_key",
-            resource_id: key.id.to_string(),
-            details: json!({}),
-        },
-    )
-    .await?;
+    append_audit(&tx, NewAuditRecord::data_key_added(key.id, &key.created_by, key.created_at)).await?;
     tx.commit().await?;
     Ok(())
 }

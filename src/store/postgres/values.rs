@@ -1,7 +1,6 @@
 //! The token-value mode of the database and the walk that converts stored values to it.
 
 use deadpool_postgres::Object;
-use serde_json::json;
 
 use super::rows::{account, get};
 use super::{append_audit, compare_and_set};
@@ -32,19 +31,7 @@ pub(super) async fn set_mode(conn: &mut Object, mode: TokenValueMode, actor: &st
         )
         .await?;
     tx.execute(&statement, &[&MODE, &mode.as_str()]).await?;
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at,
-            account_id: String::new(),
-            actor: actor.to_owned(),
-            action: "token_values.mode",
-            resource_type: "vault_settings",
-            resource_id: MODE.to_owned(),
-            details: json!({"mode": mode.as_str()}),
-        },
-    )
-    .await?;
+    append_audit(&tx, NewAuditRecord::token_value_mode_set(MODE, mode.as_str(), actor, at)).await?;
     tx.commit().await?;
     Ok(())
 }

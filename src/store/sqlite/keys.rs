@@ -1,7 +1,6 @@
 //! The key ring's data keys and the walk over sealed values that re-encryption makes.
 
 use rusqlite::{params, Connection};
-use serde_json::json;
 
 use super::sql::{self, account_col, time_col};
 use crate::domain::audit::NewAuditRecord;
@@ -27,18 +26,7 @@ pub(super) fn insert_data_key(conn: &Connection, key: &DataKeyRecord) -> StoreRe
         "INSERT INTO encryption_keys (id, wrapped_key, created_at, created_by) VALUES (?1, ?2, ?3, ?4)",
         params![key.id, key.wrapped, key.created_at.millis(), key.created_by],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at: key.created_at,
-            account_id: String::new(),
-            actor: key.created_by.clone(),
-            action: "encryption_key.add",
-            resource_type: "encryption_key",
-            resource_id: key.id.to_string(),
-            details: json!({}),
-        },
-    )
+    sql::audit(conn, &NewAuditRecord::data_key_added(key.id, &key.created_by, key.created_at))
 }
 
 pub(super) fn sealed_values(

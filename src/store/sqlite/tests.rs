@@ -209,9 +209,8 @@ async fn reads_give_up_when_no_connection_frees() {
 /// index) and no sort in a temporary B-tree, so an index cannot silently disappear.
 #[tokio::test]
 async fn every_list_query_searches_an_index() {
-    use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
-    use crate::domain::customer::CustomerFilter;
-    use crate::domain::customer_token::{CustomerTokenFilter, NewCustomerToken};
+    use crate::domain::card_token::CardToken;
+    use crate::domain::customer_token::NewCustomerToken;
     use crate::domain::token_event::{TokenEvent, TokenTypeValue};
     use crate::domain::PageRequest;
     use rusqlite::trace::{TraceEvent, TraceEventCodes};
@@ -249,51 +248,17 @@ async fn every_list_query_searches_an_index() {
         ]
     };
     for page in pages(token.id.to_string()) {
-        for (token_type, include_deleted) in [(None, true), (Some("sha1:email".to_owned()), false)] {
-            let filter = CustomerTokenFilter { token_type, include_deleted };
+        for filter in crate::store::conformance::customer_token_filters() {
             super::customers::list_tokens(&conn, &aid, "c1", &filter, &page).unwrap();
         }
     }
     for page in pages(customer.id.to_string()) {
-        let filters = [
-            CustomerFilter {
-                token: None,
-                email_prefix: None,
-                phone_number_prefix: None,
-                customer_type: None,
-                all_types: false,
-                include_deleted: false,
-            },
-            CustomerFilter {
-                token: Some(("sha1:email".into(), "v1".into())),
-                email_prefix: Some("ada".into()),
-                phone_number_prefix: Some("+47".into()),
-                customer_type: Some("customer".into()),
-                all_types: false,
-                include_deleted: true,
-            },
-        ];
-        for filter in filters {
+        for filter in crate::store::conformance::customer_filters() {
             super::customers::list_customers(&conn, &aid, &filter, &page).unwrap();
         }
     }
     for page in pages(card.card.id.clone()) {
-        let filters = [
-            CardTokenFilter { customer_id: None, relationship_id: None, statuses: vec![], include_deleted: false },
-            CardTokenFilter {
-                customer_id: Some("c1".into()),
-                relationship_id: None,
-                statuses: vec![CardTokenStatus::Active],
-                include_deleted: false,
-            },
-            CardTokenFilter {
-                customer_id: None,
-                relationship_id: Some("r1".into()),
-                statuses: vec![],
-                include_deleted: true,
-            },
-        ];
-        for filter in filters {
+        for filter in crate::store::conformance::card_token_filters() {
             super::card_tokens::list(&conn, &aid, &filter, &page).unwrap();
         }
     }

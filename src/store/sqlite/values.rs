@@ -1,7 +1,6 @@
 //! The token-value mode of the database and the walk that converts stored values to it.
 
 use rusqlite::{params, Connection};
-use serde_json::json;
 
 use super::sql::{self, account_col};
 use crate::domain::audit::NewAuditRecord;
@@ -26,18 +25,7 @@ pub(super) fn set_mode(conn: &Connection, mode: TokenValueMode, actor: &str, at:
         "INSERT INTO vault_settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         params![MODE, mode.as_str()],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: String::new(),
-            actor: actor.to_owned(),
-            action: "token_values.mode",
-            resource_type: "vault_settings",
-            resource_id: MODE.to_owned(),
-            details: json!({"mode": mode.as_str()}),
-        },
-    )
+    sql::audit(conn, &NewAuditRecord::token_value_mode_set(MODE, mode.as_str(), actor, at))
 }
 
 pub(super) fn values(

@@ -14,8 +14,6 @@
 //! (A sort of one row — the customer found through the unique live type+value index — passes.)
 
 use super::*;
-use crate::domain::customer::CustomerFilter;
-use crate::domain::customer_token::CustomerTokenFilter;
 
 /// Nodes of an `EXPLAIN (FORMAT JSON)` plan that make it fail, described.
 fn plan_offences(node: &Value, out: &mut Vec<String>) {
@@ -135,51 +133,17 @@ async fn every_list_query_searches_an_index() {
         conn.query(prepared, &[]).await.unwrap().iter().map(|row| row.get::<_, String>(0)).collect();
     let pages = |cursor: String| [page(10, None), page(10, Some(cursor))];
     for request in pages(token.id.to_string()) {
-        for (token_type, include_deleted) in [(None, true), (Some("sha1:email".to_owned()), false)] {
-            let filter = CustomerTokenFilter { token_type, include_deleted };
+        for filter in crate::store::conformance::customer_token_filters() {
             customers::list_customer_tokens(&mut conn, &aid, "c1", &filter, &request).await.unwrap();
         }
     }
     for request in pages(customer.id.to_string()) {
-        let filters = [
-            CustomerFilter {
-                token: None,
-                email_prefix: None,
-                phone_number_prefix: None,
-                customer_type: None,
-                all_types: false,
-                include_deleted: false,
-            },
-            CustomerFilter {
-                token: Some(("sha1:email".into(), "v1".into())),
-                email_prefix: Some("ada".into()),
-                phone_number_prefix: Some("+47".into()),
-                customer_type: Some("customer".into()),
-                all_types: false,
-                include_deleted: true,
-            },
-        ];
-        for filter in filters {
+        for filter in crate::store::conformance::customer_filters() {
             customers::list_customers(&mut conn, &aid, &filter, &request).await.unwrap();
         }
     }
     for request in pages(card.card.id.clone()) {
-        let filters = [
-            CardTokenFilter { customer_id: None, relationship_id: None, statuses: vec![], include_deleted: false },
-            CardTokenFilter {
-                customer_id: Some("c1".into()),
-                relationship_id: None,
-                statuses: vec![CardTokenStatus::Active],
-                include_deleted: false,
-            },
-            CardTokenFilter {
-                customer_id: None,
-                relationship_id: Some("r1".into()),
-                statuses: vec![],
-                include_deleted: true,
-            },
-        ];
-        for filter in filters {
+        for filter in crate::store::conformance::card_token_filters() {
             cards::list_card_tokens(&mut conn, &aid, &filter, &request).await.unwrap();
         }
     }
