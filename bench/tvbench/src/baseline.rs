@@ -12,12 +12,23 @@ pub struct Baseline {
     pub elapsed: Duration,
     pub p50_us: u64,
     pub p99_us: u64,
+    /// Bytes this process sent towards the disk meanwhile (`/proc/self/io`), if readable.
+    pub write_bytes: Option<u64>,
 }
 
 impl Baseline {
     pub fn rate(&self) -> f64 {
         self.transactions as f64 / self.elapsed.as_secs_f64()
     }
+
+    pub fn kib_per_transaction(&self) -> Option<f64> {
+        Some(self.write_bytes? as f64 / 1024.0 / self.transactions.max(1) as f64)
+    }
+}
+
+fn own_write_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    text.lines().find_map(|l| l.strip_prefix("write_bytes:"))?.trim().parse().ok()
 }
 
 pub fn run(dir: &Path, duration: Duration) -> Result<Baseline, String> {
@@ -42,6 +53,7 @@ pub fn run(dir: &Path, duration: Duration) -> Result<Baseline, String> {
     )
     .map_err(e)?;
     let mut latencies = Vec::new();
+    let written_before = own_write_bytes();
     let start = Instant::now();
     let mut n: u64 = 0;
     while start.elapsed() < duration {
@@ -67,6 +79,7 @@ pub fn run(dir: &Path, duration: Duration) -> Result<Baseline, String> {
     }
     let elapsed = start.elapsed();
     drop(conn);
+    let write_bytes = own_write_bytes().zip(written_before).map(|(after, before)| after.saturating_sub(before));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -77,5 +90,5 @@ pub fn run(dir: &Path, duration: Duration) -> Result<Baseline, String> {
             .copied()
             .unwrap_or(0)
     };
-    Ok(Baseline { transactions: n, elapsed, p50_us: at(0.5), p99_us: at(0.99) })
+    Ok(Baseline { transactions: n, elapsed, p50_us: at(0.5), p99_us: at(0.99), write_bytes })
 }

@@ -166,6 +166,8 @@ impl Workload {
 pub struct Outcome {
     pub histogram: Histogram<u64>,
     pub requests: u64,
+    /// Responses over warm-up and the measured window alike (what the disk counters span).
+    pub answered: u64,
     pub unexpected: u64,
     pub connection_errors: u64,
     pub examples: Vec<String>,
@@ -178,6 +180,7 @@ pub struct Outcome {
 struct WorkerOut {
     histogram: Histogram<u64>,
     requests: u64,
+    answered: u64,
     unexpected: u64,
     connection_errors: u64,
     examples: Vec<String>,
@@ -229,6 +232,7 @@ async fn worker(
     let mut out = WorkerOut {
         histogram: histogram(),
         requests: 0,
+        answered: 0,
         unexpected: 0,
         connection_errors: 0,
         examples: Vec::new(),
@@ -270,6 +274,7 @@ async fn worker(
         let measured = t0 >= warm_until;
         match result {
             Ok((status, body)) => {
+                out.answered += 1;
                 if status == planned.expect {
                     workload.completed(&data, &planned);
                 }
@@ -335,6 +340,7 @@ pub async fn run(
     let mut outcome = Outcome {
         histogram: histogram(),
         requests: 0,
+        answered: 0,
         unexpected: 0,
         connection_errors: 0,
         examples: Vec::new(),
@@ -346,6 +352,7 @@ pub async fn run(
         let out = task.await.expect("a load worker panicked");
         outcome.histogram.add(&out.histogram).expect("histograms of one shape");
         outcome.requests += out.requests;
+        outcome.answered += out.answered;
         outcome.unexpected += out.unexpected;
         outcome.connection_errors += out.connection_errors;
         outcome.exhausted |= out.exhausted;

@@ -378,10 +378,11 @@ fn bench_store_inner(
     // Target 2's yardstick, measured right here (same disk, same minute), the server idle.
     let baseline = baseline::run(&tv.work, Duration::from_secs_f64(args.baseline_seconds))?;
     eprintln!(
-        "  fsync baseline (one transaction per row): {:.0}/s (p50 {} µs, p99 {} µs)",
+        "  fsync baseline (one transaction per row): {:.0}/s (p50 {} µs, p99 {} µs, {:.1} KiB written each)",
         baseline.rate(),
         baseline.p50_us,
-        baseline.p99_us
+        baseline.p99_us,
+        baseline.kib_per_transaction().unwrap_or(f64::NAN)
     );
 
     let mut records = Vec::new();
@@ -397,6 +398,7 @@ fn bench_store_inner(
         for &connections in &args.connections {
             let t = if workload == Workload::Health { &health_target } else { &target };
             let watch = server::RssWatch::start(server.pid());
+            let disk = server::DiskWrites::start(server.pid(), store.pg_database.is_some());
             let outcome = runtime.block_on(load::run(
                 Arc::clone(t),
                 Arc::clone(&data),
@@ -406,9 +408,10 @@ fn bench_store_inner(
                 Duration::from_secs_f64(args.duration),
             ));
             let rss = watch.finish();
-            let record = Record::new(store.backend, size, scenario, connections, &outcome, rss);
+            let mut record = Record::new(store.backend, size, scenario, connections, &outcome, rss);
+            record.disk_write_bytes = disk.finish();
             eprintln!(
-                "  {:<22} {:>3} conns: {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  rss {:>6.1} MiB{}",
+                "  {:<22} {:>3} conns: {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  p99.9 {:>7.2} ms  rss {:>6.1} MiB  disk {:>6.1} KiB/req{}",
                 scenario,
                 connections,
                 record.rps,
@@ -416,6 +419,7 @@ fn bench_store_inner(
                 record.p99_us as f64 / 1000.0,
                 record.p999_us as f64 / 1000.0,
                 rss as f64 / 1024.0,
+                record.disk_kib_per_request().unwrap_or(f64::NAN),
                 if record.failed() { format!("  FAILED {:?}", record.examples) } else { String::new() }
             );
             records.push(record);
@@ -435,6 +439,7 @@ fn bench_store_inner(
         fsync_baseline_per_s: baseline.rate(),
         fsync_baseline_p50_us: baseline.p50_us,
         fsync_baseline_p99_us: baseline.p99_us,
+        fsync_baseline_kib_per_tx: baseline.kib_per_transaction(),
     };
     Ok((run, records))
 }

@@ -79,6 +79,9 @@ pub struct StoreRun {
     pub fsync_baseline_per_s: f64,
     pub fsync_baseline_p50_us: u64,
     pub fsync_baseline_p99_us: u64,
+    /// KiB the baseline wrote per transaction.
+    #[serde(default)]
+    pub fsync_baseline_kib_per_tx: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -96,6 +99,12 @@ pub struct Record {
     /// (quantile, microseconds)
     pub spectrum: Vec<(f64, u64)>,
     pub peak_rss_kib: u64,
+    /// Bytes the store wrote towards the disk during the row (see `server::DiskWrites`).
+    #[serde(default)]
+    pub disk_write_bytes: Option<u64>,
+    /// Responses over warm-up and recorded window, the span of `disk_write_bytes`.
+    #[serde(default)]
+    pub answered: u64,
     pub unexpected: u64,
     pub connection_errors: u64,
     pub exhausted: bool,
@@ -118,11 +127,18 @@ impl Record {
             max_us: h.max(),
             spectrum: QUANTILES.iter().map(|&q| (q, h.value_at_quantile(q))).collect(),
             peak_rss_kib: rss_kib,
+            disk_write_bytes: None,
+            answered: o.answered,
             unexpected: o.unexpected,
             connection_errors: o.connection_errors,
             exhausted: o.exhausted,
             examples: o.examples.clone(),
         }
+    }
+
+    /// Disk writes per response, in KiB.
+    pub fn disk_kib_per_request(&self) -> Option<f64> {
+        Some(self.disk_write_bytes? as f64 / 1024.0 / self.answered.max(1) as f64)
     }
 
     pub fn failed(&self) -> bool {
@@ -244,7 +260,13 @@ pub fn markdown(r: &Results) -> String {
         let store = r.stores.iter().find(|s| s.backend == *b && s.size == list_size);
         if let (Some(create), Some(store)) = (r.find(b, list_size, "create", 64), store) {
             let ratio = create.rps / store.fsync_baseline_per_s;
-            let _ = writeln!(md, "| {b} | 2. durable creates @64 ≥ 8× one-fsync-per-request | {ratio:.1}× ({:.0}/s vs {:.0}/s){at} | {} |", create.rps, store.fsync_baseline_per_s, verdict(ratio >= 8.0));
+            let disk = match (create.disk_kib_per_request(), store.fsync_baseline_kib_per_tx) {
+                (Some(create), Some(base)) => {
+                    format!("; disk writes {create:.1} KiB per create, {base:.1} per baseline transaction")
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(md, "| {b} | 2. durable creates @64 ≥ 8× one-fsync-per-request | {ratio:.1}× ({:.0}/s vs {:.0}/s){at}{disk} | {} |", create.rps, store.fsync_baseline_per_s, verdict(ratio >= 8.0));
         }
         let smallest = sizes[0];
         if sizes.len() > 1 {
@@ -302,9 +324,10 @@ pub fn markdown(r: &Results) -> String {
     for s in &r.stores {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.1} MiB | {:.1} s | {:.1} s | {:.0} rows/s | {:.0} ms | {:.0} ms | {:.0}/s (p50 {} ms, p99 {} ms) |",
+            "| {} | {} | {} | {} | {:.1} MiB | {:.1} s | {:.1} s | {:.0} rows/s | {:.0} ms | {:.0} ms | {:.0}/s (p50 {} ms, p99 {} ms{}) |",
             s.backend, size_name(s.size), size_name(s.size), s.customers, s.store_bytes as f64 / 1048576.0, s.seed_s, s.import_s, s.import_rows_per_s, s.fresh_start_ms, s.start_to_healthy_ms,
-            s.fsync_baseline_per_s, ms(s.fsync_baseline_p50_us), ms(s.fsync_baseline_p99_us)
+            s.fsync_baseline_per_s, ms(s.fsync_baseline_p50_us), ms(s.fsync_baseline_p99_us),
+            s.fsync_baseline_kib_per_tx.map(|k| format!(", {k:.1} KiB written per transaction")).unwrap_or_default()
         );
     }
     md.push('\n');
@@ -314,9 +337,9 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(md, "## {}, {} tokens\n", s.backend, size_name(s.size));
         let _ = writeln!(
             md,
-            "| scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | × floor | status |"
+            "| scenario | conns | req/s | p50 ms | p99 ms | p99.9 ms | max ms | peak RSS MiB | disk KiB/req | × floor | status |"
         );
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         for rec in r.records.iter().filter(|x| x.backend == s.backend && x.size == s.size) {
             let floor = r.find(&s.backend, s.size, "health", rec.connections).map(|f| rec.rps / f.rps);
             let status = if rec.failed() {
@@ -328,7 +351,7 @@ pub fn markdown(r: &Results) -> String {
             };
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.1} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.1} | {} | {} | {} |",
                 rec.scenario,
                 rec.connections,
                 rec.rps,
@@ -337,6 +360,7 @@ pub fn markdown(r: &Results) -> String {
                 ms(rec.p999_us),
                 ms(rec.max_us),
                 rec.peak_rss_kib as f64 / 1024.0,
+                rec.disk_kib_per_request().map(|k| format!("{k:.1}")).unwrap_or_else(|| "—".into()),
                 floor.map(|f| format!("{f:.3}")).unwrap_or_else(|| "—".into()),
                 status
             );

@@ -204,6 +204,52 @@ impl RssWatch {
     }
 }
 
+/// Bytes a store sent towards the disk over a window, to show what a request costs the disk
+/// (target 2 is a ratio to the disk's fsync rate, and creates at 1M are limited by how many pages
+/// each one makes dirty). SQLite: the server's own `write_bytes` (`/proc/<pid>/io`: pages it made
+/// dirty, WAL and checkpoint copies alike). PostgreSQL: WAL bytes (`pg_stat_wal`) plus buffers its
+/// processes wrote (`pg_stat_bgwriter`) in the window; a checkpoint may write more later.
+pub struct DiskWrites {
+    pid: Option<u32>,
+    start: Option<u64>,
+}
+
+impl DiskWrites {
+    pub fn start(pid: u32, postgres: bool) -> Self {
+        let pid = (!postgres).then_some(pid);
+        Self { pid, start: disk_write_bytes(pid) }
+    }
+
+    /// Bytes written since `start`, if the counters could be read.
+    pub fn finish(self) -> Option<u64> {
+        Some(disk_write_bytes(self.pid)?.saturating_sub(self.start?))
+    }
+}
+
+fn disk_write_bytes(pid: Option<u32>) -> Option<u64> {
+    match pid {
+        Some(pid) => {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+            text.lines().find_map(|l| l.strip_prefix("write_bytes:"))?.trim().parse().ok()
+        }
+        None => psql_value(
+            "SELECT (SELECT wal_bytes FROM pg_stat_wal)::bigint + (SELECT (buffers_checkpoint + buffers_clean \
+             + buffers_backend) * current_setting('block_size')::bigint FROM pg_stat_bgwriter)",
+        )?
+        .parse()
+        .ok(),
+    }
+}
+
+/// One value from the local PostgreSQL, as text.
+pub fn psql_value(sql: &str) -> Option<String> {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-At", "-c", sql])
+        .output()
+        .ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 /// `POST /v1/accounts/{aid}/auth/token` with client credentials; returns the bearer token.
 pub fn access_token(addr: SocketAddr, account: &str, id: &str, secret: &str) -> Result<String, String> {
     let body =
