@@ -1,7 +1,13 @@
 use serde::Serialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
-use super::Timestamp;
+use super::card_token::{CardToken, CardTokenStatus, DeleteRequestor};
+use super::customer::{Customer, NewCustomer};
+use super::customer_token::{CustomerToken, NewCustomerToken};
+use super::token_event::{TokenEvent, TokenTypeValue};
+use super::webhook::HookSubscription;
+use super::{AccountId, Timestamp};
 
 /// One append-only record of a change: who did what to which resource, and why. It never holds
 /// secret values (no card `token`, no client secret).
@@ -17,7 +23,9 @@ pub struct AuditRecord {
     pub details: Value,
 }
 
-/// An audit record about to be appended; the store assigns `seq`.
+/// An audit record about to be appended; the store assigns `seq`. Stores build them only with the
+/// constructors below, so every backend writes the same trail for the same change (an export from
+/// one store imported into another reads alike).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAuditRecord {
     pub at: Timestamp,
@@ -50,5 +58,257 @@ impl NewAuditRecord {
         details: Value,
     ) -> Self {
         Self { at, account_id: String::new(), actor: actor.to_owned(), action, resource_type, resource_id, details }
+    }
+}
+
+/// Changes inside one account. Each constructor is the one definition of its action's details:
+/// identifiers, types, statuses and counts, never a secret value (no customer token `value`, no
+/// card `token`, no webhook URL or secret).
+impl NewAuditRecord {
+    /// A customer was created.
+    pub fn customer_created(account: &AccountId, customer: &NewCustomer) -> Self {
+        Self::in_account(
+            account,
+            &customer.created_by,
+            customer.created_at,
+            "customer.create",
+            "customer",
+            customer.id.to_string(),
+            json!({"customer_id": customer.customer_id, "type": customer.customer_type}),
+        )
+    }
+
+    /// A customer was deleted; `deleted_tokens` are the ids of the live tokens deleted with it
+    /// (`delete_tokens`), in creation order, else empty.
+    pub fn customer_deleted(
+        account: &AccountId,
+        customer: &Customer,
+        deleted_tokens: &[String],
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "customer.delete",
+            "customer",
+            customer.id.to_string(),
+            json!({"customer_id": customer.customer_id, "deleted_tokens": deleted_tokens}),
+        )
+    }
+
+    /// A customer token was created. `delete_token_events` is the request's flag;
+    /// `events_deleted` how many token events of the token's type/value it removed (0 without the
+    /// flag or when none were recorded).
+    pub fn customer_token_created(
+        account: &AccountId,
+        customer_id: &str,
+        token: &NewCustomerToken,
+        delete_token_events: bool,
+        events_deleted: u64,
+    ) -> Self {
+        Self::in_account(
+            account,
+            &token.created_by,
+            token.created_at,
+            "customer_token.create",
+            "customer_token",
+            token.id.to_string(),
+            json!({
+                "customer_id": customer_id,
+                "token_id": token.token_id,
+                "type": token.token_type,
+                "delete_token_events": delete_token_events,
+                "events_deleted": events_deleted,
+            }),
+        )
+    }
+
+    /// A live customer token was deleted (a repeated delete changes nothing and records nothing).
+    pub fn customer_token_deleted(
+        account: &AccountId,
+        customer_id: &str,
+        token: &CustomerToken,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "customer_token.delete",
+            "customer_token",
+            token.id.to_string(),
+            json!({"customer_id": customer_id, "token_id": token.token_id, "type": token.token_type}),
+        )
+    }
+
+    /// A token event was recorded for a type/value; the resource is its token event entry.
+    pub fn token_event_recorded(
+        account: &AccountId,
+        entry_id: &str,
+        token: &TokenTypeValue,
+        event: &TokenEvent,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "token_event.record",
+            "token_event",
+            entry_id.to_owned(),
+            json!({"type": token.token_type, "event": event.event, "status": event.status}),
+        )
+    }
+
+    /// The token events of a type/value were cleared: `events_deleted` of them went, and
+    /// `delete_event`, when given, was recorded in their place (else the entry went too).
+    pub fn token_events_cleared(
+        account: &AccountId,
+        entry_id: &str,
+        token: &TokenTypeValue,
+        delete_event: Option<&TokenEvent>,
+        events_deleted: u64,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "token_events.clear",
+            "token_event",
+            entry_id.to_owned(),
+            json!({
+                "type": token.token_type,
+                "events_deleted": events_deleted,
+                "delete_event": delete_event.map(|e| json!({"event": e.event, "status": e.status})),
+            }),
+        )
+    }
+
+    /// A card token was created through the API.
+    pub fn card_token_created(card: &CardToken) -> Self {
+        Self::card_token_added(card, "card_token.create")
+    }
+
+    /// A card token was imported (`tokenvault card-tokens import`); one already present is not.
+    pub fn card_token_imported(card: &CardToken) -> Self {
+        Self::card_token_added(card, "card_token.import")
+    }
+
+    fn card_token_added(card: &CardToken, action: &'static str) -> Self {
+        Self::in_account(
+            &card.account_id,
+            &card.created_by,
+            card.created_at,
+            action,
+            "card_token",
+            card.id.clone(),
+            json!({"status": card.status.as_str()}),
+        )
+    }
+
+    /// A card token's status changed (setting the current status again records nothing).
+    pub fn card_token_status_changed(
+        account: &AccountId,
+        id: &str,
+        from: CardTokenStatus,
+        to: CardTokenStatus,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "card_token.status",
+            "card_token",
+            id.to_owned(),
+            json!({"from": from.as_str(), "to": to.as_str()}),
+        )
+    }
+
+    /// A card token was deleted, with the caller's `reason` and `requestor`.
+    pub fn card_token_deleted(
+        account: &AccountId,
+        id: &str,
+        reason: Option<&str>,
+        requestor: DeleteRequestor,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "card_token.delete",
+            "card_token",
+            id.to_owned(),
+            json!({"reason": reason, "requestor": requestor.as_str()}),
+        )
+    }
+
+    /// A webhook subscription was created. Only its events: the URL may carry the receiver's
+    /// credentials.
+    pub fn hook_subscription_created(subscription: &HookSubscription) -> Self {
+        Self::in_account(
+            &subscription.account_id,
+            &subscription.created_by,
+            subscription.created_at,
+            "hook_subscription.create",
+            "hook_subscription",
+            subscription.id.to_string(),
+            json!({"events": subscription.events}),
+        )
+    }
+
+    /// A webhook subscription was deleted, dropping `dropped_deliveries` deliveries it still owed.
+    pub fn hook_subscription_deleted(
+        account: &AccountId,
+        id: Uuid,
+        dropped_deliveries: u64,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "hook_subscription.delete",
+            "hook_subscription",
+            id.to_string(),
+            json!({"dropped_deliveries": dropped_deliveries}),
+        )
+    }
+
+    /// A sandbox account was reset; `counts` are the rows removed per kind (the store's
+    /// `ResetCounts`).
+    pub fn sandbox_reset(account: &AccountId, counts: &impl Serialize, actor: &str, at: Timestamp) -> Self {
+        let details = serde_json::to_value(counts).unwrap_or_default();
+        Self::in_account(account, actor, at, "sandbox.reset", "account", account.as_str().to_owned(), details)
+    }
+
+    fn in_account(
+        account: &AccountId,
+        actor: &str,
+        at: Timestamp,
+        action: &'static str,
+        resource_type: &'static str,
+        resource_id: String,
+        details: Value,
+    ) -> Self {
+        Self {
+            at,
+            account_id: account.as_str().to_owned(),
+            actor: actor.to_owned(),
+            action,
+            resource_type,
+            resource_id,
+            details,
+        }
     }
 }

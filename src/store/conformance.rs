@@ -96,6 +96,7 @@ macro_rules! conformance_suite {
             card_tokens_import_is_idempotent,
             card_token_delete_and_status,
             audit_trail,
+            audit_record_details,
             hook_subscriptions_crud,
             webhook_events_are_enqueued_with_card_token_changes,
             webhook_claims_lease_deliveries,
@@ -982,6 +983,256 @@ pub async fn audit_trail(store: Arc<dyn Store>) {
     let after = store.list_audit(None, everything[2].seq, 2).await.unwrap();
     assert_eq!(after.iter().map(|r| r.seq).collect::<Vec<_>>(), [everything[3].seq, everything[4].seq]);
     assert_eq!(store.list_audit(Some(&b()), everything[6].seq, 10).await.unwrap(), []);
+}
+
+/// Every kind of audit record with its exact details: the same script gives the same trail on
+/// every backend, so an export from one store imported into another reads alike.
+pub async fn audit_record_details(store: Arc<dyn Store>) {
+    let email_value = "ada-secret-email-digest";
+    let email = tv("sha1:email", email_value);
+    let c1 = customer(&store, &a(), json!({"customer_id": "c1", "email": "ada@example.com"})).await;
+    let seen = event("seen", Some("PENDING"), 1100);
+    let entry = store.token_detail(&a(), &email, Some(&seen), "client", t(1100)).await.unwrap();
+    store.token_detail(&a(), &email, Some(&event("again", None, 1200)), "client", t(1200)).await.unwrap();
+    // Both events go with the create that asks for it; creates without them clear nothing.
+    let new_t1 = new_token("t1", "sha1:email", email_value);
+    let t1 = store.create_customer_token(&a(), "c1", &new_t1, true).await.unwrap();
+    let t2 = token(&store, &a(), "c1", "t2", "sha1:phone", "phone-secret-digest").await;
+    let new_t3 = new_token("t3", "payex:card", "card-reference-secret");
+    let t3 = store.create_customer_token(&a(), "c1", &new_t3, true).await.unwrap();
+    store.delete_customer_token(&a(), "c1", "t1", "admin", t(2000)).await.unwrap();
+    store.delete_customer_token(&a(), "c1", "t1", "admin", t(2100)).await.unwrap(); // unchanged: no record
+    store.delete_customer(&a(), "c1", true, "admin", t(3000)).await.unwrap();
+
+    let card_secret = "psp-card-secret-4711";
+    store
+        .create_card_token(&card(&a(), json!({"id": "ct-1", "token": card_secret})), Some(&sealed("fp1")))
+        .await
+        .unwrap();
+    let imported = card(&a(), json!({"id": "ct-2"}));
+    store.import_card_tokens(&[(imported.clone(), None), (imported, None)]).await.unwrap();
+    store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Suspended, "admin", t(4000)).await.unwrap();
+    store.set_card_token_status(&a(), "ct-1", CardTokenStatus::Suspended, "admin", t(4100)).await.unwrap(); // no-op
+    let deletion = CardTokenDeletion {
+        at: t(5000),
+        actor: "merchant-app".into(),
+        reason: Some("lost".into()),
+        requestor: DeleteRequestor::Cardholder,
+    };
+    store.delete_card_token(&a(), "ct-1", &deletion).await.unwrap();
+    let deletion = CardTokenDeletion { at: t(5100), reason: None, requestor: DeleteRequestor::Merchant, ..deletion };
+    store.delete_card_token(&a(), "ct-2", &deletion).await.unwrap();
+
+    let phone = tv("sha1:phone", "opted-out-secret");
+    let opt_in = event("opt in", None, 6000);
+    let entry2 = store.token_detail(&a(), &phone, Some(&opt_in), "client", t(6000)).await.unwrap();
+    store.token_detail(&a(), &phone, Some(&event("opt out", Some("OPT_OUT"), 6050)), "client", t(6050)).await.unwrap();
+    let gone = TokenEvent { status: Some("DELETED".into()), ..event("customer left", None, 6100) };
+    store.clear_token_events(&a(), &phone, Some(&gone), "admin", t(6100)).await.unwrap();
+    store.clear_token_events(&a(), &phone, None, "admin", t(6200)).await.unwrap();
+    store.clear_token_events(&a(), &phone, None, "admin", t(6300)).await.unwrap(); // nothing left: no record
+    let kept = tv("sha1:other", "kept-secret");
+    let entry3 = store.token_detail(&a(), &kept, Some(&event("kept", None, 6400)), "client", t(6400)).await.unwrap();
+
+    let hook_secret = "receiver-password";
+    let listening = subscription(&a(), &[CARD_TOKEN_ADD], "https://hooks.example/kept");
+    store.create_hook_subscription(&listening, b"sealed-kept").await.unwrap();
+    let url = format!("https://user:{hook_secret}@hooks.example/gone?key={hook_secret}");
+    let dropped = subscription(&a(), &[CARD_TOKEN_ADD, CARD_TOKEN_DELETE], &url);
+    store.create_hook_subscription(&dropped, hook_secret.as_bytes()).await.unwrap();
+    store.create_card_token(&card(&a(), json!({"id": "ct-3"})), None).await.unwrap();
+    store.delete_hook_subscription(&a(), dropped.id, "admin", t(7000)).await.unwrap();
+    store.reset_account(&a(), "admin", t(8000)).await.unwrap();
+
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let trail: Vec<_> = records
+        .iter()
+        .map(|r| {
+            (r.action.as_str(), r.resource_type.as_str(), r.resource_id.as_str(), r.actor.as_str(), r.at, &r.details)
+        })
+        .collect();
+    let ids =
+        [c1.id, t1.id, t2.id, t3.id, entry.id, entry2.id, entry3.id, listening.id, dropped.id].map(|id| id.to_string());
+    let [c1_id, t1_id, t2_id, t3_id, entry, entry2, entry3, listening_id, dropped_id] =
+        ids.each_ref().map(String::as_str);
+    let expected = [
+        ("customer.create", "customer", c1_id, "client", t(1000), json!({"customer_id": "c1", "type": "customer"})),
+        (
+            "token_event.record",
+            "token_event",
+            entry,
+            "client",
+            t(1100),
+            json!({"type": "sha1:email", "event": "seen", "status": "PENDING"}),
+        ),
+        (
+            "token_event.record",
+            "token_event",
+            entry,
+            "client",
+            t(1200),
+            json!({"type": "sha1:email", "event": "again", "status": null}),
+        ),
+        (
+            "customer_token.create",
+            "customer_token",
+            t1_id,
+            "client",
+            t(1000),
+            json!({
+                "customer_id": "c1", "token_id": "t1", "type": "sha1:email",
+                "delete_token_events": true, "events_deleted": 2,
+            }),
+        ),
+        (
+            "customer_token.create",
+            "customer_token",
+            t2_id,
+            "client",
+            t(1000),
+            json!({
+                "customer_id": "c1", "token_id": "t2", "type": "sha1:phone",
+                "delete_token_events": false, "events_deleted": 0,
+            }),
+        ),
+        (
+            "customer_token.create",
+            "customer_token",
+            t3_id,
+            "client",
+            t(1000),
+            json!({
+                "customer_id": "c1", "token_id": "t3", "type": "payex:card",
+                "delete_token_events": true, "events_deleted": 0,
+            }),
+        ),
+        (
+            "customer_token.delete",
+            "customer_token",
+            t1_id,
+            "admin",
+            t(2000),
+            json!({"customer_id": "c1", "token_id": "t1", "type": "sha1:email"}),
+        ),
+        (
+            "customer.delete",
+            "customer",
+            c1_id,
+            "admin",
+            t(3000),
+            json!({"customer_id": "c1", "deleted_tokens": [t2_id, t3_id]}),
+        ),
+        ("card_token.create", "card_token", "ct-1", "client", t(1000), json!({"status": "ACTIVE"})),
+        ("card_token.import", "card_token", "ct-2", "client", t(1000), json!({"status": "ACTIVE"})),
+        ("card_token.status", "card_token", "ct-1", "admin", t(4000), json!({"from": "ACTIVE", "to": "SUSPENDED"})),
+        (
+            "card_token.delete",
+            "card_token",
+            "ct-1",
+            "merchant-app",
+            t(5000),
+            json!({"reason": "lost", "requestor": "CARDHOLDER"}),
+        ),
+        (
+            "card_token.delete",
+            "card_token",
+            "ct-2",
+            "merchant-app",
+            t(5100),
+            json!({"reason": null, "requestor": "MERCHANT"}),
+        ),
+        (
+            "token_event.record",
+            "token_event",
+            entry2,
+            "client",
+            t(6000),
+            json!({"type": "sha1:phone", "event": "opt in", "status": null}),
+        ),
+        (
+            "token_event.record",
+            "token_event",
+            entry2,
+            "client",
+            t(6050),
+            json!({"type": "sha1:phone", "event": "opt out", "status": "OPT_OUT"}),
+        ),
+        (
+            "token_events.clear",
+            "token_event",
+            entry2,
+            "admin",
+            t(6100),
+            json!({"type": "sha1:phone", "events_deleted": 2, "delete_event": {"event": "customer left", "status": "DELETED"}}),
+        ),
+        (
+            "token_events.clear",
+            "token_event",
+            entry2,
+            "admin",
+            t(6200),
+            json!({"type": "sha1:phone", "events_deleted": 1, "delete_event": null}),
+        ),
+        (
+            "token_event.record",
+            "token_event",
+            entry3,
+            "client",
+            t(6400),
+            json!({"type": "sha1:other", "event": "kept", "status": null}),
+        ),
+        (
+            "hook_subscription.create",
+            "hook_subscription",
+            listening_id,
+            "client",
+            t(1000),
+            json!({"events": ["checkout_token_add"]}),
+        ),
+        (
+            "hook_subscription.create",
+            "hook_subscription",
+            dropped_id,
+            "client",
+            t(1000),
+            json!({"events": ["checkout_token_add", "checkout_token_delete"]}),
+        ),
+        ("card_token.create", "card_token", "ct-3", "client", t(1000), json!({"status": "ACTIVE"})),
+        (
+            "hook_subscription.delete",
+            "hook_subscription",
+            dropped_id,
+            "admin",
+            t(7000),
+            json!({"dropped_deliveries": 1}),
+        ),
+        (
+            "sandbox.reset",
+            "account",
+            "T00000001",
+            "admin",
+            t(8000),
+            json!({
+                "customers": 1, "customer_tokens": 3, "token_events": 1, "card_tokens": 3,
+                "hook_subscriptions": 1, "webhook_deliveries": 1,
+            }),
+        ),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(action, kind, id, actor, at, details)| (*action, *kind, *id, *actor, *at, details))
+        .collect();
+    assert_eq!(trail, expected);
+    assert!(records.iter().all(|r| r.account_id == "T00000001"));
+    for record in &records {
+        let details = record.details.to_string();
+        for secret in [email_value, "phone-secret-digest", "card-reference-secret", "opted-out-secret", "kept-secret"] {
+            assert!(!details.contains(secret), "customer token value in {details}");
+        }
+        for secret in [card_secret, hook_secret, "hooks.example", "sealed-kept", "ada@example.com"] {
+            assert!(!details.contains(secret), "secret in {details}");
+        }
+    }
 }
 
 // ---- webhooks -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Object};
-use serde_json::json;
 
 use super::rows::{self, CARD_COLUMNS};
 use super::{append_audit, end_snapshot, lock_list, overfetch, snapshot, webhooks, ListQuery};
@@ -60,18 +59,6 @@ async fn insert(
     row.as_ref().map(rows::card_token).transpose()
 }
 
-fn created_audit(card: &CardToken, action: &'static str) -> NewAuditRecord {
-    NewAuditRecord {
-        at: card.created_at,
-        account_id: card.account_id.to_string(),
-        actor: card.created_by.clone(),
-        action,
-        resource_type: "card_token",
-        resource_id: card.id.clone(),
-        details: json!({"status": card.status.as_str()}),
-    }
-}
-
 pub(super) async fn create_card_token(
     conn: &mut Object,
     card: &CardToken,
@@ -83,7 +70,7 @@ pub(super) async fn create_card_token(
     let Some(created) = insert(&tx, card, sealed).await? else {
         return Err(clash(&tx, card, sealed).await?);
     };
-    append_audit(&tx, created_audit(card, "card_token.create")).await?;
+    append_audit(&tx, NewAuditRecord::card_token_created(card)).await?;
     webhooks::announce(&tx, CARD_TOKEN_ADD, &created.card).await?;
     tx.commit().await?;
     Ok(created)
@@ -127,7 +114,7 @@ pub(super) async fn import_card_tokens(
     let mut listeners: HashMap<&str, Vec<webhooks::Listener>> = HashMap::new();
     for (card, sealed) in batch {
         if let Some(imported) = insert(&tx, card, sealed.as_ref()).await? {
-            append_audit(&tx, created_audit(card, "card_token.import")).await?;
+            append_audit(&tx, NewAuditRecord::card_token_imported(card)).await?;
             let account = card.account_id.as_str();
             if !listeners.contains_key(account) {
                 listeners.insert(account, webhooks::listeners(&tx, &card.account_id).await?);
@@ -230,19 +217,15 @@ pub(super) async fn delete_card_token(
     let statement = tx.prepare_cached(&sql).await?;
     let row = tx.query_one(&statement, &[&account.as_str(), &id, &deletion.at.millis(), &deletion.actor]).await?;
     let deleted = rows::card_token(&row)?;
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at: deletion.at,
-            account_id: account.to_string(),
-            actor: deletion.actor.clone(),
-            action: "card_token.delete",
-            resource_type: "card_token",
-            resource_id: id.to_owned(),
-            details: json!({"reason": deletion.reason, "requestor": deletion.requestor.as_str()}),
-        },
-    )
-    .await?;
+    let record = NewAuditRecord::card_token_deleted(
+        account,
+        id,
+        deletion.reason.as_deref(),
+        deletion.requestor,
+        &deletion.actor,
+        deletion.at,
+    );
+    append_audit(&tx, record).await?;
     webhooks::announce(&tx, CARD_TOKEN_DELETE, &deleted.card).await?;
     tx.commit().await?;
     Ok(deleted)
@@ -276,19 +259,7 @@ pub(super) async fn set_card_token_status(
     let statement = tx.prepare_cached(&sql).await?;
     let row = tx.query_one(&statement, &[&account.as_str(), &id, &status.as_str(), &at.millis()]).await?;
     let updated = rows::card_token(&row)?;
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at,
-            account_id: account.to_string(),
-            actor: actor.to_owned(),
-            action: "card_token.status",
-            resource_type: "card_token",
-            resource_id: id.to_owned(),
-            details: json!({"from": from.as_str(), "to": status.as_str()}),
-        },
-    )
-    .await?;
+    append_audit(&tx, NewAuditRecord::card_token_status_changed(account, id, from, status, actor, at)).await?;
     webhooks::announce(&tx, CARD_TOKEN_UPDATE, &updated.card).await?;
     tx.commit().await?;
     Ok(updated)

@@ -1,7 +1,6 @@
 //! Clients, signing keys, customers and their tokens.
 
 use deadpool_postgres::{GenericClient, Object};
-use serde_json::json;
 
 use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
 use super::{
@@ -134,19 +133,7 @@ pub(super) async fn create_customer(
             _ => e.into(),
         })?;
     let created = rows::customer(&row)?;
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at: customer.created_at,
-            account_id: account.to_string(),
-            actor: customer.created_by.clone(),
-            action: "customer.create",
-            resource_type: "customer",
-            resource_id: id,
-            details: json!({"customer_id": customer.customer_id, "type": customer.customer_type}),
-        },
-    )
-    .await?;
+    append_audit(&tx, NewAuditRecord::customer_created(account, customer)).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -245,27 +232,21 @@ pub(super) async fn delete_customer(
         let statement = tx
             .prepare_cached(
                 "UPDATE customer_tokens SET deleted_at = $2, deleted_by = $3, updated_at = $2 \
-                 WHERE customer_seq = $1 AND deleted_at IS NULL RETURNING id",
+                 WHERE customer_seq = $1 AND deleted_at IS NULL RETURNING seq, id",
             )
             .await?;
         let rows = tx.query(&statement, &[&seq, &at.millis(), &actor]).await?;
-        rows.iter().map(|row| rows::get::<String>(row, "id")).collect::<StoreResult<_>>()?
+        // RETURNING has no order; the audit record lists them in creation order.
+        let mut tokens = rows
+            .iter()
+            .map(|row| Ok((rows::get::<i64>(row, "seq")?, rows::get(row, "id")?)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        tokens.sort_unstable();
+        tokens.into_iter().map(|(_, id)| id).collect()
     } else {
         Vec::new()
     };
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at,
-            account_id: account.to_string(),
-            actor: actor.to_owned(),
-            action: "customer.delete",
-            resource_type: "customer",
-            resource_id: deleted.id.to_string(),
-            details: json!({"customer_id": customer_id, "deleted_tokens": deleted_tokens}),
-        },
-    )
-    .await?;
+    append_audit(&tx, NewAuditRecord::customer_deleted(account, &deleted, &deleted_tokens, actor, at)).await?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -303,14 +284,14 @@ pub(super) async fn create_customer_token(
     token: &NewCustomerToken,
     delete_token_events: bool,
 ) -> StoreResult<CustomerToken> {
+    if !delete_token_events {
+        return create_customer_token_at_once(conn, account, customer_id, token).await;
+    }
+    // Clearing the token's events must commit with the token: a transaction of its own.
     let tx = conn.transaction().await?;
     let customer_seq = live_customer_seq(&tx, account, customer_id, true).await?;
-    let events_deleted = if delete_token_events {
-        let token = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
-        events::delete_entry(&tx, account, &token).await?.map_or(0, |(_, deleted)| deleted)
-    } else {
-        0
-    };
+    let token_value = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
+    let events_deleted = events::delete_entry(&tx, account, &token_value).await?.map_or(0, |(_, deleted)| deleted);
     let sql = format!(
         "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata, created_at, \
          created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {TOKEN_COLUMNS}"
@@ -334,38 +315,105 @@ pub(super) async fn create_customer_token(
             ],
         )
         .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("customer_tokens_live_token_id") => StoreError::Conflict(format!(
-                "a live token with token_id '{}' already exists for this customer",
-                token.token_id
-            )),
-            Some("customer_tokens_live_type_value") => {
-                StoreError::Conflict("a live token with this type and value already belongs to a customer".into())
-            }
-            _ => e.into(),
-        })?;
+        .map_err(|e| token_conflict(e, token))?;
     let created = rows::customer_token(&row)?;
     append_audit(
         &tx,
-        NewAuditRecord {
-            at: token.created_at,
-            account_id: account.to_string(),
-            actor: token.created_by.clone(),
-            action: "customer_token.create",
-            resource_type: "customer_token",
-            resource_id: id,
-            details: json!({
-                "customer_id": customer_id,
-                "token_id": token.token_id,
-                "type": token.token_type,
-                "delete_token_events": delete_token_events,
-                "events_deleted": events_deleted,
-            }),
-        },
+        NewAuditRecord::customer_token_created(account, customer_id, token, delete_token_events, events_deleted),
     )
     .await?;
     tx.commit().await?;
     Ok(created)
+}
+
+/// A token create without `delete_token_events`: one statement, sent once and run in autocommit
+/// (its own implicit transaction; the rows are read up to the server's ReadyForQuery, so a failed
+/// commit is an error here too), that does what the transaction of [`create_customer_token`]
+/// does step by step:
+///
+/// - `locked` takes the live customer's row lock (`FOR NO KEY UPDATE`, as [`live_customer_seq`]
+///   does), so a concurrent delete of the customer waits for the token (and its
+///   `delete_tokens` then sees it), or the create, having waited for the delete, finds no live
+///   customer: the re-check of `deleted_at IS NULL` on the row's latest version drops it.
+/// - `inserted` selects its row FROM `locked`, so it depends on it: the token's `seq` (the
+///   identity default, `nextval` in the projection over the rows the INSERT reads) is drawn only
+///   for a row that has come out of the lock, i.e. once the lock is held. The lock is kept until
+///   the implicit transaction commits at the end of the statement. So another create for this
+///   customer either committed before this one got the lock (and drew its `seq` before) or
+///   waits for this commit before drawing its own: `seq` order is commit order, as keyset paging
+///   needs (see `lock_list`). Without a live customer there is no row to insert, no audit row,
+///   and the statement returns nothing: `NotFound`; a clash with a live token is a unique
+///   violation, mapped as on the other path.
+/// - `audited` appends the audit record (built by the same constructor as on every path) FROM
+///   `inserted`, so it exists exactly when the token does and commits with it. Audit rows take no
+///   lock: `append_audit` is a plain INSERT as well.
+async fn create_customer_token_at_once(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    token: &NewCustomerToken,
+) -> StoreResult<CustomerToken> {
+    let sql = format!(
+        "WITH locked AS (\
+             SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL \
+             FOR NO KEY UPDATE\
+         ), inserted AS (\
+             INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata, \
+             created_at, created_by, updated_at) \
+             SELECT $3::TEXT, $1::TEXT, locked.seq, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT, $8::BIGINT, $9::TEXT, \
+             $8::BIGINT FROM locked \
+             RETURNING {TOKEN_COLUMNS}\
+         ), audited AS (\
+             INSERT INTO audit_log (at, account_id, actor, action, resource_type, resource_id, details) \
+             SELECT $10::BIGINT, $11::TEXT, $12::TEXT, $13::TEXT, $14::TEXT, $15::TEXT, $16::TEXT FROM inserted\
+         ) \
+         SELECT {TOKEN_COLUMNS} FROM inserted"
+    );
+    let statement = conn.prepare_cached(&sql).await?;
+    let id = token.id.to_string();
+    let metadata = token.metadata.as_ref().map(rows::json_text).transpose()?;
+    let audit = NewAuditRecord::customer_token_created(account, customer_id, token, false, 0);
+    let details = audit.details.to_string();
+    let row = conn
+        .query_opt(
+            &statement,
+            &[
+                &account.as_str(),
+                &customer_id,
+                &id,
+                &token.token_id,
+                &token.token_type,
+                &token.value,
+                &metadata,
+                &token.created_at.millis(),
+                &token.created_by,
+                &audit.at.millis(),
+                &audit.account_id,
+                &audit.actor,
+                &audit.action,
+                &audit.resource_type,
+                &audit.resource_id,
+                &details,
+            ],
+        )
+        .await
+        .map_err(|e| token_conflict(e, token))?
+        .ok_or(StoreError::NotFound("customer"))?;
+    rows::customer_token(&row)
+}
+
+/// The friendly message for a token create that clashes with a live token.
+fn token_conflict(error: tokio_postgres::Error, token: &NewCustomerToken) -> StoreError {
+    match unique_violation(&error) {
+        Some("customer_tokens_live_token_id") => StoreError::Conflict(format!(
+            "a live token with token_id '{}' already exists for this customer",
+            token.token_id
+        )),
+        Some("customer_tokens_live_type_value") => {
+            StoreError::Conflict("a live token with this type and value already belongs to a customer".into())
+        }
+        _ => error.into(),
+    }
 }
 
 pub(super) async fn list_customer_tokens(
@@ -424,19 +472,7 @@ pub(super) async fn delete_customer_token(
     let statement = tx.prepare_cached(&sql).await?;
     if let Some(row) = tx.query_opt(&statement, &[&customer_seq, &token_id, &at.millis(), &actor]).await? {
         let deleted = rows::customer_token(&row)?;
-        append_audit(
-            &tx,
-            NewAuditRecord {
-                at,
-                account_id: account.to_string(),
-                actor: actor.to_owned(),
-                action: "customer_token.delete",
-                resource_type: "customer_token",
-                resource_id: deleted.id.to_string(),
-                details: json!({"customer_id": customer_id, "token_id": token_id}),
-            },
-        )
-        .await?;
+        append_audit(&tx, NewAuditRecord::customer_token_deleted(account, customer_id, &deleted, actor, at)).await?;
         tx.commit().await?;
         return Ok(deleted);
     }

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Object};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS, TOKEN_COLUMNS};
@@ -123,19 +122,7 @@ pub(super) async fn token_detail(
         Some(event) => {
             let (seq, id) = touch_entry(&tx, account, token, at).await?;
             insert_event(&tx, seq, event).await?;
-            append_audit(
-                &tx,
-                NewAuditRecord {
-                    at,
-                    account_id: account.to_string(),
-                    actor: actor.to_owned(),
-                    action: "token_event.record",
-                    resource_type: "token_event",
-                    resource_id: id.clone(),
-                    details: json!({"type": token.token_type, "event": event.event, "status": event.status}),
-                },
-            )
-            .await?;
+            append_audit(&tx, NewAuditRecord::token_event_recorded(account, &id, token, event, actor, at)).await?;
             Some((seq, id))
         }
         None => {
@@ -258,31 +245,17 @@ pub(super) async fn clear_token_events(
             let (seq, id) = touch_entry(&tx, account, token, at).await?;
             let deleted = delete_events(&tx, seq).await?;
             insert_event(&tx, seq, event).await?;
-            (Some(id), deleted)
+            (id, deleted)
         }
         None => match delete_entry(&tx, account, token).await? {
-            Some((id, deleted)) => (Some(id), deleted),
+            Some(deleted) => deleted,
             // Clearing nothing changes nothing, and leaves no audit record.
             None => return Ok(()),
         },
     };
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at,
-            account_id: account.to_string(),
-            actor: actor.to_owned(),
-            action: "token_events.clear",
-            resource_type: "token_event",
-            resource_id: entry_id.unwrap_or_default(),
-            details: json!({
-                "type": token.token_type,
-                "events_deleted": events_deleted,
-                "delete_event": delete_event.map(|e| json!({"event": e.event, "status": e.status})),
-            }),
-        },
-    )
-    .await?;
+    let record =
+        NewAuditRecord::token_events_cleared(account, &entry_id, token, delete_event, events_deleted, actor, at);
+    append_audit(&tx, record).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -625,19 +625,7 @@ impl Store for PostgresStore {
             // afresh. Claims in progress (the reset's own among them) stay with their requests.
             delete("DELETE FROM idempotency_keys WHERE account_id = $1 AND state = 'done'").await?;
             let counts = ResetCounts { hook_subscriptions, ..counts };
-            append_audit(
-                &tx,
-                NewAuditRecord {
-                    at,
-                    account_id: id.to_owned(),
-                    actor: actor.to_owned(),
-                    action: "sandbox.reset",
-                    resource_type: "account",
-                    resource_id: id.to_owned(),
-                    details: serde_json::to_value(&counts).unwrap_or_default(),
-                },
-            )
-            .await?;
+            append_audit(&tx, NewAuditRecord::sandbox_reset(account, &counts, actor, at)).await?;
             tx.commit().await?;
             Ok(counts)
         })

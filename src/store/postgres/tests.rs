@@ -803,6 +803,145 @@ async fn concurrent_creates_on_two_instances_leave_one_live_token() {
     assert_eq!(counts, [1, 1, 1]);
 }
 
+/// Waits until `backends` connections to the test database wait for a lock.
+async fn wait_for_lock_waiters(sql: &tokio_postgres::Client, backends: i64) {
+    for _ in 0..500 {
+        let waiting: i64 = sql
+            .query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting >= backends {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no connection came to wait for a lock");
+}
+
+/// A token create (the one-statement path) takes the customer's row lock before it draws the
+/// token's `seq`, and a create that waited for the customer's delete finds no customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_creates_lock_the_customer_before_drawing_seq() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let store = Arc::new(db.store().await);
+    let aid = account();
+    let c1 = store.create_customer(&aid, &new_customer(json!({"customer_id": "c1"}))).await.unwrap();
+    store.create_customer(&aid, &new_customer(json!({"customer_id": "c2"}))).await.unwrap();
+    let (holder, watcher) = (db.sql().await, db.sql().await);
+    let seq_of = async |id: &uuid::Uuid| -> i64 {
+        let row = watcher.query_one("SELECT seq FROM customer_tokens WHERE id = $1", &[&id.to_string()]).await;
+        row.unwrap().get(0)
+    };
+
+    // Another transaction holds c1's lock and inserts a token meanwhile: the waiting create's
+    // `seq` comes after it, as its commit does.
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute("SELECT seq FROM customers WHERE customer_id = 'c1' AND deleted_at IS NULL FOR NO KEY UPDATE", &[])
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let (store, aid) = (Arc::clone(&store), aid.clone());
+        async move {
+            let token = new_token(json!({"type": "t", "value": "late", "token_id": "late"}));
+            store.create_customer_token(&aid, "c1", &token, false).await
+        }
+    });
+    wait_for_lock_waiters(&watcher, 1).await;
+    let early = uuid::Uuid::new_v4();
+    let early_seq: i64 = holder
+        .query_one(
+            "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, created_at, \
+             created_by, updated_at) SELECT $1, account_id, seq, 'early', 't', 'early', 0, 'sql', 0 FROM customers \
+             WHERE customer_id = 'c1' RETURNING seq",
+            &[&early.to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    holder.batch_execute("COMMIT").await.unwrap();
+    let late = waiting.await.unwrap().unwrap();
+    assert!(seq_of(&late.id).await > early_seq);
+    let listed = store.list_customer_tokens(&aid, "c1", &CustomerTokenFilter::default(), &page(10, None)).await;
+    let ids: Vec<_> = listed.unwrap().items.iter().map(|t| t.id).collect();
+    assert_eq!(ids, [early, late.id]);
+
+    // A create that waits for the customer's delete finds no live customer: 404, no token, no
+    // audit record.
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute("UPDATE customers SET deleted_at = 1, deleted_by = 'sql' WHERE customer_id = 'c2'", &[])
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let (store, aid) = (Arc::clone(&store), aid.clone());
+        async move {
+            let token = new_token(json!({"type": "t", "value": "orphan", "token_id": "orphan"}));
+            store.create_customer_token(&aid, "c2", &token, false).await
+        }
+    });
+    wait_for_lock_waiters(&watcher, 1).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    assert!(matches!(waiting.await.unwrap(), Err(StoreError::NotFound("customer"))));
+    let counts = watcher
+        .query_one(
+            "SELECT (SELECT COUNT(*) FROM customer_tokens WHERE token_id = 'orphan'), \
+             (SELECT COUNT(*) FROM audit_log WHERE action = 'customer_token.create')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((counts.get::<_, i64>(0), counts.get::<_, i64>(1)), (0, 1));
+
+    // Creates racing a delete with `delete_tokens`: each either lands before the delete (and the
+    // delete takes it along, naming it in its audit record) or finds no customer. No live token
+    // is left on the deleted customer.
+    let mut creates = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let (store, aid) = (Arc::clone(&store), aid.clone());
+        creates.spawn(async move {
+            let token = new_token(json!({"type": "race", "value": format!("v{i}"), "token_id": format!("r{i}")}));
+            store.create_customer_token(&aid, "c1", &token, false).await
+        });
+    }
+    tokio::task::yield_now().await;
+    store.delete_customer(&aid, "c1", true, "deleter", at(200)).await.unwrap();
+    let mut created = Vec::new();
+    while let Some(result) = creates.join_next().await {
+        match result.unwrap() {
+            Ok(token) => created.push(token.id.to_string()),
+            Err(StoreError::NotFound("customer")) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let live: i64 = watcher
+        .query_one(
+            "SELECT COUNT(*) FROM customer_tokens WHERE customer_seq = (SELECT seq FROM customers WHERE id = $1) \
+             AND deleted_at IS NULL",
+            &[&c1.id.to_string()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(live, 0);
+    let records = store.list_audit(Some(&aid), 0, 100).await.unwrap();
+    let deletion = records.iter().find(|r| r.action == "customer.delete").expect("the delete's audit record");
+    let mut deleted: Vec<String> = serde_json::from_value(deletion.details["deleted_tokens"].clone()).unwrap();
+    let mut expected = created.clone();
+    expected.extend([early.to_string(), late.id.to_string()]);
+    deleted.sort();
+    expected.sort();
+    assert_eq!(deleted, expected);
+    let creates = records.iter().filter(|r| r.action == "customer_token.create").count();
+    assert_eq!(creates, created.len() + 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovers_after_the_database_drops_every_connection() {
     let Some(db) = TestDb::create().await else {

@@ -5,7 +5,6 @@
 //! workers never take the same row, and no worker waits on another's claim.
 
 use deadpool_postgres::{GenericClient, Object};
-use serde_json::json;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -68,20 +67,7 @@ pub(super) async fn create_subscription(
         ],
     )
     .await?;
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at: subscription.created_at,
-            account_id: subscription.account_id.to_string(),
-            actor: subscription.created_by.clone(),
-            action: "hook_subscription.create",
-            resource_type: "hook_subscription",
-            resource_id: subscription.id.to_string(),
-            // The URL may carry credentials of the receiver; the audit log never holds secrets.
-            details: json!({"events": subscription.events}),
-        },
-    )
-    .await?;
+    append_audit(&tx, NewAuditRecord::hook_subscription_created(subscription)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -119,27 +105,15 @@ pub(super) async fn delete_subscription(
     let tx = conn.transaction().await?;
     let sql = format!("DELETE FROM hook_subscriptions WHERE account_id = $1 AND id = $2 RETURNING {COLUMNS}");
     let statement = tx.prepare_cached(&sql).await?;
-    let id = id.to_string();
-    let Some(row) = tx.query_opt(&statement, &[&account.as_str(), &id]).await? else {
+    let key = id.to_string();
+    let Some(row) = tx.query_opt(&statement, &[&account.as_str(), &key]).await? else {
         return Err(StoreError::NotFound("subscription"));
     };
     let deleted = subscription(&row)?;
     let statement =
         tx.prepare_cached(&format!("DELETE FROM webhook_outbox WHERE subscription_id = $1 AND {PENDING}")).await?;
-    let dropped = tx.execute(&statement, &[&id]).await?;
-    append_audit(
-        &tx,
-        NewAuditRecord {
-            at,
-            account_id: account.to_string(),
-            actor: actor.to_owned(),
-            action: "hook_subscription.delete",
-            resource_type: "hook_subscription",
-            resource_id: id,
-            details: json!({"dropped_deliveries": dropped}),
-        },
-    )
-    .await?;
+    let dropped = tx.execute(&statement, &[&key]).await?;
+    append_audit(&tx, NewAuditRecord::hook_subscription_deleted(account, id, dropped, actor, at)).await?;
     tx.commit().await?;
     Ok(deleted)
 }

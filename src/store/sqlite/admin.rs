@@ -133,18 +133,7 @@ pub(super) fn reset_account(
     // Replays of responses about data that is gone: a key reused after the reset runs afresh.
     // Claims in progress (the reset's own among them) stay with their requests.
     delete("DELETE FROM idempotency_keys WHERE account_id = ?1 AND state = 'done'")?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "sandbox.reset",
-            resource_type: "account",
-            resource_id: account.as_str().to_owned(),
-            details: serde_json::to_value(&counts).unwrap_or_default(),
-        },
-    )?;
+    sql::audit(conn, &NewAuditRecord::sandbox_reset(account, &counts, actor, at))?;
     Ok(counts)
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
-use serde_json::{json, Map};
+use serde_json::Map;
 
 use super::sql::{self, json_opt_col, parsed_col, text, time_col, time_opt_col, Where};
 use super::webhooks;
@@ -96,7 +96,13 @@ fn clash(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>) -> S
     Ok(None)
 }
 
-fn insert(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>, action: &'static str) -> StoreResult<()> {
+/// Inserts a card token and its audit record, `audit` built from the card (create or import).
+fn insert(
+    conn: &Connection,
+    card: &CardToken,
+    sealed: Option<&SealedToken>,
+    audit: fn(&CardToken) -> NewAuditRecord,
+) -> StoreResult<()> {
     sql::execute(
         conn,
         "INSERT INTO card_tokens (account_id, id, status, card_brand, payment_product_type, token_sealed, token_fingerprint,
@@ -127,18 +133,7 @@ fn insert(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>, act
             card.deleted_by,
         ],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at: card.created_at,
-            account_id: card.account_id.as_str().to_owned(),
-            actor: card.created_by.clone(),
-            action,
-            resource_type: "card_token",
-            resource_id: card.id.clone(),
-            details: json!({"status": card.status.as_str()}),
-        },
-    )
+    sql::audit(conn, &audit(card))
 }
 
 pub(super) fn create(
@@ -149,7 +144,7 @@ pub(super) fn create(
     if let Some(reason) = clash(conn, card, sealed)? {
         return Err(StoreError::Conflict(reason));
     }
-    insert(conn, card, sealed, "card_token.create")?;
+    insert(conn, card, sealed, NewAuditRecord::card_token_created)?;
     let record = CardTokenRecord {
         card: CardToken { token: None, ..card.clone() },
         sealed_token: sealed.map(|s| s.ciphertext.clone()),
@@ -166,7 +161,7 @@ pub(super) fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>
         if clash(conn, card, sealed.as_ref())?.is_some() {
             outcomes.push(ImportOutcome::AlreadyPresent);
         } else {
-            insert(conn, card, sealed.as_ref(), "card_token.import")?;
+            insert(conn, card, sealed.as_ref(), NewAuditRecord::card_token_imported)?;
             let account = card.account_id.as_str();
             if !listeners.contains_key(account) {
                 listeners.insert(account, webhooks::listeners(conn, &card.account_id)?);
@@ -235,15 +230,14 @@ pub(super) fn delete(
     )?;
     sql::audit(
         conn,
-        &NewAuditRecord {
+        &NewAuditRecord::card_token_deleted(
+            account,
+            id,
+            deletion.reason.as_deref(),
+            deletion.requestor,
+            &deletion.actor,
             at,
-            account_id: account.as_str().to_owned(),
-            actor: deletion.actor.clone(),
-            action: "card_token.delete",
-            resource_type: "card_token",
-            resource_id: id.to_owned(),
-            details: json!({"reason": deletion.reason, "requestor": deletion.requestor.as_str()}),
-        },
+        ),
     )?;
     let card = &mut record.card;
     card.status = CardTokenStatus::Deleted;
@@ -279,18 +273,7 @@ pub(super) fn set_status(
         "UPDATE card_tokens SET status = ?3, updated_at = ?4 WHERE account_id = ?1 AND id = ?2",
         params![account.as_str(), id, status.as_str(), at.millis()],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "card_token.status",
-            resource_type: "card_token",
-            resource_id: id.to_owned(),
-            details: json!({"from": current.as_str(), "to": status.as_str()}),
-        },
-    )?;
+    sql::audit(conn, &NewAuditRecord::card_token_status_changed(account, id, current, status, actor, at))?;
     record.card.status = status;
     record.card.updated_at = at;
     webhooks::announce(conn, CARD_TOKEN_UPDATE, &record.card)?;

@@ -2,7 +2,7 @@
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
-use serde_json::{json, Map};
+use serde_json::Map;
 
 use super::sql::{self, json_col, json_opt_col, text, time_col, time_opt_col, uuid_col, Where};
 use super::token_events;
@@ -112,18 +112,7 @@ pub(super) fn create_customer(conn: &Connection, account: &AccountId, new: &NewC
             new.created_by,
         ],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at: new.created_at,
-            account_id: aid.to_owned(),
-            actor: new.created_by.clone(),
-            action: "customer.create",
-            resource_type: "customer",
-            resource_id: new.id.to_string(),
-            details: json!({"customer_id": new.customer_id}),
-        },
-    )?;
+    sql::audit(conn, &NewAuditRecord::customer_created(account, new))?;
     Ok(Customer {
         id: new.id,
         customer_id: new.customer_id.clone(),
@@ -210,18 +199,7 @@ pub(super) fn delete_customer(
          WHERE seq = ?1",
         params![seq, at.millis(), actor],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "customer.delete",
-            resource_type: "customer",
-            resource_id: customer.id.to_string(),
-            details: json!({"customer_id": customer_id, "deleted_tokens": deleted_tokens}),
-        },
-    )?;
+    sql::audit(conn, &NewAuditRecord::customer_deleted(account, &customer, &deleted_tokens, actor, at))?;
     Ok(Customer {
         attributes: Map::new(),
         updated_at: at,
@@ -253,8 +231,11 @@ pub(super) fn create_token(
     if live_token_by_value(conn, account, &new.token_type, &new.value)?.is_some() {
         return Err(StoreError::Conflict("a live token with this type and value already belongs to a customer".into()));
     }
-    let cleared_events =
-        delete_token_events && token_events::remove_entry(conn, account, &new.token_type, &new.value)?.is_some();
+    let events_deleted = if delete_token_events {
+        token_events::remove_entry(conn, account, &new.token_type, &new.value)?.map_or(0, |(_, deleted)| deleted)
+    } else {
+        0
+    };
     sql::execute(
         conn,
         "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata,
@@ -274,20 +255,7 @@ pub(super) fn create_token(
     )?;
     sql::audit(
         conn,
-        &NewAuditRecord {
-            at: new.created_at,
-            account_id: aid.to_owned(),
-            actor: new.created_by.clone(),
-            action: "customer_token.create",
-            resource_type: "customer_token",
-            resource_id: new.id.to_string(),
-            details: json!({
-                "customer_id": customer_id,
-                "token_id": new.token_id,
-                "type": new.token_type,
-                "cleared_token_events": cleared_events,
-            }),
-        },
+        &NewAuditRecord::customer_token_created(account, customer_id, new, delete_token_events, events_deleted),
     )?;
     Ok(CustomerToken {
         token_type: new.token_type.clone(),
@@ -365,18 +333,7 @@ pub(super) fn delete_token(
         "UPDATE customer_tokens SET deleted_at = ?2, deleted_by = ?3, updated_at = ?2 WHERE seq = ?1",
         params![seq, at.millis(), actor],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "customer_token.delete",
-            resource_type: "customer_token",
-            resource_id: token.id.to_string(),
-            details: json!({"customer_id": customer.customer_id, "token_id": token_id, "type": token.token_type}),
-        },
-    )?;
+    sql::audit(conn, &NewAuditRecord::customer_token_deleted(account, &customer.customer_id, &token, actor, at))?;
     Ok(CustomerToken { updated_at: at, deleted_at: Some(at), deleted_by: Some(actor.to_owned()), ..token })
 }
 

@@ -2,7 +2,6 @@
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::customers;
@@ -78,19 +77,24 @@ fn events_of(conn: &Connection, entry_seq: i64) -> StoreResult<Vec<TokenEvent>> 
     )
 }
 
-/// Deletes the events and the entry of a type/value; returns the entry's id if there was one.
+fn delete_events(conn: &Connection, entry_seq: i64) -> StoreResult<u64> {
+    Ok(sql::execute(conn, "DELETE FROM token_events WHERE entry_seq = ?1", [entry_seq])? as u64)
+}
+
+/// Deletes the events and the entry of a type/value; returns the entry's id and how many events
+/// went, or `None` when there was no entry.
 pub(super) fn remove_entry(
     conn: &Connection,
     account: &AccountId,
     token_type: &str,
     value: &str,
-) -> StoreResult<Option<Uuid>> {
+) -> StoreResult<Option<(Uuid, u64)>> {
     let Some((seq, id)) = entry(conn, account, token_type, value)? else {
         return Ok(None);
     };
-    sql::execute(conn, "DELETE FROM token_events WHERE entry_seq = ?1", [seq])?;
+    let deleted = delete_events(conn, seq)?;
     sql::execute(conn, "DELETE FROM token_event_entries WHERE seq = ?1", [seq])?;
-    Ok(Some(id))
+    Ok(Some((id, deleted)))
 }
 
 pub(super) fn record(
@@ -103,18 +107,7 @@ pub(super) fn record(
 ) -> StoreResult<()> {
     let (seq, id) = ensure_entry(conn, account, token, at)?;
     append(conn, seq, event, at)?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "token_event.record",
-            resource_type: "token_event",
-            resource_id: id.to_string(),
-            details: json!({"type": token.token_type, "event": event.event, "status": event.status}),
-        },
-    )
+    sql::audit(conn, &NewAuditRecord::token_event_recorded(account, &id.to_string(), token, event, actor, at))
 }
 
 pub(super) fn detail(conn: &Connection, account: &AccountId, token: &TokenTypeValue) -> StoreResult<TokenDetail> {
@@ -187,29 +180,20 @@ pub(super) fn clear(
     actor: &str,
     at: Timestamp,
 ) -> StoreResult<()> {
-    let id = match delete_event {
+    let (id, events_deleted) = match delete_event {
         Some(event) => {
             let (seq, id) = ensure_entry(conn, account, token, at)?;
-            sql::execute(conn, "DELETE FROM token_events WHERE entry_seq = ?1", [seq])?;
+            let deleted = delete_events(conn, seq)?;
             append(conn, seq, event, at)?;
-            id
+            (id, deleted)
         }
         // Nothing recorded and nothing to record: no change, so no audit record either.
         None => match remove_entry(conn, account, &token.token_type, &token.value)? {
-            Some(id) => id,
+            Some(removed) => removed,
             None => return Ok(()),
         },
     };
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "token_events.clear",
-            resource_type: "token_event",
-            resource_id: id.to_string(),
-            details: json!({"type": token.token_type, "delete_event": delete_event.map(|e| &e.event)}),
-        },
-    )
+    let record =
+        NewAuditRecord::token_events_cleared(account, &id.to_string(), token, delete_event, events_deleted, actor, at);
+    sql::audit(conn, &record)
 }

@@ -2,7 +2,6 @@
 //! their own writer job, so an event row commits (or rolls back) with the change it announces.
 
 use rusqlite::{params, Connection, Row};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::sql::{self, account_col, json_col, time_col, uuid_col};
@@ -52,19 +51,7 @@ pub(super) fn create_subscription(
             subscription.updated_at.millis(),
         ],
     )?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at: subscription.created_at,
-            account_id: subscription.account_id.as_str().to_owned(),
-            actor: subscription.created_by.clone(),
-            action: "hook_subscription.create",
-            resource_type: "hook_subscription",
-            resource_id: subscription.id.to_string(),
-            // The URL may carry credentials of the receiver; the audit log never holds secrets.
-            details: json!({"events": subscription.events}),
-        },
-    )
+    sql::audit(conn, &NewAuditRecord::hook_subscription_created(subscription))
 }
 
 pub(super) fn list_subscriptions(conn: &Connection, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
@@ -99,26 +86,15 @@ pub(super) fn delete_subscription(
     at: Timestamp,
 ) -> StoreResult<HookSubscription> {
     let subscription = get_subscription(conn, account, id)?.ok_or(StoreError::NotFound("subscription"))?;
-    let id = id.to_string();
+    let key = id.to_string();
     sql::execute(
         conn,
         "DELETE FROM hook_subscriptions WHERE account_id = ?1 AND id = ?2",
-        params![account.as_str(), id],
+        params![account.as_str(), key],
     )?;
     let dropped =
-        sql::execute(conn, &format!("DELETE FROM webhook_outbox WHERE subscription_id = ?1 AND {PENDING}"), [&id])?;
-    sql::audit(
-        conn,
-        &NewAuditRecord {
-            at,
-            account_id: account.as_str().to_owned(),
-            actor: actor.to_owned(),
-            action: "hook_subscription.delete",
-            resource_type: "hook_subscription",
-            resource_id: id,
-            details: json!({"dropped_deliveries": dropped}),
-        },
-    )?;
+        sql::execute(conn, &format!("DELETE FROM webhook_outbox WHERE subscription_id = ?1 AND {PENDING}"), [&key])?;
+    sql::audit(conn, &NewAuditRecord::hook_subscription_deleted(account, id, dropped as u64, actor, at))?;
     Ok(subscription)
 }
 
