@@ -133,7 +133,8 @@ enum CardTokensCommand {
 
 #[derive(Args)]
 struct DatabaseArgs {
-    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST/DB`.
+    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST/DB`; TLS to PostgreSQL as
+    /// in libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem` (see README).
     #[arg(long, env = "TOKENVAULT_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
     database_url: String,
 }
@@ -148,6 +149,8 @@ struct ServeArgs {
     #[arg(long, env = "TOKENVAULT_LISTEN")]
     listen: Option<String>,
     /// `sqlite://PATH` (embedded) or `postgres://USER@HOST/DB` [default: sqlite://tokenvault.db].
+    /// TLS to PostgreSQL as in libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem` (or
+    /// `sslrootcert=system`); sslmode disable | prefer (default) | require | verify-ca | verify-full.
     #[arg(long, env = "TOKENVAULT_DATABASE_URL")]
     database_url: Option<String>,
     /// Base64 of a 32-byte key for card tokens at rest (generated beside an SQLite database when

@@ -2,11 +2,9 @@
 //! advisory lock serialises instances that start at the same moment, so each migration runs
 //! exactly once and a half-applied schema is never visible.
 
-use tokio_postgres::NoTls;
-
-use crate::config::redact_url;
+use super::tls;
 use crate::domain::Timestamp;
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// Versions in the order they apply; a version, once released, never changes.
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -36,20 +34,16 @@ pub async fn migrate(url: &str) -> StoreResult<Vec<i64>> {
 
 /// One plain connection (no pool) with its driver task; the driver ends when the client drops.
 pub(super) async fn connect_once(url: &str) -> StoreResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
-    let mut config = parse_url(url)?;
+    let (mut config, tls) = tls::parse_url(url)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let (client, connection) = config.connect(NoTls).await?;
+    let (client, connection) = config.connect(tls).await?;
     let driver = tokio::spawn(async move {
         // The error, if any, also surfaces on the client's next call.
         let _ = connection.await;
     });
     Ok((client, driver))
-}
-
-pub(super) fn parse_url(url: &str) -> StoreResult<tokio_postgres::Config> {
-    url.parse().map_err(|e| StoreError::Internal(format!("invalid PostgreSQL URL {}: {e}", redact_url(url))))
 }
 
 /// Applies each pending migration in its own transaction, under the advisory lock, and returns

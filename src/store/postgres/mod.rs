@@ -17,13 +17,14 @@ mod migrate;
 mod rows;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod values;
 mod webhooks;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::{
     CardTokenDeletion, CardTokenRecord, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest,
@@ -52,7 +53,7 @@ impl PostgresStore {
     /// Builds the pool and applies pending migrations (safe when several instances start at
     /// once). Fails with `Unavailable` when the database cannot be reached.
     pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
-        let mut config = migrate::parse_url(url)?;
+        let (mut config, tls) = tls::parse_url(url)?;
         if config.get_connect_timeout().is_none() {
             // Without it a black-holed host hangs a request far beyond the acquire timeout.
             config.connect_timeout(options.acquire_timeout);
@@ -62,7 +63,7 @@ impl PostgresStore {
         }
         // `Fast` skips a round trip per checkout; connections that failed with a connection
         // error are discarded explicitly (see `settle`) and closed ones are dropped on recycle.
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .wait_timeout(Some(options.acquire_timeout))
