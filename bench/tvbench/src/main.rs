@@ -284,7 +284,9 @@ fn fresh_store(work: &Path, backend: &str, size: u64) -> Result<Store, String> {
             let key: [u8; 32] = rand::random();
             Ok(Store {
                 backend: "postgres",
-                url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+                // Plain TCP on loopback, as before tokenvault spoke TLS (its default, `prefer`, would
+                // encrypt against a server with `ssl = on`): the rows stay comparable across result sets.
+                url: format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable"),
                 encryption_key: Some(base64::engine::general_purpose::STANDARD.encode(key)),
                 pg_database: Some(name),
             })
