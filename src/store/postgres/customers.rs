@@ -1,6 +1,7 @@
 //! Clients, signing keys, customers and their tokens.
 
 use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::types::ToSql;
 
 use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
 use super::{
@@ -416,6 +417,32 @@ fn token_conflict(error: tokio_postgres::Error, token: &NewCustomerToken) -> Sto
     }
 }
 
+/// A customer's tokens in one statement, sent once and run in autocommit: a single statement
+/// reads one snapshot, so the customer, the cursor, the page and its count agree as they did in
+/// a read-only transaction, without the `BEGIN` and the cursor's and the customer's own round
+/// trips. The statement, for a cursor, a type filter, live tokens only and a total:
+///
+/// ```sql
+/// WITH c AS (SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL),
+///      cur AS (SELECT t.seq FROM customer_tokens t, c WHERE t.customer_seq = c.seq AND t.id = $4)
+/// SELECT c.seq AS customer_seq, (SELECT seq FROM cur) AS cursor_seq,
+///        (SELECT COUNT(*) FROM customer_tokens t, c WHERE t.customer_seq = c.seq
+///         AND t.token_type = $3 AND t.deleted_at IS NULL) AS total, p.*
+/// FROM c LEFT JOIN LATERAL (SELECT <TOKEN_COLUMNS> FROM customer_tokens t
+///     WHERE t.customer_seq = c.seq AND t.token_type = $3 AND t.deleted_at IS NULL
+///     AND t.seq > (SELECT seq FROM cur) ORDER BY t.seq LIMIT $5) p ON TRUE
+/// ```
+///
+/// - No row: no live customer, `NotFound` (as [`live_customer_seq`] says).
+/// - `cursor_seq` NULL for a given cursor: it names none of this customer's tokens (live or
+///   deleted, whatever the filters), `UnknownCursor`; checked before the page.
+/// - One row whose token columns are NULL: the customer has no tokens past the cursor that pass
+///   the filters, an empty page; `total` (the filters' count, cursor or not) is still there.
+///
+/// `cur` and the count are uncorrelated subqueries (init plans): each runs once, not per row.
+/// The page's order is the lateral's `ORDER BY … LIMIT` (which rows make the page); rows are
+/// sorted by `seq` here rather than by an outer `ORDER BY`, which would be a sort node over the
+/// join (see the plan test), as SQL promises no order without one.
 pub(super) async fn list_customer_tokens(
     conn: &mut Object,
     account: &AccountId,
@@ -423,34 +450,62 @@ pub(super) async fn list_customer_tokens(
     filter: &CustomerTokenFilter,
     page: &PageRequest,
 ) -> StoreResult<Page<CustomerToken>> {
-    let tx = snapshot(conn).await?;
-    let customer_seq = live_customer_seq(&tx, account, customer_id, false).await?;
-    let cursor = match &page.starting_after {
-        None => None,
-        Some(id) => {
-            let statement =
-                tx.prepare_cached("SELECT seq FROM customer_tokens WHERE customer_seq = $1 AND id = $2").await?;
-            let row = tx.query_opt(&statement, &[&customer_seq, id]).await?.ok_or(StoreError::UnknownCursor)?;
-            Some(rows::get::<i64>(&row, "seq")?)
-        }
-    };
+    let account = account.as_str();
     let limit = overfetch(page);
-    let mut query = ListQuery::new("customer_tokens", TOKEN_COLUMNS);
-    let p = query.bind(&customer_seq);
-    query.filter(format!("customer_seq = {p}"));
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&account, &customer_id];
+    // The filters, shared by the page and its count; `t` is customer_tokens in both.
+    let mut filters = String::new();
     if let Some(token_type) = &filter.token_type {
-        let p = query.bind(token_type);
-        query.filter(format!("token_type = {p}"));
+        params.push(token_type);
+        filters.push_str(&format!(" AND t.token_type = ${}", params.len()));
     }
     if !filter.include_deleted {
-        query.filter("deleted_at IS NULL".into());
+        filters.push_str(" AND t.deleted_at IS NULL");
     }
-    if let Some(seq) = &cursor {
-        query.after(|q| format!("seq > {}", q.bind(seq)));
+    let mut ctes =
+        "c AS (SELECT seq FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL)".to_owned();
+    let mut columns = "c.seq AS customer_seq".to_owned();
+    let mut after = String::new();
+    if let Some(id) = &page.starting_after {
+        params.push(id);
+        ctes.push_str(&format!(
+            ", cur AS (SELECT t.seq FROM customer_tokens t, c WHERE t.customer_seq = c.seq AND t.id = ${})",
+            params.len()
+        ));
+        columns.push_str(", (SELECT seq FROM cur) AS cursor_seq");
+        after.push_str(" AND t.seq > (SELECT seq FROM cur)");
     }
-    let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
-    let items = rows.iter().map(rows::customer_token).collect::<StoreResult<Vec<_>>>()?;
-    end_snapshot(tx);
+    if page.include_total {
+        columns.push_str(&format!(
+            ", (SELECT COUNT(*) FROM customer_tokens t, c WHERE t.customer_seq = c.seq{filters}) AS total"
+        ));
+    }
+    params.push(&limit);
+    let sql = format!(
+        "WITH {ctes} SELECT {columns}, p.* FROM c LEFT JOIN LATERAL (SELECT {TOKEN_COLUMNS} FROM customer_tokens t \
+         WHERE t.customer_seq = c.seq{filters}{after} ORDER BY t.seq LIMIT ${}) p ON TRUE",
+        params.len()
+    );
+    let statement = conn.prepare_cached(&sql).await?;
+    let rows = conn.query(&statement, &params).await?;
+    let first = rows.first().ok_or(StoreError::NotFound("customer"))?;
+    if page.starting_after.is_some() && rows::get::<Option<i64>>(first, "cursor_seq")?.is_none() {
+        return Err(StoreError::UnknownCursor);
+    }
+    let total = if page.include_total {
+        Some(u64::try_from(rows::get::<i64>(first, "total")?).unwrap_or_default())
+    } else {
+        None
+    };
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // The customer's row without a token: the page is empty (the only row, then).
+        if let Some(seq) = rows::get::<Option<i64>>(row, "seq")? {
+            tokens.push((seq, rows::customer_token(row)?));
+        }
+    }
+    tokens.sort_unstable_by_key(|(seq, _)| *seq);
+    let items = tokens.into_iter().map(|(_, token)| token).collect();
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
