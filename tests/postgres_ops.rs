@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio_postgres::NoTls;
+
+#[path = "support/postgres.rs"]
+mod pg;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokenvault");
 const ACCOUNT: &str = "T00000001";
@@ -26,11 +28,6 @@ const SCOPES: &str = "admin:customers admin:checkout admin:hooks";
 
 // ---------------------------------------------------------------------------------------------
 // A database of its own per test
-
-fn admin_url() -> String {
-    std::env::var("TOKENVAULT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
 
 /// The same server URL naming another database.
 fn with_database(url: &str, database: &str) -> String {
@@ -46,18 +43,6 @@ fn with_database(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(3), config.connect(NoTls))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| format!("{e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
 struct TestDb {
     name: String,
     url: String,
@@ -67,20 +52,10 @@ struct TestDb {
 
 impl TestDb {
     async fn create() -> Option<Self> {
-        let admin = match connect(&admin_url()).await {
-            Ok(client) => client,
-            Err(e) => {
-                let notice = format!("PostgreSQL unreachable at {}: {e}", admin_url());
-                if std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("{notice} (TOKENVAULT_REQUIRE_POSTGRES=1)");
-                }
-                eprintln!("skipping PostgreSQL test: {notice}");
-                return None;
-            }
-        };
-        let name = format!("tv_{}", uuid::Uuid::new_v4().simple());
+        let admin = pg::admin_or_skip("PostgreSQL test").await?;
+        let name = pg::fresh_database_name();
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        let url = with_database(&admin_url(), &name);
+        let url = with_database(&pg::admin_url(), &name);
         Some(Self { name, url, admin })
     }
 
@@ -106,28 +81,14 @@ impl TestDb {
     }
 
     async fn scalar(&self, sql: &str) -> i64 {
-        let client = connect(&self.url).await.expect("connect to the test database");
+        let client = pg::connect_plain(&self.url).await.expect("connect to the test database");
         client.query_one(sql, &[]).await.expect(sql).get(0)
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let client = connect(&admin_url()).await?;
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
+        pg::drop_database(&self.name);
     }
 }
 

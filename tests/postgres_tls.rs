@@ -13,26 +13,15 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokenvault::config::ServeConfig;
 use tokenvault::store::{self, StoreOptions};
-use tokio_postgres::NoTls;
+
+#[path = "support/postgres.rs"]
+mod pg;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokenvault");
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 /// A CA certificate that signed nothing the server shows.
 const UNRELATED_CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/unrelated-ca.pem");
 const ACCOUNT: &str = "T00000001";
-
-async fn connect_plain(url: &str) -> Result<tokio_postgres::Client, String> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(3), config.connect(NoTls))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| format!("{e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
 
 /// A database of its own on a server that speaks TLS with the snakeoil certificate, dropped when
 /// it goes; `None` (after a notice) when the test cannot run here.
@@ -44,27 +33,17 @@ struct TestDb {
 
 impl TestDb {
     async fn create() -> Option<Self> {
-        let admin = match connect_plain(ADMIN_URL).await {
-            Ok(client) => client,
-            Err(e) => {
-                let notice = format!("PostgreSQL unreachable at {ADMIN_URL}: {e}");
-                if std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("{notice} (TOKENVAULT_REQUIRE_POSTGRES=1)");
-                }
-                eprintln!("skipping PostgreSQL TLS test: {notice}");
-                return None;
-            }
-        };
+        let admin = pg::admin_or_skip("PostgreSQL TLS test").await?;
         if !Path::new(SNAKEOIL).exists() {
             eprintln!("skipping PostgreSQL TLS test: {SNAKEOIL} is missing (apt-get install ssl-cert)");
             return None;
         }
         let ssl: String = admin.query_one("SHOW ssl", &[]).await.expect("SHOW ssl").get(0);
         if ssl != "on" {
-            eprintln!("skipping PostgreSQL TLS test: the server at {ADMIN_URL} has ssl = {ssl}");
+            eprintln!("skipping PostgreSQL TLS test: the server at {} has ssl = {ssl}", pg::admin_url());
             return None;
         }
-        let name = format!("tv_{}", uuid::Uuid::new_v4().simple());
+        let name = pg::fresh_database_name();
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
         Some(Self { name, admin })
     }
@@ -91,21 +70,7 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let client = connect_plain(ADMIN_URL).await?;
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
+        pg::drop_database(&self.name);
     }
 }
 
