@@ -290,6 +290,8 @@ pub async fn import(
     if !mismatches.is_empty() {
         return Err(TransferError::CountMismatch(mismatches.join("; ")));
     }
+    let imported: Vec<&'static Table> = expected.iter().map(|(table, _)| *table).collect();
+    destination.finish_import(&imported).await?;
     Ok(summary)
 }
 

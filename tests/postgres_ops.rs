@@ -700,6 +700,16 @@ async fn export_import_round_trip_sqlite_postgres_sqlite() {
     assert!(ok, "{stderr}");
     let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(summary["tables"], header["tables"]);
+    // The import vacuumed and analyzed what it filled (`last_vacuum` is set by a manual VACUUM
+    // only, not by autovacuum): statistics, hint bits and the visibility map are set once, not by
+    // the first reads.
+    let vacuumed = db
+        .scalar(
+            "SELECT COUNT(*) FROM pg_stat_user_tables WHERE relname IN ('customers', 'customer_tokens', \
+             'card_tokens', 'audit_log') AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL",
+        )
+        .await;
+    assert_eq!(vacuumed, 4);
     // Row for row what was exported, before any server touches it.
     let fresh = dir.path().join("fresh.jsonl");
     let (ok, _, stderr) = run(&["export", "--database-url", &db.url, "--output", fresh.to_str().unwrap()]);

@@ -162,6 +162,15 @@ impl Dataset for PostgresDataset {
         Ok(self.client.batch_execute("COMMIT").await?)
     }
 
+    async fn finish_import(&mut self, tables: &[&'static Table]) -> StoreResult<()> {
+        // VACUUM runs outside a transaction block: this connection is in autocommit here.
+        for table in tables {
+            let table = dataset::known(table)?;
+            self.client.batch_execute(&format!("VACUUM (ANALYZE) {}", quoted(table.name))).await?;
+        }
+        Ok(())
+    }
+
     async fn count_rows(&mut self, table: &'static Table) -> StoreResult<Option<u64>> {
         let table = dataset::known(table)?;
         let exists = self
