@@ -824,6 +824,16 @@ pub async fn card_tokens_list_filters_and_paging(store: Arc<dyn Store>) {
     assert_eq!(ids(&store.list_card_tokens(&a(), &all, &page(1, Some("ct-05"))).await.unwrap()), "ct-06");
     unknown_cursor(store.list_card_tokens(&a(), &all, &page(5, Some("ct-99"))).await);
     unknown_cursor(store.list_card_tokens(&a(), &all, &page(5, Some(&foreign.card.id))).await);
+    // With a cursor, the total still counts every token the filters pass, on an empty page too.
+    let counted = |after: &str| PageRequest { include_total: true, ..page(5, Some(after)) };
+    let listed = store.list_card_tokens(&a(), &all, &counted("ct-04")).await.unwrap();
+    assert_eq!(
+        (ids(&listed).as_str(), listed.has_more, listed.total),
+        ("ct-06 ct-07 ct-08 ct-09 ct-10", true, Some(11))
+    );
+    let listed = store.list_card_tokens(&a(), &all, &counted("ct-11")).await.unwrap();
+    assert_eq!((ids(&listed).as_str(), listed.has_more, listed.total), ("", false, Some(11)));
+    unknown_cursor(store.list_card_tokens(&a(), &all, &counted("ct-99")).await);
 
     let by_customer = CardTokenFilter { customer_id: Some("cust-a".into()), ..all.clone() };
     let listed = store.list_card_tokens(&a(), &by_customer, &totals(10)).await.unwrap();

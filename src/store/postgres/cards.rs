@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Object};
+use tokio_postgres::types::ToSql;
 
 use super::rows::{self, CARD_COLUMNS};
-use super::{append_audit, end_snapshot, lock_list, overfetch, snapshot, webhooks, ListQuery};
+use super::{append_audit, lock_list, overfetch, webhooks};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
@@ -143,48 +144,96 @@ pub(super) async fn get_card_token(
     row.as_ref().map(rows::card_token).transpose()
 }
 
+/// An account's card tokens in one statement, sent once and run in autocommit, as
+/// [`super::customers::list_customer_tokens`] lists a customer's: one statement reads one
+/// snapshot, so the cursor, the page and its count agree without a read-only transaction and the
+/// cursor's own round trip. For a cursor and a total:
+///
+/// ```sql
+/// WITH cur AS (SELECT seq FROM card_tokens WHERE account_id = $1 AND id = $2)
+/// SELECT (SELECT seq FROM cur) AS cursor_seq,
+///        (SELECT COUNT(*) FROM card_tokens WHERE account_id = $1 AND <filters>) AS total, p.*
+/// FROM (SELECT) AS one LEFT JOIN (SELECT <CARD_COLUMNS> FROM card_tokens
+///     WHERE account_id = $1 AND <filters> AND seq > (SELECT seq FROM cur) ORDER BY seq LIMIT $3) p ON TRUE
+/// ```
+///
+/// - `cursor_seq` NULL for a given cursor: it names none of the account's card tokens (whatever
+///   the filters), `UnknownCursor`; checked before the page.
+/// - One row whose card columns are NULL: nothing past the cursor passes the filters, an empty
+///   page; `total` (the filters' count, cursor or not) is still there.
+///
+/// `one` is the row that carries them when the page is empty. Without a cursor or a total the
+/// statement is the page alone. Rows are sorted by `seq` here, as in `list_customer_tokens`.
 pub(super) async fn list_card_tokens(
     conn: &mut Object,
     account: &AccountId,
     filter: &CardTokenFilter,
     page: &PageRequest,
 ) -> StoreResult<Page<CardTokenRecord>> {
-    let tx = snapshot(conn).await?;
     let account = account.as_str();
-    let cursor = match &page.starting_after {
-        None => None,
-        Some(id) => {
-            let statement = tx.prepare_cached("SELECT seq FROM card_tokens WHERE account_id = $1 AND id = $2").await?;
-            let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
-            Some(rows::get::<i64>(&row, "seq")?)
-        }
-    };
     let statuses: Vec<&str> = filter.statuses.iter().map(|s| s.as_str()).collect();
     let limit = overfetch(page);
-    let mut query = ListQuery::new("card_tokens", CARD_COLUMNS);
-    let p = query.bind(&account);
-    query.filter(format!("account_id = {p}"));
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&account];
+    // The filters, shared by the page and its count.
+    let mut filters = "account_id = $1".to_owned();
     if let Some(customer_id) = &filter.customer_id {
-        let p = query.bind(customer_id);
-        query.filter(format!("customer_id = {p}"));
+        params.push(customer_id);
+        filters.push_str(&format!(" AND customer_id = ${}", params.len()));
     }
     if let Some(relationship_id) = &filter.relationship_id {
-        let p = query.bind(relationship_id);
-        query.filter(format!("relationship_id = {p}"));
+        params.push(relationship_id);
+        filters.push_str(&format!(" AND relationship_id = ${}", params.len()));
     }
     if !statuses.is_empty() {
-        let p = query.bind(&statuses);
-        query.filter(format!("status = ANY({p})"));
+        params.push(&statuses);
+        filters.push_str(&format!(" AND status = ANY(${})", params.len()));
     }
     if !filter.shows_deleted() {
-        query.filter("status <> 'DELETED'".into());
+        filters.push_str(" AND status <> 'DELETED'");
     }
-    if let Some(seq) = &cursor {
-        query.after(|q| format!("seq > {}", q.bind(seq)));
+    let mut ctes = String::new();
+    let mut columns = Vec::new();
+    let mut after = String::new();
+    if let Some(id) = &page.starting_after {
+        params.push(id);
+        ctes = format!("WITH cur AS (SELECT seq FROM card_tokens WHERE account_id = $1 AND id = ${}) ", params.len());
+        columns.push("(SELECT seq FROM cur) AS cursor_seq".to_owned());
+        after.push_str(" AND seq > (SELECT seq FROM cur)");
     }
-    let (rows, total) = query.fetch(&tx, "seq", &limit, page.include_total).await?;
-    let items = rows.iter().map(rows::card_token).collect::<StoreResult<Vec<_>>>()?;
-    end_snapshot(tx);
+    if page.include_total {
+        columns.push(format!("(SELECT COUNT(*) FROM card_tokens WHERE {filters}) AS total"));
+    }
+    params.push(&limit);
+    let page_sql =
+        format!("SELECT {CARD_COLUMNS} FROM card_tokens WHERE {filters}{after} ORDER BY seq LIMIT ${}", params.len());
+    let sql = if columns.is_empty() {
+        page_sql
+    } else {
+        format!("{ctes}SELECT {}, p.* FROM (SELECT) AS one LEFT JOIN ({page_sql}) p ON TRUE", columns.join(", "))
+    };
+    let statement = conn.prepare_cached(&sql).await?;
+    let rows = conn.query(&statement, &params).await?;
+    // With a cursor or a total there is always a first row: `one`'s.
+    let first = rows.first();
+    if page.starting_after.is_some() {
+        let cursor = first.map(|row| rows::get::<Option<i64>>(row, "cursor_seq")).transpose()?.flatten();
+        if cursor.is_none() {
+            return Err(StoreError::UnknownCursor);
+        }
+    }
+    let total = match first {
+        Some(row) if page.include_total => Some(u64::try_from(rows::get::<i64>(row, "total")?).unwrap_or_default()),
+        _ => None,
+    };
+    let mut cards = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // The row that carries the cursor and the total, without a card: the page is empty.
+        if let Some(seq) = rows::get::<Option<i64>>(row, "seq")? {
+            cards.push((seq, rows::card_token(row)?));
+        }
+    }
+    cards.sort_unstable_by_key(|(seq, _)| *seq);
+    let items = cards.into_iter().map(|(_, card)| card).collect();
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
@@ -198,6 +247,8 @@ async fn lock(client: &impl GenericClient, account: &AccountId, id: &str) -> Sto
     rows::card_token(&row)
 }
 
+/// A transaction, not one statement like the customer-token delete: its webhook bodies are the
+/// deleted card as Rust serialises it (`card_token_event_body`), which needs the updated row.
 pub(super) async fn delete_card_token(
     conn: &mut Object,
     account: &AccountId,

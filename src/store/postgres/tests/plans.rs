@@ -147,9 +147,13 @@ async fn every_list_query_searches_an_index() {
             customers::list_customers(&mut conn, &aid, &filter, &request).await.unwrap();
         }
     }
-    for request in pages(card.card.id.clone()) {
-        for filter in crate::store::conformance::card_token_filters() {
-            cards::list_card_tokens(&mut conn, &aid, &filter, &request).await.unwrap();
+    // Card tokens too: one statement per list, with a total and without.
+    for mut request in pages(card.card.id.clone()) {
+        for include_total in [true, false] {
+            request.include_total = include_total;
+            for filter in crate::store::conformance::card_token_filters() {
+                cards::list_card_tokens(&mut conn, &aid, &filter, &request).await.unwrap();
+            }
         }
     }
     for request in pages(entry) {
