@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "support/postgres.rs"]
+mod pg;
+
 const ACCOUNT: &str = "T12345678";
 const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 struct Server {
     child: Child,
@@ -214,22 +216,8 @@ async fn sqlite_loses_no_acknowledged_write_on_sigkill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_loses_no_acknowledged_write_on_sigkill() {
-    let Ok((admin, connection)) = tokio_postgres::connect(ADMIN_URL, tokio_postgres::NoTls).await else {
-        assert_ne!(
-            std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref(),
-            Ok("1"),
-            "PostgreSQL unreachable at 127.0.0.1:5432 and TOKENVAULT_REQUIRE_POSTGRES=1"
-        );
-        eprintln!("PostgreSQL unreachable at 127.0.0.1:5432: skipping the PostgreSQL half");
-        return;
-    };
-    tokio::spawn(connection);
-    let name = format!("tv_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    let result = tokio::spawn(async move { acknowledged_writes_survive_sigkill(&url).await }).await;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic.into_panic());
-    }
+    let Some(admin) = pg::admin_or_skip("the PostgreSQL half").await else { return };
+    // Dropped (with the sessions of a server killed mid-write) also when the test panics.
+    let database = pg::TempDatabase::create_on(&admin).await;
+    acknowledged_writes_survive_sigkill(&database.url).await;
 }

@@ -29,20 +29,6 @@ const SCOPES: &str = "admin:customers admin:checkout admin:hooks";
 // ---------------------------------------------------------------------------------------------
 // A database of its own per test
 
-/// The same server URL naming another database.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority..].find('/') {
-        Some(slash) => &base[..authority + slash],
-        None => base,
-    };
-    format!("{base}/{database}{query}")
-}
-
 struct TestDb {
     name: String,
     url: String,
@@ -55,7 +41,7 @@ impl TestDb {
         let admin = pg::admin_or_skip("PostgreSQL test").await?;
         let name = pg::fresh_database_name();
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        let url = with_database(&pg::admin_url(), &name);
+        let url = pg::database_url(&name);
         Some(Self { name, url, admin })
     }
 

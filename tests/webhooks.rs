@@ -3,9 +3,8 @@
 //! test runs on SQLite and on PostgreSQL (skipped with a notice when PostgreSQL is unreachable,
 //! unless `TOKENVAULT_REQUIRE_POSTGRES=1`).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -22,6 +21,9 @@ use tokenvault::config::ServeConfig;
 use tokenvault::domain::AccountId;
 use tokenvault::webhooks::WebhookSettings;
 use uuid::Uuid;
+
+#[path = "support/postgres.rs"]
+mod pg;
 
 const ACCOUNT: &str = "T12345678";
 const ALL_EVENTS: [&str; 3] = ["checkout_token_add", "checkout_token_update", "checkout_token_delete"];
@@ -71,14 +73,12 @@ enum Backend {
     Postgres,
 }
 
-const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
-
 /// A fresh database: a SQLite file in a temp dir, or a `tv_<uuid>` PostgreSQL database that is
 /// dropped afterwards.
 struct TestDb {
     config: ServeConfig,
     _dir: Option<TempDir>,
-    pg_database: Option<String>,
+    _pg_database: Option<pg::TempDatabase>,
 }
 
 impl TestDb {
@@ -89,20 +89,18 @@ impl TestDb {
                 (format!("sqlite://{}/tokenvault.db", dir.path().display()), Some(dir), None, None)
             }
             Backend::Postgres => {
-                if !postgres_available() {
+                if !pg::reachable_or_skip() {
                     return None;
                 }
-                let name = format!("tv_{}", Uuid::new_v4().simple());
-                pg_admin(&format!("CREATE DATABASE {name}")).await;
-                let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-                (url, None, Some(name), Some(STANDARD.encode([0x5au8; 32])))
+                let database = pg::TempDatabase::create().await;
+                (database.url.clone(), None, Some(database), Some(STANDARD.encode([0x5au8; 32])))
             }
         };
         let mut config = ServeConfig::new(url);
         config.encryption_key = key;
         config.webhooks =
             WebhookSettings { retry_base: RETRY_BASE, poll_interval: Duration::from_millis(50), ..Default::default() };
-        Some(Self { config, _dir: dir, pg_database })
+        Some(Self { config, _dir: dir, _pg_database: pg_database })
     }
 
     async fn start(&self) -> RunningServer {
@@ -118,47 +116,11 @@ impl TestDb {
                 conn.query_row(COUNT, [], |row| row.get(0)).unwrap()
             }
             None => {
-                let (client, connection) =
-                    tokio_postgres::connect(&self.config.database_url, tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(connection);
+                let client = pg::connect_plain(&self.config.database_url).await.unwrap();
                 client.query_one(COUNT, &[]).await.unwrap().get(0)
             }
         }
     }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_database.take() {
-            // Drop runs inside the test's runtime: drop the database from a thread of its own.
-            let dropped = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                runtime.block_on(pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
-            });
-            let _ = dropped.join();
-        }
-    }
-}
-
-fn postgres_available() -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], 5432));
-    if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
-        return true;
-    }
-    if std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-        panic!("PostgreSQL unreachable at {addr} and TOKENVAULT_REQUIRE_POSTGRES=1");
-    }
-    static NOTICE: Once = Once::new();
-    NOTICE.call_once(|| eprintln!("PostgreSQL unreachable at {addr}: skipping the PostgreSQL half"));
-    false
-}
-
-async fn pg_admin(sql: &str) {
-    let (client, connection) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls).await.expect("PostgreSQL");
-    let driver = tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    drop(client);
-    let _ = driver.await;
 }
 
 // ---- an API client --------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -24,9 +24,6 @@ pub const ACCOUNT: &str = "T12345678";
 pub const OTHER_ACCOUNT: &str = "T87654321";
 pub const ALL_SCOPES: &[&str] = &["admin:customers", "admin:checkout"];
 pub const JSON_UTF8: &str = "application/json; charset=utf-8";
-
-const PG_HOST: &str = "127.0.0.1";
-const PG_PORT: u16 = 5432;
 
 /// Where a test's data lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,22 +81,7 @@ macro_rules! backend_tests {
 /// Whether the PostgreSQL half can run. Unreachable is a failure with
 /// `TOKENVAULT_REQUIRE_POSTGRES=1`, otherwise a single notice and a skip.
 pub fn backend_available(backend: Backend) -> bool {
-    if backend == Backend::Sqlite {
-        return true;
-    }
-    static REACHABLE: OnceLock<bool> = OnceLock::new();
-    let reachable = *REACHABLE.get_or_init(|| {
-        let addr = SocketAddr::from(([127, 0, 0, 1], PG_PORT));
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-    });
-    if !reachable {
-        if std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!("PostgreSQL unreachable at {PG_HOST}:{PG_PORT} and TOKENVAULT_REQUIRE_POSTGRES=1");
-        }
-        static NOTICE: Once = Once::new();
-        NOTICE.call_once(|| eprintln!("PostgreSQL unreachable at {PG_HOST}:{PG_PORT}: skipping the PostgreSQL half"));
-    }
-    reachable
+    backend == Backend::Sqlite || crate::pg::reachable_or_skip()
 }
 
 pub async fn run_app<F, Fut>(backend: Backend, test: F)
@@ -141,7 +123,8 @@ pub struct TestApp {
     pub database_url: String,
     /// SQLite: the directory holding the database file (kept alive with the app).
     pub dir: Option<TempDir>,
-    pg_database: Option<String>,
+    /// PostgreSQL: the test's database, dropped with the app (after the server, see `Drop`).
+    _pg_database: Option<crate::pg::TempDatabase>,
     customize: Customize,
     credentials: Mutex<HashMap<(String, String), (ClientCredentials, String)>>,
 }
@@ -160,9 +143,8 @@ pub async fn spawn_app_with(backend: Backend, customize: impl Fn(&mut ServeConfi
             (url, Some(dir), None)
         }
         Backend::Postgres => {
-            let name = format!("tv_{}", uuid::Uuid::new_v4().simple());
-            pg_admin(&format!("CREATE DATABASE {name}")).await;
-            (format!("postgres://postgres@{PG_HOST}:{PG_PORT}/{name}"), None, Some(name))
+            let database = crate::pg::TempDatabase::create().await;
+            (database.url.clone(), None, Some(database))
         }
     };
     let mut app = TestApp {
@@ -173,7 +155,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl Fn(&mut ServeConfi
         backend,
         database_url,
         dir,
-        pg_database,
+        _pg_database: pg_database,
         customize: Arc::new(customize),
         credentials: Mutex::new(HashMap::new()),
     };
@@ -181,31 +163,10 @@ pub async fn spawn_app_with(backend: Backend, customize: impl Fn(&mut ServeConfi
     app
 }
 
-/// Runs one statement on the PostgreSQL maintenance database `test`.
-async fn pg_admin(sql: &str) {
-    let conninfo = format!("host={PG_HOST} port={PG_PORT} user=postgres dbname=test connect_timeout=5");
-    let (client, connection) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL admin connection failed: {e}"));
-    let driver = tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    drop(client);
-    let _ = driver.await;
-}
-
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let Some(name) = self.pg_database.take() else {
-            return;
-        };
+        // The server goes before its database does.
         drop(self.server.take());
-        // Drop may run inside the test's runtime (or while unwinding): do the clean-up on a
-        // thread of its own with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(pg_admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
-        })
-        .join();
     }
 }
 

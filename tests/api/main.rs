@@ -3,6 +3,8 @@
 
 #[macro_use]
 mod helpers;
+#[path = "../support/postgres.rs"]
+mod pg;
 
 mod auth;
 mod auth_edge;
