@@ -94,7 +94,8 @@ enum Command {
         output: String,
     },
     /// Load an export into an empty database (SQLite or PostgreSQL), in batches, keeping every
-    /// row as it was; fails unless the stored counts equal the export's header.
+    /// row as it was; fails unless the stored counts equal the export's header. A failed import
+    /// removes the rows it stored, so the database stays empty for the next try.
     Import {
         /// The export file; `-` for stdin.
         file: String,

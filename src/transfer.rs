@@ -13,7 +13,9 @@
 //! ([`TABLES`]), each in key order, with every column (binary ones in base64). The export reads
 //! one snapshot, so it is consistent even while servers write. Import refuses a destination that
 //! holds any row, stores batches of [`IMPORT_BATCH`] rows per transaction, keeps every `seq`, and
-//! finally checks that the destination holds exactly the header's counts.
+//! finally checks that the destination holds exactly the header's counts. An import that fails
+//! after it began storing removes what it stored ([`Dataset::abandon_import`]): the destination is
+//! empty again, ready for a corrected file.
 //!
 //! Card tokens stay sealed: servers on the destination must use the source's encryption key
 //! (`--encryption-key`, or the SQLite key file's content).
@@ -106,12 +108,22 @@ pub enum TransferError {
     /// Import refused before storing anything (the file or the destination does not fit).
     #[error("{0}")]
     Refused(String),
-    #[error("the destination database is not empty ({0}); import only into a new, empty database")]
+    #[error(
+        "the destination database is not empty ({0}); import only into a new, empty database. If these rows \
+         are what an import that was killed left behind, empty the database (drop and re-create it, or delete \
+         the SQLite file) and import again"
+    )]
     NotEmpty(String),
     #[error("counts differ from the export's header: {0}")]
     CountMismatch(String),
     #[error("{0}")]
     Key(String),
+    /// The import failed and removing the rows it had stored failed too: they are still there.
+    #[error(
+        "{error}; removing the rows stored before that failed too ({cleanup}), so they are still in the \
+         destination: empty it (drop and re-create the database, or delete the SQLite file) before importing again"
+    )]
+    NotUndone { error: Box<TransferError>, cleanup: StoreError },
 }
 
 /// Writes the whole dataset of `source` to `out`.
@@ -191,7 +203,9 @@ async fn export_snapshot(
 
 /// Reads an export from `input` into `destination`, which must be empty. With a `cipher`, the
 /// first sealed card token is opened with it before any card token is stored: a destination
-/// whose servers would use another key than the source's is refused.
+/// whose servers would use another key than the source's is refused. Whatever fails once the
+/// destination was found empty (a bad line, a key, the counts, the database) empties it again
+/// before the error is returned.
 pub async fn import(
     destination: &mut dyn Dataset,
     input: impl BufRead,
@@ -217,9 +231,13 @@ pub async fn import(
         )));
     }
     let mut occupied = Vec::new();
+    // The tables found empty, parents first: what undoing a failed import empties again. All of
+    // them, not just the header's: one the export lacks (an older source) may still reference a
+    // table it fills, and PostgreSQL empties a referenced table only together with its referrers.
+    let mut present = Vec::new();
     for table in TABLES {
         match destination.count_rows(table).await? {
-            Some(0) => {}
+            Some(0) => present.push(table),
             Some(count) => occupied.push(format!("{count} rows in {}", table.name)),
             None if expected.iter().any(|(t, _)| t == &table) => {
                 return Err(TransferError::Refused(format!("the destination has no table {}", table.name)));
@@ -231,6 +249,27 @@ pub async fn import(
         return Err(TransferError::NotEmpty(occupied.join(", ")));
     }
 
+    // Parents first, as the rows come (the header's map need not keep that order).
+    let imported: Vec<&'static Table> =
+        TABLES.iter().filter(|table| expected.iter().any(|(t, _)| t == table)).collect();
+    match store(destination, lines, &expected, &imported, cipher, &mut progress).await {
+        Ok(summary) => Ok(summary),
+        Err(error) => match destination.abandon_import(&present).await {
+            Ok(()) => Err(error),
+            Err(cleanup) => Err(TransferError::NotUndone { error: Box::new(error), cleanup }),
+        },
+    }
+}
+
+/// The part of [`import`] that writes: every row, the count check, and readying the tables.
+async fn store(
+    destination: &mut dyn Dataset,
+    lines: std::io::Lines<impl BufRead>,
+    expected: &[(&'static Table, u64)],
+    imported: &[&'static Table],
+    cipher: Option<&TokenCipher>,
+    progress: &mut impl FnMut(&Progress<'_>),
+) -> Result<Summary, TransferError> {
     let total = expected.iter().map(|(_, count)| count).sum();
     let mut read: Vec<(&'static Table, u64)> = expected.iter().map(|(table, _)| (*table, 0)).collect();
     let mut batch: Vec<Row> = Vec::with_capacity(IMPORT_BATCH);
@@ -290,8 +329,7 @@ pub async fn import(
     if !mismatches.is_empty() {
         return Err(TransferError::CountMismatch(mismatches.join("; ")));
     }
-    let imported: Vec<&'static Table> = expected.iter().map(|(table, _)| *table).collect();
-    destination.finish_import(&imported).await?;
+    destination.finish_import(imported).await?;
     Ok(summary)
 }
 
@@ -361,14 +399,21 @@ fn check_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<boo
     cipher.open(&account, &text("id"), &sealed).map_err(|_| {
         TransferError::Key(format!(
             "line {line}: the encryption key cannot open the exported card tokens; use the source's key \
-             (--encryption-key, or the content of the source's SQLite key file) (no card token was stored)"
+             (--encryption-key, or the content of the source's SQLite key file)"
         ))
     })?;
     Ok(true)
 }
 
 #[cfg(test)]
+#[path = "../tests/support/dataset.rs"]
+mod made_up;
+
+#[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use super::made_up::Export;
     use super::*;
 
     async fn sqlite(dir: &tempfile::TempDir, name: &str) -> Box<dyn Dataset> {
@@ -376,6 +421,26 @@ mod tests {
         dataset::open(&format!("sqlite://{}", path.display())).await.expect("open dataset")
     }
 
+    type SqliteState = (Vec<(String, i64)>, Vec<(String, i64)>);
+
+    /// Rows per dataset table (empty ones left out) and every `AUTOINCREMENT` counter, read
+    /// behind the dataset's back.
+    fn sqlite_state(path: &Path) -> SqliteState {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let rows = TABLES
+            .iter()
+            .map(|t| (t.name.to_owned(), conn.query_row(&format!("SELECT COUNT(*) FROM {}", t.name), [], |r| r.get(0))))
+            .map(|(name, count)| (name, count.unwrap()))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        let mut statement = conn.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name").unwrap();
+        let counters = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        (rows, counters)
+    }
+
+    fn names(state: &[(&str, i64)]) -> Vec<(String, i64)> {
+        state.iter().map(|(name, n)| ((*name).to_owned(), *n)).collect()
+    }
     #[tokio::test]
     async fn an_empty_database_round_trips_and_every_table_is_covered() {
         let dir = tempfile::tempdir().unwrap();
@@ -406,13 +471,131 @@ mod tests {
         let header = format!(
             "{{\"format\":\"{FORMAT}\",\"version\":1,\"schema_version\":1,\"source\":\"sqlite\",\"exported_at\":\"x\",\"tables\":{{\"clients\":2}}}}\n"
         );
-        let one_client = format!(
-            "{header}{{\"table\":\"clients\",\"row\":{{\"client_id\":\"c1\",\"account_id\":\"T00000001\",\"secret_hash\":\"h\",\"scopes\":\"s\",\"created_at\":1}}}}\n"
-        );
+        let client = |id: &str| {
+            format!(
+                "{{\"table\":\"clients\",\"row\":{{\"client_id\":\"{id}\",\"account_id\":\"T00000001\",\"secret_hash\":\"h\",\"scopes\":\"s\",\"created_at\":1}}}}\n"
+            )
+        };
+        let one_client = format!("{header}{}", client("c1"));
         let short = import(destination.as_mut(), one_client.as_bytes(), None, |_| {}).await;
         assert!(matches!(&short, Err(TransferError::CountMismatch(m)) if m.contains("clients")), "{short:?}");
-        // The row that was read is stored, so the database is no longer empty.
-        let again = import(destination.as_mut(), one_client.as_bytes(), None, |_| {}).await;
-        assert!(matches!(&again, Err(TransferError::NotEmpty(m)) if m.contains("1 rows in clients")), "{again:?}");
+        // The row that was read was stored, then removed again: the database is empty, and the
+        // corrected file fits.
+        let clients = dataset::table("clients").unwrap();
+        assert_eq!(destination.count_rows(clients).await.unwrap(), Some(0));
+        let two_clients = format!("{one_client}{}", client("c2"));
+        let imported = import(destination.as_mut(), two_clients.as_bytes(), None, |_| {}).await.unwrap();
+        assert_eq!(imported.tables, vec![("clients".to_owned(), 2)]);
+        // A database holding rows is refused, with what to do, and keeps its rows.
+        let again = import(destination.as_mut(), two_clients.as_bytes(), None, |_| {}).await;
+        assert!(matches!(&again, Err(TransferError::NotEmpty(m)) if m.contains("2 rows in clients")), "{again:?}");
+        let message = again.unwrap_err().to_string();
+        assert!(message.contains("drop and re-create it, or delete the SQLite file"), "{message}");
+        assert_eq!(destination.count_rows(clients).await.unwrap(), Some(2));
+    }
+
+    /// Failures after several stored batches (a broken line, a count that differs, a row the
+    /// database rejects) leave the rows and the `AUTOINCREMENT` counters as they were, so the
+    /// corrected file goes into the same database.
+    #[tokio::test]
+    async fn a_failed_import_removes_what_it_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let mut destination = sqlite(&dir, "d.db").await;
+        // As if 700 customers had been created and deleted: the import moves that counter to 1200,
+        // and undoing it puts back 700 (where there was no counter, none is left).
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('customers', 700)", [])
+            .unwrap();
+        let before = sqlite_state(&path);
+        assert_eq!(before, (vec![], names(&[("customers", 700)])));
+
+        let (customers, tokens) = (1200, 800);
+        let broken = Export { broken_after_tokens: Some(700), ..Export::correct(customers, tokens) }.text();
+        let short = Export { claimed_tokens: tokens + 1, ..Export::correct(customers, tokens) }.text();
+        // The first token again, in the second batch of tokens: a duplicate key.
+        let correct = Export::correct(customers, tokens).text();
+        let mut lines: Vec<&str> = correct.lines().collect();
+        let first_token = 1 + 2 + customers as usize;
+        lines.insert(first_token + 600, lines[first_token]);
+        let duplicate = lines.join("\n");
+        for (file, failure) in [(broken, "line"), (short, "counts differ"), (duplicate, "database")] {
+            let mut stored = 0;
+            let result = import(destination.as_mut(), file.as_bytes(), None, |p| stored = p.done).await;
+            let error = result.expect_err(failure).to_string();
+            assert!(error.contains(failure), "{error}");
+            assert!(stored >= 1500, "{failure}: only {stored} rows were stored before the failure");
+            assert_eq!(sqlite_state(&path), before, "after the failure at: {error}");
+        }
+
+        let imported = import(destination.as_mut(), correct.as_bytes(), None, |_| {}).await.unwrap();
+        assert_eq!(imported.rows, 2 + customers + tokens);
+        assert_eq!(
+            sqlite_state(&path),
+            (
+                names(&[("clients", 2), ("customers", 1200), ("customer_tokens", 800)]),
+                names(&[("customer_tokens", 800), ("customers", 1200)])
+            )
+        );
+    }
+
+    /// A destination whose clean-up fails.
+    struct Stuck(Box<dyn Dataset>);
+
+    #[async_trait::async_trait]
+    impl Dataset for Stuck {
+        fn backend(&self) -> &'static str {
+            self.0.backend()
+        }
+        async fn schema_version(&mut self) -> crate::store::StoreResult<i64> {
+            self.0.schema_version().await
+        }
+        async fn table_names(&mut self) -> crate::store::StoreResult<Vec<String>> {
+            self.0.table_names().await
+        }
+        async fn begin_snapshot(&mut self) -> crate::store::StoreResult<()> {
+            self.0.begin_snapshot().await
+        }
+        async fn end_snapshot(&mut self) -> crate::store::StoreResult<()> {
+            self.0.end_snapshot().await
+        }
+        async fn count_rows(&mut self, table: &'static Table) -> crate::store::StoreResult<Option<u64>> {
+            self.0.count_rows(table).await
+        }
+        async fn export_rows(
+            &mut self,
+            table: &'static Table,
+            after: Option<Value>,
+            limit: u32,
+        ) -> crate::store::StoreResult<Vec<Row>> {
+            self.0.export_rows(table, after, limit).await
+        }
+        async fn import_rows(&mut self, table: &'static Table, rows: Vec<Row>) -> crate::store::StoreResult<()> {
+            self.0.import_rows(table, rows).await
+        }
+        async fn abandon_import(&mut self, _tables: &[&'static Table]) -> crate::store::StoreResult<()> {
+            Err(StoreError::Internal("the disk is gone".into()))
+        }
+    }
+
+    /// When removing the stored rows fails too, the error names both failures and says that the
+    /// rows are still there.
+    #[tokio::test]
+    async fn a_failed_clean_up_reports_both_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut destination = Stuck(sqlite(&dir, "d.db").await);
+        let short = Export { claimed_tokens: 11, ..Export::correct(10, 10) }.text();
+        let error = import(&mut destination, short.as_bytes(), None, |_| {}).await.unwrap_err();
+        assert!(
+            matches!(&error, TransferError::NotUndone { error, .. } if matches!(**error, TransferError::CountMismatch(_)))
+        );
+        let message = error.to_string();
+        assert!(message.starts_with("counts differ from the export's header: customer_tokens: header 11"), "{message}");
+        assert!(
+            message.contains("removing the rows stored before that failed too (database error: the disk is gone)"),
+            "{message}"
+        );
+        assert!(message.contains("still in the destination: empty it (drop and re-create the database"), "{message}");
     }
 }

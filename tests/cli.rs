@@ -1,7 +1,16 @@
 //! The command line's own outputs: shell completions and the man page, generated from the clap
-//! definitions so they never fall behind the flags.
+//! definitions so they never fall behind the flags; `seed`, `config`, and what a failed `import`
+//! leaves behind, on SQLite and PostgreSQL.
 
+use std::path::Path;
 use std::process::Command;
+
+use serde_json::{json, Value};
+
+#[path = "support/dataset.rs"]
+mod made_up;
+#[path = "support/postgres.rs"]
+mod pg;
 
 fn run(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_tokenvault")).args(args).output().unwrap();
@@ -94,4 +103,147 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
         Command::new(env!("CARGO_BIN_EXE_tokenvault")).args(["serve", "--config"]).arg(&file).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(String::from_utf8(output.stderr).unwrap(), "tokenvault: max_in_flight: must be at least 1\n");
+}
+
+/// Runs the command: (success, stdout, stderr).
+fn tokenvault(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+        .args(args)
+        .env_remove("TOKENVAULT_ENCRYPTION_KEY")
+        .env_remove("TOKENVAULT_DATABASE_URL")
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+/// The rows of every table as `export` counts them (its header).
+fn stored(database_url: &str) -> Value {
+    let (ok, stdout, stderr) = tokenvault(&["export", "--database-url", database_url, "--output", "-"]);
+    assert!(ok, "{stderr}");
+    let header: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    header["tables"].clone()
+}
+
+/// The `seq` generators of the customer tables: `sqlite_sequence`, or the identity sequences'
+/// `last_value` and `is_called`.
+async fn generators(database_url: &str) -> Value {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut statement = conn.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name").unwrap();
+        let rows = statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
+        return rows.map(|row| json!(row.unwrap())).collect();
+    }
+    let client = pg::connect_plain(database_url).await.unwrap();
+    let mut state = Vec::new();
+    for table in ["customers", "customer_tokens"] {
+        let sequence: String =
+            client.query_one("SELECT pg_get_serial_sequence($1, 'seq')", &[&table]).await.unwrap().get(0);
+        let row = client.query_one(&format!("SELECT last_value, is_called FROM {sequence}"), &[]).await.unwrap();
+        state.push(json!([table, row.get::<_, i64>(0), row.get::<_, bool>(1)]));
+    }
+    Value::Array(state)
+}
+
+/// Moves the customers' `seq` generator to 700, as 700 customers created and deleted would.
+async fn advance_generator(database_url: &str) {
+    if let Some(path) = database_url.strip_prefix("sqlite://") {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('customers', 700)", []).unwrap();
+        return;
+    }
+    let client = pg::connect_plain(database_url).await.unwrap();
+    client.batch_execute("SELECT setval(pg_get_serial_sequence('customers', 'seq'), 700)").await.unwrap();
+}
+
+/// A broken line after several full batches, counts that differ from the header, and the latter
+/// in an export that lacks a table (as from an older source): each import fails, and leaves the
+/// database with no row and its generators as they were (one moved before, to 700, which the
+/// import moves to 1200), so the correct file then imports into it with exactly its counts.
+async fn a_failed_import_leaves_the_database_empty(database_url: &str, dir: &Path) {
+    let (customers, tokens) = (1200, 800);
+    let write = |name: &str, export: made_up::Export| {
+        let path = dir.join(name);
+        std::fs::write(&path, export.text()).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let correct = made_up::Export::correct(customers, tokens);
+    let expected = correct.counts();
+    let correct = write("correct.jsonl", correct);
+    let broken = made_up::Export { broken_after_tokens: Some(700), ..made_up::Export::correct(customers, tokens) };
+    let broken = write("broken.jsonl", broken);
+    let short = made_up::Export { claimed_tokens: tokens + 1, ..made_up::Export::correct(customers, tokens) };
+    let short = write("short.jsonl", short);
+    // As from an older source without the tokens' table (which references the customers), one
+    // customer short.
+    let older = made_up::Export::correct(customers, 0).text();
+    let (header, rows) = older.split_once('\n').unwrap();
+    let mut header: Value = serde_json::from_str(header).unwrap();
+    header["tables"].as_object_mut().unwrap().remove("customer_tokens");
+    header["tables"]["customers"] = json!(customers + 1);
+    let older_path = dir.join("older.jsonl");
+    std::fs::write(&older_path, format!("{header}\n{rows}")).unwrap();
+    let older = older_path.to_str().unwrap().to_owned();
+
+    // `export` migrates the new database: it is empty.
+    let empty = stored(database_url);
+    assert!(empty.as_object().unwrap().values().all(|rows| rows == 0), "{empty}");
+    advance_generator(database_url).await;
+    let before = generators(database_url).await;
+    let sqlite = database_url.starts_with("sqlite://");
+    let expected_before = match sqlite {
+        true => json!([["customers", 700]]),
+        false => json!([["customers", 700, true], ["customer_tokens", 1, false]]),
+    };
+    assert_eq!(before, expected_before);
+
+    let broken_line = 1 + 2 + customers + 700 + 1;
+    for (file, failure) in [
+        (&broken, format!("line {broken_line}: not a {{\"table\", \"row\"}} object")),
+        (&short, format!("counts differ from the export's header: customer_tokens: header {}", tokens + 1)),
+        (&older, format!("counts differ from the export's header: customers: header {}", customers + 1)),
+    ] {
+        let (ok, stdout, stderr) = tokenvault(&["import", file, "--database-url", database_url]);
+        assert!(!ok && stdout.is_empty(), "{stdout}");
+        assert!(stderr.contains(&format!("import failed: {failure}")), "{stderr}");
+        assert!(stderr.contains("the import kept none of the rows it had stored"), "{stderr}");
+        assert_eq!(stored(database_url), empty, "after {file}: {stderr}");
+        assert_eq!(generators(database_url).await, before, "after {file}");
+    }
+
+    let (ok, stdout, stderr) = tokenvault(&["import", &correct, "--database-url", database_url]);
+    assert!(ok, "{stderr}");
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary, json!({"rows": 2 + customers + tokens, "tables": expected}));
+    let mut filled = empty.clone();
+    for (table, rows) in expected.as_object().unwrap() {
+        filled[table] = rows.clone();
+    }
+    assert_eq!(stored(database_url), filled);
+    let moved = match sqlite {
+        true => json!([["customer_tokens", 800], ["customers", 1200]]),
+        false => json!([["customers", 1200, true], ["customer_tokens", 800, true]]),
+    };
+    assert_eq!(generators(database_url).await, moved);
+
+    // A database holding rows (as a killed import leaves it) is refused, with what to do.
+    let (ok, _, stderr) = tokenvault(&["import", &correct, "--database-url", database_url]);
+    assert!(!ok, "{stderr}");
+    assert!(stderr.contains("import refused: the destination database is not empty (2 rows in clients"), "{stderr}");
+    assert!(stderr.contains("empty the database (drop and re-create it, or delete the SQLite file)"), "{stderr}");
+    assert_eq!(stored(database_url), filled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_import_leaves_sqlite_empty_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("tv.db").display());
+    a_failed_import_leaves_the_database_empty(&database_url, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_import_leaves_postgres_empty_for_the_next() {
+    let Some(admin) = pg::admin_or_skip("the PostgreSQL import test").await else { return };
+    let database = pg::TempDatabase::create_on(&admin).await;
+    let dir = tempfile::tempdir().unwrap();
+    a_failed_import_leaves_the_database_empty(&database.url, dir.path()).await;
 }

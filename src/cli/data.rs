@@ -29,7 +29,8 @@ pub async fn export(database_url: &str, output: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified.
+/// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified;
+/// a failure leaves the database empty again (see `transfer::import`).
 pub async fn import_dataset(file: &str, database_url: &str, encryption_key: Option<String>) -> Result<(), String> {
     let input: Box<dyn std::io::BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -56,9 +57,11 @@ pub async fn import_dataset(file: &str, database_url: &str, encryption_key: Opti
     bar.finish();
     let summary = summary.map_err(|e| match e {
         transfer::TransferError::NotEmpty(_) | transfer::TransferError::Refused(_) => format!("import refused: {e}"),
+        // Its message says what is left and what to do.
+        transfer::TransferError::NotUndone { .. } => format!("import failed: {e}"),
         _ => format!(
-            "import failed: {e}\n(batches stored before the failure stay in the destination: empty it — drop and \
-             re-create the database, or delete the SQLite file — before importing again)"
+            "import failed: {e}\n(the import kept none of the rows it had stored: fix the cause and run it again on \
+             the same database)"
         ),
     })?;
     eprintln!("imported {} rows into {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));

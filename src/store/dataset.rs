@@ -88,12 +88,21 @@ pub trait Dataset: Send {
     async fn export_rows(&mut self, table: &'static Table, after: Option<Value>, limit: u32) -> StoreResult<Vec<Row>>;
     /// Inserts the rows as they are (keeping `seq`) in one transaction, then moves the table's
     /// `seq` generator past the largest value, so that new rows continue after imported ones.
+    /// The first call for a table since the last [`Dataset::finish_import`] or
+    /// [`Dataset::abandon_import`] notes where its generator stood, for `abandon_import`.
     async fn import_rows(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()>;
+    /// Undoes an import that failed after storing some batches, so that a corrected file can be
+    /// imported right away instead of the database having to be re-created: empties `tables`
+    /// (the dataset tables the import found empty, parents first as in [`TABLES`]) in one
+    /// transaction and puts every `seq` generator that [`Dataset::import_rows`] moved back where
+    /// it stood. Other tables, the schema and its migrations are left alone.
+    async fn abandon_import(&mut self, tables: &[&'static Table]) -> StoreResult<()>;
     /// Readies a store just filled by an import for serving, once, instead of leaving it to the
     /// first requests. PostgreSQL: `VACUUM (ANALYZE)` of these tables (planner statistics, and
     /// hint bits and the visibility map set now: otherwise the first read of each imported page
     /// writes it back, measured as 3.6–4.8 KiB written per list request after a 1M/10M import).
     /// SQLite: nothing (its reads write nothing, and its plans are not statistics-driven here).
+    /// Either way the import is then over: there is nothing left for `abandon_import` to undo.
     async fn finish_import(&mut self, _tables: &[&'static Table]) -> StoreResult<()> {
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! destination is a copy of a migrated template, made only when the input gets past the header
 //! (most inputs do not), so the fuzzer stays fast. With a cipher, the key check on the first
 //! sealed card token runs too. Invariants: no panic; a successful import stored exactly the
-//! header's counts.
+//! header's counts; a failed one left no row behind.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -77,6 +77,12 @@ impl Dataset for LazyCopy {
     async fn import_rows(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()> {
         self.get().await?.import_rows(table, rows).await
     }
+    async fn finish_import(&mut self, tables: &[&'static Table]) -> StoreResult<()> {
+        self.get().await?.finish_import(tables).await
+    }
+    async fn abandon_import(&mut self, tables: &[&'static Table]) -> StoreResult<()> {
+        self.get().await?.abandon_import(tables).await
+    }
 }
 
 /// The target's body: one input, as libFuzzer hands it over.
@@ -88,11 +94,21 @@ pub fn run(data: &[u8]) {
     // Odd inputs check the encryption key against the first sealed card token.
     let cipher = (data.len() % 2 == 1).then(|| fixture().state.cipher.as_ref());
     let result = runtime().block_on(transfer::import(&mut destination, data, cipher, |_| {}));
-    if let Ok(summary) = result {
-        let text = std::str::from_utf8(data).expect("imported UTF-8");
-        let header: transfer::Header =
-            serde_json::from_str(text.lines().next().expect("a header line")).expect("a header");
-        let expected: u64 = header.tables.values().map(|count| count.as_u64().expect("a count")).sum();
-        assert_eq!(summary.rows, expected, "{summary:?}");
+    match result {
+        Ok(summary) => {
+            let text = std::str::from_utf8(data).expect("imported UTF-8");
+            let header: transfer::Header =
+                serde_json::from_str(text.lines().next().expect("a header line")).expect("a header");
+            let expected: u64 = header.tables.values().map(|count| count.as_u64().expect("a count")).sum();
+            assert_eq!(summary.rows, expected, "{summary:?}");
+        }
+        // The destination started empty (a copy of the template) and must be so again.
+        Err(error) if destination.inner.is_some() => {
+            for table in dataset::TABLES {
+                let rows = runtime().block_on(destination.count_rows(table)).expect("count rows");
+                assert!(matches!(rows, None | Some(0)), "{rows:?} rows left in {} after: {error}", table.name);
+            }
+        }
+        Err(_) => {}
     }
 }

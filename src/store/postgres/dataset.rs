@@ -1,7 +1,8 @@
 //! Row access to a PostgreSQL database for `tokenvault export` / `import` (see
 //! [`crate::store::dataset`]). One plain connection, no pool. Imported rows keep their `seq`
 //! (`OVERRIDING SYSTEM VALUE`), and each batch then moves the identity sequence past the largest
-//! `seq`, so that rows created afterwards continue the order.
+//! `seq`, so that rows created afterwards continue the order. An import that fails is undone by
+//! `TRUNCATE` and by putting those sequences back.
 
 use std::collections::HashMap;
 
@@ -18,8 +19,13 @@ pub struct PostgresDataset {
     client: Client,
     /// Drives the connection; ends by itself once `client` is dropped.
     _driver: tokio::task::JoinHandle<()>,
+    /// For a new connection when an import that failed by losing this one is undone.
+    url: String,
     /// Column lists by table, read from the catalog once.
     columns: HashMap<&'static str, Vec<Column>>,
+    /// Each identity sequence the running import has moved, as it stood before (`last_value`,
+    /// `is_called`): what [`Dataset::abandon_import`] puts back.
+    sequences_before: HashMap<&'static str, (String, i64, bool)>,
 }
 
 impl PostgresDataset {
@@ -27,7 +33,26 @@ impl PostgresDataset {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let (mut client, driver) = migrate::connect_once(url).await?;
         migrate::run(&mut client).await?;
-        Ok(Self { client, _driver: driver, columns: HashMap::new() })
+        Ok(Self {
+            client,
+            _driver: driver,
+            url: url.to_owned(),
+            columns: HashMap::new(),
+            sequences_before: HashMap::new(),
+        })
+    }
+
+    /// Notes where the table's identity sequence stands, once per import, before it is moved.
+    async fn note_sequence(&mut self, table: &'static Table) -> StoreResult<()> {
+        if !table.has_seq() || self.sequences_before.contains_key(table.name) {
+            return Ok(());
+        }
+        let row = self.client.query_one("SELECT pg_get_serial_sequence($1, 'seq')", &[&quoted(table.name)]).await?;
+        let Some(sequence) = row.get::<_, Option<String>>(0) else { return Ok(()) };
+        // The name comes from the catalog, quoted as needed.
+        let row = self.client.query_one(&format!("SELECT last_value, is_called FROM {sequence}"), &[]).await?;
+        self.sequences_before.insert(table.name, (sequence, row.get(0), row.get(1)));
+        Ok(())
     }
 
     async fn columns(&mut self, table: &'static Table) -> StoreResult<Vec<Column>> {
@@ -168,6 +193,33 @@ impl Dataset for PostgresDataset {
             let table = dataset::known(table)?;
             self.client.batch_execute(&format!("VACUUM (ANALYZE) {}", quoted(table.name))).await?;
         }
+        self.sequences_before.clear();
+        Ok(())
+    }
+
+    async fn abandon_import(&mut self, tables: &[&'static Table]) -> StoreResult<()> {
+        let list = tables
+            .iter()
+            .rev()
+            .map(|table| dataset::known(table).map(|table| quoted(table.name)))
+            .collect::<StoreResult<Vec<_>>>()?
+            .join(", ");
+        let sequences = std::mem::take(&mut self.sequences_before);
+        // The failure may have been this connection's loss (which `is_closed` can report late).
+        if self.client.is_closed() || self.client.batch_execute("SELECT 1").await.is_err() {
+            let (client, driver) = migrate::connect_once(&self.url).await?;
+            (self.client, self._driver) = (client, driver);
+        }
+        let tx = self.client.transaction().await?;
+        if !list.is_empty() {
+            // One statement for all of them: a referenced table may only be emptied together with
+            // the tables referencing it.
+            tx.batch_execute(&format!("TRUNCATE {list}")).await?;
+        }
+        for (sequence, last_value, is_called) in sequences.into_values() {
+            tx.execute("SELECT setval($1::TEXT::REGCLASS, $2, $3)", &[&sequence, &last_value, &is_called]).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -231,6 +283,7 @@ impl Dataset for PostgresDataset {
             return Ok(());
         }
         let columns = self.columns(table).await?;
+        self.note_sequence(table).await?;
         // One multi-row INSERT per batch; a column some row lacks takes its DEFAULT there.
         let mut targets: Vec<&Column> = Vec::new();
         for row in &rows {

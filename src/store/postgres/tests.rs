@@ -82,6 +82,18 @@ impl TestDb {
     async fn sql(&self) -> tokio_postgres::Client {
         connect_plain(&self.url).await.expect("connect to the test database")
     }
+
+    /// Ends every session on the test database but `client`'s own (what a server restart does to
+    /// clients); the number ended.
+    async fn terminate_sessions(&self, client: &tokio_postgres::Client) -> u64 {
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&self.name],
+            )
+            .await
+            .expect("terminate sessions")
+    }
 }
 
 /// A fresh PostgreSQL store for the backend-neutral conformance checks; the database is dropped
@@ -958,13 +970,7 @@ async fn recovers_after_the_database_drops_every_connection() {
 
     for round in 0..3 {
         let admin = connect_plain(&admin_url()).await.unwrap();
-        let killed = admin
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-                &[&db.name],
-            )
-            .await
-            .unwrap();
+        let killed = db.terminate_sessions(&admin).await;
         assert!(killed > 0, "round {round}: no connection was terminated");
         tokio::time::sleep(Duration::from_millis(50)).await;
 
@@ -1091,4 +1097,39 @@ async fn expired_idempotency_keys_are_purged() {
     crate::store::conformance::idempotency_purge_leaves_three_keys(&store).await;
     let left: i64 = db.sql().await.query_one("SELECT COUNT(*) FROM idempotency_keys", &[]).await.unwrap().get(0);
     assert_eq!(left, 3);
+}
+
+/// An import that failed by losing its connection is still undone: `abandon_import` connects
+/// anew, empties the tables and puts the identity sequences back where they stood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_is_undone_after_its_connection_was_lost() {
+    use crate::store::dataset::{self, Dataset, Row};
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let customers = dataset::table("customers").unwrap();
+    let row = |seq: i64| -> Row {
+        let row = json!({"seq": seq, "id": format!("cus-{seq}"), "account_id": "T00000001", "customer_id": format!("c{seq}"),
+                         "customer_type": "individual", "attributes": "{}", "created_at": 1, "created_by": "t", "updated_at": 1});
+        row.as_object().unwrap().clone()
+    };
+    // Connecting migrates; then the sequence is moved, as by 7 customers created and deleted.
+    let mut dataset = PostgresDataset::connect(&db.url).await.unwrap();
+    let sql = db.sql().await;
+    let name: String = sql.query_one("SELECT pg_get_serial_sequence('customers', 'seq')", &[]).await.unwrap().get(0);
+    let sequence = format!("SELECT last_value, is_called FROM {name}");
+    let sequence = sequence.as_str();
+    let state = |row: tokio_postgres::Row| (row.get::<_, i64>(0), row.get::<_, bool>(1));
+    sql.execute("SELECT setval($1::TEXT::REGCLASS, 7)", &[&name]).await.unwrap();
+
+    dataset.import_rows(customers, (1..=20).map(row).collect()).await.unwrap();
+    assert_eq!(state(sql.query_one(sequence, &[]).await.unwrap()), (20, true));
+    let killed = db.terminate_sessions(&sql).await;
+    assert_eq!(killed, 1, "the dataset's one connection");
+    assert!(dataset.import_rows(customers, (21..=30).map(row).collect()).await.is_err());
+
+    let tables: Vec<_> = dataset::TABLES.iter().collect();
+    dataset.abandon_import(&tables).await.expect("undone over a new connection");
+    assert_eq!(dataset.count_rows(customers).await.unwrap(), Some(0));
+    assert_eq!(state(sql.query_one(sequence, &[]).await.unwrap()), (7, true));
 }

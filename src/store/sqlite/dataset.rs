@@ -2,6 +2,7 @@
 //! One connection of its own, used on the blocking thread pool; `seq` values are inserted
 //! explicitly, and `AUTOINCREMENT` moves its counter past them by itself.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -16,6 +17,9 @@ use crate::store::{StoreError, StoreResult};
 pub struct SqliteDataset {
     /// Taken while a blocking task uses it.
     conn: Option<Connection>,
+    /// The `sqlite_sequence` value (`None`: no row) of each table the running import has written
+    /// to, as it was before: what [`Dataset::abandon_import`] puts back.
+    counters_before: HashMap<&'static str, Option<i64>>,
 }
 
 impl SqliteDataset {
@@ -26,7 +30,7 @@ impl SqliteDataset {
             .await
             .map_err(|e| StoreError::Internal(format!("opening the SQLite database failed: {e}")))??
             .0;
-        Ok(Self { conn: Some(conn) })
+        Ok(Self { conn: Some(conn), counters_before: HashMap::new() })
     }
 
     /// Runs `work` with the connection on the blocking thread pool.
@@ -49,6 +53,11 @@ impl SqliteDataset {
 
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The table's `AUTOINCREMENT` counter: its `sqlite_sequence` row, which the first insert creates.
+fn counter(conn: &Connection, table: &str) -> StoreResult<Option<i64>> {
+    sql::first(conn, "SELECT seq FROM sqlite_sequence WHERE name = ?1", [table], |r| r.get(0))
 }
 
 fn exists(conn: &Connection, table: &str) -> StoreResult<bool> {
@@ -200,6 +209,10 @@ impl Dataset for SqliteDataset {
 
     async fn import_rows(&mut self, table: &'static Table, rows: Vec<Row>) -> StoreResult<()> {
         let table = dataset::known(table)?;
+        if table.has_seq() && !self.counters_before.contains_key(table.name) {
+            let before = self.with(move |conn| counter(conn, table.name)).await?;
+            self.counters_before.insert(table.name, before);
+        }
         self.with(move |conn| {
             let columns = columns(conn, table)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -215,6 +228,32 @@ impl Dataset for SqliteDataset {
                     .collect::<StoreResult<Vec<_>>>()?;
                 let insert = format!("INSERT INTO {} ({names}) VALUES ({placeholders})", quoted(table.name));
                 tx.prepare_cached(&insert)?.execute(params_from_iter(values))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_import(&mut self, _tables: &[&'static Table]) -> StoreResult<()> {
+        self.counters_before.clear();
+        Ok(())
+    }
+
+    async fn abandon_import(&mut self, tables: &[&'static Table]) -> StoreResult<()> {
+        let tables = tables.iter().map(|table| dataset::known(table)).collect::<StoreResult<Vec<_>>>()?;
+        let counters = std::mem::take(&mut self.counters_before);
+        self.with(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Children before parents, for the foreign keys.
+            for table in tables.iter().rev() {
+                tx.execute(&format!("DELETE FROM {}", quoted(table.name)), [])?;
+            }
+            for (name, before) in counters {
+                match before {
+                    Some(value) => tx.execute("UPDATE sqlite_sequence SET seq = ?1 WHERE name = ?2", (value, name))?,
+                    None => tx.execute("DELETE FROM sqlite_sequence WHERE name = ?1", [name])?,
+                };
             }
             tx.commit()?;
             Ok(())
