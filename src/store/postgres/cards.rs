@@ -225,15 +225,7 @@ pub(super) async fn list_card_tokens(
         Some(row) if page.include_total => Some(u64::try_from(rows::get::<i64>(row, "total")?).unwrap_or_default()),
         _ => None,
     };
-    let mut cards = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // The row that carries the cursor and the total, without a card: the page is empty.
-        if let Some(seq) = rows::get::<Option<i64>>(row, "seq")? {
-            cards.push((seq, rows::card_token(row)?));
-        }
-    }
-    cards.sort_unstable_by_key(|(seq, _)| *seq);
-    let items = cards.into_iter().map(|(_, card)| card).collect();
+    let items = rows::page_items(&rows, rows::card_token)?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 

@@ -497,15 +497,7 @@ pub(super) async fn list_customer_tokens(
     } else {
         None
     };
-    let mut tokens = Vec::with_capacity(rows.len());
-    for row in &rows {
-        // The customer's row without a token: the page is empty (the only row, then).
-        if let Some(seq) = rows::get::<Option<i64>>(row, "seq")? {
-            tokens.push((seq, rows::customer_token(row)?));
-        }
-    }
-    tokens.sort_unstable_by_key(|(seq, _)| *seq);
-    let items = tokens.into_iter().map(|(_, token)| token).collect();
+    let items = rows::page_items(&rows, rows::customer_token)?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 

@@ -38,6 +38,20 @@ fn optional_time(row: &Row, column: &str) -> StoreResult<Option<Timestamp>> {
     Ok(get::<Option<i64>>(row, column)?.map(Timestamp::from_millis))
 }
 
+/// The page of a one-statement list (see `list_customer_tokens`), in `seq` order: the rows are
+/// those of a `LEFT JOIN LATERAL` page, whose order SQL does not promise without an outer sort,
+/// and a row whose `seq` is NULL is the outer side alone (an empty page), not an item.
+pub(super) fn page_items<T>(rows: &[Row], item: impl Fn(&Row) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+    let mut items = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(seq) = get::<Option<i64>>(row, "seq")? {
+            items.push((seq, item(row)?));
+        }
+    }
+    items.sort_unstable_by_key(|(seq, _)| *seq);
+    Ok(items.into_iter().map(|(_, item)| item).collect())
+}
+
 pub(super) fn uuid(row: &Row, column: &str) -> StoreResult<Uuid> {
     let text: &str = get(row, column)?;
     Uuid::parse_str(text).map_err(|e| StoreError::Internal(format!("column {column} is not a UUID: {e}")))
