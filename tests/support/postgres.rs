@@ -1,7 +1,8 @@
 //! PostgreSQL plumbing shared by every integration test that uses PostgreSQL: where the server is,
 //! a plain connection, skipping (or failing under `TOKENVAULT_REQUIRE_POSTGRES=1`) when it is
 //! unreachable, and per-test databases that drop themselves. Included with
-//! `#[path = "support/postgres.rs"] mod pg;` (from `tests/api/main.rs`: `"../support/postgres.rs"`).
+//! `#[path = "support/postgres.rs"] mod pg;` (from `tests/api/main.rs`: `"../support/postgres.rs"`;
+//! the library's own PostgreSQL tests include it too, from `src/store/postgres/tests.rs`).
 
 #![allow(dead_code)] // each test crate uses its part
 
@@ -19,10 +20,14 @@ pub fn admin_url() -> String {
 
 /// The admin server's URL naming another database (its query parameters kept).
 pub fn database_url(database: &str) -> String {
-    let url = admin_url();
+    with_database(&admin_url(), database)
+}
+
+/// The same server's URL naming another database (its query parameters kept).
+pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, format!("?{query}")),
-        None => (url.as_str(), String::new()),
+        None => (url, String::new()),
     };
     let authority = base.find("://").map_or(0, |i| i + 3);
     let base = match base[authority..].find('/') {

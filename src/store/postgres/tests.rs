@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio_postgres::NoTls;
 
 use super::*;
 use crate::domain::card_token::DeleteRequestor;
@@ -14,64 +13,27 @@ use crate::domain::card_token::DeleteRequestor;
 mod plans;
 mod webhooks;
 
-/// The maintenance database tests connect to for creating their own; override with
-/// `TOKENVAULT_TEST_POSTGRES_URL`.
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+#[path = "../../../tests/support/postgres.rs"]
+mod test_postgres;
+use test_postgres::{admin_or_skip, connect_plain, TempDatabase};
 
-fn admin_url() -> String {
-    std::env::var("TOKENVAULT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
-}
+/// A database of its own for one test (on `TOKENVAULT_TEST_POSTGRES_URL`'s server, by default
+/// the local one), dropped with any connections left when it goes.
+struct TestDb(TempDatabase);
 
-/// The same server URL naming another database.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, format!("?{query}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    format!("{base}/{database}{query}")
-}
-
-async fn connect_plain(url: &str) -> Result<tokio_postgres::Client, String> {
-    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(3), config.connect(NoTls))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| format!("{e}"))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-/// A database of its own for one test, dropped (with any connections left) when it goes.
-struct TestDb {
-    name: String,
-    url: String,
+impl std::ops::Deref for TestDb {
+    type Target = TempDatabase;
+    fn deref(&self) -> &TempDatabase {
+        &self.0
+    }
 }
 
 impl TestDb {
+    /// `None` after a notice when PostgreSQL is unreachable (a panic under
+    /// `TOKENVAULT_REQUIRE_POSTGRES=1`).
     async fn create() -> Option<Self> {
-        let admin = admin_url();
-        let client = match connect_plain(&admin).await {
-            Ok(client) => client,
-            Err(e) => {
-                let notice = format!("PostgreSQL unreachable at {}: {e}", crate::config::redact_url(&admin));
-                if std::env::var("TOKENVAULT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!("{notice} (TOKENVAULT_REQUIRE_POSTGRES=1)");
-                }
-                eprintln!("skipping PostgreSQL test: {notice}");
-                return None;
-            }
-        };
-        let name = format!("tv_{}", uuid::Uuid::new_v4().simple());
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-        let url = with_database(&admin, &name);
-        Some(Self { name, url })
+        let admin = admin_or_skip("PostgreSQL test").await?;
+        Some(Self(TempDatabase::create_on(&admin).await))
     }
 
     async fn store(&self) -> PostgresStore {
@@ -105,27 +67,6 @@ async fn fresh_for_conformance() -> Option<(Arc<dyn Store>, TestDb)> {
 }
 
 crate::store::conformance::conformance_suite!(fresh_for_conformance);
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime, which cannot be blocked on: use a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                let client = connect_plain(&admin_url()).await?;
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
 
 fn options() -> StoreOptions {
     StoreOptions { pool_size: 4, acquire_timeout: Duration::from_secs(2) }
@@ -190,9 +131,12 @@ fn tv(token_type: &str, value: &str) -> TokenTypeValue {
 
 #[test]
 fn test_database_urls_keep_server_and_options() {
-    assert_eq!(with_database("postgres://u@h:5432/test", "tv_1"), "postgres://u@h:5432/tv_1");
-    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "tv_1"), "postgres://u@h/tv_1?sslmode=disable");
-    assert_eq!(with_database("postgres://u@h", "tv_1"), "postgres://u@h/tv_1");
+    assert_eq!(test_postgres::with_database("postgres://u@h:5432/test", "tv_1"), "postgres://u@h:5432/tv_1");
+    assert_eq!(
+        test_postgres::with_database("postgres://u@h/test?sslmode=disable", "tv_1"),
+        "postgres://u@h/tv_1?sslmode=disable"
+    );
+    assert_eq!(test_postgres::with_database("postgres://u@h", "tv_1"), "postgres://u@h/tv_1");
 }
 
 #[test]
@@ -969,7 +913,7 @@ async fn recovers_after_the_database_drops_every_connection() {
     }
 
     for round in 0..3 {
-        let admin = connect_plain(&admin_url()).await.unwrap();
+        let admin = connect_plain(&test_postgres::admin_url()).await.unwrap();
         let killed = db.terminate_sessions(&admin).await;
         assert!(killed > 0, "round {round}: no connection was terminated");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -1001,7 +945,7 @@ async fn recovers_after_the_database_drops_every_connection() {
 
     // A stretch where the database refuses every connection: calls fail fast as Unavailable,
     // and work again once it accepts connections.
-    let admin = connect_plain(&admin_url()).await.unwrap();
+    let admin = connect_plain(&test_postgres::admin_url()).await.unwrap();
     let name = &db.name;
     admin
         .batch_execute(&format!(
