@@ -11,8 +11,7 @@ use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::config::ServeConfig;
 use crate::crypto::{keyring, values, CryptoError, TokenCipher};
-use crate::http::rate_limit::RateLimiter;
-use crate::http::{self, AppState, Limits};
+use crate::http::{self, AppState, Limits, RequestSettings};
 use crate::store::{self, Store, StoreError, StoreOptions, TokenValueMode};
 use crate::webhooks;
 
@@ -97,24 +96,31 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let key_refresher = keyring::spawn_refresher(store.clone(), cipher.clone());
     let webhook_wake = Arc::new(tokio::sync::Notify::new());
     let worker = webhooks::spawn(store.clone(), cipher.clone(), config.webhooks, webhook_wake.clone());
-    let limits = Limits {
-        token_requests: RateLimiter::new(
-            f64::from(config.token_requests_per_minute.max(1)) / 60.0,
-            config.token_requests_per_minute,
-        ),
-        api_calls: (config.api_calls_per_second > 0)
-            .then(|| RateLimiter::new(f64::from(config.api_calls_per_second), config.api_calls_per_second)),
-    };
+    let limits = Limits::new(
+        config.token_requests_per_minute,
+        config.token_endpoint_per_second,
+        config.secret_checks,
+        config.api_calls_per_second,
+    );
+    let metrics = Arc::new(http::metrics::Metrics::default());
     let state = AppState {
         store: store.clone(),
         keys: Arc::new(keys),
         cipher,
         webhook_wake,
         limits: Arc::new(limits),
-        metrics: Arc::default(),
+        metrics: metrics.clone(),
         idempotency: http::idempotency::IdempotencySettings { ttl: config.idempotency_ttl, ..Default::default() },
     };
-    let router = http::router(state, config.request_timeout, config.max_in_flight.max(1));
+    let router = http::router(
+        state,
+        RequestSettings {
+            request_timeout: config.request_timeout,
+            body_read_timeout: config.body_read_timeout,
+            max_in_flight: config.max_in_flight,
+            max_in_flight_per_address: config.max_in_flight_per_address,
+        },
+    );
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -122,11 +128,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let addr = listener.local_addr().map_err(|source| StartupError::Listen { addr: config.listen, source })?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.await;
-            })
-            .await;
+        let served = http::server::serve(listener, router, config.connections, metrics, async move {
+            let _ = stop.await;
+        })
+        .await;
         // Attempts in flight are recorded; undelivered events stay in the outbox for the next
         // start.
         worker.stop().await;

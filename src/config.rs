@@ -10,6 +10,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Dintero's example `expires_in`.
 pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 86_400;
 pub const DEFAULT_ISSUER: &str = "tokenvault";
+/// Token requests per second in all: about what one core hashes, so that a flood of made-up
+/// client ids is refused at once instead of queueing behind the secret checks.
+pub const DEFAULT_TOKEN_ENDPOINT_PER_SECOND: u32 = 50;
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
@@ -38,6 +41,16 @@ pub struct ServeConfig {
     pub api_calls_per_second: u32,
     /// Concurrent requests beyond which new ones are shed with 503.
     pub max_in_flight: usize,
+    /// Concurrent requests from one client address beyond which its new ones are shed.
+    pub max_in_flight_per_address: usize,
+    /// Longest a client may take to send a request body, from the end of its head.
+    pub body_read_timeout: Duration,
+    /// Connection bounds: head-read and idle timeouts, connections in all and per address.
+    pub connections: crate::http::server::ConnectionLimits,
+    /// Token requests allowed per second in all (every client id together, known or not).
+    pub token_endpoint_per_second: u32,
+    /// Client-secret checks (Argon2id hashes) run at once; beyond, token requests get 503.
+    pub secret_checks: usize,
     /// Retry and polling of webhook deliveries.
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How long `Idempotency-Key`s are kept (24 h; tests shorten it).
@@ -50,6 +63,7 @@ pub struct ServeConfig {
 impl ServeConfig {
     /// Defaults for everything but the database; listens on an ephemeral loopback port.
     pub fn new(database_url: impl Into<String>) -> Self {
+        let requests = crate::http::RequestSettings::default();
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.into(),
@@ -58,11 +72,16 @@ impl ServeConfig {
             token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
             pool_size: 8,
             acquire_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: requests.request_timeout,
             dev: false,
             token_requests_per_minute: 60,
             api_calls_per_second: 0,
-            max_in_flight: 1024,
+            max_in_flight: requests.max_in_flight,
+            max_in_flight_per_address: requests.max_in_flight_per_address,
+            body_read_timeout: requests.body_read_timeout,
+            connections: crate::http::server::ConnectionLimits::default(),
+            token_endpoint_per_second: DEFAULT_TOKEN_ENDPOINT_PER_SECOND,
+            secret_checks: crate::auth::clients::SecretChecks::default_at_once(),
             webhooks: crate::webhooks::WebhookSettings::default(),
             idempotency_ttl: crate::http::idempotency::IdempotencySettings::default().ttl,
             seal_token_values: false,
@@ -94,8 +113,14 @@ impl std::fmt::Debug for ServeConfig {
             .field("token_requests_per_minute", &self.token_requests_per_minute)
             .field("api_calls_per_second", &self.api_calls_per_second)
             .field("max_in_flight", &self.max_in_flight)
+            .field("max_in_flight_per_address", &self.max_in_flight_per_address)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("connections", &self.connections)
+            .field("token_endpoint_per_second", &self.token_endpoint_per_second)
+            .field("secret_checks", &self.secret_checks)
             .field("webhooks", &self.webhooks)
             .field("idempotency_ttl", &self.idempotency_ttl)
+            .field("seal_token_values", &self.seal_token_values)
             .finish()
     }
 }

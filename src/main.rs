@@ -204,6 +204,30 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     seal_token_values: Option<bool>,
+    /// Concurrent requests from one client address beyond which its new ones are shed with 503 [default: 128].
+    #[arg(long, env = "TOKENVAULT_MAX_IN_FLIGHT_PER_ADDRESS")]
+    max_in_flight_per_address: Option<usize>,
+    /// Longest a client may take to send a whole request body, in milliseconds; 408 beyond [default: 10000].
+    #[arg(long, env = "TOKENVAULT_BODY_READ_TIMEOUT_MS")]
+    body_read_timeout_ms: Option<u64>,
+    /// Longest a client may take to send a request head once the server waits for one (also how long an idle kept-alive connection stays open), in milliseconds [default: 10000].
+    #[arg(long, env = "TOKENVAULT_HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<u64>,
+    /// A connection that moves no byte for this long is closed, in milliseconds [default: 60000].
+    #[arg(long, env = "TOKENVAULT_IDLE_TIMEOUT_MS")]
+    idle_timeout_ms: Option<u64>,
+    /// Connections held at once; beyond, new ones are answered 503 and closed [default: 4096].
+    #[arg(long, env = "TOKENVAULT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Connections held at once from one client address [default: 128].
+    #[arg(long, env = "TOKENVAULT_MAX_CONNECTIONS_PER_ADDRESS")]
+    max_connections_per_address: Option<usize>,
+    /// Token requests allowed per second in all (every client id together), 429 beyond [default: 50].
+    #[arg(long, env = "TOKENVAULT_TOKEN_ENDPOINT_RATE")]
+    token_endpoint_rate: Option<u32>,
+    /// Client-secret checks (Argon2id, ~19 MiB each) run at once; token requests beyond get 503 [default: cores - 1, at least 1].
+    #[arg(long, env = "TOKENVAULT_SECRET_CHECKS")]
+    secret_checks: Option<usize>,
 }
 
 impl ServeArgs {
@@ -224,6 +248,14 @@ impl ServeArgs {
             max_in_flight: self.max_in_flight,
             request_timeout_ms: self.request_timeout_ms,
             seal_token_values: self.seal_token_values,
+            max_in_flight_per_address: self.max_in_flight_per_address,
+            body_read_timeout_ms: self.body_read_timeout_ms,
+            header_read_timeout_ms: self.header_read_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            token_endpoint_rate: self.token_endpoint_rate,
+            secret_checks: self.secret_checks,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }
@@ -289,12 +321,20 @@ struct AuditArgs {
     database: DatabaseArgs,
 }
 
+/// `TOKENVAULT_LOG` (default `info`), except that the PostgreSQL driver never logs below info:
+/// at debug it logs every statement with its bound parameters (customer e-mails, phone numbers,
+/// token values), and logs carry no customer data (SECURITY.md).
+fn log_filter() -> EnvFilter {
+    let filter = EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    ["tokio_postgres=info", "tokio_postgres::query=info", "tokio_postgres::prepare=info"]
+        .into_iter()
+        .fold(filter, |filter, directive| filter.add_directive(directive.parse().expect("a valid directive")))
+}
+
 fn main() -> ExitCode {
     store::sqlite::configure_process();
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("TOKENVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr);
+    let logs = tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Pretty => logs.init(),
         LogFormat::Json => logs.json().init(),

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::clients::SecretChecks;
 use crate::config::{self, redact_url, ServeConfig};
 use crate::crypto::TokenCipher;
+use crate::http::server::ConnectionLimits;
 
 /// Values given on the command line or in the environment (clap merges those two); `None`
 /// where neither gave one.
@@ -30,6 +32,14 @@ pub struct Given {
     pub max_in_flight: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub seal_token_values: Option<bool>,
+    pub max_in_flight_per_address: Option<usize>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub token_endpoint_rate: Option<u32>,
+    pub secret_checks: Option<usize>,
 }
 
 /// The TOML file: the same settings, named as in the configuration table.
@@ -49,6 +59,14 @@ pub struct FileSettings {
     pub max_in_flight: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub seal_token_values: Option<bool>,
+    pub max_in_flight_per_address: Option<usize>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub token_endpoint_rate: Option<u32>,
+    pub secret_checks: Option<usize>,
 }
 
 /// A setting that cannot be used, named.
@@ -182,6 +200,78 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
         return Err(invalid("request_timeout_ms", "must be at least 1"));
     }
     let seal_token_values = pick(&mut s, "seal_token_values", given.seal_token_values, file.seal_token_values, false);
+    let requests = crate::http::RequestSettings::default();
+    let connections = ConnectionLimits::default();
+    let max_in_flight_per_address = pick(
+        &mut s,
+        "max_in_flight_per_address",
+        given.max_in_flight_per_address,
+        file.max_in_flight_per_address,
+        requests.max_in_flight_per_address,
+    );
+    if max_in_flight_per_address == 0 {
+        return Err(invalid("max_in_flight_per_address", "must be at least 1"));
+    }
+    let body_read_timeout_ms = pick(
+        &mut s,
+        "body_read_timeout_ms",
+        given.body_read_timeout_ms,
+        file.body_read_timeout_ms,
+        requests.body_read_timeout.as_millis() as u64,
+    );
+    if body_read_timeout_ms == 0 {
+        return Err(invalid("body_read_timeout_ms", "must be at least 1"));
+    }
+    let header_read_timeout_ms = pick(
+        &mut s,
+        "header_read_timeout_ms",
+        given.header_read_timeout_ms,
+        file.header_read_timeout_ms,
+        connections.header_read_timeout.as_millis() as u64,
+    );
+    if header_read_timeout_ms == 0 {
+        return Err(invalid("header_read_timeout_ms", "must be at least 1"));
+    }
+    let idle_timeout_ms = pick(
+        &mut s,
+        "idle_timeout_ms",
+        given.idle_timeout_ms,
+        file.idle_timeout_ms,
+        connections.idle_timeout.as_millis() as u64,
+    );
+    if idle_timeout_ms == 0 {
+        return Err(invalid("idle_timeout_ms", "must be at least 1"));
+    }
+    let max_connections =
+        pick(&mut s, "max_connections", given.max_connections, file.max_connections, connections.max_connections);
+    if max_connections == 0 {
+        return Err(invalid("max_connections", "must be at least 1"));
+    }
+    let max_connections_per_address = pick(
+        &mut s,
+        "max_connections_per_address",
+        given.max_connections_per_address,
+        file.max_connections_per_address,
+        connections.max_connections_per_address,
+    );
+    if max_connections_per_address == 0 {
+        return Err(invalid("max_connections_per_address", "must be at least 1"));
+    }
+    let token_endpoint_rate = pick(
+        &mut s,
+        "token_endpoint_rate",
+        given.token_endpoint_rate,
+        file.token_endpoint_rate,
+        config::DEFAULT_TOKEN_ENDPOINT_PER_SECOND,
+    );
+    if token_endpoint_rate == 0 {
+        return Err(invalid("token_endpoint_rate", "must be at least 1"));
+    }
+    let secret_checks =
+        pick(&mut s, "secret_checks", given.secret_checks, file.secret_checks, SecretChecks::default_at_once());
+    if secret_checks == 0 {
+        return Err(invalid("secret_checks", "must be at least 1"));
+    }
 
     let mut config = ServeConfig::new(database_url);
     config.listen = listen;
@@ -196,6 +286,16 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     config.max_in_flight = max_in_flight;
     config.request_timeout = Duration::from_millis(request_timeout_ms);
     config.seal_token_values = seal_token_values;
+    config.max_in_flight_per_address = max_in_flight_per_address;
+    config.body_read_timeout = Duration::from_millis(body_read_timeout_ms);
+    config.connections = ConnectionLimits {
+        header_read_timeout: Duration::from_millis(header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(idle_timeout_ms),
+        max_connections,
+        max_connections_per_address,
+    };
+    config.token_endpoint_per_second = token_endpoint_rate;
+    config.secret_checks = secret_checks;
     Ok(Resolved { config, sources: s })
 }
 
@@ -227,6 +327,14 @@ impl Resolved {
             ("max_in_flight", c.max_in_flight.to_string()),
             ("request_timeout_ms", c.request_timeout.as_millis().to_string()),
             ("seal_token_values", c.seal_token_values.to_string()),
+            ("max_in_flight_per_address", c.max_in_flight_per_address.to_string()),
+            ("body_read_timeout_ms", c.body_read_timeout.as_millis().to_string()),
+            ("header_read_timeout_ms", c.connections.header_read_timeout.as_millis().to_string()),
+            ("idle_timeout_ms", c.connections.idle_timeout.as_millis().to_string()),
+            ("max_connections", c.connections.max_connections.to_string()),
+            ("max_connections_per_address", c.connections.max_connections_per_address.to_string()),
+            ("token_endpoint_rate", c.token_endpoint_per_second.to_string()),
+            ("secret_checks", c.secret_checks.to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {

@@ -21,7 +21,6 @@ use tokenvault::auth::keys::KeyRing;
 use tokenvault::crypto::TokenCipher;
 use tokenvault::domain::client::SigningKeyRecord;
 use tokenvault::domain::{AccountId, Timestamp};
-use tokenvault::http::rate_limit::RateLimiter;
 use tokenvault::http::{AppState, Limits};
 use tokenvault::store::{Store, StoreOptions};
 
@@ -131,7 +130,7 @@ async fn build_fixture() -> Fixture {
         keys: keys.clone(),
         cipher: Arc::new(TokenCipher::from_master_key(&[9u8; 32])),
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
-        limits: Arc::new(Limits { token_requests: RateLimiter::new(1.0, 60), api_calls: None }),
+        limits: Arc::new(Limits::new(60, 50, 2, 0)),
         metrics: Arc::default(),
         idempotency: Default::default(),
     };
@@ -140,5 +139,5 @@ async fn build_fixture() -> Fixture {
 
 /// The whole router over the fixture's state, as `serve` builds it.
 pub fn router() -> axum::Router {
-    tokenvault::http::router(fixture().state.clone(), Duration::from_secs(30), 1024)
+    tokenvault::http::router(fixture().state.clone(), tokenvault::http::RequestSettings::default())
 }

@@ -1,6 +1,6 @@
 //! API clients: created from the command line, authenticated with an Argon2id-hashed secret.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::AuthError;
@@ -72,12 +73,41 @@ fn hash_secret(secret: &str) -> Result<String, AuthError> {
 /// a wrong id and a wrong secret take the same time.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_secret("no client has this secret").unwrap_or_default());
 
-/// Returns the client when `secret` is its secret; Argon2's comparison is constant-time.
-pub async fn authenticate(store: &dyn Store, client_id: &str, secret: &str) -> Result<ClientRecord, AuthError> {
+/// How many client-secret checks may run at once. Each is an Argon2id hash holding ~19 MiB for
+/// tens of milliseconds, and anyone can ask for one (unknown client ids are checked against a
+/// dummy hash, so that they take as long): without a cap, concurrent token requests alone grow
+/// memory by 19 MiB each and take every core.
+pub struct SecretChecks {
+    permits: Arc<Semaphore>,
+}
+
+impl SecretChecks {
+    pub fn new(at_once: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(at_once.max(1))) }
+    }
+
+    /// The default: one core kept free for serving API calls (at least one check at a time).
+    pub fn default_at_once() -> usize {
+        std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
+    }
+}
+
+/// Returns the client when `secret` is its secret; Argon2's comparison is constant-time. When
+/// `checks` are all taken, fails at once with [`AuthError::Busy`] rather than queue.
+pub async fn authenticate(
+    store: &dyn Store,
+    checks: &SecretChecks,
+    client_id: &str,
+    secret: &str,
+) -> Result<ClientRecord, AuthError> {
+    // Taken before any work and held by the hash itself, so that a client that hangs up does not
+    // free its place while its hash still runs.
+    let permit = checks.permits.clone().try_acquire_owned().map_err(|_| AuthError::Busy)?;
     let client = store.find_client(client_id).await?;
     let hash = client.as_ref().map_or(DUMMY_HASH.as_str(), |c| c.secret_hash.as_str()).to_owned();
     let secret = secret.to_owned();
     let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         PasswordHash::new(&hash)
             .is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
     })

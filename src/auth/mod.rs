@@ -33,6 +33,8 @@ pub enum AuthError {
     ProductionAccount(String),
     #[error("signing failed: {0}")]
     Signing(String),
+    #[error("too many client credential checks at once; retry shortly")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

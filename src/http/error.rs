@@ -33,6 +33,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request took too long")]
     Timeout,
+    #[error("the request body did not arrive in time")]
+    BodyReadTimeout,
     #[error("the server is overloaded; retry shortly")]
     Overloaded,
     #[error("too many requests; retry in {retry_after} seconds")]
@@ -72,6 +74,7 @@ impl ApiError {
                 | AuthError::MissingScope(_)
                 | AuthError::ProductionAccount(_) => StatusCode::FORBIDDEN,
                 AuthError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::Store(error) => store_status(error),
             },
             Self::Store(error) => store_status(error),
@@ -81,6 +84,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyReadTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyInProgress => StatusCode::CONFLICT,
@@ -148,4 +152,10 @@ impl IntoResponse for ApiError {
 pub fn error_response(status: StatusCode, message: &str, errors: &[FieldError]) -> Response {
     let body = json!({"error": {"code": code(status), "message": message, "errors": errors}});
     super::response::json(status, &body)
+}
+
+/// The same body as text, for answers written below the router (refused connections, parser
+/// refusals: see `http::server`).
+pub fn error_body(status: StatusCode, message: &str) -> String {
+    json!({"error": {"code": code(status), "message": message, "errors": []}}).to_string()
 }

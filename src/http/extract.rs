@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::request_limits::is_body_read_timeout;
 use super::AppState;
 use crate::auth::{AuthError, Caller};
 use crate::config::BODY_LIMIT_BYTES;
@@ -83,15 +84,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-async fn read_json_object<S: Send + Sync>(request: Request, state: &S) -> Result<Option<Map<String, Value>>, ApiError> {
-    let json_content_type = is_json_content_type(request.headers());
-    let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+/// The whole request body, within the body-size limit and the body-read deadline
+/// (`http::request_limits`); both failures are the client's (413, 408).
+pub async fn read_body(request: Request) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, &()).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(BODY_LIMIT_BYTES)
+        } else if is_body_read_timeout(&rejection) {
+            ApiError::BodyReadTimeout
         } else {
             ApiError::BadRequest(format!("could not read the request body: {}", rejection.body_text()))
         }
-    })?;
+    })
+}
+
+async fn read_json_object<S: Send + Sync>(
+    request: Request,
+    _state: &S,
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    let json_content_type = is_json_content_type(request.headers());
+    let bytes = read_body(request).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -31,7 +31,6 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::extract::{count_call, verify_caller, Authenticated};
 use super::AppState;
-use crate::config::BODY_LIMIT_BYTES;
 use crate::domain::Timestamp;
 use crate::store::{IdempotencyScope, IdempotencyStart, IdempotentRequest, StoredResponse};
 
@@ -146,16 +145,9 @@ fn parse_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
-/// The whole request body, within the same limit the handlers apply.
+/// The whole request body, within the same limits the handlers apply.
 async fn read_body(parts: &axum::http::request::Parts, body: Body) -> Result<Bytes, ApiError> {
-    let request = Request::from_parts(parts.clone(), body);
-    Bytes::from_request(request, &()).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(BODY_LIMIT_BYTES)
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {}", rejection.body_text()))
-        }
-    })
+    super::extract::read_body(Request::from_parts(parts.clone(), body)).await
 }
 
 /// The context a stored body is sealed to: it opens only for the same caller and key.

@@ -31,6 +31,26 @@ pub struct Metrics {
     /// by the request timeout: the per-route counters cannot count these.
     overloaded: AtomicU64,
     timed_out: AtomicU64,
+    /// Connections open now, and those refused at accept (beyond the connection limits).
+    connections_open: AtomicU64,
+    refused_total: AtomicU64,
+    refused_per_address: AtomicU64,
+}
+
+/// Which connection limit turned a new connection away.
+#[derive(Debug, Clone, Copy)]
+pub enum ConnectionRefusal {
+    Total,
+    PerAddress,
+}
+
+/// The methods counted by name; every other method is counted as `OTHER`, so that made-up
+/// methods cannot grow the registry (one label value each would be a memory leak anyone can
+/// trigger without credentials).
+const KNOWN_METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
+
+fn method_label(method: &str) -> &'static str {
+    KNOWN_METHODS.iter().find(|known| **known == method).copied().unwrap_or("OTHER")
 }
 
 /// Why a request was answered by the server's own limits rather than by a route.
@@ -63,9 +83,43 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a connection the connection floor accepted.
+    pub fn open_connection(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts the end of a connection counted by [`Metrics::open_connection`].
+    pub fn close_connection(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection refused at accept.
+    pub fn refuse_connection(&self, refusal: ConnectionRefusal) {
+        let counter = match refusal {
+            ConnectionRefusal::Total => &self.refused_total,
+            ConnectionRefusal::PerAddress => &self.refused_per_address,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The Prometheus exposition, followed by `extra` gauges (already formatted).
     pub fn render(&self, extra: &str) -> String {
         let mut out = String::new();
+        out.push_str("# HELP tokenvault_http_connections_open HTTP connections open.\n");
+        out.push_str("# TYPE tokenvault_http_connections_open gauge\n");
+        let _ = writeln!(out, "tokenvault_http_connections_open {}", self.connections_open.load(Ordering::Relaxed));
+        out.push_str("# HELP tokenvault_http_connections_refused_total Connections answered 503 at accept: beyond --max-connections (total) or --max-connections-per-address (per_address).\n");
+        out.push_str("# TYPE tokenvault_http_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "tokenvault_http_connections_refused_total{{reason=\"per_address\"}} {}",
+            self.refused_per_address.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "tokenvault_http_connections_refused_total{{reason=\"total\"}} {}",
+            self.refused_total.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP tokenvault_http_requests_rejected_total Requests answered 503 by the server's limits: shed beyond --max-in-flight (overloaded) or cut off by the request timeout (timeout).\n");
         out.push_str("# TYPE tokenvault_http_requests_rejected_total counter\n");
         let _ = writeln!(
@@ -161,7 +215,7 @@ pub async fn track(State(metrics): State<std::sync::Arc<Metrics>>, request: Requ
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method().as_str()).to_owned();
     let response = next.run(request).await;
     metrics.record(route, method, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
@@ -188,5 +242,12 @@ mod tests {
             "tokenvault_http_request_duration_seconds_bucket{route=\"/health\",method=\"GET\",le=\"0.025\"} 2\n"
         ));
         assert!(text.contains("tokenvault_http_request_duration_seconds_count{route=\"/health\",method=\"GET\"} 2\n"));
+    }
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label("DELETE"), "DELETE");
+        assert_eq!(method_label("X-JUNK-1"), "OTHER");
+        assert_eq!(method_label("get"), "OTHER");
     }
 }

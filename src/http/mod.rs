@@ -7,8 +7,10 @@ pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
+pub mod request_limits;
 pub mod response;
 mod routes;
+pub mod server;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::{BoxError, Router};
-use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -26,11 +27,35 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::clients::SecretChecks;
 use crate::auth::keys::KeyRing;
 use crate::config::BODY_LIMIT_BYTES;
 use crate::crypto::TokenCipher;
 use crate::store::Store;
 use error::ApiError;
+use rate_limit::RateLimiter;
+use request_limits::{InFlight, RequestLimits};
+
+/// The bounds the router puts on each request, with the defaults `tokenvault serve` starts
+/// with (the README's configuration table explains each).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestSettings {
+    pub request_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_in_flight: usize,
+    pub max_in_flight_per_address: usize,
+}
+
+impl Default for RequestSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(10),
+            max_in_flight: 1024,
+            max_in_flight_per_address: 128,
+        }
+    }
+}
 
 /// What every handler shares: the store, the signing keys, the card-token cipher, and the bell
 /// that wakes the webhook worker after a card-token change.
@@ -45,14 +70,37 @@ pub struct AppState {
     pub idempotency: idempotency::IdempotencySettings,
 }
 
-/// Request limits: token requests per client id (against brute force), and optionally API
-/// calls per client.
+/// Request limits: token requests per client id (against brute force) and in all (a budget no
+/// flood of made-up client ids escapes), client-secret checks at once (each costs an Argon2id
+/// hash of ~19 MiB), and optionally API calls per client.
 pub struct Limits {
     pub token_requests: rate_limit::RateLimiter,
+    pub token_endpoint: rate_limit::RateLimiter,
+    pub secret_checks: SecretChecks,
     pub api_calls: Option<rate_limit::RateLimiter>,
 }
 
 impl Limits {
+    /// `token_requests_per_minute` per client id; `token_endpoint_per_second` token requests in
+    /// all; `secret_checks` hashes at once; `api_calls_per_second` per client (0: no limit).
+    pub fn new(
+        token_requests_per_minute: u32,
+        token_endpoint_per_second: u32,
+        secret_checks: usize,
+        api_calls_per_second: u32,
+    ) -> Self {
+        Self {
+            token_requests: RateLimiter::new(
+                f64::from(token_requests_per_minute.max(1)) / 60.0,
+                token_requests_per_minute,
+            ),
+            token_endpoint: RateLimiter::new(f64::from(token_endpoint_per_second.max(1)), token_endpoint_per_second),
+            secret_checks: SecretChecks::new(secret_checks),
+            api_calls: (api_calls_per_second > 0)
+                .then(|| RateLimiter::new(f64::from(api_calls_per_second), api_calls_per_second)),
+        }
+    }
+
     /// Checks `limiter` for `key`, turning a refusal into 429.
     pub fn check(limiter: &rate_limit::RateLimiter, key: &str) -> Result<(), ApiError> {
         limiter
@@ -108,7 +156,7 @@ pub fn app_routes() -> Router<AppState> {
 }
 
 /// The whole API. Separate from serving so tests can drive it in-process too.
-pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) -> Router {
+pub fn router(state: AppState, settings: RequestSettings) -> Router {
     let api = app_routes()
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
@@ -127,6 +175,11 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
 
     let request_id = HeaderName::from_static("request-id");
     let metrics = state.metrics.clone();
+    let limits = RequestLimits {
+        in_flight: InFlight::new(settings.max_in_flight, settings.max_in_flight_per_address),
+        metrics: state.metrics.clone(),
+        body_read_timeout: settings.body_read_timeout,
+    };
     api.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -136,29 +189,28 @@ pub fn router(state: AppState, request_timeout: Duration, max_in_flight: usize) 
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }))
             .layer(PropagateRequestIdLayer::new(request_id))
+            // The body deadline runs from the request head, whether or not the request gets a
+            // place: a client trickling a body holds no place for longer than it.
+            .layer(axum::middleware::from_fn_with_state(limits.clone(), request_limits::limit_body_time))
+            // Beyond `max_in_flight` concurrent requests (across all routes but `/health`), or
+            // beyond one address's share, shed at once rather than queue without bound.
+            .layer(axum::middleware::from_fn_with_state(limits, request_limits::limit_in_flight))
             .layer(axum::error_handling::HandleErrorLayer::new(move |error: BoxError| {
                 let response = limit_error(&metrics, error);
                 async move { response }
             }))
-            // Beyond `max_in_flight` concurrent requests (across all routes), shed at once
-            // rather than queue without bound.
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(max_in_flight))
-            .timeout(request_timeout)
+            .timeout(settings.request_timeout)
             .layer(cors)
             .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
     )
 }
 
-/// The answer for a request the limits stopped: 503 for shedding and timeouts (counted for
-/// `/metrics`), 500 for anything else a layer could fail with.
+/// The answer for a request the request timeout stopped: 503 (counted for `/metrics`), 500 for
+/// anything else a layer could fail with.
 fn limit_error(metrics: &metrics::Metrics, error: BoxError) -> axum::response::Response {
     if error.is::<tower::timeout::error::Elapsed>() {
         metrics.reject(metrics::Rejection::TimedOut);
         ApiError::Timeout.into_response()
-    } else if error.is::<tower::load_shed::error::Overloaded>() {
-        metrics.reject(metrics::Rejection::Overloaded);
-        ApiError::Overloaded.into_response()
     } else {
         error::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", &[])
     }

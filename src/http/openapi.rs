@@ -79,6 +79,7 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
             MethodNotAllowed,
             Conflict,
             PayloadTooLarge,
+            RequestTimeout,
             UnsupportedMediaType,
             TooManyRequests,
             UnprocessableEntity,
@@ -163,6 +164,10 @@ pub fn finish(doc: &mut OpenApi) {
             if bearer {
                 // The optional per-client call limit is checked with the access token.
                 responses.entry("429".to_owned()).or_insert_with(|| component_ref("TooManyRequests"));
+            }
+            if operation.request_body.is_some() {
+                // The body-read deadline wraps every route that reads a body.
+                responses.entry("408".to_owned()).or_insert_with(|| component_ref("RequestTimeout"));
             }
             responses.entry("500".to_owned()).or_insert_with(|| component_ref("InternalServerError"));
             // Timeouts and load shedding wrap every route.
@@ -322,6 +327,7 @@ error_responses! {
     MethodNotAllowed => "The path does not serve this method.";
     Conflict => "The request conflicts with the stored state, or a request with the same `Idempotency-Key` is still in progress (then with `Retry-After`).";
     PayloadTooLarge => "The request body is larger than the server accepts.";
+    RequestTimeout => "The request body did not arrive within the server's body-read timeout (tokenvault extension: a bound against clients that trickle bodies).";
     UnsupportedMediaType => "A request body that is not `application/json`.";
     TooManyRequests => "Too many requests; retry after `Retry-After` seconds.";
     UnprocessableEntity => "The `Idempotency-Key` was already used with a different request.";

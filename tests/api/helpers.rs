@@ -212,6 +212,7 @@ pub fn error_code(status: u16) -> &'static str {
         403 => "FORBIDDEN",
         404 => "NOT FOUND",
         405 => "METHOD NOT ALLOWED",
+        408 => "REQUEST TIMEOUT",
         409 => "CONFLICT",
         413 => "PAYLOAD TOO LARGE",
         415 => "UNSUPPORTED MEDIA TYPE",

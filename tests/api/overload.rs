@@ -1,6 +1,6 @@
 //! Overload: beyond `max_in_flight` concurrent requests the server answers 503 at once instead of
-//! queueing, a request that outlasts the request timeout is answered 503, and both release their
-//! place (nothing leaks). Requests are held inside the limit deterministically: they send
+//! queueing (but `/health` is never shed), a request that outlasts the request timeout is answered
+//! 503, and both release their place (nothing leaks). Requests are held inside the limit deterministically: they send
 //! `Expect: 100-continue` and no body, and the server's `100 Continue` (sent when the handler
 //! first reads the body, i.e. after the concurrency limit and authentication let it through)
 //! proves the request is in progress.
@@ -16,7 +16,16 @@ use crate::helpers::*;
 backend_tests!(
     backend: requests_beyond_max_in_flight_are_shed_with_503_at_once,
     a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place,
+    one_address_cannot_take_every_place,
+    a_trickling_body_is_408_at_its_deadline_and_frees_its_place,
 );
+
+/// A connection from `source` (any 127.0.0.0/8 address reaches a server on 127.0.0.1).
+async fn connect_from(app: &TestApp, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).expect("bind the source address");
+    socket.connect(app.addr).await.expect("connect")
+}
 
 /// A `POST …/customers/users` whose handler is waiting for its body.
 struct HeldRequest {
@@ -27,8 +36,12 @@ struct HeldRequest {
 impl HeldRequest {
     /// Sends the head with `Expect: 100-continue` and waits for `100 Continue`.
     async fn open(app: &TestApp, token: &str, customer_id: &str) -> Self {
+        Self::open_from(app, "127.0.0.1", token, customer_id).await
+    }
+
+    async fn open_from(app: &TestApp, source: &str, token: &str, customer_id: &str) -> Self {
         let body = serde_json::to_vec(&json!({"customer_id": customer_id})).unwrap();
-        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        let mut stream = connect_from(app, source).await;
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
             customers_path(ACCOUNT),
@@ -127,14 +140,13 @@ async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backen
     assert_healthy(&app).await;
     let second = HeldRequest::open(&app, &token, "held-2").await;
 
-    // Both places taken: every further request, on any route, authenticated or not, is refused
-    // at once. Queued, they would wait until a held request ends (when its body comes, or at the
-    // 30 s request timeout) and then be served: both the status and the time bound catch that
-    // (checked by removing `.load_shed()` from the router: 200 after 30 s).
+    // Both places taken: every further request, on any route but `/health`, authenticated or
+    // not, is refused at once. Queued, they would wait until a held request ends (when its body
+    // comes, or at the 30 s request timeout) and then be served: both the status and the time
+    // bound catch that. `/health` still answers, so a load balancer keeps a busy instance.
     for attempt in 0..3 {
         let started = Instant::now();
-        let health = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
-        assert_unavailable(&health, "the server is overloaded; retry shortly");
+        assert_healthy(&app).await;
         let list = app.get(&customers_path(ACCOUNT), &token).await;
         assert_unavailable(&list, "the server is overloaded; retry shortly");
         let create = app.post_json(&customers_path(ACCOUNT), &token, &json!({"customer_id": "shed"})).await;
@@ -142,7 +154,7 @@ async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backen
         assert!(started.elapsed() < Duration::from_secs(10), "attempt {attempt} took {:?}", started.elapsed());
     }
     // A request sent over a connection of its own (no pooled connection) is shed as well.
-    let raw = app.raw(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
+    let raw = app.raw(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
     assert_unavailable_with(&raw, "the server is overloaded; retry shortly", &[("connection", "close")]);
 
     // The held requests were not disturbed: given their bodies, both complete.
@@ -160,13 +172,13 @@ async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backen
     assert_eq!(ids, ["held-1", "held-2"], "the shed create must not have run");
     let first = HeldRequest::open(&app, &token, "held-3").await;
     let second = HeldRequest::open(&app, &token, "held-4").await;
-    let health = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
-    assert_unavailable(&health, "the server is overloaded; retry shortly");
+    let jwks = app.send(reqwest::Method::GET, "/.well-known/jwks.json", None, None, &[]).await;
+    assert_unavailable(&jwks, "the server is overloaded; retry shortly");
     first.finish().await.expect_json(200);
     second.finish().await.expect_json(200);
     assert_healthy(&app).await;
-    // Operators see the shedding: 3 × 3 requests, the raw one and the last health check.
-    assert_eq!(rejected_counts(&app).await, (11, 0));
+    // Operators see the shedding: 3 × 2 requests, the raw one and the JWKS request.
+    assert_eq!(rejected_counts(&app).await, (8, 0));
 }
 
 async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(backend: Backend) {
@@ -181,8 +193,8 @@ async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(
     let started = Instant::now();
     let held = HeldRequest::open(&app, &token, "slow").await;
     // The one place is taken meanwhile.
-    let health = app.send(reqwest::Method::GET, "/health", None, None, &[]).await;
-    assert_unavailable(&health, "the server is overloaded; retry shortly");
+    let jwks = app.send(reqwest::Method::GET, "/.well-known/jwks.json", None, None, &[]).await;
+    assert_unavailable(&jwks, "the server is overloaded; retry shortly");
 
     // The body never comes: the timeout ends the request with 503 (not a hang, not a 408/500).
     let response = held.wait().await;
@@ -197,4 +209,77 @@ async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(
     assert_json_eq(&list.expect_json(200), &json!([]));
     assert_eq!(list.header("total-count"), Some("0"));
     assert_eq!(rejected_counts(&app).await, (1, 1));
+}
+
+async fn one_address_cannot_take_every_place(backend: Backend) {
+    let app = spawn_app_with(backend, |config| {
+        config.max_in_flight = 4;
+        config.max_in_flight_per_address = 2;
+    })
+    .await;
+    let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
+    let first = HeldRequest::open_from(&app, "127.0.0.2", &token, "held-1").await;
+    let second = HeldRequest::open_from(&app, "127.0.0.2", &token, "held-2").await;
+
+    // 127.0.0.2 has its share: its next request is shed at once…
+    let mut stream = connect_from(&app, "127.0.0.2").await;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        customers_path(ACCOUNT)
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let shed = read_response(stream).await;
+    assert_unavailable_with(&shed, "the server is overloaded; retry shortly", &[("connection", "close")]);
+    // …while another address is served (two places are left for everyone else).
+    let list = app.get(&customers_path(ACCOUNT), &token).await;
+    assert_json_eq(&list.expect_json(200), &json!([]));
+
+    for (held, id) in [(first, "held-1"), (second, "held-2")] {
+        assert_eq!(held.finish().await.expect_json(200)["customer_id"], id);
+    }
+    // Its places are back.
+    let third = HeldRequest::open_from(&app, "127.0.0.2", &token, "held-3").await;
+    assert_eq!(third.finish().await.expect_json(200)["customer_id"], "held-3");
+    assert_eq!(rejected_counts(&app).await, (1, 0));
+}
+
+async fn a_trickling_body_is_408_at_its_deadline_and_frees_its_place(backend: Backend) {
+    const DEADLINE: Duration = Duration::from_millis(1500);
+    let app = spawn_app_with(backend, |config| {
+        config.max_in_flight = 1;
+        config.body_read_timeout = DEADLINE;
+    })
+    .await;
+    let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
+    let body = br#"{"customer_id": "trickled", "email": "slow@example.com", "first_name": "Slow"}"#;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        customers_path(ACCOUNT),
+        body.len()
+    );
+    let started = Instant::now();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A byte every 100 ms: never idle, never done in time (the whole body would take 8 s).
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for byte in body {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        writer
+    });
+    let mut bytes = vec![];
+    tokio::time::timeout(Duration::from_secs(20), reader.read_to_end(&mut bytes)).await.expect("an answer").ok();
+    let waited = started.elapsed();
+    trickle.abort();
+    let response = parse_raw_response(&bytes);
+    assert_error(&response, 408, "the request body did not arrive in time", json!([]));
+    assert!(waited >= DEADLINE && waited < DEADLINE + Duration::from_secs(5), "answered after {waited:?}");
+
+    // Nothing was created and the one place is free again.
+    let list = app.get(&customers_path(ACCOUNT), &token).await;
+    assert_json_eq(&list.expect_json(200), &json!([]));
 }

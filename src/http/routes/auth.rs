@@ -51,7 +51,7 @@ fn audience_account(audience: &str) -> Option<AccountId> {
     operation_id = "aid_auths_oauth_token_post",
     tag = "authenticate",
     summary = "Get token",
-    description = "Exchanges the client's credentials (HTTP Basic) for an access token (grant type `client_credentials`). The audience's account must be `oid` and the client's account. Requests are rate limited per client id.",
+    description = "Exchanges the client's credentials (HTTP Basic) for an access token (grant type `client_credentials`). The audience's account must be `oid` and the client's account. Requests are rate limited per client id and in all (429), and answered 503 with `Retry-After` when too many credential checks run at once.",
     params(oa::OwnerPath),
     request_body(content = oa::AuthTokenRequest, content_type = "application/json"),
     responses(
@@ -74,7 +74,8 @@ pub async fn token(
     parse_owner_id(&oid).map_err(AuthError::InvalidField)?;
     let (client_id, secret) = basic_credentials(&headers).ok_or(AuthError::InvalidClient)?;
     Limits::check(&app.limits.token_requests, &client_id)?;
-    let client = clients::authenticate(app.store.as_ref(), &client_id, &secret).await?;
+    Limits::check(&app.limits.token_endpoint, "")?;
+    let client = clients::authenticate(app.store.as_ref(), &app.limits.secret_checks, &client_id, &secret).await?;
 
     let body = body.required()?;
     let mut errors = ValidationError::default();

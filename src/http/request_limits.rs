@@ -1,0 +1,213 @@
+//! Bounds on requests that get past the connection floor (`http::server`): how many run at once
+//! (in all and per client address, so that one client cannot take every place), and how long a
+//! client may take to send a body. `GET /health` is never shed, so that a load balancer does not
+//! take a busy instance for a dead one.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Sleep;
+
+use super::error::ApiError;
+use super::metrics::{Metrics, Rejection};
+use super::server::peer_address;
+
+/// Requests being answered at once, in all and per client address.
+pub struct InFlight {
+    max_total: usize,
+    max_per_address: usize,
+    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One request's place; given back when the request is answered (or dropped).
+pub struct InFlightPlace {
+    in_flight: Arc<InFlight>,
+    address: Option<IpAddr>,
+}
+
+impl InFlight {
+    pub fn new(max_total: usize, max_per_address: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_total: max_total.max(1),
+            max_per_address: max_per_address.max(1),
+            counts: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
+        self.counts.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// A place for a request from `address`, or `None` when every place (or the address's
+    /// share) is taken.
+    pub fn enter(self: &Arc<Self>, address: Option<IpAddr>) -> Option<InFlightPlace> {
+        let mut counts = self.lock();
+        let (total, per_address) = &mut *counts;
+        if *total >= self.max_total {
+            return None;
+        }
+        if let Some(address) = address {
+            let count = per_address.entry(address).or_default();
+            if *count >= self.max_per_address {
+                return None;
+            }
+            *count += 1;
+        }
+        *total += 1;
+        Some(InFlightPlace { in_flight: self.clone(), address })
+    }
+}
+
+impl Drop for InFlightPlace {
+    fn drop(&mut self) {
+        let mut counts = self.in_flight.lock();
+        let (total, per_address) = &mut *counts;
+        *total -= 1;
+        if let Some(address) = self.address {
+            if let Some(count) = per_address.get_mut(&address) {
+                *count -= 1;
+                if *count == 0 {
+                    per_address.remove(&address);
+                }
+            }
+        }
+    }
+}
+
+/// What the request limits need: the places, the counters, and the body deadline.
+#[derive(Clone)]
+pub struct RequestLimits {
+    pub in_flight: Arc<InFlight>,
+    pub metrics: Arc<Metrics>,
+    pub body_read_timeout: Duration,
+}
+
+/// Middleware: sheds a request at once with 503 and `Retry-After: 1` when there is no place for
+/// it (queued, it would wait behind the requests holding every place); `/health` always runs.
+pub async fn limit_in_flight(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/health" {
+        return next.run(request).await;
+    }
+    let Some(_place) = limits.in_flight.enter(peer_address(&request).map(|peer| peer.ip())) else {
+        limits.metrics.reject(Rejection::Overloaded);
+        return ApiError::Overloaded.into_response();
+    };
+    next.run(request).await
+}
+
+/// Middleware: the whole request body must arrive within `body_read_timeout` of the request
+/// head, however it trickles in; beyond, reading it fails with [`BodyReadTimeout`] (408).
+pub async fn limit_body_time(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+    let deadline = tokio::time::sleep(limits.body_read_timeout);
+    let request = request.map(|body| Body::new(DeadlineBody { body, deadline: Box::pin(deadline) }));
+    next.run(request).await
+}
+
+/// The error a body read fails with once its deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyReadTimeout;
+
+/// Whether a body read failed because of [`limit_body_time`]'s deadline (the error comes
+/// wrapped in axum's rejections).
+pub fn is_body_read_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<BodyReadTimeout>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+struct DeadlineBody {
+    body: Body,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyReadTimeout)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_gets_its_share_and_no_more() {
+        let in_flight = InFlight::new(3, 2);
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let first = in_flight.enter(Some(a)).unwrap();
+        let _second = in_flight.enter(Some(a)).unwrap();
+        assert!(in_flight.enter(Some(a)).is_none(), "beyond its share");
+        let _third = in_flight.enter(Some(b)).unwrap();
+        assert!(in_flight.enter(None).is_none(), "beyond the total");
+        drop(first);
+        assert!(in_flight.enter(Some(a)).is_some());
+        assert_eq!(in_flight.lock().0, 2, "every dropped place is given back");
+    }
+
+    /// A body fed through a channel, a byte at a time.
+    struct Trickle(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl HttpBody for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            self.0.poll_recv(cx).map(|bytes| bytes.map(|bytes| Ok(Frame::data(bytes))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_trickling_body_fails_at_its_deadline() {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let deadline = Box::pin(tokio::time::sleep(Duration::from_millis(200)));
+        let body = Body::new(DeadlineBody { body: Body::new(Trickle(receiver)), deadline });
+        // A byte every 20 ms: each arrives well within any per-read timeout, the whole never does.
+        let feeder = tokio::spawn(async move {
+            while sender.send(Bytes::from_static(b"x")).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let started = std::time::Instant::now();
+        let error = axum::body::to_bytes(body, 1024).await.unwrap_err();
+        assert!(is_body_read_timeout(&error), "{error:?}");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(200) && waited < Duration::from_millis(1000), "{waited:?}");
+        feeder.abort();
+    }
+}
