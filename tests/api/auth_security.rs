@@ -4,7 +4,7 @@
 //! its tokens within seconds. Each attack is also made with what an attacker could not have (the
 //! master key), to prove that the refusals come from the checks and not from a broken forgery.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
@@ -17,6 +17,9 @@ backend_tests!(
     a_copied_database_holds_no_usable_signing_key,
     an_export_is_private_and_holds_no_usable_signing_key,
     signed_tokens_of_no_live_client_or_with_scopes_it_lacks_are_401,
+    clients_list_prints_json_lines_without_secrets,
+    a_revoked_client_gets_no_tokens_and_its_tokens_stop_working,
+    a_rotated_secret_and_its_tokens_stop_working,
     a_cached_token_is_refused_from_the_second_of_its_exp,
 );
 
@@ -26,6 +29,10 @@ mod configured {
 }
 
 const INVALID_TOKEN: &str = "invalid or expired access token";
+const INVALID_CLIENT: &str = "invalid client credentials";
+/// How long a revocation or rotation may take to reach a running server: its client cache lives
+/// 2 s; the rest is slack for a loaded machine.
+const REVOCATION_DEADLINE: Duration = Duration::from_secs(5);
 
 fn claims(sub: &str, aid: &str, scope: &str) -> Value {
     json!({
@@ -252,6 +259,153 @@ async fn signed_tokens_of_no_live_client_or_with_scopes_it_lacks_are_401(app: Te
     // Card tokens too: a forged admin:checkout for a client without it.
     let card_scope = app.forge(&with("scope", json!("admin:checkout"))).await;
     assert_error(&app.get("/v1/card-tokens", &card_scope).await, 401, INVALID_TOKEN, json!([]));
+}
+
+/// `tokenvault clients list` on the app's database, one JSON object a line.
+fn list_clients(app: &TestApp, account: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["clients", "list"];
+    args.extend(account.map(|account| ["--account", account]).into_iter().flatten());
+    let (ok, stdout, stderr) = app.cli(&args);
+    assert!(ok, "{stderr}");
+    stdout.lines().map(|line| serde_json::from_str(line).expect("a JSON object a line")).collect()
+}
+
+async fn clients_list_prints_json_lines_without_secrets(app: TestApp) {
+    assert_eq!(list_clients(&app, None), Vec::<Value>::new());
+    let mut created = vec![
+        app.new_client(ACCOUNT, &["admin:customers"]).await,
+        app.new_client(ACCOUNT, &["read:customers", "read:checkout"]).await,
+        app.new_client(OTHER_ACCOUNT, &["admin:checkout"]).await,
+    ];
+    created.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let mut listed = list_clients(&app, None);
+    assert_eq!(listed.len(), 3);
+    for (line, client) in listed.iter_mut().zip(&created) {
+        take_ts(line, "created_at");
+        assert_json_eq(
+            line,
+            &json!({"client_id": client.client_id, "account_id": client.account_id, "scopes": client.scopes, "created_at": "<ts>"}),
+        );
+        assert!(!line.to_string().contains("argon2"), "{line}");
+    }
+    let other: Vec<Value> = list_clients(&app, Some(OTHER_ACCOUNT));
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0]["account_id"], OTHER_ACCOUNT);
+    let (ok, _, stderr) = app.cli(&["clients", "list", "--account", "X1"]);
+    assert!(!ok && stderr.starts_with("tokenvault: --account"), "{stderr}");
+}
+
+/// Polls with `token` until the server refuses it (401, the invalid-token body), which must
+/// happen within [`REVOCATION_DEADLINE`]; until then it must be accepted.
+async fn until_refused(app: &TestApp, token: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = app.get(&customers_path(ACCOUNT), token).await;
+        if response.status.as_u16() == 401 {
+            assert_error(&response, 401, INVALID_TOKEN, json!([]));
+            return started.elapsed();
+        }
+        assert_eq!(response.status.as_u16(), 200, "{}", response.text);
+        assert!(started.elapsed() < REVOCATION_DEADLINE, "the token still works {:?} later", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The newest audit record of `ACCOUNT`, from `tokenvault audit`.
+fn last_audit_record(app: &TestApp) -> Value {
+    let (ok, stdout, stderr) = app.cli(&["audit", "--account", ACCOUNT]);
+    assert!(ok, "{stderr}");
+    serde_json::from_str(stdout.lines().last().expect("an audit record")).unwrap()
+}
+
+async fn a_revoked_client_gets_no_tokens_and_its_tokens_stop_working(app: TestApp) {
+    let revoked = app.auth(ACCOUNT, &["admin:customers"]).await;
+    let kept = app.auth(ACCOUNT, &["read:customers"]).await;
+    // Verified and cached before the revocation.
+    app.get(&customers_path(ACCOUNT), &revoked.token).await.expect_json(200);
+
+    let (ok, stdout, stderr) = app.cli(&["clients", "revoke", &revoked.client_id]);
+    assert!(ok, "{stderr}");
+    let mut printed: Value = serde_json::from_str(stdout.trim_end()).expect("one JSON object");
+    take_ts(&mut printed, "created_at");
+    assert_json_eq(
+        &printed,
+        &json!({"client_id": revoked.client_id, "account_id": ACCOUNT, "scopes": ["admin:customers"], "created_at": "<ts>"}),
+    );
+    let took = until_refused(&app, &revoked.token).await;
+    assert!(took <= REVOCATION_DEADLINE, "{took:?}");
+    for _ in 0..3 {
+        assert_error(&app.get(&customers_path(ACCOUNT), &revoked.token).await, 401, INVALID_TOKEN, json!([]));
+    }
+    let response = app
+        .request_token(
+            ACCOUNT,
+            Some(&basic(&revoked.client_id, &revoked.client_secret)),
+            &json!({"grant_type": "client_credentials", "audience": audience(ACCOUNT)}),
+        )
+        .await;
+    assert_error(&response, 401, INVALID_CLIENT, json!([]));
+    app.get(&customers_path(ACCOUNT), &kept.token).await.expect_json(200);
+    assert!(list_clients(&app, None).iter().all(|client| client["client_id"] != revoked.client_id.as_str()));
+
+    let mut record = last_audit_record(&app);
+    for key in ["seq", "at"] {
+        record.as_object_mut().unwrap().shift_remove(key);
+    }
+    assert_json_eq(
+        &record,
+        &json!({
+            "account_id": ACCOUNT, "actor": "cli:clients revoke", "action": "client.revoke",
+            "resource_type": "client", "resource_id": revoked.client_id, "details": {"scopes": ["admin:customers"]}
+        }),
+    );
+    let (ok, stdout, stderr) = app.cli(&["clients", "revoke", &revoked.client_id]);
+    assert!(!ok && stdout.is_empty());
+    assert_eq!(stderr, "tokenvault: client not found\n");
+}
+
+async fn a_rotated_secret_and_its_tokens_stop_working(app: TestApp) {
+    let before = app.auth(ACCOUNT, &["admin:customers", "read:checkout"]).await;
+    app.get(&customers_path(ACCOUNT), &before.token).await.expect_json(200);
+    assert_eq!(decode_jwt(&before.token).1["gen"], json!(1));
+
+    let (ok, stdout, stderr) = app.cli(&["clients", "rotate-secret", &before.client_id]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim_end().lines().count(), 1, "{stdout}");
+    let printed: Value = serde_json::from_str(stdout.trim_end()).expect("one JSON object");
+    let secret = printed["client_secret"].as_str().expect("client_secret").to_owned();
+    assert!(secret.len() >= 16 && secret != before.client_secret, "{printed}");
+    assert_json_eq(
+        &printed,
+        &json!({"client_id": before.client_id, "client_secret": secret, "account_id": ACCOUNT, "scopes": ["admin:customers", "read:checkout"]}),
+    );
+
+    let body = json!({"grant_type": "client_credentials", "audience": audience(ACCOUNT)});
+    let old = app.request_token(ACCOUNT, Some(&basic(&before.client_id, &before.client_secret)), &body).await;
+    assert_error(&old, 401, INVALID_CLIENT, json!([]));
+    let took = until_refused(&app, &before.token).await;
+    assert!(took <= REVOCATION_DEADLINE, "{took:?}");
+
+    let fresh = app.request_token(ACCOUNT, Some(&basic(&before.client_id, &secret)), &body).await.expect_json(200);
+    let token = fresh["access_token"].as_str().unwrap();
+    assert_eq!(decode_jwt(token).1["gen"], json!(2));
+    app.get(&customers_path(ACCOUNT), token).await.expect_json(200);
+    assert_error(&app.get(&customers_path(ACCOUNT), &before.token).await, 401, INVALID_TOKEN, json!([]));
+
+    let mut record = last_audit_record(&app);
+    for key in ["seq", "at"] {
+        record.as_object_mut().unwrap().shift_remove(key);
+    }
+    assert_json_eq(
+        &record,
+        &json!({
+            "account_id": ACCOUNT, "actor": "cli:clients rotate-secret", "action": "client.rotate_secret",
+            "resource_type": "client", "resource_id": before.client_id, "details": {"secret_generation": 2}
+        }),
+    );
+    let (ok, _, stderr) = app.cli(&["clients", "rotate-secret", "no-such-client"]);
+    assert!(!ok);
+    assert_eq!(stderr, "tokenvault: client not found\n");
 }
 
 /// The verified-token cache answers a token seen before: it too refuses it once `exp <= now`.
