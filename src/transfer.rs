@@ -299,6 +299,9 @@ async fn store(
     let mut key_checked = cipher.is_none();
     let (mut values_sealed, mut value_checked) = (false, cipher.is_none());
     let mut done = 0u64;
+    // Checked once every row is read, so that a wrong key is first reported by the card-token or
+    // value check when the export has those (their messages say more).
+    let mut signing_keys = Vec::new();
     for (index, line) in lines.enumerate() {
         let line = line?;
         let number = index + 2;
@@ -322,7 +325,7 @@ async fn store(
             value_checked = check_value_key(cipher, &row, number)?;
         }
         if table.name == "signing_keys" {
-            check_signing_key(cipher, &row, number)?;
+            signing_keys.push((number, row.clone()));
         }
         if !key_checked && table.name == "card_tokens" {
             key_checked = check_key(cipher, &row, number)?;
@@ -339,6 +342,9 @@ async fn store(
     done += flush(destination, batch_table, &mut batch).await?;
     if let Some(flushed) = batch_table {
         progress(&Progress { table: flushed.name, done, total });
+    }
+    for (number, row) in &signing_keys {
+        check_signing_key(cipher, row, *number)?;
     }
 
     let mut mismatches = Vec::new();

@@ -9,7 +9,7 @@ pub struct ClientRecord {
     pub scopes: Vec<String>,
     pub created_at: Timestamp,
     /// Incremented by each secret rotation; access tokens carry the generation they were issued
-    /// under and are refused once it is no longer this one (SECURITY.md, "Clients").
+    /// under and are refused once it is no longer this one (SECURITY.md, "API clients").
     pub secret_generation: i64,
 }
 

@@ -124,7 +124,7 @@ async fn jwt_carries_exactly_the_documented_claims(app: TestApp) {
     let keys: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort_unstable();
-    // Plus `gen`, the client's secret generation (SECURITY.md, "Clients"): Dintero's clients
+    // Plus `gen`, the client's secret generation (SECURITY.md, "API clients"): Dintero's clients
     // ignore claims they do not know.
     assert_eq!(sorted, ["aid", "aud", "exp", "gen", "iat", "iss", "jti", "scope", "sub"], "claims: {claims}");
 }

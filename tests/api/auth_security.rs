@@ -184,6 +184,38 @@ async fn an_export_is_private_and_holds_no_usable_signing_key(app: TestApp) {
         .contains(&base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der))));
     assert!(!contains(text.as_bytes(), &seed));
 
+    // Imported elsewhere, the sealed key needs the source's master key: another is refused; with
+    // the same one, a server on the copy accepts the source's tokens.
+    let source_key = match app.config().encryption_key {
+        Some(key) => key,
+        None => std::fs::read_to_string(app.config().sqlite_key_file().unwrap()).unwrap().trim().to_owned(),
+    };
+    let copy = format!("sqlite://{}/copy.db", dir.path().display());
+    let wrong = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x11u8; 32]);
+    let import = |key: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+            .args(["import", file.to_str().unwrap(), "--database-url", &copy, "--encryption-key", key])
+            .output()
+            .unwrap();
+        (output.status.success(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (ok, stderr) = import(&wrong);
+    assert!(!ok);
+    assert!(stderr.contains(&format!("cannot open the exported JWT signing key {}", stolen[0].kid)), "{stderr}");
+    let (ok, stderr) = import(&source_key);
+    assert!(ok, "{stderr}");
+    let mut config = tokenvault::config::ServeConfig::new(copy.clone());
+    config.encryption_key = Some(source_key);
+    let server = tokenvault::app::start(config).await.expect("a server on the imported copy");
+    let response = reqwest::Client::new()
+        .get(format!("{}{}", server.url(), customers_path(ACCOUNT)))
+        .bearer_auth(&admin.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    server.shutdown().await;
+
     // An existing file is narrowed to 0600 when an export overwrites it.
     #[cfg(unix)]
     {
