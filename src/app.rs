@@ -92,7 +92,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         let converted = values::seal_stored_values(store.as_ref(), &cipher, "serve --seal-token-values").await?;
         tracing::info!(converted, "customer token values are sealed");
     }
-    let keys = KeyRing::load(store.as_ref(), config.issuer.clone(), config.token_ttl_seconds).await?;
+    let keys = KeyRing::load(store.as_ref(), cipher.clone(), config.issuer.clone(), config.token_ttl_seconds).await?;
     let key_refresher = keyring::spawn_refresher(store.clone(), cipher.clone());
     let webhook_wake = Arc::new(tokio::sync::Notify::new());
     let worker = webhooks::spawn(store.clone(), cipher.clone(), config.webhooks, webhook_wake.clone());

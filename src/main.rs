@@ -1,4 +1,4 @@
-//! The `tokenvault` command line: `serve`, `migrate`, `clients create`, `card-tokens import`,
+//! The `tokenvault` command line: `serve`, `migrate`, `clients`, `card-tokens import`,
 //! `audit`, `keys`, `export`, `import`.
 
 mod cli;
@@ -9,7 +9,6 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use cli::data::{export, import_dataset, import_file};
 use cli::serve::serve;
 use tokenvault::app;
-use tokenvault::auth::clients;
 use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
 use tokenvault::store;
@@ -274,6 +273,28 @@ enum ClientsCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// List clients as JSON Lines: client_id, account_id, scopes, created_at (never a secret).
+    List {
+        /// Only this account's clients.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke a client: it gets no more tokens, and every instance refuses the tokens it holds
+    /// within seconds. Audited; prints the revoked client as one JSON object.
+    Revoke {
+        client_id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Give a client a new secret; the old secret and every token issued under it stop working
+    /// within seconds. Audited; prints {"client_id","client_secret","account_id","scopes"}.
+    RotateSecret {
+        client_id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -362,17 +383,28 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", args.resolve()?.render());
             Ok(())
         }
-        Command::Clients { command: ClientsCommand::Create { account, scopes, database } } => {
-            let account = parse_account(&account)?;
-            let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
-            if scopes.is_empty() {
-                return Err("--scopes must name at least one scope".to_owned());
-            }
-            let store = app::open_store(&ServeConfig::new(database.database_url)).await.map_err(|e| e.to_string())?;
-            let credentials =
-                clients::create_client(store.as_ref(), &account, scopes).await.map_err(|e| e.to_string())?;
-            println!("{}", serde_json::to_string(&credentials).map_err(|e| e.to_string())?);
-            Ok(())
+        Command::Clients { command } => {
+            let (action, database) = match command {
+                ClientsCommand::Create { account, scopes, database } => {
+                    let account = parse_account(&account)?;
+                    let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+                    if scopes.is_empty() {
+                        return Err("--scopes must name at least one scope".to_owned());
+                    }
+                    (cli::clients::Action::Create { account, scopes }, database)
+                }
+                ClientsCommand::List { account, database } => {
+                    let account = account.as_deref().map(parse_account).transpose()?;
+                    (cli::clients::Action::List { account }, database)
+                }
+                ClientsCommand::Revoke { client_id, database } => {
+                    (cli::clients::Action::Revoke { client_id }, database)
+                }
+                ClientsCommand::RotateSecret { client_id, database } => {
+                    (cli::clients::Action::RotateSecret { client_id }, database)
+                }
+            };
+            cli::clients::run(action, database.database_url).await
         }
         Command::CardTokens { command: CardTokensCommand::Import { file, account, database, encryption_key } } => {
             let account = parse_account(&account)?;

@@ -178,6 +178,9 @@ async fn export_snapshot(
             let rows = source.export_rows(table, after.take(), EXPORT_PAGE).await?;
             let Some(last) = rows.last() else { break };
             after = Some(last.get(table.key).cloned().unwrap_or(Value::Null));
+            if table.name == "signing_keys" {
+                rows.iter().try_for_each(refuse_clear_signing_key)?;
+            }
             for row in &rows {
                 serde_json::to_writer(&mut *out, &LineOut { table: table.name, row }).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;
@@ -199,6 +202,25 @@ async fn export_snapshot(
     }
     out.flush()?;
     Ok(summary)
+}
+
+/// An export carries signing keys only sealed under the master key: a database of an older
+/// version still holding one in clear is refused until a server has sealed it.
+fn refuse_clear_signing_key(row: &Row) -> Result<(), TransferError> {
+    let kid = row.get("kid").and_then(Value::as_str).unwrap_or("?");
+    let sealed = row
+        .get("private_key")
+        .and_then(Value::as_str)
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .is_some_and(|key| crate::crypto::signing::is_sealed_signing_key(&key));
+    if sealed {
+        Ok(())
+    } else {
+        Err(TransferError::Refused(format!(
+            "JWT signing key {kid} is stored in clear: start a server of this version on the database once (it seals \
+             the keys under the master key), then export"
+        )))
+    }
 }
 
 /// Reads an export from `input` into `destination`, which must be empty. With a `cipher`, the
@@ -277,6 +299,9 @@ async fn store(
     let mut key_checked = cipher.is_none();
     let (mut values_sealed, mut value_checked) = (false, cipher.is_none());
     let mut done = 0u64;
+    // Checked once every row is read, so that a wrong key is first reported by the card-token or
+    // value check when the export has those (their messages say more).
+    let mut signing_keys = Vec::new();
     for (index, line) in lines.enumerate() {
         let line = line?;
         let number = index + 2;
@@ -299,6 +324,9 @@ async fn store(
         if values_sealed && !value_checked && table.name == "customer_tokens" {
             value_checked = check_value_key(cipher, &row, number)?;
         }
+        if table.name == "signing_keys" {
+            signing_keys.push((number, row.clone()));
+        }
         if !key_checked && table.name == "card_tokens" {
             key_checked = check_key(cipher, &row, number)?;
         }
@@ -314,6 +342,9 @@ async fn store(
     done += flush(destination, batch_table, &mut batch).await?;
     if let Some(flushed) = batch_table {
         progress(&Progress { table: flushed.name, done, total });
+    }
+    for (number, row) in &signing_keys {
+        check_signing_key(cipher, row, *number)?;
     }
 
     let mut mismatches = Vec::new();
@@ -403,6 +434,28 @@ fn check_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<boo
         ))
     })?;
     Ok(true)
+}
+
+/// With a `cipher`, a sealed signing key must open with it: servers on the destination could not
+/// sign otherwise. (A clear key, from an export of an older version, is sealed by the first
+/// server.)
+fn check_signing_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<(), TransferError> {
+    let Some(cipher) = cipher else { return Ok(()) };
+    let kid = row.get("kid").and_then(Value::as_str).unwrap_or_default();
+    let key = row
+        .get("private_key")
+        .and_then(Value::as_str)
+        .and_then(|encoded| STANDARD.decode(encoded).ok())
+        .ok_or_else(|| TransferError::Format(format!("line {line}: signing key private_key is not base64")))?;
+    if !crate::crypto::signing::is_sealed_signing_key(&key) {
+        return Ok(());
+    }
+    cipher.open_signing_key(kid, &key).map(|_| ()).map_err(|_| {
+        TransferError::Key(format!(
+            "line {line}: the encryption key cannot open the exported JWT signing key {kid}; use the source's key \
+             (--encryption-key, or the content of the source's SQLite key file)"
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use ed25519_dalek::{Signer, SigningKey};
 use tokenvault::auth::keys::KeyRing;
 use tokenvault::crypto::TokenCipher;
-use tokenvault::domain::client::SigningKeyRecord;
+use tokenvault::domain::client::{ClientRecord, SigningKeyRecord};
 use tokenvault::domain::{AccountId, Timestamp};
 use tokenvault::http::{AppState, Limits};
 use tokenvault::store::{Store, StoreOptions};
@@ -118,17 +118,34 @@ async fn build_fixture() -> Fixture {
         created_at: Timestamp::now(),
     };
     store.insert_signing_key(&record).await.expect("insert signing key");
-    let keys = Arc::new(KeyRing::load(store.as_ref(), ISSUER.to_owned(), 86_400).await.expect("key ring"));
+    let cipher = Arc::new(TokenCipher::from_master_key(&[9u8; 32]));
+    let keys =
+        Arc::new(KeyRing::load(store.as_ref(), cipher.clone(), ISSUER.to_owned(), 86_400).await.expect("key ring"));
     let scopes: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    // The tokens' clients exist: verification refuses tokens of clients that do not.
+    for (client_id, account, scopes) in
+        [("fuzz-client", ACCOUNT, scopes.clone()), ("fuzz-other", OTHER_ACCOUNT, vec!["read:checkout".to_owned()])]
+    {
+        let client = ClientRecord {
+            client_id: client_id.to_owned(),
+            account_id: AccountId::parse("account", account).expect("account"),
+            secret_hash: "$argon2id$none".to_owned(),
+            scopes,
+            created_at: Timestamp::now(),
+            secret_generation: 1,
+        };
+        store.upsert_client(&client).await.expect("insert client");
+    }
     let token = keys
-        .sign("fuzz-client", ACCOUNT, &format!("https://api.dintero.com/v1/accounts/{ACCOUNT}"), &scopes)
+        .sign("fuzz-client", ACCOUNT, &format!("https://api.dintero.com/v1/accounts/{ACCOUNT}"), &scopes, 1)
         .expect("sign");
-    let other_token =
-        keys.sign("fuzz-other", OTHER_ACCOUNT, "https://api.dintero.com", &["read:checkout".to_owned()]).expect("sign");
+    let other_token = keys
+        .sign("fuzz-other", OTHER_ACCOUNT, "https://api.dintero.com", &["read:checkout".to_owned()], 1)
+        .expect("sign");
     let state = AppState {
         store: store.clone(),
         keys: keys.clone(),
-        cipher: Arc::new(TokenCipher::from_master_key(&[9u8; 32])),
+        cipher,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         limits: Arc::new(Limits::new(60, 50, 2, 0)),
         metrics: Arc::default(),

@@ -45,10 +45,7 @@ pub async fn store_client(
     account: &AccountId,
     scopes: Vec<String>,
 ) -> Result<ClientCredentials, AuthError> {
-    let mut secret_bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
-    let client_secret = URL_SAFE_NO_PAD.encode(secret_bytes);
-    let secret_hash = hash_secret(&client_secret)?;
+    let (client_secret, secret_hash) = new_secret()?;
     store
         .upsert_client(&ClientRecord {
             client_id: client_id.clone(),
@@ -56,9 +53,63 @@ pub async fn store_client(
             secret_hash,
             scopes: scopes.clone(),
             created_at: Timestamp::now(),
+            secret_generation: 1,
         })
         .await?;
     Ok(ClientCredentials { client_id, client_secret, account_id: account.to_string(), scopes })
+}
+
+/// A client as `tokenvault clients list` and `revoke` print it: never its secret hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientSummary {
+    pub client_id: String,
+    pub account_id: String,
+    pub scopes: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+impl From<ClientRecord> for ClientSummary {
+    fn from(client: ClientRecord) -> Self {
+        Self {
+            client_id: client.client_id,
+            account_id: client.account_id.to_string(),
+            scopes: client.scopes,
+            created_at: client.created_at,
+        }
+    }
+}
+
+/// Every client, or one account's, by client id.
+pub async fn list_clients(store: &dyn Store, account: Option<&AccountId>) -> Result<Vec<ClientSummary>, AuthError> {
+    Ok(store.list_clients(account).await?.into_iter().map(ClientSummary::from).collect())
+}
+
+/// Revokes a client (audited, with `actor` as who did it): it gets no more tokens, and the
+/// tokens it holds are refused by every instance within `keys::CLIENT_CACHE_TTL`.
+pub async fn revoke_client(store: &dyn Store, client_id: &str, actor: &str) -> Result<ClientSummary, AuthError> {
+    Ok(store.revoke_client(client_id, actor, Timestamp::now()).await?.into())
+}
+
+/// Gives a client a fresh secret (audited) and a new secret generation, so that tokens issued
+/// under the old secret are refused like the old secret itself. Prints like `clients create`.
+pub async fn rotate_secret(store: &dyn Store, client_id: &str, actor: &str) -> Result<ClientCredentials, AuthError> {
+    let (client_secret, secret_hash) = new_secret()?;
+    let client = store.rotate_client_secret(client_id, &secret_hash, actor, Timestamp::now()).await?;
+    Ok(ClientCredentials {
+        client_id: client.client_id,
+        client_secret,
+        account_id: client.account_id.to_string(),
+        scopes: client.scopes,
+    })
+}
+
+/// A random 256-bit secret (base64url) and its Argon2id hash.
+fn new_secret() -> Result<(String, String), AuthError> {
+    let mut secret_bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
+    let client_secret = URL_SAFE_NO_PAD.encode(secret_bytes);
+    let secret_hash = hash_secret(&client_secret)?;
+    Ok((client_secret, secret_hash))
 }
 
 fn hash_secret(secret: &str) -> Result<String, AuthError> {

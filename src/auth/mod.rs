@@ -35,6 +35,10 @@ pub enum AuthError {
     Signing(String),
     #[error("too many client credential checks at once; retry shortly")]
     Busy,
+    /// A signing key in the database could not be opened (another master key, or a key still in
+    /// clear where a sealed one is needed).
+    #[error(transparent)]
+    SealedKey(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -51,7 +55,18 @@ pub struct Claims {
     pub scope: String,
     pub iat: i64,
     pub exp: i64,
+    /// Not before: tokenvault does not issue it, but a token carrying it is refused until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub jti: String,
+    /// The client's secret generation when the token was issued (not a Dintero claim; their
+    /// clients ignore it). Tokens of older versions lack it and count as generation 1.
+    #[serde(default = "first_secret_generation")]
+    pub gen: i64,
+}
+
+fn first_secret_generation() -> i64 {
+    1
 }
 
 /// The scopes that grant one kind of operation; holding any one of them is enough.

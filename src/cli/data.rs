@@ -19,7 +19,7 @@ pub async fn export(database_url: &str, output: &str) -> Result<(), String> {
         let mut out = std::io::BufWriter::new(stdout.lock());
         transfer::export(source.as_mut(), &mut out, &mut draw).await
     } else {
-        let file = std::fs::File::create(output).map_err(|e| format!("cannot create {output}: {e}"))?;
+        let file = create_private(output).map_err(|e| format!("cannot create {output}: {e}"))?;
         let mut out = std::io::BufWriter::new(file);
         transfer::export(source.as_mut(), &mut out, &mut draw).await
     };
@@ -27,6 +27,23 @@ pub async fn export(database_url: &str, output: &str) -> Result<(), String> {
     let summary = summary.map_err(|e| format!("export failed: {e}"))?;
     eprintln!("exported {} rows from {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
     Ok(())
+}
+
+/// Creates (or truncates) an export file readable by its owner only (mode 0600): it holds the
+/// whole dataset, customer data included. An existing file is narrowed to 0600 too.
+fn create_private(path: &str) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
 }
 
 /// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified;

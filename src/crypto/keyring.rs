@@ -30,16 +30,32 @@ impl TokenCipher {
     pub fn new_data_key(&self, id: u32, created_by: &str) -> DataKeyRecord {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
+        let wrapped = self.wrap_key(&wrapping_context(id), &key);
+        DataKeyRecord { id, wrapped, created_at: Timestamp::now(), created_by: created_by.to_owned() }
+    }
+
+    /// Key material wrapped under the master key's wrapping key: `[nonce][ciphertext]`, with
+    /// `context` (which names the kind of key and its id) as associated data.
+    pub(super) fn wrap_key(&self, context: &[u8], key: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let context = wrapping_context(id);
         let ciphertext = self
             .wrapping
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: &key, aad: &context })
-            .expect("AES-GCM encryption of 32 bytes cannot fail");
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: context })
+            .expect("AES-GCM encryption of a key cannot fail");
         let mut wrapped = nonce.to_vec();
         wrapped.extend_from_slice(&ciphertext);
-        DataKeyRecord { id, wrapped, created_at: Timestamp::now(), created_by: created_by.to_owned() }
+        wrapped
+    }
+
+    /// The key [`TokenCipher::wrap_key`] wrapped with the same `context`, or `None` when it does
+    /// not open (another master key, another context, or altered bytes).
+    pub(super) fn unwrap_key(&self, context: &[u8], wrapped: &[u8]) -> Option<Vec<u8>> {
+        if wrapped.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
+        self.wrapping.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context }).ok()
     }
 
     /// Adds the keys not held yet and makes the newest one the sealing key. Fails, adding none,
@@ -51,15 +67,11 @@ impl TokenCipher {
         };
         let mut unwrapped = Vec::with_capacity(missing.len());
         for key in missing {
-            if key.id == 0 || key.wrapped.len() < NONCE_LEN {
+            if key.id == 0 {
                 return Err(CryptoError::WrongMasterKey(key.id));
             }
-            let (nonce, ciphertext) = key.wrapped.split_at(NONCE_LEN);
-            let context = wrapping_context(key.id);
-            let plain = self
-                .wrapping
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &context })
-                .map_err(|_| CryptoError::WrongMasterKey(key.id))?;
+            let plain =
+                self.unwrap_key(&wrapping_context(key.id), &key.wrapped).ok_or(CryptoError::WrongMasterKey(key.id))?;
             let aead = Aes256Gcm::new_from_slice(&plain).map_err(|_| CryptoError::WrongMasterKey(key.id))?;
             unwrapped.push((key.id, aead));
         }

@@ -5,10 +5,12 @@
 //! Keys form a ring ([`keyring`]): key 0 is derived from the master key (`--encryption-key` or
 //! the SQLite key file); `tokenvault keys rotate` adds random data keys, kept in the database
 //! wrapped under the master key, and re-encrypts everything under the newest ([`rotation`]).
-//! Every sealed value names its key, so values under any key of the ring stay readable.
+//! Every sealed value names its key, so values under any key of the ring stay readable. JWT
+//! signing keys are wrapped under the master key like data keys ([`signing`]).
 
 pub mod keyring;
 pub mod rotation;
+pub mod signing;
 pub mod values;
 
 use std::collections::HashMap;
@@ -49,6 +51,11 @@ pub enum CryptoError {
     UnknownKey(u32),
     #[error("encryption key {0} in the database does not open with this master key (is --encryption-key the one the database was created with?)")]
     WrongMasterKey(u32),
+    #[error("JWT signing key {0} in the database does not open with this master key (is --encryption-key the one the database was created with?)")]
+    WrongMasterKeyForSigningKey(String),
+    /// A signing key still in the clear form of older versions, where a sealed one is needed.
+    #[error("JWT signing key {0} is stored in clear; start a server on the database once to seal it")]
+    SigningKeyInClear(String),
     #[error("the encryption keys could not be read from the database: {0}")]
     Store(#[from] crate::store::StoreError),
 }

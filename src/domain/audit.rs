@@ -3,6 +3,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::card_token::{CardToken, CardTokenStatus, DeleteRequestor};
+use super::client::ClientRecord;
 use super::customer::{Customer, NewCustomer};
 use super::customer_token::{CustomerToken, NewCustomerToken};
 use super::token_event::{TokenEvent, TokenTypeValue};
@@ -282,6 +283,34 @@ impl NewAuditRecord {
             "hook_subscription",
             id.to_string(),
             json!({"dropped_deliveries": dropped_deliveries}),
+        )
+    }
+
+    /// An API client was revoked (`tokenvault clients revoke`): its row is gone and its tokens
+    /// are refused. Only its scopes, never its secret hash.
+    pub fn client_revoked(client: &ClientRecord, actor: &str, at: Timestamp) -> Self {
+        Self::in_account(
+            &client.account_id,
+            actor,
+            at,
+            "client.revoke",
+            "client",
+            client.client_id.clone(),
+            json!({"scopes": client.scopes}),
+        )
+    }
+
+    /// An API client got a new secret (`tokenvault clients rotate-secret`); `secret_generation`
+    /// is the new generation, so tokens of earlier ones are refused.
+    pub fn client_secret_rotated(client: &ClientRecord, actor: &str, at: Timestamp) -> Self {
+        Self::in_account(
+            &client.account_id,
+            actor,
+            at,
+            "client.rotate_secret",
+            "client",
+            client.client_id.clone(),
+            json!({"secret_generation": client.secret_generation}),
         )
     }
 

@@ -73,7 +73,7 @@ impl ApiError {
                 | AuthError::WrongAccount(_)
                 | AuthError::MissingScope(_)
                 | AuthError::ProductionAccount(_) => StatusCode::FORBIDDEN,
-                AuthError::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                AuthError::Signing(_) | AuthError::SealedKey(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::Store(error) => store_status(error),
             },

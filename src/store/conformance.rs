@@ -81,6 +81,8 @@ macro_rules! conformance_suite {
         $crate::store::conformance::conformance_suite!(@each $open;
             ping_answers,
             clients_and_signing_keys,
+            clients_list_revoke_and_rotate,
+            signing_keys_are_replaced_only_over_what_they_held,
             customers_create_get_and_conflicts,
             customers_paging_and_filters,
             customer_delete_and_delete_tokens,
@@ -251,6 +253,7 @@ pub async fn clients_and_signing_keys(store: Arc<dyn Store>) {
         secret_hash: "$argon2id$first".into(),
         scopes: vec!["admin:customers".into(), "read:checkout".into()],
         created_at: t(1000),
+        secret_generation: 1,
     };
     store.upsert_client(&client).await.unwrap();
     assert_eq!(store.find_client("c1").await.unwrap(), Some(client.clone()));
@@ -276,6 +279,77 @@ pub async fn clients_and_signing_keys(store: Arc<dyn Store>) {
     assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["k3", "k2", "k1"]);
     assert_eq!(keys[0].private_key, [1, 2]);
     assert_eq!(keys[0].public_key, [3; 32]);
+}
+
+pub async fn clients_list_revoke_and_rotate(store: Arc<dyn Store>) {
+    let client = |id: &str, account: AccountId, scopes: &[&str]| ClientRecord {
+        client_id: id.into(),
+        account_id: account,
+        secret_hash: format!("$argon2id${id}"),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        created_at: t(1000),
+        secret_generation: 1,
+    };
+    let (c2, c1, c3) =
+        (client("c2", a(), &["admin:customers"]), client("c1", a(), &["read:checkout"]), client("c3", b(), &["x"]));
+    for record in [&c2, &c1, &c3] {
+        store.upsert_client(record).await.unwrap();
+    }
+    assert_eq!(store.list_clients(None).await.unwrap(), [c1.clone(), c2.clone(), c3.clone()]);
+    assert_eq!(store.list_clients(Some(&b())).await.unwrap(), std::slice::from_ref(&c3));
+
+    let rotated = store.rotate_client_secret("c1", "$argon2id$new", "cli", t(2000)).await.unwrap();
+    assert_eq!(rotated, ClientRecord { secret_hash: "$argon2id$new".into(), secret_generation: 2, ..c1.clone() });
+    assert_eq!(store.find_client("c1").await.unwrap(), Some(rotated.clone()));
+    let again = store.rotate_client_secret("c1", "$argon2id$newer", "cli", t(2100)).await.unwrap();
+    assert_eq!(again.secret_generation, 3);
+    // Re-storing a client (serve --dev) keeps its generation.
+    store.upsert_client(&c1).await.unwrap();
+    assert_eq!(store.find_client("c1").await.unwrap().unwrap().secret_generation, 3);
+
+    assert_eq!(store.revoke_client("c2", "cli", t(3000)).await.unwrap(), c2);
+    assert_eq!(store.find_client("c2").await.unwrap(), None);
+    assert_eq!(store.list_clients(Some(&a())).await.unwrap().len(), 1);
+    assert!(matches!(store.revoke_client("c2", "cli", t(3100)).await, Err(StoreError::NotFound("client"))));
+    assert!(matches!(
+        store.rotate_client_secret("c2", "$argon2id$x", "cli", t(3200)).await,
+        Err(StoreError::NotFound("client"))
+    ));
+
+    let trail: Vec<_> = store
+        .list_audit(Some(&a()), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.at, r.actor, r.action, r.resource_type, r.resource_id, r.details))
+        .collect();
+    let record = |at, action: &str, id: &str, details| {
+        (t(at), "cli".to_owned(), action.to_owned(), "client".to_owned(), id.to_owned(), details)
+    };
+    assert_eq!(
+        trail,
+        [
+            record(2000, "client.rotate_secret", "c1", json!({"secret_generation": 2})),
+            record(2100, "client.rotate_secret", "c1", json!({"secret_generation": 3})),
+            record(3000, "client.revoke", "c2", json!({"scopes": ["admin:customers"]})),
+        ]
+    );
+    let trail = serde_json::to_string(&store.list_audit(None, 0, 100).await.unwrap()).unwrap();
+    assert!(!trail.contains("argon2"), "no secret hash in the trail: {trail}");
+}
+
+pub async fn signing_keys_are_replaced_only_over_what_they_held(store: Arc<dyn Store>) {
+    let key =
+        SigningKeyRecord { kid: "k1".into(), private_key: vec![0x30, 1], public_key: vec![3; 32], created_at: t(1) };
+    store.insert_signing_key(&key).await.unwrap();
+    assert!(!store.replace_signing_key("k1", &[0x30, 9], &[3, 3]).await.unwrap(), "not what the row holds");
+    assert!(!store.replace_signing_key("k9", &[0x30, 1], &[3, 3]).await.unwrap(), "no such key");
+    assert_eq!(store.signing_keys().await.unwrap()[0].private_key, [0x30, 1]);
+    assert!(store.replace_signing_key("k1", &[0x30, 1], &[3, 3]).await.unwrap());
+    assert_eq!(store.signing_keys().await.unwrap(), [SigningKeyRecord { private_key: vec![3, 3], ..key.clone() }]);
+    // A second instance sealing the same clear key finds it sealed already.
+    assert!(!store.replace_signing_key("k1", &[0x30, 1], &[3, 4]).await.unwrap());
+    assert_eq!(store.signing_keys().await.unwrap()[0].private_key, [3, 3]);
 }
 
 pub async fn customers_create_get_and_conflicts(store: Arc<dyn Store>) {

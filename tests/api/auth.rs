@@ -96,6 +96,7 @@ async fn token_endpoint_issues_an_eddsa_jwt(app: TestApp) {
             "aud": audience(ACCOUNT),
             "aid": ACCOUNT,
             "scope": "admin:customers read:checkout",
+            "gen": 1,
         })
     );
 
@@ -116,14 +117,16 @@ async fn token_endpoint_issues_an_eddsa_jwt(app: TestApp) {
     assert_json_eq(&response.expect_json(200), &json!([]));
 }
 
-/// decisions.md: "Claims: `iss`, `sub` (client_id), `aud`, `aid` (account), `scope`
-/// (space-separated), `iat`, `exp`, `jti`."
+/// The claims: `iss`, `sub` (client_id), `aud`, `aid` (account), `scope` (space-separated),
+/// `iat`, `exp`, `jti`, and `gen`.
 async fn jwt_carries_exactly_the_documented_claims(app: TestApp) {
     let (_, claims, _) = decode_jwt(&app.admin().await.token);
     let keys: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, ["aid", "aud", "exp", "iat", "iss", "jti", "scope", "sub"], "claims: {claims}");
+    // Plus `gen`, the client's secret generation (SECURITY.md, "API clients"): Dintero's clients
+    // ignore claims they do not know.
+    assert_eq!(sorted, ["aid", "aud", "exp", "gen", "iat", "iss", "jti", "scope", "sub"], "claims: {claims}");
 }
 
 async fn jwks_is_public_and_verifies_issued_tokens(app: TestApp) {

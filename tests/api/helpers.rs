@@ -634,3 +634,66 @@ pub fn encode_jwt(header: &Value, claims: &Value, signature: &str) -> String {
         signature
     )
 }
+
+impl TestApp {
+    /// The configuration this app's server runs with (after `customize`).
+    pub fn config(&self) -> ServeConfig {
+        let mut config = ServeConfig::new(self.database_url.clone());
+        if self.backend == Backend::Postgres {
+            config.encryption_key = Some(pg_encryption_key());
+        }
+        (self.customize)(&mut config);
+        config
+    }
+
+    /// The master key's cipher, as the server has it: what an attacker with only a copy of the
+    /// database lacks.
+    pub fn cipher(&self) -> tokenvault::crypto::TokenCipher {
+        let config = self.config();
+        match (&config.encryption_key, config.sqlite_key_file()) {
+            (Some(key), _) => tokenvault::crypto::TokenCipher::from_base64(key).expect("master key"),
+            (None, Some(path)) => {
+                assert!(path.exists(), "the server created its key file");
+                tokenvault::crypto::TokenCipher::from_key_file(&path).expect("key file")
+            }
+            (None, None) => panic!("no master key"),
+        }
+    }
+
+    /// The newest signing key's id and PKCS#8 DER, opened with the master key.
+    pub async fn signing_key(&self) -> (String, Vec<u8>) {
+        let newest = self.store().signing_keys().await.unwrap().remove(0);
+        let der = self.cipher().open_signing_key(&newest.kid, &newest.private_key).expect("the key opens");
+        (newest.kid, der)
+    }
+
+    /// A token with exactly `claims`, signed with the server's real key (a forgery only a holder of
+    /// both the database and the master key can make).
+    pub async fn forge(&self, claims: &Value) -> String {
+        let (kid, der) = self.signing_key().await;
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(kid);
+        jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ed_der(&der)).unwrap()
+    }
+
+    /// Runs the `tokenvault` binary on this app's database (`--database-url` appended) and
+    /// returns (success, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenvault"));
+        command.args(args).args(["--database-url", &self.database_url]).env_remove("TOKENVAULT_DATABASE_URL");
+        if self.backend == Backend::Postgres {
+            command.env("TOKENVAULT_ENCRYPTION_KEY", pg_encryption_key());
+        }
+        let output = command.output().expect("tokenvault runs");
+        (
+            output.status.success(),
+            String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        )
+    }
+}
+
+/// Seconds since the epoch, as the server reckons them.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}

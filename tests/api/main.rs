@@ -8,6 +8,7 @@ mod pg;
 
 mod auth;
 mod auth_edge;
+mod auth_security;
 mod card_tokens;
 mod customer_tokens;
 mod customers;

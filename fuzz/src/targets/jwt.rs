@@ -144,6 +144,14 @@ fn check_accepted(token: &str, claims: &tokenvault::auth::Claims, checked_at: i6
     assert_eq!(claims.iss, ISSUER);
     assert!(claims.exp > checked_at, "accepted an expired token: exp {} <= {checked_at}", claims.exp);
     assert!(claims.iat <= checked_at + 6, "accepted a token issued at {} (now {checked_at})", claims.iat);
+    if let Some(nbf) = claims.nbf {
+        assert!(nbf <= checked_at + 6, "accepted a token not valid before {nbf} (now {checked_at})");
+    }
+    assert!(
+        ["fuzz-client", "fuzz-other"].contains(&claims.sub.as_str()),
+        "accepted a token of a client that does not exist: {:?}",
+        claims.sub
+    );
 }
 
 /// The target's body: one input, decoded from libFuzzer's bytes by `arbitrary`.

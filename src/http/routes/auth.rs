@@ -110,7 +110,8 @@ pub async fn token(
     if account != client.account_id {
         return Err(AuthError::AccountMismatch(account.to_string()).into());
     }
-    let access_token = app.keys.sign(&client.client_id, account.as_str(), &audience, &client.scopes)?;
+    let access_token =
+        app.keys.sign(&client.client_id, account.as_str(), &audience, &client.scopes, client.secret_generation)?;
     Ok(json(
         StatusCode::OK,
         &json!({"access_token": access_token, "token_type": "Bearer", "expires_in": app.keys.ttl_seconds()}),

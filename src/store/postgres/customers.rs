@@ -18,7 +18,8 @@ use crate::store::{StoreError, StoreResult};
 pub(super) async fn upsert_client(client: &impl GenericClient, record: &ClientRecord) -> StoreResult<()> {
     let statement = client
         .prepare_cached(
-            "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at, secret_generation) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (client_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes",
         )
         .await?;
@@ -32,31 +33,93 @@ pub(super) async fn upsert_client(client: &impl GenericClient, record: &ClientRe
                 &record.secret_hash,
                 &scopes,
                 &record.created_at.millis(),
+                &record.secret_generation,
             ],
         )
         .await?;
     Ok(())
 }
 
-pub(super) async fn find_client(client: &impl GenericClient, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-    let statement = client
-        .prepare_cached(
-            "SELECT client_id, account_id, secret_hash, scopes, created_at FROM clients WHERE client_id = $1",
-        )
-        .await?;
-    let Some(row) = client.query_opt(&statement, &[&client_id]).await? else {
-        return Ok(None);
-    };
-    let account: &str = rows::get(&row, "account_id")?;
-    let scopes: &str = rows::get(&row, "scopes")?;
-    Ok(Some(ClientRecord {
-        client_id: rows::get(&row, "client_id")?,
+const CLIENT_COLUMNS: &str = "client_id, account_id, secret_hash, scopes, created_at, secret_generation";
+
+fn client_row(row: &tokio_postgres::Row) -> StoreResult<ClientRecord> {
+    let client_id: String = rows::get(row, "client_id")?;
+    let account: &str = rows::get(row, "account_id")?;
+    let scopes: &str = rows::get(row, "scopes")?;
+    Ok(ClientRecord {
         account_id: AccountId::parse("account_id", account)
             .map_err(|e| StoreError::Internal(format!("client {client_id}: {}", e.message)))?,
-        secret_hash: rows::get(&row, "secret_hash")?,
+        client_id,
+        secret_hash: rows::get(row, "secret_hash")?,
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        created_at: Timestamp::from_millis(rows::get(&row, "created_at")?),
-    }))
+        created_at: Timestamp::from_millis(rows::get(row, "created_at")?),
+        secret_generation: rows::get(row, "secret_generation")?,
+    })
+}
+
+pub(super) async fn find_client(client: &impl GenericClient, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+    let statement =
+        client.prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1")).await?;
+    client.query_opt(&statement, &[&client_id]).await?.as_ref().map(client_row).transpose()
+}
+
+pub(super) async fn list_clients(
+    client: &impl GenericClient,
+    account: Option<&AccountId>,
+) -> StoreResult<Vec<ClientRecord>> {
+    let rows = match account {
+        Some(account) => {
+            let statement = client
+                .prepare_cached(&format!(
+                    "SELECT {CLIENT_COLUMNS} FROM clients WHERE account_id = $1 ORDER BY client_id"
+                ))
+                .await?;
+            client.query(&statement, &[&account.as_str()]).await?
+        }
+        None => {
+            let statement =
+                client.prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id")).await?;
+            client.query(&statement, &[]).await?
+        }
+    };
+    rows.iter().map(client_row).collect()
+}
+
+pub(super) async fn revoke_client(
+    conn: &mut Object,
+    client_id: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<ClientRecord> {
+    let tx = conn.transaction().await?;
+    let statement =
+        tx.prepare_cached(&format!("DELETE FROM clients WHERE client_id = $1 RETURNING {CLIENT_COLUMNS}")).await?;
+    let row = tx.query_opt(&statement, &[&client_id]).await?.ok_or(StoreError::NotFound("client"))?;
+    let client = client_row(&row)?;
+    append_audit(&tx, NewAuditRecord::client_revoked(&client, actor, at)).await?;
+    tx.commit().await?;
+    Ok(client)
+}
+
+pub(super) async fn rotate_client_secret(
+    conn: &mut Object,
+    client_id: &str,
+    secret_hash: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<ClientRecord> {
+    let tx = conn.transaction().await?;
+    let statement = tx
+        .prepare_cached(&format!(
+            "UPDATE clients SET secret_hash = $2, secret_generation = secret_generation + 1 \
+             WHERE client_id = $1 RETURNING {CLIENT_COLUMNS}"
+        ))
+        .await?;
+    let row = tx.query_opt(&statement, &[&client_id, &secret_hash]).await?.ok_or(StoreError::NotFound("client"))?;
+    let client = client_row(&row)?;
+    append_audit(&tx, NewAuditRecord::client_secret_rotated(&client, actor, at)).await?;
+    tx.commit().await?;
+    Ok(client)
 }
 
 pub(super) async fn signing_keys(client: &impl GenericClient) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -90,6 +153,17 @@ pub(super) async fn insert_signing_key(client: &impl GenericClient, key: &Signin
             None => e.into(),
         })?;
     Ok(())
+}
+
+pub(super) async fn replace_signing_key(
+    client: &impl GenericClient,
+    kid: &str,
+    old: &[u8],
+    new: &[u8],
+) -> StoreResult<bool> {
+    let statement =
+        client.prepare_cached("UPDATE signing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2").await?;
+    Ok(client.execute(&statement, &[&kid, &old, &new]).await? > 0)
 }
 
 pub(super) async fn create_customer(

@@ -350,6 +350,28 @@ impl Store for PostgresStore {
         with_conn!(self, |conn| customers::find_client(&conn, client_id).await)
     }
 
+    async fn list_clients(&self, account: Option<&AccountId>) -> StoreResult<Vec<ClientRecord>> {
+        with_conn!(self, |conn| customers::list_clients(&conn, account).await)
+    }
+
+    async fn revoke_client(&self, client_id: &str, actor: &str, at: Timestamp) -> StoreResult<ClientRecord> {
+        with_conn!(self, |conn| customers::revoke_client(&mut conn, client_id, actor, at).await)
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ClientRecord> {
+        with_conn!(self, |conn| customers::rotate_client_secret(&mut conn, client_id, secret_hash, actor, at).await)
+    }
+
+    async fn replace_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        with_conn!(self, |conn| customers::replace_signing_key(&conn, kid, old, new).await)
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         with_conn!(self, |conn| customers::signing_keys(&conn).await)
     }

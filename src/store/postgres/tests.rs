@@ -178,7 +178,7 @@ async fn migrations_run_once_even_when_instances_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
     // JSON stays TEXT so that key order survives.
     let data_type: String = sql
         .query_one(
@@ -204,6 +204,7 @@ async fn postgres_clients_and_signing_keys() {
         secret_hash: "$argon2id$1".into(),
         scopes: vec!["admin:customers".into(), "read:checkout".into()],
         created_at: at(0),
+        secret_generation: 1,
     };
     store.upsert_client(&client).await.unwrap();
     client.secret_hash = "$argon2id$2".into();

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection};
 
-use super::sql::{self, json_col, time_col};
+use super::sql::{self, account_col, json_col, time_col};
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::{AccountId, Timestamp};
@@ -11,41 +11,81 @@ use crate::store::{ResetCounts, StoreError, StoreResult};
 pub(super) fn upsert_client(conn: &Connection, client: &ClientRecord) -> StoreResult<()> {
     sql::execute(
         conn,
-        "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at, secret_generation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (client_id) DO UPDATE SET secret_hash = excluded.secret_hash, scopes = excluded.scopes",
         params![
             client.client_id,
             client.account_id.as_str(),
             client.secret_hash,
             client.scopes.join(" "),
-            client.created_at.millis()
+            client.created_at.millis(),
+            client.secret_generation,
         ],
     )?;
     Ok(())
 }
 
+const CLIENT_COLUMNS: &str = "client_id, account_id, secret_hash, scopes, created_at, secret_generation";
+
+fn client_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
+    let scopes: String = row.get(3)?;
+    Ok(ClientRecord {
+        client_id: row.get(0)?,
+        account_id: account_col(row, 1)?,
+        secret_hash: row.get(2)?,
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        created_at: time_col(row, 4)?,
+        secret_generation: row.get(5)?,
+    })
+}
+
 pub(super) fn find_client(conn: &Connection, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-    let found = sql::first(
+    sql::first(conn, &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = ?1"), [client_id], client_row)
+}
+
+pub(super) fn list_clients(conn: &Connection, account: Option<&AccountId>) -> StoreResult<Vec<ClientRecord>> {
+    match account {
+        Some(account) => sql::rows(
+            conn,
+            &format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE account_id = ?1 ORDER BY client_id"),
+            [account.as_str()],
+            client_row,
+        ),
+        None => sql::rows(conn, &format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id"), [], client_row),
+    }
+}
+
+pub(super) fn revoke_client(
+    conn: &Connection,
+    client_id: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<ClientRecord> {
+    let client = find_client(conn, client_id)?.ok_or(StoreError::NotFound("client"))?;
+    sql::execute(conn, "DELETE FROM clients WHERE client_id = ?1", [client_id])?;
+    sql::audit(conn, &NewAuditRecord::client_revoked(&client, actor, at))?;
+    Ok(client)
+}
+
+pub(super) fn rotate_client_secret(
+    conn: &Connection,
+    client_id: &str,
+    secret_hash: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<ClientRecord> {
+    let changed = sql::execute(
         conn,
-        "SELECT client_id, account_id, secret_hash, scopes, created_at FROM clients WHERE client_id = ?1",
-        [client_id],
-        |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get(2)?,
-                row.get::<_, String>(3)?,
-                time_col(row, 4)?,
-            ))
-        },
+        "UPDATE clients SET secret_hash = ?2, secret_generation = secret_generation + 1 WHERE client_id = ?1",
+        params![client_id, secret_hash],
     )?;
-    let Some((client_id, account_id, secret_hash, scopes, created_at)) = found else {
-        return Ok(None);
-    };
-    let account_id = AccountId::parse("account_id", &account_id)
-        .map_err(|e| StoreError::Internal(format!("client {client_id} has a bad account id: {}", e.message)))?;
-    let scopes = scopes.split_whitespace().map(str::to_owned).collect();
-    Ok(Some(ClientRecord { client_id, account_id, secret_hash, scopes, created_at }))
+    if changed == 0 {
+        return Err(StoreError::NotFound("client"));
+    }
+    let client = find_client(conn, client_id)?.ok_or(StoreError::NotFound("client"))?;
+    sql::audit(conn, &NewAuditRecord::client_secret_rotated(&client, actor, at))?;
+    Ok(client)
 }
 
 pub(super) fn signing_keys(conn: &Connection) -> StoreResult<Vec<SigningKeyRecord>> {
@@ -71,6 +111,15 @@ pub(super) fn insert_signing_key(conn: &Connection, key: &SigningKeyRecord) -> S
         params![key.kid, key.private_key, key.public_key, key.created_at.millis()],
     )?;
     Ok(())
+}
+
+pub(super) fn replace_signing_key(conn: &Connection, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+    let changed = sql::execute(
+        conn,
+        "UPDATE signing_keys SET private_key = ?3 WHERE kid = ?1 AND private_key = ?2",
+        params![kid, old, new],
+    )?;
+    Ok(changed > 0)
 }
 
 pub(super) fn list_audit(

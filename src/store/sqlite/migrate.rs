@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../migrations/sqlite/0005_fewer_token_indexes.sql")),
     (6, include_str!("../../../migrations/sqlite/0006_vault_settings.sql")),
     (7, include_str!("../../../migrations/sqlite/0007_customer_seq_lookup.sql")),
+    (8, include_str!("../../../migrations/sqlite/0008_client_secret_generation.sql")),
 ];
 
 /// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and
@@ -25,6 +26,7 @@ pub(super) fn open_migrated(path: &Path) -> StoreResult<(Connection, Vec<i64>)> 
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
     }
+    create_private(path).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(path, flags)?;
     super::configure(&conn)?;
@@ -34,6 +36,24 @@ pub(super) fn open_migrated(path: &Path) -> StoreResult<(Connection, Vec<i64>)> 
     }
     let applied = run(&mut conn)?;
     Ok((conn, applied))
+}
+
+/// Creates the database file empty with mode 0600 when it does not exist, before SQLite opens
+/// it: SQLite would create it with the umask's mode (often 0644, readable by every local user),
+/// and gives its `-wal` and `-shm` files the main file's mode. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 /// `tokenvault migrate` for an SQLite file: applies pending migrations and returns their

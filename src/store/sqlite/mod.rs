@@ -162,6 +162,32 @@ impl Store for SqliteStore {
         self.readers.read(move |conn| admin::find_client(conn, &client_id)).await
     }
 
+    async fn list_clients(&self, account: Option<&AccountId>) -> StoreResult<Vec<ClientRecord>> {
+        let account = account.cloned();
+        self.readers.read(move |conn| admin::list_clients(conn, account.as_ref())).await
+    }
+
+    async fn revoke_client(&self, client_id: &str, actor: &str, at: Timestamp) -> StoreResult<ClientRecord> {
+        let (client_id, actor) = (client_id.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| admin::revoke_client(conn, &client_id, &actor, at)).await
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ClientRecord> {
+        let (client_id, secret_hash, actor) = (client_id.to_owned(), secret_hash.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| admin::rotate_client_secret(conn, &client_id, &secret_hash, &actor, at)).await
+    }
+
+    async fn replace_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let (kid, old, new) = (kid.to_owned(), old.to_vec(), new.to_vec());
+        self.writer.submit(move |conn| admin::replace_signing_key(conn, &kid, &old, &new)).await
+    }
+
     async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
         self.readers.read(admin::signing_keys).await
     }
