@@ -113,6 +113,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         limits: Arc::new(limits),
         metrics: Arc::default(),
         idempotency: http::idempotency::IdempotencySettings { ttl: config.idempotency_ttl, ..Default::default() },
+        webhook_targets: webhooks::targets::TargetPolicy { allow_private: config.webhooks.allow_private_targets },
     };
     let router = http::router(state, config.request_timeout, config.max_in_flight.max(1));
 

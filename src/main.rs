@@ -204,6 +204,16 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     seal_token_values: Option<bool>,
+    /// Let webhook subscriptions and deliveries reach loopback, private, link-local and other
+    /// internal addresses, for local development only [default: false; true with --dev].
+    #[arg(
+        long,
+        env = "TOKENVAULT_WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    webhook_allow_private_targets: Option<bool>,
 }
 
 impl ServeArgs {
@@ -224,6 +234,7 @@ impl ServeArgs {
             max_in_flight: self.max_in_flight,
             request_timeout_ms: self.request_timeout_ms,
             seal_token_values: self.seal_token_values,
+            webhook_allow_private_targets: self.webhook_allow_private_targets,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }

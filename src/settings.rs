@@ -30,6 +30,7 @@ pub struct Given {
     pub max_in_flight: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub seal_token_values: Option<bool>,
+    pub webhook_allow_private_targets: Option<bool>,
 }
 
 /// The TOML file: the same settings, named as in the configuration table.
@@ -49,6 +50,7 @@ pub struct FileSettings {
     pub max_in_flight: Option<usize>,
     pub request_timeout_ms: Option<u64>,
     pub seal_token_values: Option<bool>,
+    pub webhook_allow_private_targets: Option<bool>,
 }
 
 /// A setting that cannot be used, named.
@@ -182,6 +184,14 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
         return Err(invalid("request_timeout_ms", "must be at least 1"));
     }
     let seal_token_values = pick(&mut s, "seal_token_values", given.seal_token_values, file.seal_token_values, false);
+    // Local development (`--dev`) delivers to receivers on this machine; production never does.
+    let webhook_allow_private_targets = pick(
+        &mut s,
+        "webhook_allow_private_targets",
+        given.webhook_allow_private_targets,
+        file.webhook_allow_private_targets,
+        dev,
+    );
 
     let mut config = ServeConfig::new(database_url);
     config.listen = listen;
@@ -196,6 +206,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     config.max_in_flight = max_in_flight;
     config.request_timeout = Duration::from_millis(request_timeout_ms);
     config.seal_token_values = seal_token_values;
+    config.webhooks.allow_private_targets = webhook_allow_private_targets;
     Ok(Resolved { config, sources: s })
 }
 
@@ -227,6 +238,7 @@ impl Resolved {
             ("max_in_flight", c.max_in_flight.to_string()),
             ("request_timeout_ms", c.request_timeout.as_millis().to_string()),
             ("seal_token_values", c.seal_token_values.to_string()),
+            ("webhook_allow_private_targets", c.webhooks.allow_private_targets.to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {
@@ -281,6 +293,19 @@ mod tests {
             "database_url: mysql://x is neither sqlite://PATH nor postgres://…"
         );
         assert!(toml::from_str::<FileSettings>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn private_webhook_targets_are_allowed_only_when_asked_or_with_dev() {
+        let allowed =
+            |given: Given, text: &str| resolve(given, Some(file(text))).unwrap().config.webhooks.allow_private_targets;
+        assert!(!allowed(Given::default(), ""));
+        assert!(allowed(Given::default(), "dev = true"));
+        assert!(allowed(Given::default(), "webhook_allow_private_targets = true"));
+        assert!(!allowed(Given { dev: Some(true), ..Given::default() }, "webhook_allow_private_targets = false"));
+        assert!(allowed(Given { webhook_allow_private_targets: Some(true), ..Given::default() }, ""));
+        let text = resolve(Given::default(), None).unwrap().render();
+        assert!(text.ends_with("webhook_allow_private_targets = false  # from: default\n"), "{text}");
     }
 
     #[test]

@@ -134,6 +134,7 @@ async fn build_fixture() -> Fixture {
         limits: Arc::new(Limits { token_requests: RateLimiter::new(1.0, 60), api_calls: None }),
         metrics: Arc::default(),
         idempotency: Default::default(),
+        webhook_targets: Default::default(),
     };
     Fixture { store, keys, state, token, other_token, account: AccountId::parse("account", ACCOUNT).expect("account") }
 }
