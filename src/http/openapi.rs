@@ -813,15 +813,26 @@ pub struct SandboxReset {
     deleted: SandboxResetCounts,
 }
 
+/// Rows deleted per kind; the kinds of a part the caller does not administer (and so did not
+/// reset) are left out.
 #[derive(ToSchema)]
+#[schema(
+    description = "Rows deleted per kind. `customers`, `customer_tokens` and `token_events` are present when the caller holds `admin:customers`, `card_tokens` with `admin:checkout`, `hook_subscriptions` and `webhook_deliveries` (those still pending) with `admin:hooks`; the others were not reset and are left out."
+)]
 #[allow(dead_code)]
 pub struct SandboxResetCounts {
-    customers: u64,
-    customer_tokens: u64,
-    token_events: u64,
-    card_tokens: u64,
-    hook_subscriptions: u64,
-    webhook_deliveries: u64,
+    #[schema(nullable = false)]
+    customers: Option<u64>,
+    #[schema(nullable = false)]
+    customer_tokens: Option<u64>,
+    #[schema(nullable = false)]
+    token_events: Option<u64>,
+    #[schema(nullable = false)]
+    card_tokens: Option<u64>,
+    #[schema(nullable = false)]
+    hook_subscriptions: Option<u64>,
+    #[schema(nullable = false)]
+    webhook_deliveries: Option<u64>,
 }
 
 #[derive(ToSchema)]

@@ -27,8 +27,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::{
     CardTokenDeletion, CardTokenRecord, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest,
-    ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
-    StoreResult, StoreStats, StoredResponse,
+    ImportOutcome, Resealed, ResetCounts, ResetParts, SealedColumn, SealedToken, SealedValue, Store, StoreError,
+    StoreOptions, StoreResult, StoreStats, StoredResponse,
 };
 use super::{ReplacedValue, StoredTokenValue, TokenValueMode, ValueTable};
 use crate::domain::audit::AuditRecord;
@@ -447,9 +447,15 @@ impl Store for SqliteStore {
         self.writer.submit(move |conn| webhooks::prune(conn, finished_before, limit)).await
     }
 
-    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
+    async fn reset_account(
+        &self,
+        account: &AccountId,
+        parts: ResetParts,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ResetCounts> {
         let (account, actor) = (account.clone(), actor.to_owned());
-        self.writer.submit(move |conn| admin::reset_account(conn, &account, &actor, at)).await
+        self.writer.submit(move |conn| admin::reset_account(conn, &account, parts, &actor, at)).await
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {
