@@ -220,7 +220,8 @@ fn is_null(schema: &RefOr<Schema>) -> bool {
 
 const RETRY_AFTER_409: &str = "Only when a request with the same `Idempotency-Key` is in progress: `1`.";
 const RETRY_AFTER_429: &str = "Seconds to wait before the next attempt.";
-const RETRY_AFTER_503: &str = "Seconds to wait before retrying (always `1`).";
+const RETRY_AFTER_503: &str =
+    "Seconds to wait before retrying: `1`, or `30` when the database is out of disk space or memory.";
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
@@ -326,7 +327,7 @@ error_responses! {
     TooManyRequests => "Too many requests; retry after `Retry-After` seconds.";
     UnprocessableEntity => "The `Idempotency-Key` was already used with a different request.";
     InternalServerError => "An unexpected server error (never caused by the request).";
-    ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable.";
+    ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable or out of disk space or memory (a write refused for lack of room changed nothing).";
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The database cannot be reached right now; the request may be retried.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database is out of a resource (disk space, memory, a configured limit) and refused the
+    /// write; nothing was changed, and the request may be retried once an operator has made room.
+    #[error("database out of resources: {0}")]
+    Exhausted(String),
     /// Anything else: a bug or a broken database. Logged, never shown to clients in detail.
     #[error("database error: {0}")]
     Internal(String),

@@ -11,6 +11,7 @@ mod auth_edge;
 mod card_tokens;
 mod customer_tokens;
 mod customers;
+mod disk_full;
 mod errors;
 mod idempotency;
 mod key_rotation;

@@ -107,6 +107,8 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         if is_connection_error(&error) {
             StoreError::Unavailable(describe(&error))
+        } else if error.code().is_some_and(|code| is_insufficient_resources(code.code())) {
+            StoreError::Exhausted(describe(&error))
         } else if let Some(constraint) = unique_violation(&error) {
             StoreError::Conflict(format!("a conflicting record already exists ({constraint})"))
         } else {
@@ -141,6 +143,13 @@ fn is_connection_error(error: &tokio_postgres::Error) -> bool {
     error.is_closed()
         || error.source().is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
         || error.to_string() == "timeout waiting for server"
+}
+
+/// SQLSTATE class 53, "insufficient resources": `53100 disk_full`, `53200 out_of_memory`,
+/// `53400 configuration_limit_exceeded` (`53300 too_many_connections` is met when connecting, and
+/// is a connection error). The statement failed and changed nothing; retrying later may work.
+fn is_insufficient_resources(code: &str) -> bool {
+    code.starts_with("53")
 }
 
 /// The constraint a unique violation (SQLSTATE 23505) names.

@@ -1077,3 +1077,27 @@ async fn an_import_is_undone_after_its_connection_was_lost() {
     assert_eq!(dataset.count_rows(customers).await.unwrap(), Some(0));
     assert_eq!(state(sql.query_one(sequence, &[]).await.unwrap()), (7, true));
 }
+
+/// PostgreSQL's "insufficient resources" errors (SQLSTATE class 53: `53100 disk_full`,
+/// `53200 out_of_memory`, `53300 too_many_connections`, `53400 configuration_limit_exceeded`)
+/// are worth retrying later: 503 with `Retry-After`, not 500. Each is raised for real by the
+/// server, so the mapping sees the same error a full disk would give.
+#[tokio::test]
+async fn insufficient_resources_are_503_with_retry_after() {
+    use axum::response::IntoResponse;
+
+    let Some(client) = admin_or_skip("PostgreSQL SQLSTATE mapping test").await else { return };
+    let raise =
+        |code: &str| format!("DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '{code}'; END $$");
+    for (code, retry_after) in [("53100", "30"), ("53200", "30"), ("53300", "1"), ("53400", "30")] {
+        let error = client.batch_execute(&raise(code)).await.expect_err("the DO block raises");
+        assert_eq!(error.code().map(|c| c.code()), Some(code));
+        let response = crate::http::error::ApiError::Store(StoreError::from(error)).into_response();
+        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE, "SQLSTATE {code}");
+        assert_eq!(response.headers()["retry-after"], retry_after, "SQLSTATE {code}");
+    }
+    // Other errors keep their meaning.
+    let error = client.batch_execute(&raise("42P01")).await.expect_err("the DO block raises");
+    let response = crate::http::error::ApiError::Store(StoreError::from(error)).into_response();
+    assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+}

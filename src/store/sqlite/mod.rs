@@ -141,6 +141,10 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen) => {
                 StoreError::Unavailable(error.to_string())
             }
+            // SQLITE_FULL: the file system has no room (SQLite turns ENOSPC from a write into it),
+            // or the database reached `max_page_count`; SQLITE_NOMEM: no memory. The transaction
+            // is rolled back, nothing is half-written, and a retry works once there is room.
+            Some(ErrorCode::DiskFull | ErrorCode::OutOfMemory) => StoreError::Exhausted(error.to_string()),
             _ => StoreError::Internal(error.to_string()),
         }
     }
