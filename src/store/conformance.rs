@@ -922,6 +922,9 @@ pub async fn card_token_delete_and_status(store: Arc<dyn Store>) {
     expected.card.updated_at = t(5000);
     expected.card.deleted_at = Some(t(5000));
     expected.card.deleted_by = Some("merchant-app".into());
+    // The secret is erased with the delete (crypto-shredding); the record stays.
+    assert_eq!(created.sealed_token, Some(b"fp1".to_vec()));
+    expected.sealed_token = None;
     assert_eq!(deleted, expected);
     assert_eq!(store.get_card_token(&a(), "ct-1").await.unwrap(), Some(expected.clone()));
     let later = CardTokenDeletion { at: t(6000), actor: "other".into(), ..deletion };
@@ -945,6 +948,9 @@ pub async fn card_token_delete_and_status(store: Arc<dyn Store>) {
             ("card_token.delete", "merchant-app", t(5000), json!({"reason": "lost", "requestor": "CARDHOLDER"})),
         ]
     );
+    // The deleted token's fingerprint went with its secret: the same token may be stored again.
+    let again = store.create_card_token(&card(&a(), json!({"id": "ct-1-again"})), Some(&sealed("fp1"))).await;
+    assert_eq!(again.unwrap().sealed_token, Some(b"fp1".to_vec()));
 }
 
 pub async fn audit_trail(store: Arc<dyn Store>) {

@@ -419,7 +419,9 @@ pub trait Store: Send + Sync + 'static {
         filter: &CardTokenFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<CardTokenRecord>>;
-    /// Marks the token `DELETED`; deleting a deleted token returns it unchanged.
+    /// Marks the token `DELETED` and erases its secret (the sealed `token` and its fingerprint)
+    /// in the same transaction, keeping the record; deleting a deleted token returns it
+    /// unchanged.
     async fn delete_card_token(
         &self,
         account: &AccountId,

@@ -15,6 +15,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("../../../migrations/postgresql/0005_fewer_token_indexes.sql")),
     (6, include_str!("../../../migrations/postgresql/0006_vault_settings.sql")),
     (7, include_str!("../../../migrations/postgresql/0007_customer_seq_lookup.sql")),
+    // 8 is another change's.
+    (9, include_str!("../../../migrations/postgresql/0009_shred_deleted_card_tokens.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped
