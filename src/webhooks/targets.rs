@@ -47,6 +47,11 @@ pub struct ForbiddenResolution;
 /// Checks a URL's form: `http`/`https` with a host, and `https` unless the account is a test
 /// account. Needs no network; [`TargetPolicy::check_destination`] looks at the address.
 pub fn check_url_form(url: &str, account: &AccountId) -> Result<Url, TargetError> {
+    // Spelled out as `http://` or `https://`: the URL parser would also take `https:/host/…` or
+    // `https:host`, which are not what clients mean and read differently elsewhere.
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(TargetError::NotHttp);
+    }
     let parsed = Url::parse(url).map_err(|_| TargetError::NotHttp)?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
         return Err(TargetError::NotHttp);
@@ -270,8 +275,15 @@ mod tests {
         assert!(check_url_form("http://hooks.example.com/x", &test).is_ok());
         assert_eq!(check_url_form("http://hooks.example.com/x", &production), Err(TargetError::HttpsRequired));
         assert!(check_url_form("https://hooks.example.com/x", &production).is_ok());
-        for bad in ["ftp://example.com/x", "http://", "example.com/x", "mailto:hooks@example.com", "file:///etc/passwd"]
-        {
+        for bad in [
+            "ftp://example.com/x",
+            "http://",
+            "example.com/x",
+            "mailto:hooks@example.com",
+            "file:///etc/passwd",
+            "https:/id/example.com/hook",
+            "HTTPS://example.com/x",
+        ] {
             assert_eq!(check_url_form(bad, &test), Err(TargetError::NotHttp), "{bad}");
         }
     }
