@@ -121,7 +121,8 @@ fn is_localhost_name(name: &str) -> bool {
 }
 
 /// Whether webhooks may not reach `ip`: anything but a global unicast address. IPv6 forms that
-/// embed an IPv4 address (mapped, compatible, NAT64, 6to4) are judged by that address.
+/// embed an IPv4 address (mapped, NAT64, 6to4) are judged by that address; the deprecated
+/// IPv4-compatible form and Teredo are refused outright.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(ip) => is_forbidden_v4(ip),
