@@ -111,6 +111,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         limits: Arc::new(limits),
         metrics: metrics.clone(),
         idempotency: http::idempotency::IdempotencySettings { ttl: config.idempotency_ttl, ..Default::default() },
+        webhook_targets: webhooks::targets::TargetPolicy { allow_private: config.webhooks.allow_private_targets },
     };
     let router = http::router(
         state,

@@ -227,6 +227,16 @@ struct ServeArgs {
     /// Client-secret checks (Argon2id, ~19 MiB each) run at once; token requests beyond get 503 [default: cores - 1, at least 1].
     #[arg(long, env = "TOKENVAULT_SECRET_CHECKS")]
     secret_checks: Option<usize>,
+    /// Let webhook subscriptions and deliveries reach loopback, private, link-local and other
+    /// internal addresses, for local development only [default: false; true with --dev].
+    #[arg(
+        long,
+        env = "TOKENVAULT_WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    webhook_allow_private_targets: Option<bool>,
 }
 
 impl ServeArgs {
@@ -255,6 +265,7 @@ impl ServeArgs {
             max_connections_per_address: self.max_connections_per_address,
             token_endpoint_rate: self.token_endpoint_rate,
             secret_checks: self.secret_checks,
+            webhook_allow_private_targets: self.webhook_allow_private_targets,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }

@@ -40,6 +40,7 @@ pub struct Given {
     pub max_connections_per_address: Option<usize>,
     pub token_endpoint_rate: Option<u32>,
     pub secret_checks: Option<usize>,
+    pub webhook_allow_private_targets: Option<bool>,
 }
 
 /// The TOML file: the same settings, named as in the configuration table.
@@ -67,6 +68,7 @@ pub struct FileSettings {
     pub max_connections_per_address: Option<usize>,
     pub token_endpoint_rate: Option<u32>,
     pub secret_checks: Option<usize>,
+    pub webhook_allow_private_targets: Option<bool>,
 }
 
 /// A setting that cannot be used, named.
@@ -272,6 +274,14 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     if secret_checks == 0 {
         return Err(invalid("secret_checks", "must be at least 1"));
     }
+    // Local development (`--dev`) delivers to receivers on this machine; production never does.
+    let webhook_allow_private_targets = pick(
+        &mut s,
+        "webhook_allow_private_targets",
+        given.webhook_allow_private_targets,
+        file.webhook_allow_private_targets,
+        dev,
+    );
 
     let mut config = ServeConfig::new(database_url);
     config.listen = listen;
@@ -296,6 +306,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     };
     config.token_endpoint_per_second = token_endpoint_rate;
     config.secret_checks = secret_checks;
+    config.webhooks.allow_private_targets = webhook_allow_private_targets;
     Ok(Resolved { config, sources: s })
 }
 
@@ -335,6 +346,7 @@ impl Resolved {
             ("max_connections_per_address", c.connections.max_connections_per_address.to_string()),
             ("token_endpoint_rate", c.token_endpoint_per_second.to_string()),
             ("secret_checks", c.secret_checks.to_string()),
+            ("webhook_allow_private_targets", c.webhooks.allow_private_targets.to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {
@@ -389,6 +401,19 @@ mod tests {
             "database_url: mysql://x is neither sqlite://PATH nor postgres://…"
         );
         assert!(toml::from_str::<FileSettings>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn private_webhook_targets_are_allowed_only_when_asked_or_with_dev() {
+        let allowed =
+            |given: Given, text: &str| resolve(given, Some(file(text))).unwrap().config.webhooks.allow_private_targets;
+        assert!(!allowed(Given::default(), ""));
+        assert!(allowed(Given::default(), "dev = true"));
+        assert!(allowed(Given::default(), "webhook_allow_private_targets = true"));
+        assert!(!allowed(Given { dev: Some(true), ..Given::default() }, "webhook_allow_private_targets = false"));
+        assert!(allowed(Given { webhook_allow_private_targets: Some(true), ..Given::default() }, ""));
+        let text = resolve(Given::default(), None).unwrap().render();
+        assert!(text.ends_with("webhook_allow_private_targets = false  # from: default\n"), "{text}");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Delivers webhook events from the durable outbox: at least once, signed like Dintero's
 //! (`event-signature`: HMAC-SHA1 of the body keyed with the subscription's secret), with
-//! exponential back-off, and safe with several instances (deliveries are leased).
+//! exponential back-off, and safe with several instances (deliveries are leased). Deliveries
+//! reach only the targets [`targets`] allows, checked after DNS resolution, and follow no
+//! redirects.
+
+pub mod targets;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use crate::crypto::TokenCipher;
 use crate::domain::webhook::{retry_delay_millis, DeliveryResult, WebhookDelivery, MAX_ATTEMPTS};
 use crate::domain::Timestamp;
 use crate::store::Store;
+use targets::{GuardedResolver, TargetPolicy};
 
 /// Deliveries taken per round.
 const BATCH: u32 = 32;
@@ -34,6 +39,10 @@ pub struct WebhookSettings {
     /// How long delivered and given-up deliveries stay in the outbox (for inspection) before the
     /// worker deletes them; pending ones stay until they are done.
     pub retention: Duration,
+    /// Let subscriptions and deliveries reach loopback, private, link-local and other internal
+    /// addresses (local development: `--webhook-allow-private-targets`, on with `serve --dev`).
+    /// Off, such targets are refused at subscription and again after resolution on delivery.
+    pub allow_private_targets: bool,
 }
 
 impl Default for WebhookSettings {
@@ -42,6 +51,7 @@ impl Default for WebhookSettings {
             retry_base: Duration::from_secs(10),
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 86_400),
+            allow_private_targets: false,
         }
     }
 }
@@ -102,12 +112,18 @@ impl Worker {
 /// Starts the delivery loop; `wake` makes it look at the outbox at once (after a card-token
 /// change) instead of at the next poll.
 pub fn spawn(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, settings: WebhookSettings, wake: Arc<Notify>) -> Worker {
-    let client = reqwest::Client::builder()
+    let policy = TargetPolicy { allow_private: settings.allow_private_targets };
+    // No redirects (a 3xx is a failed attempt: a redirect could lead anywhere) and no proxy from
+    // the environment (the proxy would resolve the name, past the guarded resolver).
+    let mut builder = reqwest::Client::builder()
         .timeout(SEND_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("a default HTTP client builds");
+        .no_proxy()
+        .user_agent(concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION")));
+    if !policy.allow_private {
+        builder = builder.dns_resolver(Arc::new(GuardedResolver));
+    }
+    let client = builder.build().expect("a default HTTP client builds");
     let stopping = Arc::new(AtomicBool::new(false));
     let (flag, woken) = (stopping.clone(), wake.clone());
     let task = tokio::spawn(async move {
@@ -160,13 +176,15 @@ async fn send(
     delivery: &WebhookDelivery,
     settings: WebhookSettings,
 ) -> DeliveryResult {
+    let policy = TargetPolicy { allow_private: settings.allow_private_targets };
     let secret = match cipher.ensure_keys(store, [delivery.sealed_secret.as_slice()]).await {
         Ok(()) => cipher.open(&delivery.account_id, &delivery.subscription_id.to_string(), &delivery.sealed_secret),
         Err(error) => Err(error),
     };
-    let outcome = match secret {
-        Err(error) => Err(error.to_string()),
-        Ok(secret) => client
+    let outcome = match (policy.check_delivery(&delivery.url, &delivery.account_id), secret) {
+        (Err(refused), _) => Err(format!("refused before sending: the URL {refused}")),
+        (Ok(()), Err(error)) => Err(error.to_string()),
+        (Ok(()), Ok(secret)) => client
             .post(&delivery.url)
             .header("content-type", "application/json")
             .header("event", &delivery.event)
@@ -175,7 +193,7 @@ async fn send(
             .body(delivery.body.clone())
             .send()
             .await
-            .map_err(|error| error.without_url().to_string())
+            .map_err(|error| with_causes(&error.without_url()))
             .and_then(|response| {
                 if response.status().is_success() {
                     Ok(())
@@ -196,6 +214,22 @@ async fn send(
             DeliveryResult::Retry { at: Timestamp::from_millis(Timestamp::now().millis() + delay), error }
         }
     }
+}
+
+/// An error and its causes, `outer: inner: …`: reqwest's own text alone ("error sending
+/// request") does not say that a target was refused or a connection failed.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let inner_text = inner.to_string();
+        if !text.ends_with(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 #[cfg(test)]

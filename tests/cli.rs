@@ -95,7 +95,8 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          rate_limit = 0  # from: default\n\
          max_in_flight = 1024  # from: default\n\
          request_timeout_ms = 2500  # from: config file\n\
-         seal_token_values = false  # from: default\n"
+         seal_token_values = false  # from: default\n\
+         webhook_allow_private_targets = false  # from: default\n"
     );
 
     std::fs::write(&file, "max_in_flight = 0\n").unwrap();

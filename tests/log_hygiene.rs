@@ -30,6 +30,8 @@ async fn run_and_collect_logs(log_format: &str, database_url: &str) -> (String, 
     let mut server = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
         .args(["--encryption-key", ENCRYPTION_KEY, "--log-format", log_format])
+        // The webhook subscription below names 127.0.0.1.
+        .arg("--webhook-allow-private-targets")
         .env("TOKENVAULT_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -62,7 +62,9 @@ on_both_backends!(
     subscriptions_and_signed_deliveries,
     failed_deliveries_are_retried_with_backoff,
     delivery_survives_a_restart,
-    finished_deliveries_are_pruned_after_the_retention
+    finished_deliveries_are_pruned_after_the_retention,
+    internal_targets_are_refused_at_subscription,
+    deliveries_never_reach_internal_addresses
 );
 
 // ---- databases and servers ------------------------------------------------------------------
@@ -98,13 +100,43 @@ impl TestDb {
         };
         let mut config = ServeConfig::new(url);
         config.encryption_key = key;
-        config.webhooks =
-            WebhookSettings { retry_base: RETRY_BASE, poll_interval: Duration::from_millis(50), ..Default::default() };
+        // The receivers of these tests listen on 127.0.0.1: allowed explicitly, as for local
+        // development (the tests of the refusal turn it off).
+        config.webhooks = WebhookSettings {
+            retry_base: RETRY_BASE,
+            poll_interval: Duration::from_millis(50),
+            allow_private_targets: true,
+            ..Default::default()
+        };
         Some(Self { config, _dir: dir, _pg_database: pg_database })
     }
 
     async fn start(&self) -> RunningServer {
         tokenvault::app::start(self.config.clone()).await.expect("the server starts")
+    }
+
+    /// Each outbox row's URL path, attempts, last error and whether it was delivered, read
+    /// straight from the database, ordered by the subscription's URL.
+    async fn outbox_attempts(&self) -> Vec<(String, i64, Option<String>, bool)> {
+        const SELECT: &str = "SELECT s.url, o.attempts, o.last_error, o.delivered_at IS NOT NULL \
+                              FROM webhook_outbox o JOIN hook_subscriptions s ON s.id = o.subscription_id ORDER BY s.url";
+        match &self._dir {
+            Some(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
+                let mut statement = conn.prepare(SELECT).unwrap();
+                let rows = statement
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+                    .unwrap()
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap();
+                rows
+            }
+            None => {
+                let client = pg::connect_plain(&self.config.database_url).await.unwrap();
+                let rows = client.query(SELECT, &[]).await.unwrap();
+                rows.iter().map(|row| (row.get(0), i64::from(row.get::<_, i32>(1)), row.get(2), row.get(3))).collect()
+            }
+        }
     }
 
     /// Rows in the webhook outbox, pending or finished, read straight from the database.
@@ -135,17 +167,22 @@ struct Api {
 impl Api {
     /// A new client of `ACCOUNT` with `scopes`, logged in with client credentials.
     async fn login(server: &RunningServer, scopes: &[&str]) -> Self {
-        let account = AccountId::parse("aid", ACCOUNT).unwrap();
+        Self::login_to(server, ACCOUNT, scopes).await
+    }
+
+    /// A new client of `account` with `scopes`, logged in with client credentials.
+    async fn login_to(server: &RunningServer, account: &str, scopes: &[&str]) -> Self {
+        let account = AccountId::parse("aid", account).unwrap();
         let scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
         let credentials =
             tokenvault::auth::clients::create_client(server.store.as_ref(), &account, scopes).await.unwrap();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let response = http
-            .post(format!("{}/v1/accounts/{ACCOUNT}/auth/token", server.url()))
+            .post(format!("{}/v1/accounts/{account}/auth/token", server.url()))
             .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
             .json(&json!({
                 "grant_type": "client_credentials",
-                "audience": format!("https://api.dintero.com/v1/accounts/{ACCOUNT}")
+                "audience": format!("https://api.dintero.com/v1/accounts/{account}")
             }))
             .send()
             .await
@@ -559,4 +596,120 @@ async fn finished_deliveries_are_pruned_after_the_retention(mut db: TestDb) {
     assert_eq!(rows, 1, "the delivered row is pruned at start, the pending one stays");
     receiver.assert_exactly("/hook", 1).await;
     server.shutdown().await;
+}
+
+/// Without `allow_private_targets`, a subscription to a loopback, private, link-local or
+/// metadata address, or to a name resolving to one, is refused with 400 naming `config.url`;
+/// production accounts must use https.
+async fn internal_targets_are_refused_at_subscription(mut db: TestDb) {
+    db.config.webhooks.allow_private_targets = false;
+    let server = db.start().await;
+    let admin = Api::login(&server, &["admin:hooks"]).await;
+    let refused = json!({"error": {
+        "code": "BAD REQUEST",
+        "message": "config.url: must not point to a loopback, private, link-local or other internal address",
+        "errors": [{"field": "config.url", "message": "must not point to a loopback, private, link-local or other internal address"}]
+    }});
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://10.0.0.5/hook",
+        "http://172.16.1.1/hook",
+        "http://192.168.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0:8080/hook",
+        "http://2130706433/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[fe80::1]/hook",
+        "https://224.0.0.1/hook",
+    ] {
+        let (status, body) = admin.subscribe(json!({"config": {"url": url}, "events": ["checkout_token_add"]})).await;
+        assert_eq!((status, &body), (StatusCode::BAD_REQUEST, &refused), "{url}");
+    }
+    // Production accounts: https only, and the same addresses refused.
+    let production = Api::login_to(&server, "P12345678", &["admin:hooks"]).await;
+    let path = "/v1/accounts/P12345678/hooks/subscriptions";
+    let (status, body) = production
+        .call(
+            Method::POST,
+            path,
+            Some(json!({"config": {"url": "http://1.1.1.1/hook"}, "events": ["checkout_token_add"]})),
+        )
+        .await;
+    let https = "must be an https URL (http is allowed only for test accounts)";
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"code": "BAD REQUEST", "message": format!("config.url: {https}"), "errors": [{"field": "config.url", "message": https}]}})
+        )
+    );
+    let (status, body) = production
+        .call(
+            Method::POST,
+            path,
+            Some(json!({"config": {"url": "https://127.0.0.1/hook"}, "events": ["checkout_token_add"]})),
+        )
+        .await;
+    assert_eq!((status, body), (StatusCode::BAD_REQUEST, refused.clone()));
+    // Nothing was stored; a public address is accepted (no card token changes: nothing is sent).
+    let (status, listed) = admin.call(Method::GET, &subscriptions_path(), None).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])));
+    let (status, created) = production
+        .call(
+            Method::POST,
+            path,
+            Some(json!({"config": {"url": "https://1.1.1.1/hook"}, "events": ["checkout_token_add"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    server.shutdown().await;
+}
+
+/// Deliveries check the target again, after DNS resolution: a subscription made while private
+/// targets were allowed (or whose name has since come to resolve to an internal address) gets
+/// nothing sent once they are not, by name (`localhost`) or by IP literal. The attempts are
+/// recorded as failed.
+async fn deliveries_never_reach_internal_addresses(mut db: TestDb) {
+    let receiver = RunningReceiver::start(0).await;
+    let port = receiver.url.rsplit(':').next().unwrap().to_owned();
+    let server = db.start().await;
+    let admin = Api::login(&server, &["admin:hooks"]).await;
+    for url in [format!("http://localhost:{port}/by-name"), format!("http://127.0.0.1:{port}/by-address")] {
+        let (status, body) = admin.subscribe(json!({"config": {"url": url}, "events": ["checkout_token_add"]})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    server.shutdown().await;
+
+    db.config.webhooks.allow_private_targets = false;
+    let server = db.start().await;
+    let admin = Api::login(&server, &["admin:checkout"]).await;
+    admin.create_card("ct-1").await;
+    let deadline = Instant::now() + PATIENCE;
+    let mut rows = db.outbox_attempts().await;
+    while !(rows.len() == 2 && rows.iter().all(|row| row.1 >= 2 || row.3)) {
+        assert!(Instant::now() < deadline, "two attempts per delivery expected: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = db.outbox_attempts().await;
+    }
+    server.shutdown().await;
+    assert_eq!(receiver.receiver.requests.lock().unwrap().len(), 0, "the receiver was reached");
+    let (by_address, by_name) = (&rows[0], &rows[1]);
+    assert_eq!(by_address.0, format!("http://127.0.0.1:{port}/by-address"));
+    assert_eq!(
+        (by_address.2.as_deref(), by_address.3),
+        (Some("refused before sending: the URL must not point to a loopback, private, link-local or other internal address"), false)
+    );
+    assert_eq!(by_name.0, format!("http://localhost:{port}/by-name"));
+    assert!(!by_name.3, "{by_name:?}");
+    // Refused by the delivery client's resolver, after resolution (the error's outer layers are
+    // the HTTP client's).
+    let error = by_name.2.as_deref().unwrap_or_default();
+    assert!(
+        error.ends_with("the host name resolves only to loopback, private, link-local or other internal addresses"),
+        "{error}"
+    );
 }

@@ -11,7 +11,6 @@ pub mod targets;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -150,6 +149,7 @@ async fn build_fixture() -> Fixture {
         limits: Arc::new(Limits::new(60, 50, 2, 0)),
         metrics: Arc::default(),
         idempotency: Default::default(),
+        webhook_targets: Default::default(),
     };
     Fixture { store, keys, state, token, other_token, account: AccountId::parse("account", ACCOUNT).expect("account") }
 }

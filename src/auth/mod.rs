@@ -81,8 +81,11 @@ impl Permission {
     pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
     pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout", "read:checkout"]);
     pub const HOOKS_WRITE: Permission = Permission(&["admin:hooks", "write:hooks"]);
-    /// Resetting a test account: any administrator of its data.
-    pub const SANDBOX: Permission = Permission(&["admin:customers", "admin:checkout"]);
+    pub const CUSTOMERS_ADMIN: Permission = Permission(&["admin:customers"]);
+    pub const HOOKS_ADMIN: Permission = Permission(&["admin:hooks"]);
+    /// Resetting a test account: any administrator of a part of its data (each part is reset
+    /// only for its administrator).
+    pub const SANDBOX: Permission = Permission(&["admin:customers", "admin:checkout", "admin:hooks"]);
     pub const HOOKS_READ: Permission = Permission(&["admin:hooks", "read:hooks"]);
 
     pub fn describe(self) -> String {

@@ -26,7 +26,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::domain::card_token::CardToken;
+use crate::domain::card_token::{CardToken, CardTokenStatus};
 use crate::domain::AccountId;
 use crate::store::{CardTokenRecord, SealedToken};
 
@@ -211,9 +211,14 @@ impl TokenCipher {
         (card, sealed)
     }
 
-    /// Puts the decrypted `token` back into a stored card for the response.
+    /// Puts the decrypted `token` back into a stored card for the response. A deleted card's
+    /// secret is never shown, even where a row still holds it (an import of data exported before
+    /// deletes erased it).
     pub fn reveal(&self, record: CardTokenRecord) -> Result<CardToken, CryptoError> {
         let mut card = record.card;
+        if card.status == CardTokenStatus::Deleted {
+            return Ok(card);
+        }
         if let Some(sealed) = record.sealed_token {
             card.token = Some(self.open(&card.account_id, &card.id, &sealed)?);
         }
@@ -258,6 +263,23 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_cards_secret_is_never_revealed() {
+        let cipher = TokenCipher::from_master_key(&[7; 32]);
+        let account = AccountId::parse("aid", "T12345678").unwrap();
+        let body = serde_json::json!({"id": "card-1", "card_brand": "visa", "payment_product_type": "x", "token": "psp-secret"});
+        let card =
+            CardToken::from_create_body(body.as_object().unwrap(), &account, "c", crate::domain::Timestamp::now())
+                .unwrap();
+        let (card, sealed) = cipher.seal_card(card);
+        let record = CardTokenRecord { card, sealed_token: sealed.map(|s| s.ciphertext) };
+        assert_eq!(cipher.reveal(record.clone()).unwrap().token.as_deref(), Some("psp-secret"));
+        // A row deleted before deletes erased secrets, imported from an old export, still holds one.
+        let mut deleted = record;
+        deleted.card.status = CardTokenStatus::Deleted;
+        assert_eq!(cipher.reveal(deleted).unwrap().token, None);
+    }
 
     #[test]
     fn sealed_tokens_open_only_in_their_row() {

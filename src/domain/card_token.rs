@@ -135,7 +135,8 @@ pub struct CardToken {
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
-    /// The PSP's token (stored encrypted).
+    /// The PSP's token (stored encrypted). Absent once the card token is deleted: a delete
+    /// erases it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub token: Option<String>,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::card_token::CardToken;
 use super::validation::{FieldError, ValidationError};
 use super::{AccountId, Timestamp};
+use crate::webhooks::targets::{check_url_form, TargetError};
 
 /// A card token was stored (Dintero's documented event).
 pub const CARD_TOKEN_ADD: &str = "checkout_token_add";
@@ -51,7 +52,9 @@ pub struct HookConfig {
 
 impl HookSubscription {
     /// Validates `{"config": {"url", "content_type"?, "secret"?}, "events": [...]}`; returns
-    /// the subscription and the secret the client gave, if any.
+    /// the subscription and the secret the client gave, if any. The URL's form is checked here
+    /// (`https` outside test accounts); where it points is the caller's to check, with
+    /// [`crate::webhooks::targets::TargetPolicy::check_destination`].
     pub fn from_body(
         body: &Map<String, Value>,
         account: &AccountId,
@@ -64,13 +67,12 @@ impl HookSubscription {
         match body.get("config") {
             Some(Value::Object(config)) => {
                 match config.get("url") {
-                    Some(Value::String(u))
-                        if (u.starts_with("http://") || u.starts_with("https://")) && u.len() <= 2048 =>
-                    {
-                        url = u.clone()
-                    }
+                    Some(Value::String(u)) if u.len() <= 2048 => match check_url_form(u, account) {
+                        Ok(_) => url = u.clone(),
+                        Err(error) => errors.push(FieldError::new("config.url", error.to_string())),
+                    },
                     None | Some(Value::Null) => errors.push(FieldError::new("config.url", "is required")),
-                    Some(_) => errors.push(FieldError::new("config.url", "must be an http or https URL")),
+                    Some(_) => errors.push(FieldError::new("config.url", TargetError::NotHttp.to_string())),
                 }
                 match config.get("content_type") {
                     None | Some(Value::Null) => {}

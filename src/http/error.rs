@@ -105,10 +105,14 @@ fn store_status(error: &StoreError) -> StatusCode {
         StoreError::NotFound(_) => StatusCode::NOT_FOUND,
         StoreError::Conflict(_) => StatusCode::CONFLICT,
         StoreError::UnknownCursor => StatusCode::BAD_REQUEST,
-        StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        StoreError::Unavailable(_) | StoreError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
+
+/// `Retry-After` when the database is out of space or memory: freeing it takes longer than a
+/// passing outage, and clients retrying every second would only add load.
+const EXHAUSTED_RETRY_AFTER_SECONDS: u64 = 30;
 
 /// Dintero writes its codes as upper-case reason phrases (`"NOT FOUND"`).
 fn code(status: StatusCode) -> String {
@@ -126,6 +130,12 @@ impl IntoResponse for ApiError {
         {
             tracing::warn!(%detail, "database unavailable");
             "the database is unavailable; retry shortly".to_owned()
+        } else if let Self::Store(StoreError::Exhausted(detail))
+        | Self::Auth(AuthError::Store(StoreError::Exhausted(detail))) = &self
+        {
+            // An operator must act (free disk space, memory): logged as an error.
+            tracing::error!(%detail, "the database is out of resources; writes fail until there is room");
+            "the database is out of storage space or another resource; retry later".to_owned()
         } else if let Self::Store(StoreError::UnknownCursor) = &self {
             return error_response(
                 status,
@@ -138,6 +148,10 @@ impl IntoResponse for ApiError {
         let mut response = error_response(status, &message, self.field_errors());
         if let Self::TooManyRequests { retry_after } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        } else if let Self::Store(StoreError::Exhausted(_)) | Self::Auth(AuthError::Store(StoreError::Exhausted(_))) =
+            self
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(EXHAUSTED_RETRY_AFTER_SECONDS));
         } else if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, Self::IdempotencyInProgress) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

@@ -68,6 +68,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub metrics: Arc<metrics::Metrics>,
     pub idempotency: idempotency::IdempotencySettings,
+    /// Which webhook URLs subscriptions may name (`--webhook-allow-private-targets`).
+    pub webhook_targets: crate::webhooks::targets::TargetPolicy,
 }
 
 /// Request limits: token requests per client id (against brute force) and in all (a budget no

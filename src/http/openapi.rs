@@ -225,7 +225,8 @@ fn is_null(schema: &RefOr<Schema>) -> bool {
 
 const RETRY_AFTER_409: &str = "Only when a request with the same `Idempotency-Key` is in progress: `1`.";
 const RETRY_AFTER_429: &str = "Seconds to wait before the next attempt.";
-const RETRY_AFTER_503: &str = "Seconds to wait before retrying (always `1`).";
+const RETRY_AFTER_503: &str =
+    "Seconds to wait before retrying: `1`, or `30` when the database is out of disk space or memory.";
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
     [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch, &mut item.head]
@@ -332,7 +333,7 @@ error_responses! {
     TooManyRequests => "Too many requests; retry after `Retry-After` seconds.";
     UnprocessableEntity => "The `Idempotency-Key` was already used with a different request.";
     InternalServerError => "An unexpected server error (never caused by the request).";
-    ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable.";
+    ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable or out of disk space or memory (a write refused for lack of room changed nothing).";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -819,15 +820,26 @@ pub struct SandboxReset {
     deleted: SandboxResetCounts,
 }
 
+/// Rows deleted per kind; the kinds of a part the caller does not administer (and so did not
+/// reset) are left out.
 #[derive(ToSchema)]
+#[schema(
+    description = "Rows deleted per kind. `customers`, `customer_tokens` and `token_events` are present when the caller holds `admin:customers`, `card_tokens` with `admin:checkout`, `hook_subscriptions` and `webhook_deliveries` (those still pending) with `admin:hooks`; the others were not reset and are left out."
+)]
 #[allow(dead_code)]
 pub struct SandboxResetCounts {
-    customers: u64,
-    customer_tokens: u64,
-    token_events: u64,
-    card_tokens: u64,
-    hook_subscriptions: u64,
-    webhook_deliveries: u64,
+    #[schema(nullable = false)]
+    customers: Option<u64>,
+    #[schema(nullable = false)]
+    customer_tokens: Option<u64>,
+    #[schema(nullable = false)]
+    token_events: Option<u64>,
+    #[schema(nullable = false)]
+    card_tokens: Option<u64>,
+    #[schema(nullable = false)]
+    hook_subscriptions: Option<u64>,
+    #[schema(nullable = false)]
+    webhook_deliveries: Option<u64>,
 }
 
 #[derive(ToSchema)]

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     CardTokenDeletion, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, Resealed,
-    ResetCounts, SealedColumn, SealedToken, Store, StoreError, StoredResponse,
+    ResetCounts, ResetParts, SealedColumn, SealedToken, Store, StoreError, StoredResponse,
 };
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
@@ -996,6 +996,9 @@ pub async fn card_token_delete_and_status(store: Arc<dyn Store>) {
     expected.card.updated_at = t(5000);
     expected.card.deleted_at = Some(t(5000));
     expected.card.deleted_by = Some("merchant-app".into());
+    // The secret is erased with the delete (crypto-shredding); the record stays.
+    assert_eq!(created.sealed_token, Some(b"fp1".to_vec()));
+    expected.sealed_token = None;
     assert_eq!(deleted, expected);
     assert_eq!(store.get_card_token(&a(), "ct-1").await.unwrap(), Some(expected.clone()));
     let later = CardTokenDeletion { at: t(6000), actor: "other".into(), ..deletion };
@@ -1019,6 +1022,9 @@ pub async fn card_token_delete_and_status(store: Arc<dyn Store>) {
             ("card_token.delete", "merchant-app", t(5000), json!({"reason": "lost", "requestor": "CARDHOLDER"})),
         ]
     );
+    // The deleted token's fingerprint went with its secret: the same token may be stored again.
+    let again = store.create_card_token(&card(&a(), json!({"id": "ct-1-again"})), Some(&sealed("fp1"))).await;
+    assert_eq!(again.unwrap().sealed_token, Some(b"fp1".to_vec()));
 }
 
 pub async fn audit_trail(store: Arc<dyn Store>) {
@@ -1126,7 +1132,7 @@ pub async fn audit_record_details(store: Arc<dyn Store>) {
     store.create_hook_subscription(&dropped, hook_secret.as_bytes()).await.unwrap();
     store.create_card_token(&card(&a(), json!({"id": "ct-3"})), None).await.unwrap();
     store.delete_hook_subscription(&a(), dropped.id, "admin", t(7000)).await.unwrap();
-    store.reset_account(&a(), "admin", t(8000)).await.unwrap();
+    store.reset_account(&a(), ResetParts::ALL, "admin", t(8000)).await.unwrap();
 
     let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
     let trail: Vec<_> = records
@@ -1607,16 +1613,16 @@ pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
     populate(&store, &a()).await;
     populate(&store, &b()).await;
 
-    let counts = store.reset_account(&a(), "admin", t(5000)).await.unwrap();
+    let counts = store.reset_account(&a(), ResetParts::ALL, "admin", t(5000)).await.unwrap();
     assert_eq!(
         counts,
         ResetCounts {
-            customers: 1,
-            customer_tokens: 1,
-            token_events: 1,
-            card_tokens: 1,
-            hook_subscriptions: 1,
-            webhook_deliveries: 1
+            customers: Some(1),
+            customer_tokens: Some(1),
+            token_events: Some(1),
+            card_tokens: Some(1),
+            hook_subscriptions: Some(1),
+            webhook_deliveries: Some(1)
         }
     );
     // Account A is empty and usable again with the same ids; account B is untouched.
@@ -1822,7 +1828,7 @@ pub async fn reset_forgets_finished_idempotency_keys(store: Arc<dyn Store>) {
     let running_claim = claim(&running, "fp-1", 1_000);
     assert_eq!(store.begin_idempotent(&running_claim).await.unwrap(), IdempotencyStart::Started);
 
-    store.reset_account(&a(), "admin", t(2_000)).await.unwrap();
+    store.reset_account(&a(), ResetParts::ALL, "admin", t(2_000)).await.unwrap();
     // The finished key of the reset account runs afresh; a claim in progress still holds and can
     // still be finished; another account's keys are untouched.
     assert_eq!(store.begin_idempotent(&claim(&done, "fp-2", 3_000)).await.unwrap(), IdempotencyStart::Started);

@@ -37,6 +37,10 @@ pub enum StoreError {
     /// The database cannot be reached right now; the request may be retried.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database is out of a resource (disk space, memory, a configured limit) and refused the
+    /// write; nothing was changed, and the request may be retried once an operator has made room.
+    #[error("database out of resources: {0}")]
+    Exhausted(String),
     /// Anything else: a bug or a broken database. Logged, never shown to clients in detail.
     #[error("database error: {0}")]
     Internal(String),
@@ -180,15 +184,39 @@ pub struct CardTokenDeletion {
     pub at: Timestamp,
 }
 
-/// Rows a sandbox reset removed, per kind.
+/// Which parts of a test account a sandbox reset wipes. Each is wiped only for a caller who
+/// administers it, so that a reset never deletes what the caller could not delete otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResetParts {
+    /// Customers, customer tokens and token events (`admin:customers`).
+    pub customers: bool,
+    /// Card tokens (`admin:checkout`).
+    pub card_tokens: bool,
+    /// Webhook subscriptions and their deliveries (`admin:hooks`).
+    pub hooks: bool,
+}
+
+impl ResetParts {
+    /// Every part: the whole account's data.
+    pub const ALL: ResetParts = ResetParts { customers: true, card_tokens: true, hooks: true };
+}
+
+/// Rows a sandbox reset removed, per kind; `None` (left out when shown) for the parts it did not
+/// reset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ResetCounts {
-    pub customers: u64,
-    pub customer_tokens: u64,
-    pub token_events: u64,
-    pub card_tokens: u64,
-    pub hook_subscriptions: u64,
-    pub webhook_deliveries: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customers: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_subscriptions: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_deliveries: Option<u64>,
 }
 
 /// A snapshot of the store's resources.
@@ -411,7 +439,9 @@ pub trait Store: Send + Sync + 'static {
         filter: &CardTokenFilter,
         page: &PageRequest,
     ) -> StoreResult<Page<CardTokenRecord>>;
-    /// Marks the token `DELETED`; deleting a deleted token returns it unchanged.
+    /// Marks the token `DELETED` and erases its secret (the sealed `token` and its fingerprint)
+    /// in the same transaction, keeping the record; deleting a deleted token returns it
+    /// unchanged.
     async fn delete_card_token(
         &self,
         account: &AccountId,
@@ -474,11 +504,18 @@ pub trait Store: Send + Sync + 'static {
     /// growing with every card-token change ever announced.
     async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64>;
 
-    /// Wipes a (test) account's data in one transaction: customers, customer tokens, token
-    /// events, card tokens, webhook subscriptions and their pending deliveries. Clients, signing
-    /// keys and the audit trail stay; a `sandbox.reset` audit record is appended. The account's
-    /// finished idempotency keys are forgotten too (claims in progress stay).
-    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts>;
+    /// Wipes the `parts` of a (test) account's data in one transaction: customers, customer
+    /// tokens and token events; card tokens; webhook subscriptions and their deliveries. Clients,
+    /// signing keys and the audit trail stay; a `sandbox.reset` audit record with the counts is
+    /// appended. The account's finished idempotency keys are forgotten too (claims in progress
+    /// stay).
+    async fn reset_account(
+        &self,
+        account: &AccountId,
+        parts: ResetParts,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ResetCounts>;
 
     /// Figures for `/metrics`: connection pool use and webhook deliveries waiting.
     async fn stats(&self) -> StoreResult<StoreStats>;

@@ -19,6 +19,7 @@ backend_tests!(
     status_can_be_changed_but_not_to_or_from_deleted,
     setting_deleted_on_a_deleted_token_is_409,
     the_plain_token_is_never_stored,
+    deleting_erases_the_secret_and_keeps_the_record,
 );
 
 pub fn full_body(token: &str) -> Value {
@@ -432,6 +433,8 @@ async fn delete_returns_200_and_is_idempotent(app: TestApp) {
     assert!(assert_timestamp(&updated_at) >= assert_timestamp(created["created_at"].as_str().unwrap()));
     assert!(assert_timestamp(&deleted_at) >= assert_timestamp(created["created_at"].as_str().unwrap()));
     let mut expected = created.clone();
+    // The secret is erased with the delete.
+    expected.as_object_mut().unwrap().shift_remove("token");
     expected["status"] = json!("DELETED");
     expected["updated_at"] = json!("<ts>");
     expected["deleted_at"] = json!("<ts>");
@@ -572,7 +575,7 @@ async fn the_plain_token_is_never_stored(app: TestApp) {
     let response = app.get(&format!("/v1/card-tokens/{id}"), &admin.token).await;
     assert_eq!(response.expect_json(200)["token"], json!(secret));
     let deleted = app.delete(&format!("/v1/card-tokens/{id}"), &admin.token).await.expect_json(200);
-    assert_eq!(deleted["token"], json!(secret));
+    assert_eq!(deleted.get("token"), None, "a delete erases the secret");
 
     let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
     match app.backend {
@@ -620,4 +623,72 @@ async fn the_plain_token_is_never_stored(app: TestApp) {
             assert!(control_found > 0, "the scan does not even find the customer_id stored in clear");
         }
     }
+}
+
+/// `token_sealed` and `token_fingerprint` of a card token, read straight from the database.
+async fn stored_secret(app: &TestApp, id: &str) -> (Option<Vec<u8>>, Option<String>) {
+    const SELECT: &str = "SELECT token_sealed, token_fingerprint FROM card_tokens WHERE id = $1";
+    match app.backend {
+        Backend::Sqlite => {
+            let conn = rusqlite::Connection::open(app.dir.as_ref().unwrap().path().join("tokenvault.db")).unwrap();
+            conn.query_row(&SELECT.replace("$1", "?1"), [id], |row| Ok((row.get(0)?, row.get(1)?))).unwrap()
+        }
+        Backend::Postgres => {
+            let (client, connection) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let row = client.query_one(SELECT, &[&id]).await.unwrap();
+            (row.get(0), row.get(1))
+        }
+    }
+}
+
+/// Deleting a card token erases its secret (crypto-shredding): the sealed `token` and its
+/// fingerprint are gone from the row in the delete's own transaction, so no later answer carries
+/// `token`; the record (without it) and its audit trail stay.
+async fn deleting_erases_the_secret_and_keeps_the_record(app: TestApp) {
+    let admin = app.admin().await;
+    let mut body = full_body("tok_SHRED_ME");
+    body["id"] = json!("ct-shred");
+    let created = app.create_card_token(&admin.token, &body).await;
+    assert_eq!(created["token"], json!("tok_SHRED_ME"));
+    let (sealed, fingerprint) = stored_secret(&app, "ct-shred").await;
+    assert!(sealed.is_some_and(|bytes| !bytes.is_empty()) && fingerprint.is_some(), "a live token keeps its secret");
+
+    let deleted = app.delete("/v1/card-tokens/ct-shred", &admin.token).await.expect_json(200);
+    let mut expected = created.clone();
+    expected.as_object_mut().unwrap().shift_remove("token");
+    expected["status"] = json!("DELETED");
+    expected["updated_at"] = deleted["updated_at"].clone();
+    expected["deleted_at"] = deleted["updated_at"].clone();
+    expected["deleted_by"] = json!(admin.client_id);
+    assert_json_eq(&deleted, &expected);
+    assert_eq!(stored_secret(&app, "ct-shred").await, (None, None), "the sealed token outlived its delete");
+
+    // Every later answer: the record, without `token`.
+    let response = app.get("/v1/card-tokens/ct-shred", &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &deleted);
+    let response = app.get(&format!("/v1/accounts/{ACCOUNT}/payments/card-tokens/ct-shred"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &deleted);
+    let response = app.get("/v1/card-tokens?include_deleted=true", &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([deleted]));
+    let response = app.delete("/v1/card-tokens/ct-shred", &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &deleted);
+
+    // The audit trail keeps the create and the delete.
+    let account = tokenvault::domain::AccountId::parse("aid", ACCOUNT).unwrap();
+    let actions: Vec<String> = app
+        .store()
+        .list_audit(Some(&account), 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|record| record.resource_id == "ct-shred")
+        .map(|record| record.action)
+        .collect();
+    assert_eq!(actions, ["card_token.create", "card_token.delete"]);
+
+    // With its fingerprint gone, the same PSP token may be stored again, as a new card token.
+    body["id"] = json!("ct-again");
+    let again = app.create_card_token(&admin.token, &body).await;
+    assert_eq!((again["id"].as_str(), again["token"].as_str()), (Some("ct-again"), Some("tok_SHRED_ME")));
 }

@@ -147,6 +147,23 @@ pub async fn spawn_app_with(backend: Backend, customize: impl Fn(&mut ServeConfi
             (database.url.clone(), None, Some(database))
         }
     };
+    start_app(backend, database_url, dir, pg_database, Arc::new(customize)).await
+}
+
+/// A server on a fresh SQLite database in `dir` (a directory the test chose, such as one on a
+/// small file system).
+pub async fn spawn_sqlite_app_in(dir: TempDir) -> TestApp {
+    let url = format!("sqlite://{}/tokenvault.db", dir.path().display());
+    start_app(Backend::Sqlite, url, Some(dir), None, Arc::new(|_: &mut ServeConfig| {})).await
+}
+
+async fn start_app(
+    backend: Backend,
+    database_url: String,
+    dir: Option<TempDir>,
+    pg_database: Option<crate::pg::TempDatabase>,
+    customize: Customize,
+) -> TestApp {
     let mut app = TestApp {
         url: String::new(),
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -156,7 +173,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl Fn(&mut ServeConfi
         database_url,
         dir,
         _pg_database: pg_database,
-        customize: Arc::new(customize),
+        customize,
         credentials: Mutex::new(HashMap::new()),
     };
     app.start().await;

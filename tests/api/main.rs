@@ -12,6 +12,7 @@ mod auth_security;
 mod card_tokens;
 mod customer_tokens;
 mod customers;
+mod disk_full;
 mod errors;
 mod idempotency;
 mod key_rotation;

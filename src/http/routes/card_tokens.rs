@@ -220,7 +220,7 @@ async fn get_in(app: AppState, caller: Caller, aid: Option<String>, token_id: St
     operation_id = "card_tokens_token_id_delete",
     tag = "card tokens",
     summary = "Delete card token",
-    description = "Returns the token with `status` `DELETED` and `deleted_at`/`deleted_by` set; deleting it again returns the same record. The body is optional.",
+    description = "Returns the token with `status` `DELETED` and `deleted_at`/`deleted_by` set, without `token`: a delete erases the PSP token (the stored secret is gone; the record and its audit trail stay), so later reads of the token carry no `token` either. Deleting it again returns the same record. The body is optional.",
     params(oa::CardTokenPath),
     request_body(content = Option<oa::CardTokenDeleteRequest>, content_type = "application/json"),
     responses(
@@ -249,7 +249,7 @@ pub async fn delete(
     operation_id = "aid_payments_card_tokens_token_id_delete",
     tag = "card tokens",
     summary = "Delete card token",
-    description = "The account-scoped alias of `DELETE /v1/card-tokens/{token_id}`. Returns the token with `status` `DELETED` and `deleted_at`/`deleted_by` set; deleting it again returns the same record. The body is optional.",
+    description = "The account-scoped alias of `DELETE /v1/card-tokens/{token_id}`. Returns the token with `status` `DELETED` and `deleted_at`/`deleted_by` set, without `token`: a delete erases the PSP token (the stored secret is gone; the record and its audit trail stay). Deleting it again returns the same record. The body is optional.",
     params(oa::AccountPath, oa::CardTokenPath),
     request_body(content = Option<oa::CardTokenDeleteRequest>, content_type = "application/json"),
     responses(

@@ -34,7 +34,7 @@ fn subscription_id(raw: &str) -> Result<Uuid, ApiError> {
     operation_id = "aid_hooks_subscriptions_post",
     tag = "hooks",
     summary = "Create subscription",
-    description = "Subscribes a URL to card-token events. The response shows `config.secret`, given or generated, this once.",
+    description = "Subscribes a URL to card-token events. The response shows `config.secret`, given or generated, this once. The URL must be `https` unless the account is a test account (`T…`), and must not point to a loopback, private, link-local or other internal address (its host name is resolved to check; deliveries check the resolved addresses again and follow no redirects): 400 naming `config.url` otherwise. A server started with `--webhook-allow-private-targets` (local development) allows such addresses.",
     params(oa::AccountPath),
     request_body(content = oa::HookSubscriptionCreate, content_type = "application/json"),
     responses(
@@ -56,6 +56,10 @@ pub async fn create(
     let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
     let (subscription, secret) =
         HookSubscription::from_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
+    app.webhook_targets
+        .check_destination(&subscription.config.url)
+        .await
+        .map_err(|error| ApiError::field("config.url", error.to_string()))?;
     let secret = secret.unwrap_or_else(|| {
         let mut bytes = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut bytes);

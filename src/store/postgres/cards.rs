@@ -253,8 +253,11 @@ pub(super) async fn delete_card_token(
         tx.commit().await?;
         return Ok(current);
     }
+    // Crypto-shredding: the sealed secret and its fingerprint go with the delete, in its
+    // transaction; the record and its audit trail stay.
     let sql = format!(
-        "UPDATE card_tokens SET status = 'DELETED', deleted_at = $3, deleted_by = $4, updated_at = $3 \
+        "UPDATE card_tokens SET status = 'DELETED', deleted_at = $3, deleted_by = $4, updated_at = $3, \
+         token_sealed = NULL, token_fingerprint = NULL \
          WHERE account_id = $1 AND id = $2 RETURNING {CARD_COLUMNS}"
     );
     let statement = tx.prepare_cached(&sql).await?;

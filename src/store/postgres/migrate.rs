@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("../../../migrations/postgresql/0006_vault_settings.sql")),
     (7, include_str!("../../../migrations/postgresql/0007_customer_seq_lookup.sql")),
     (8, include_str!("../../../migrations/postgresql/0008_client_secret_generation.sql")),
+    (9, include_str!("../../../migrations/postgresql/0009_shred_deleted_card_tokens.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

@@ -28,8 +28,8 @@ use tokio_postgres::{IsolationLevel, Row};
 
 use super::{
     CardTokenDeletion, CardTokenRecord, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest,
-    ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
-    StoreResult, StoreStats, StoredResponse,
+    ImportOutcome, Resealed, ResetCounts, ResetParts, SealedColumn, SealedToken, SealedValue, Store, StoreError,
+    StoreOptions, StoreResult, StoreStats, StoredResponse,
 };
 use super::{ReplacedValue, StoredTokenValue, TokenValueMode, ValueTable};
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
@@ -107,6 +107,8 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         if is_connection_error(&error) {
             StoreError::Unavailable(describe(&error))
+        } else if error.code().is_some_and(|code| is_insufficient_resources(code.code())) {
+            StoreError::Exhausted(describe(&error))
         } else if let Some(constraint) = unique_violation(&error) {
             StoreError::Conflict(format!("a conflicting record already exists ({constraint})"))
         } else {
@@ -141,6 +143,13 @@ fn is_connection_error(error: &tokio_postgres::Error) -> bool {
     error.is_closed()
         || error.source().is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
         || error.to_string() == "timeout waiting for server"
+}
+
+/// SQLSTATE class 53, "insufficient resources": `53100 disk_full`, `53200 out_of_memory`,
+/// `53400 configuration_limit_exceeded` (`53300 too_many_connections` is met when connecting, and
+/// is a connection error). The statement failed and changed nothing; retrying later may work.
+fn is_insufficient_resources(code: &str) -> bool {
+    code.starts_with("53")
 }
 
 /// The constraint a unique violation (SQLSTATE 23505) names.
@@ -618,7 +627,13 @@ impl Store for PostgresStore {
         with_conn!(self, |conn| webhooks::prune(&conn, finished_before, limit).await)
     }
 
-    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
+    async fn reset_account(
+        &self,
+        account: &AccountId,
+        parts: ResetParts,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ResetCounts> {
         with_conn!(self, |conn| {
             let tx = conn.transaction().await?;
             let id = account.as_str();
@@ -626,28 +641,35 @@ impl Store for PostgresStore {
                 let statement = tx.prepare_cached(sql).await?;
                 Ok(tx.execute(&statement, &[&id]).await?)
             };
-            let counts = ResetCounts {
-                customer_tokens: delete("DELETE FROM customer_tokens WHERE account_id = $1").await?,
-                customers: delete("DELETE FROM customers WHERE account_id = $1").await?,
-                token_events: delete(
-                    "DELETE FROM token_events WHERE entry_seq IN \
-                     (SELECT seq FROM token_event_entries WHERE account_id = $1)",
-                )
-                .await?,
-                card_tokens: delete("DELETE FROM card_tokens WHERE account_id = $1").await?,
-                webhook_deliveries: delete(
-                    "DELETE FROM webhook_outbox WHERE account_id = $1 AND delivered_at IS NULL AND gave_up_at IS NULL",
-                )
-                .await?,
-                hook_subscriptions: 0,
-            };
-            delete("DELETE FROM webhook_outbox WHERE account_id = $1").await?;
-            let hook_subscriptions = delete("DELETE FROM hook_subscriptions WHERE account_id = $1").await?;
-            delete("DELETE FROM token_event_entries WHERE account_id = $1").await?;
+            let mut counts = ResetCounts::default();
+            if parts.customers {
+                counts.customer_tokens = Some(delete("DELETE FROM customer_tokens WHERE account_id = $1").await?);
+                counts.customers = Some(delete("DELETE FROM customers WHERE account_id = $1").await?);
+                counts.token_events = Some(
+                    delete(
+                        "DELETE FROM token_events WHERE entry_seq IN \
+                         (SELECT seq FROM token_event_entries WHERE account_id = $1)",
+                    )
+                    .await?,
+                );
+                delete("DELETE FROM token_event_entries WHERE account_id = $1").await?;
+            }
+            if parts.card_tokens {
+                counts.card_tokens = Some(delete("DELETE FROM card_tokens WHERE account_id = $1").await?);
+            }
+            if parts.hooks {
+                counts.webhook_deliveries = Some(
+                    delete(
+                        "DELETE FROM webhook_outbox WHERE account_id = $1 AND delivered_at IS NULL AND gave_up_at IS NULL",
+                    )
+                    .await?,
+                );
+                delete("DELETE FROM webhook_outbox WHERE account_id = $1").await?;
+                counts.hook_subscriptions = Some(delete("DELETE FROM hook_subscriptions WHERE account_id = $1").await?);
+            }
             // Replays of responses about data that is gone: a key reused after the reset runs
             // afresh. Claims in progress (the reset's own among them) stay with their requests.
             delete("DELETE FROM idempotency_keys WHERE account_id = $1 AND state = 'done'").await?;
-            let counts = ResetCounts { hook_subscriptions, ..counts };
             append_audit(&tx, NewAuditRecord::sandbox_reset(account, &counts, actor, at)).await?;
             tx.commit().await?;
             Ok(counts)

@@ -178,7 +178,7 @@ async fn migrations_run_once_even_when_instances_start_together() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // JSON stays TEXT so that key order survives.
     let data_type: String = sql
         .query_one(
@@ -1077,4 +1077,64 @@ async fn an_import_is_undone_after_its_connection_was_lost() {
     dataset.abandon_import(&tables).await.expect("undone over a new connection");
     assert_eq!(dataset.count_rows(customers).await.unwrap(), Some(0));
     assert_eq!(state(sql.query_one(sequence, &[]).await.unwrap()), (7, true));
+}
+
+/// PostgreSQL's "insufficient resources" errors (SQLSTATE class 53: `53100 disk_full`,
+/// `53200 out_of_memory`, `53300 too_many_connections`, `53400 configuration_limit_exceeded`)
+/// are worth retrying later: 503 with `Retry-After`, not 500. Each is raised for real by the
+/// server, so the mapping sees the same error a full disk would give.
+#[tokio::test]
+async fn insufficient_resources_are_503_with_retry_after() {
+    use axum::response::IntoResponse;
+
+    let Some(client) = admin_or_skip("PostgreSQL SQLSTATE mapping test").await else { return };
+    let raise =
+        |code: &str| format!("DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '{code}'; END $$");
+    for (code, retry_after) in [("53100", "30"), ("53200", "30"), ("53300", "1"), ("53400", "30")] {
+        let error = client.batch_execute(&raise(code)).await.expect_err("the DO block raises");
+        assert_eq!(error.code().map(|c| c.code()), Some(code));
+        let response = crate::http::error::ApiError::Store(StoreError::from(error)).into_response();
+        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE, "SQLSTATE {code}");
+        assert_eq!(response.headers()["retry-after"], retry_after, "SQLSTATE {code}");
+    }
+    // Other errors keep their meaning.
+    let error = client.batch_execute(&raise("42P01")).await.expect_err("the DO block raises");
+    let response = crate::http::error::ApiError::Store(StoreError::from(error)).into_response();
+    assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// Migration 9 erases the secrets of card tokens deleted before deletes erased them, and only
+/// theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_9_shreds_the_secrets_of_tokens_deleted_before() {
+    let Some(db) = TestDb::create().await else { return };
+    let store = db.store().await;
+    for id in ["deleted-before", "live"] {
+        let card = new_card(json!({"id": id, "card_brand": "visa", "payment_product_type": "x"}));
+        store.create_card_token(&card, Some(&sealed(&format!("fp-{id}")))).await.unwrap();
+    }
+    drop(store);
+    // A delete as it was before version 9, and the schema as it was then.
+    let sql = db.sql().await;
+    sql.batch_execute(
+        "UPDATE card_tokens SET status = 'DELETED' WHERE id = 'deleted-before';
+         DELETE FROM schema_migrations WHERE version = 9;",
+    )
+    .await
+    .unwrap();
+    migrate(&db.url).await.unwrap();
+    let secrets: Vec<(String, Option<Vec<u8>>, Option<String>)> = sql
+        .query("SELECT id, token_sealed, token_fingerprint FROM card_tokens ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("deleted-before".to_owned(), None, None),
+            ("live".to_owned(), Some(vec![1, 2, 3, 7]), Some("fp-live".to_owned()))
+        ]
+    );
 }

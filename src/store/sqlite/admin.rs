@@ -6,7 +6,7 @@ use super::sql::{self, account_col, json_col, time_col};
 use crate::domain::audit::{AuditRecord, NewAuditRecord};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{ResetCounts, StoreError, StoreResult};
+use crate::store::{ResetCounts, ResetParts, StoreError, StoreResult};
 
 pub(super) fn upsert_client(conn: &Connection, client: &ClientRecord) -> StoreResult<()> {
     sql::execute(
@@ -161,24 +161,30 @@ pub(super) fn list_audit(
 pub(super) fn reset_account(
     conn: &Connection,
     account: &AccountId,
+    parts: ResetParts,
     actor: &str,
     at: Timestamp,
 ) -> StoreResult<ResetCounts> {
     let delete = |sql: &str| sql::execute(conn, sql, params![account.as_str()]).map(|n| n as u64);
-    let counts = ResetCounts {
-        customer_tokens: delete("DELETE FROM customer_tokens WHERE account_id = ?1")?,
-        customers: delete("DELETE FROM customers WHERE account_id = ?1")?,
-        token_events: delete(
+    let mut counts = ResetCounts::default();
+    if parts.customers {
+        counts.customer_tokens = Some(delete("DELETE FROM customer_tokens WHERE account_id = ?1")?);
+        counts.customers = Some(delete("DELETE FROM customers WHERE account_id = ?1")?);
+        counts.token_events = Some(delete(
             "DELETE FROM token_events WHERE entry_seq IN (SELECT seq FROM token_event_entries WHERE account_id = ?1)",
-        )?,
-        card_tokens: delete("DELETE FROM card_tokens WHERE account_id = ?1")?,
-        webhook_deliveries: delete(
+        )?);
+        delete("DELETE FROM token_event_entries WHERE account_id = ?1")?;
+    }
+    if parts.card_tokens {
+        counts.card_tokens = Some(delete("DELETE FROM card_tokens WHERE account_id = ?1")?);
+    }
+    if parts.hooks {
+        counts.webhook_deliveries = Some(delete(
             "DELETE FROM webhook_outbox WHERE account_id = ?1 AND delivered_at IS NULL AND gave_up_at IS NULL",
-        )?,
-        hook_subscriptions: delete("DELETE FROM hook_subscriptions WHERE account_id = ?1")?,
-    };
-    delete("DELETE FROM token_event_entries WHERE account_id = ?1")?;
-    delete("DELETE FROM webhook_outbox WHERE account_id = ?1")?;
+        )?);
+        counts.hook_subscriptions = Some(delete("DELETE FROM hook_subscriptions WHERE account_id = ?1")?);
+        delete("DELETE FROM webhook_outbox WHERE account_id = ?1")?;
+    }
     // Replays of responses about data that is gone: a key reused after the reset runs afresh.
     // Claims in progress (the reset's own among them) stay with their requests.
     delete("DELETE FROM idempotency_keys WHERE account_id = ?1 AND state = 'done'")?;

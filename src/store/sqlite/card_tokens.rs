@@ -222,9 +222,12 @@ pub(super) fn delete(
         return Ok(record);
     }
     let at = deletion.at;
+    // Crypto-shredding: the sealed secret and its fingerprint go with the delete, in its
+    // transaction; the record and its audit trail stay.
     sql::execute(
         conn,
-        "UPDATE card_tokens SET status = 'DELETED', deleted_at = ?3, deleted_by = ?4, updated_at = ?3
+        "UPDATE card_tokens SET status = 'DELETED', deleted_at = ?3, deleted_by = ?4, updated_at = ?3,
+                                token_sealed = NULL, token_fingerprint = NULL
          WHERE account_id = ?1 AND id = ?2",
         params![account.as_str(), id, at.millis(), deletion.actor],
     )?;
@@ -244,6 +247,7 @@ pub(super) fn delete(
     card.deleted_at = Some(at);
     card.deleted_by = Some(deletion.actor.clone());
     card.updated_at = at;
+    record.sealed_token = None;
     webhooks::announce(conn, CARD_TOKEN_DELETE, &record.card)?;
     Ok(record)
 }

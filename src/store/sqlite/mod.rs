@@ -27,8 +27,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use super::{
     CardTokenDeletion, CardTokenRecord, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest,
-    ImportOutcome, Resealed, ResetCounts, SealedColumn, SealedToken, SealedValue, Store, StoreError, StoreOptions,
-    StoreResult, StoreStats, StoredResponse,
+    ImportOutcome, Resealed, ResetCounts, ResetParts, SealedColumn, SealedToken, SealedValue, Store, StoreError,
+    StoreOptions, StoreResult, StoreStats, StoredResponse,
 };
 use super::{ReplacedValue, StoredTokenValue, TokenValueMode, ValueTable};
 use crate::domain::audit::AuditRecord;
@@ -141,6 +141,10 @@ impl From<rusqlite::Error> for StoreError {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen) => {
                 StoreError::Unavailable(error.to_string())
             }
+            // SQLITE_FULL: the file system has no room (SQLite turns ENOSPC from a write into it),
+            // or the database reached `max_page_count`; SQLITE_NOMEM: no memory. The transaction
+            // is rolled back, nothing is half-written, and a retry works once there is room.
+            Some(ErrorCode::DiskFull | ErrorCode::OutOfMemory) => StoreError::Exhausted(error.to_string()),
             _ => StoreError::Internal(error.to_string()),
         }
     }
@@ -473,9 +477,15 @@ impl Store for SqliteStore {
         self.writer.submit(move |conn| webhooks::prune(conn, finished_before, limit)).await
     }
 
-    async fn reset_account(&self, account: &AccountId, actor: &str, at: Timestamp) -> StoreResult<ResetCounts> {
+    async fn reset_account(
+        &self,
+        account: &AccountId,
+        parts: ResetParts,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<ResetCounts> {
         let (account, actor) = (account.clone(), actor.to_owned());
-        self.writer.submit(move |conn| admin::reset_account(conn, &account, &actor, at)).await
+        self.writer.submit(move |conn| admin::reset_account(conn, &account, parts, &actor, at)).await
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {

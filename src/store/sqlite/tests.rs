@@ -146,7 +146,7 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,4 +326,50 @@ async fn expired_idempotency_keys_are_purged() {
     let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
     let left: i64 = conn.query_row("SELECT COUNT(*) FROM idempotency_keys", [], |r| r.get(0)).unwrap();
     assert_eq!(left, 3);
+}
+
+/// Migration 9 erases the secrets of card tokens deleted before deletes erased them, and only
+/// theirs.
+#[tokio::test]
+async fn migration_9_shreds_the_secrets_of_tokens_deleted_before() {
+    use crate::domain::card_token::CardToken;
+    use crate::store::SealedToken;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenvault.db");
+    let url = format!("sqlite://{}", path.display());
+    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    for id in ["deleted-before", "live"] {
+        let body = json!({"id": id, "card_brand": "visa", "payment_product_type": "x"});
+        let card = CardToken::from_create_body(body.as_object().unwrap(), &account(), "c", Timestamp::now()).unwrap();
+        let sealed = SealedToken { ciphertext: id.as_bytes().to_vec(), fingerprint: format!("fp-{id}") };
+        store.create_card_token(&card, Some(&sealed)).await.unwrap();
+    }
+    drop(store);
+    // A delete as it was before version 9, and the schema as it was then.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "UPDATE card_tokens SET status = 'DELETED' WHERE id = 'deleted-before';
+         DELETE FROM schema_migrations WHERE version = 9;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let secrets: Vec<(String, Option<Vec<u8>>, Option<String>)> = conn
+        .prepare("SELECT id, token_sealed, token_fingerprint FROM card_tokens ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("deleted-before".to_owned(), None, None),
+            ("live".to_owned(), Some(b"live".to_vec()), Some("fp-live".to_owned()))
+        ]
+    );
 }

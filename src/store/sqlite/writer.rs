@@ -186,6 +186,7 @@ fn duplicate(error: &StoreError) -> StoreError {
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
         StoreError::UnknownCursor => StoreError::UnknownCursor,
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Exhausted(m) => StoreError::Exhausted(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
     }
 }
