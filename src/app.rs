@@ -99,7 +99,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let limits = Limits::new(
         config.token_requests_per_minute,
         config.token_endpoint_per_second,
-        config.secret_checks,
+        config.credential_checks,
         config.api_calls_per_second,
     );
     let metrics = Arc::new(http::metrics::Metrics::default());

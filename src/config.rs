@@ -50,7 +50,7 @@ pub struct ServeConfig {
     /// Token requests allowed per second in all (every client id together, known or not).
     pub token_endpoint_per_second: u32,
     /// Client-secret checks (Argon2id hashes) run at once; beyond, token requests get 503.
-    pub secret_checks: usize,
+    pub credential_checks: usize,
     /// Retry and polling of webhook deliveries.
     pub webhooks: crate::webhooks::WebhookSettings,
     /// How long `Idempotency-Key`s are kept (24 h; tests shorten it).
@@ -81,7 +81,7 @@ impl ServeConfig {
             body_read_timeout: requests.body_read_timeout,
             connections: crate::http::server::ConnectionLimits::default(),
             token_endpoint_per_second: DEFAULT_TOKEN_ENDPOINT_PER_SECOND,
-            secret_checks: crate::auth::clients::SecretChecks::default_at_once(),
+            credential_checks: crate::auth::clients::CredentialChecks::default_at_once(),
             webhooks: crate::webhooks::WebhookSettings::default(),
             idempotency_ttl: crate::http::idempotency::IdempotencySettings::default().ttl,
             seal_token_values: false,
@@ -117,7 +117,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("body_read_timeout", &self.body_read_timeout)
             .field("connections", &self.connections)
             .field("token_endpoint_per_second", &self.token_endpoint_per_second)
-            .field("secret_checks", &self.secret_checks)
+            .field("credential_checks", &self.credential_checks)
             .field("webhooks", &self.webhooks)
             .field("idempotency_ttl", &self.idempotency_ttl)
             .field("seal_token_values", &self.seal_token_values)

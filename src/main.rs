@@ -225,8 +225,8 @@ struct ServeArgs {
     #[arg(long, env = "TOKENVAULT_TOKEN_ENDPOINT_RATE")]
     token_endpoint_rate: Option<u32>,
     /// Client-secret checks (Argon2id, ~19 MiB each) run at once; token requests beyond get 503 [default: cores - 1, at least 1].
-    #[arg(long, env = "TOKENVAULT_SECRET_CHECKS")]
-    secret_checks: Option<usize>,
+    #[arg(long, env = "TOKENVAULT_CREDENTIAL_CHECKS")]
+    credential_checks: Option<usize>,
     /// Let webhook subscriptions and deliveries reach loopback, private, link-local and other
     /// internal addresses, for local development only [default: false; true with --dev].
     #[arg(
@@ -264,7 +264,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
             token_endpoint_rate: self.token_endpoint_rate,
-            secret_checks: self.secret_checks,
+            credential_checks: self.credential_checks,
             webhook_allow_private_targets: self.webhook_allow_private_targets,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::clients::SecretChecks;
+use crate::auth::clients::CredentialChecks;
 use crate::config::{self, redact_url, ServeConfig};
 use crate::crypto::TokenCipher;
 use crate::http::server::ConnectionLimits;
@@ -39,7 +39,7 @@ pub struct Given {
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub token_endpoint_rate: Option<u32>,
-    pub secret_checks: Option<usize>,
+    pub credential_checks: Option<usize>,
     pub webhook_allow_private_targets: Option<bool>,
 }
 
@@ -67,7 +67,7 @@ pub struct FileSettings {
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub token_endpoint_rate: Option<u32>,
-    pub secret_checks: Option<usize>,
+    pub credential_checks: Option<usize>,
     pub webhook_allow_private_targets: Option<bool>,
 }
 
@@ -269,10 +269,15 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     if token_endpoint_rate == 0 {
         return Err(invalid("token_endpoint_rate", "must be at least 1"));
     }
-    let secret_checks =
-        pick(&mut s, "secret_checks", given.secret_checks, file.secret_checks, SecretChecks::default_at_once());
-    if secret_checks == 0 {
-        return Err(invalid("secret_checks", "must be at least 1"));
+    let credential_checks = pick(
+        &mut s,
+        "credential_checks",
+        given.credential_checks,
+        file.credential_checks,
+        CredentialChecks::default_at_once(),
+    );
+    if credential_checks == 0 {
+        return Err(invalid("credential_checks", "must be at least 1"));
     }
     // Local development (`--dev`) delivers to receivers on this machine; production never does.
     let webhook_allow_private_targets = pick(
@@ -305,7 +310,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
         max_connections_per_address,
     };
     config.token_endpoint_per_second = token_endpoint_rate;
-    config.secret_checks = secret_checks;
+    config.credential_checks = credential_checks;
     config.webhooks.allow_private_targets = webhook_allow_private_targets;
     Ok(Resolved { config, sources: s })
 }
@@ -345,7 +350,7 @@ impl Resolved {
             ("max_connections", c.connections.max_connections.to_string()),
             ("max_connections_per_address", c.connections.max_connections_per_address.to_string()),
             ("token_endpoint_rate", c.token_endpoint_per_second.to_string()),
-            ("secret_checks", c.secret_checks.to_string()),
+            ("credential_checks", c.credential_checks.to_string()),
             ("webhook_allow_private_targets", c.webhooks.allow_private_targets.to_string()),
         ];
         let mut out = String::new();

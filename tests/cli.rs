@@ -78,6 +78,8 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
         .env("TOKENVAULT_LISTEN", "127.0.0.1:7000")
         .env("TOKENVAULT_DATABASE_URL", "postgres://tv:hunter2@db/tv")
         .env("TOKENVAULT_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        // Its default depends on the machine's cores.
+        .env("TOKENVAULT_CREDENTIAL_CHECKS", "2")
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -96,6 +98,14 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          max_in_flight = 1024  # from: default\n\
          request_timeout_ms = 2500  # from: config file\n\
          seal_token_values = false  # from: default\n\
+         max_in_flight_per_address = 128  # from: default\n\
+         body_read_timeout_ms = 10000  # from: default\n\
+         header_read_timeout_ms = 10000  # from: default\n\
+         idle_timeout_ms = 60000  # from: default\n\
+         max_connections = 4096  # from: default\n\
+         max_connections_per_address = 128  # from: default\n\
+         token_endpoint_rate = 50  # from: default\n\
+         credential_checks = 2  # from: flag or environment\n\
          webhook_allow_private_targets = false  # from: default\n"
     );
 

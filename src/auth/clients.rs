@@ -1,6 +1,7 @@
 //! API clients: created from the command line, authenticated with an Argon2id-hashed secret.
 
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -9,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
 use serde::Serialize;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use super::AuthError;
@@ -127,43 +128,76 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_secret("no client ha
 /// How many client-secret checks may run at once. Each is an Argon2id hash holding ~19 MiB for
 /// tens of milliseconds, and anyone can ask for one (unknown client ids are checked against a
 /// dummy hash, so that they take as long): without a cap, concurrent token requests alone grow
-/// memory by 19 MiB each and take every core.
-pub struct SecretChecks {
+/// memory by 19 MiB each and take every core. A few requests may wait briefly for a place (a
+/// client's workers often start together); beyond those, the answer is [`AuthError::Busy`] at
+/// once.
+pub struct CredentialChecks {
     permits: Arc<Semaphore>,
+    waiting: Arc<Semaphore>,
 }
 
-impl SecretChecks {
+/// Longest a token request waits for a credential check to start.
+const CHECK_WAIT: Duration = Duration::from_secs(1);
+
+impl CredentialChecks {
     pub fn new(at_once: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(at_once.max(1))) }
+        let at_once = at_once.max(1);
+        Self { permits: Arc::new(Semaphore::new(at_once)), waiting: Arc::new(Semaphore::new(4 * at_once)) }
     }
 
     /// The default: one core kept free for serving API calls (at least one check at a time).
     pub fn default_at_once() -> usize {
         std::thread::available_parallelism().map_or(1, |cores| cores.get().saturating_sub(1).max(1))
     }
+
+    /// A place to run one check, waiting at most [`CHECK_WAIT`] and only while few others wait.
+    async fn enter(&self) -> Result<OwnedSemaphorePermit, AuthError> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let _waiting = self.waiting.try_acquire().map_err(|_| AuthError::Busy)?;
+        match tokio::time::timeout(CHECK_WAIT, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(AuthError::Busy),
+        }
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10; Linux sets it per thread): a credential
+/// check runs on a thread of its own at that priority, so that under a flood of token requests
+/// the cores go to API calls first and the checks take what is left.
+fn yield_the_cpu_to_api_calls() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `who` 0 is the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
 }
 
 /// Returns the client when `secret` is its secret; Argon2's comparison is constant-time. When
-/// `checks` are all taken, fails at once with [`AuthError::Busy`] rather than queue.
+/// `checks` are all taken (and enough requests wait already), fails with [`AuthError::Busy`].
 pub async fn authenticate(
     store: &dyn Store,
-    checks: &SecretChecks,
+    checks: &CredentialChecks,
     client_id: &str,
     secret: &str,
 ) -> Result<ClientRecord, AuthError> {
     // Taken before any work and held by the hash itself, so that a client that hangs up does not
     // free its place while its hash still runs.
-    let permit = checks.permits.clone().try_acquire_owned().map_err(|_| AuthError::Busy)?;
+    let permit = checks.enter().await?;
     let client = store.find_client(client_id).await?;
     let hash = client.as_ref().map_or(DUMMY_HASH.as_str(), |c| c.secret_hash.as_str()).to_owned();
     let secret = secret.to_owned();
-    let verified = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        PasswordHash::new(&hash)
-            .is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok())
-    })
-    .await
-    .unwrap_or(false);
+    let (verdict, verified) = tokio::sync::oneshot::channel();
+    let checker = std::thread::Builder::new().name("credential-check".to_owned()).spawn(move || {
+        yield_the_cpu_to_api_calls();
+        let verified = PasswordHash::new(&hash)
+            .is_ok_and(|parsed| Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok());
+        // The place is free before the answer goes out, so that a client's next request finds it.
+        drop(permit);
+        let _ = verdict.send(verified);
+    });
+    let verified = checker.is_ok() && verified.await.unwrap_or(false);
     match client {
         Some(client) if verified => Ok(client),
         _ => Err(AuthError::InvalidClient),

@@ -27,7 +27,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::clients::SecretChecks;
+use crate::auth::clients::CredentialChecks;
 use crate::auth::keys::KeyRing;
 use crate::config::BODY_LIMIT_BYTES;
 use crate::crypto::TokenCipher;
@@ -78,17 +78,17 @@ pub struct AppState {
 pub struct Limits {
     pub token_requests: rate_limit::RateLimiter,
     pub token_endpoint: rate_limit::RateLimiter,
-    pub secret_checks: SecretChecks,
+    pub credential_checks: CredentialChecks,
     pub api_calls: Option<rate_limit::RateLimiter>,
 }
 
 impl Limits {
     /// `token_requests_per_minute` per client id; `token_endpoint_per_second` token requests in
-    /// all; `secret_checks` hashes at once; `api_calls_per_second` per client (0: no limit).
+    /// all; `credential_checks` hashes at once; `api_calls_per_second` per client (0: no limit).
     pub fn new(
         token_requests_per_minute: u32,
         token_endpoint_per_second: u32,
-        secret_checks: usize,
+        credential_checks: usize,
         api_calls_per_second: u32,
     ) -> Self {
         Self {
@@ -97,7 +97,7 @@ impl Limits {
                 token_requests_per_minute,
             ),
             token_endpoint: RateLimiter::new(f64::from(token_endpoint_per_second.max(1)), token_endpoint_per_second),
-            secret_checks: SecretChecks::new(secret_checks),
+            credential_checks: CredentialChecks::new(credential_checks),
             api_calls: (api_calls_per_second > 0)
                 .then(|| RateLimiter::new(f64::from(api_calls_per_second), api_calls_per_second)),
         }

@@ -17,6 +17,7 @@ backend_tests!(
     delete_requests_may_carry_a_json_body,
     nothing_a_client_sends_causes_a_500,
     undecodable_path_segments_get_a_json_error,
+    the_parsers_own_refusals_get_dintero_bodies,
 );
 
 const BODY_LIMIT: usize = 1_048_576;
@@ -366,5 +367,26 @@ async fn undecodable_path_segments_get_a_json_error(app: TestApp) {
         let response = app.send(method.clone(), &path, Some(&admin.token), None, &[]).await;
         assert_eq!(response.status.as_u16(), 400, "{method} {path}: {}", response.text);
         assert_error_status(&response, 400);
+    }
+}
+
+/// Requests the HTTP/1.1 parser refuses before any route sees them (hyper answers these itself,
+/// with no body): the connection floor gives them Dintero's body too, and closes.
+async fn the_parsers_own_refusals_get_dintero_bodies(app: TestApp) {
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "a".repeat(70_000));
+    let long_head = format!("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n", "a".repeat(300_000));
+    for (request, status, message) in [
+        (b"GARBAGE\r\n\r\n".to_vec(), 400, "the request is not valid HTTP/1.1"),
+        (
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+            "the request is not valid HTTP/1.1",
+        ),
+        (long_uri.into_bytes(), 414, "the request URI is too long"),
+        (long_head.into_bytes(), 431, "the request head is too large"),
+    ] {
+        let response = app.raw(&request).await;
+        assert_error(&response, status, message, json!([]));
+        assert_eq!(response.header("connection"), Some("close"), "{status}");
     }
 }

@@ -232,9 +232,11 @@ pub fn error_code(status: u16) -> &'static str {
         408 => "REQUEST TIMEOUT",
         409 => "CONFLICT",
         413 => "PAYLOAD TOO LARGE",
+        414 => "URI TOO LONG",
         415 => "UNSUPPORTED MEDIA TYPE",
         422 => "UNPROCESSABLE ENTITY",
         429 => "TOO MANY REQUESTS",
+        431 => "REQUEST HEADER FIELDS TOO LARGE",
         503 => "SERVICE UNAVAILABLE",
         other => panic!("no error code for {other}"),
     }

@@ -75,7 +75,7 @@ pub async fn token(
     let (client_id, secret) = basic_credentials(&headers).ok_or(AuthError::InvalidClient)?;
     Limits::check(&app.limits.token_requests, &client_id)?;
     Limits::check(&app.limits.token_endpoint, "")?;
-    let client = clients::authenticate(app.store.as_ref(), &app.limits.secret_checks, &client_id, &secret).await?;
+    let client = clients::authenticate(app.store.as_ref(), &app.limits.credential_checks, &client_id, &secret).await?;
 
     let body = body.required()?;
     let mut errors = ValidationError::default();
