@@ -191,12 +191,11 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
                 tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
             }))
             .layer(PropagateRequestIdLayer::new(request_id))
-            // The body deadline runs from the request head, whether or not the request gets a
-            // place: a client trickling a body holds no place for longer than it.
-            .layer(axum::middleware::from_fn_with_state(limits.clone(), request_limits::limit_body_time))
             // Beyond `max_in_flight` concurrent requests (across all routes but `/health`), or
-            // beyond one address's share, shed at once rather than queue without bound.
-            .layer(axum::middleware::from_fn_with_state(limits, request_limits::limit_in_flight))
+            // beyond one address's share, shed at once rather than queue without bound; and a
+            // deadline for the body from the request head, so that a client trickling a body
+            // holds no place for longer than it.
+            .layer(axum::middleware::from_fn_with_state(limits, request_limits::limit_request))
             .layer(axum::error_handling::HandleErrorLayer::new(move |error: BoxError| {
                 let response = limit_error(&metrics, error);
                 async move { response }

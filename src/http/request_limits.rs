@@ -92,9 +92,20 @@ pub struct RequestLimits {
     pub body_read_timeout: Duration,
 }
 
-/// Middleware: sheds a request at once with 503 and `Retry-After: 1` when there is no place for
-/// it (queued, it would wait behind the requests holding every place); `/health` always runs.
-pub async fn limit_in_flight(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+/// Middleware, one for both bounds (each middleware layer costs a little on every request):
+/// - sheds a request at once with 503 and `Retry-After: 1` when there is no place for it
+///   (queued, it would wait behind the requests holding every place); `/health` always runs;
+/// - the whole request body must arrive within `body_read_timeout` of the request head, however
+///   it trickles in; beyond, reading it fails with [`BodyReadTimeout`] (408). The deadline runs
+///   from the head whether or not the request gets a place.
+pub async fn limit_request(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
+    let request = if request.body().is_end_stream() {
+        // No body to wait for (most GETs): nothing to bound.
+        request
+    } else {
+        let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
+        request.map(|body| Body::new(DeadlineBody { body, deadline, timer: None }))
+    };
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
@@ -105,20 +116,12 @@ pub async fn limit_in_flight(State(limits): State<RequestLimits>, request: Reque
     next.run(request).await
 }
 
-/// Middleware: the whole request body must arrive within `body_read_timeout` of the request
-/// head, however it trickles in; beyond, reading it fails with [`BodyReadTimeout`] (408).
-pub async fn limit_body_time(State(limits): State<RequestLimits>, request: Request, next: Next) -> Response {
-    let deadline = tokio::time::sleep(limits.body_read_timeout);
-    let request = request.map(|body| Body::new(DeadlineBody { body, deadline: Box::pin(deadline) }));
-    next.run(request).await
-}
-
 /// The error a body read fails with once its deadline has passed.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive in time")]
 pub struct BodyReadTimeout;
 
-/// Whether a body read failed because of [`limit_body_time`]'s deadline (the error comes
+/// Whether a body read failed because of [`limit_request`]'s deadline (the error comes
 /// wrapped in axum's rejections).
 pub fn is_body_read_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
@@ -131,9 +134,12 @@ pub fn is_body_read_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// A body that fails once `deadline` has passed; the timer is armed only when the body first
+/// has to be waited for (a body that has already arrived whole costs no timer).
 struct DeadlineBody {
     body: Body,
-    deadline: Pin<Box<Sleep>>,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl HttpBody for DeadlineBody {
@@ -144,7 +150,9 @@ impl HttpBody for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        match self.deadline.as_mut().poll(cx) {
+        let deadline = self.deadline;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyReadTimeout)))),
             Poll::Pending => Poll::Pending,
         }
@@ -195,8 +203,8 @@ mod tests {
     #[tokio::test]
     async fn a_trickling_body_fails_at_its_deadline() {
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
-        let deadline = Box::pin(tokio::time::sleep(Duration::from_millis(200)));
-        let body = Body::new(DeadlineBody { body: Body::new(Trickle(receiver)), deadline });
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        let body = Body::new(DeadlineBody { body: Body::new(Trickle(receiver)), deadline, timer: None });
         // A byte every 20 ms: each arrives well within any per-read timeout, the whole never does.
         let feeder = tokio::spawn(async move {
             while sender.send(Bytes::from_static(b"x")).await.is_ok() {

@@ -70,11 +70,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let admission = Arc::new(Admission::new(limits));
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES)
-        // One flat buffer per write, so that a parser refusal reaches `ConnectionIo` whole.
-        .writev(false);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(MAX_HEAD_BYTES);
     let (stop, stopping) = tokio::sync::watch::channel(());
     tokio::pin!(shutdown);
     loop {
@@ -97,6 +93,8 @@ pub async fn serve(
             refuse(&stream);
             continue;
         };
+        // Answers are written whole at once: nothing gains from Nagle's delay.
+        let _ = stream.set_nodelay(true);
         metrics.open_connection();
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
@@ -230,19 +228,20 @@ impl ConnectionIo {
     }
 
     /// Called when the socket is not ready: an error once nothing moved for `idle_timeout`,
-    /// otherwise a wake-up registered for when that would be.
+    /// otherwise a wake-up registered for when that could be. The timer is moved only when it
+    /// fires early (progress was made since it was set), not on every read: one timer operation
+    /// per idle period, not per request.
     fn check_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
-            let deadline = self.last_progress + self.idle_timeout;
-            if self.idle.deadline() != deadline {
-                self.idle.as_mut().reset(deadline);
-            }
             match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) if Instant::now() >= deadline => {
-                    return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long"));
-                }
-                Poll::Ready(()) => continue,
                 Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let deadline = self.last_progress + self.idle_timeout;
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "connection idle for too long"));
+                    }
+                    self.idle.as_mut().reset(deadline);
+                }
             }
         }
     }
@@ -310,6 +309,38 @@ impl AsyncWrite for ConnectionIo {
             }
             Poll::Pending => this.check_idle(cx).map(Err),
         }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // A parser refusal is a head alone: one buffer, handled by `poll_write`.
+        let mut filled = bufs.iter().filter(|buf| !buf.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next()) {
+            return self.poll_write(cx, only);
+        }
+        let this = &mut *self;
+        if let Poll::Ready(Err(error)) = this.poll_rewritten(cx) {
+            return Poll::Ready(Err(error));
+        }
+        if this.rewritten.is_some() {
+            return Poll::Pending;
+        }
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    this.last_progress = Instant::now();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => this.check_idle(cx).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
