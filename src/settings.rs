@@ -130,6 +130,21 @@ fn pick<T>(
     value
 }
 
+/// [`pick`] for a setting whose 0 would disable the server (a limit, a timeout).
+fn pick_positive<T: PartialEq + From<u8>>(
+    sources: &mut Vec<(&'static str, Source)>,
+    name: &'static str,
+    given: Option<T>,
+    file: Option<T>,
+    default: T,
+) -> Result<T, SettingError> {
+    let value = pick(sources, name, given, file, default);
+    if value == T::from(0) {
+        return Err(invalid(name, "must be at least 1"));
+    }
+    Ok(value)
+}
+
 /// Layers the given values over the file over the defaults, and checks every value.
 pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, SettingError> {
     let file = file.unwrap_or_default();
@@ -177,108 +192,77 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     if issuer.is_empty() {
         return Err(invalid("issuer", "must not be empty"));
     }
-    let pool_size = pick(&mut s, "pool_size", given.pool_size, file.pool_size, 8);
-    if pool_size == 0 {
-        return Err(invalid("pool_size", "must be at least 1"));
-    }
+    let pool_size = pick_positive(&mut s, "pool_size", given.pool_size, file.pool_size, 8)?;
     let acquire_timeout_ms =
-        pick(&mut s, "acquire_timeout_ms", given.acquire_timeout_ms, file.acquire_timeout_ms, 5000);
-    if acquire_timeout_ms == 0 {
-        return Err(invalid("acquire_timeout_ms", "must be at least 1"));
-    }
+        pick_positive(&mut s, "acquire_timeout_ms", given.acquire_timeout_ms, file.acquire_timeout_ms, 5000)?;
     let dev = pick(&mut s, "dev", given.dev, file.dev, false);
     let token_rate_limit = pick(&mut s, "token_rate_limit", given.token_rate_limit, file.token_rate_limit, 60);
     if token_rate_limit == 0 {
         return Err(invalid("token_rate_limit", "must be at least 1 (token requests per client and minute)"));
     }
     let rate_limit = pick(&mut s, "rate_limit", given.rate_limit, file.rate_limit, 0);
-    let max_in_flight = pick(&mut s, "max_in_flight", given.max_in_flight, file.max_in_flight, 1024);
-    if max_in_flight == 0 {
-        return Err(invalid("max_in_flight", "must be at least 1"));
-    }
+    let max_in_flight = pick_positive(&mut s, "max_in_flight", given.max_in_flight, file.max_in_flight, 1024)?;
     let request_timeout_ms =
-        pick(&mut s, "request_timeout_ms", given.request_timeout_ms, file.request_timeout_ms, 30_000);
-    if request_timeout_ms == 0 {
-        return Err(invalid("request_timeout_ms", "must be at least 1"));
-    }
+        pick_positive(&mut s, "request_timeout_ms", given.request_timeout_ms, file.request_timeout_ms, 30_000)?;
     let seal_token_values = pick(&mut s, "seal_token_values", given.seal_token_values, file.seal_token_values, false);
     let requests = crate::http::RequestSettings::default();
     let connections = ConnectionLimits::default();
-    let max_in_flight_per_address = pick(
+    let max_in_flight_per_address = pick_positive(
         &mut s,
         "max_in_flight_per_address",
         given.max_in_flight_per_address,
         file.max_in_flight_per_address,
         requests.max_in_flight_per_address,
-    );
-    if max_in_flight_per_address == 0 {
-        return Err(invalid("max_in_flight_per_address", "must be at least 1"));
-    }
-    let body_read_timeout_ms = pick(
+    )?;
+    let body_read_timeout_ms = pick_positive(
         &mut s,
         "body_read_timeout_ms",
         given.body_read_timeout_ms,
         file.body_read_timeout_ms,
         requests.body_read_timeout.as_millis() as u64,
-    );
-    if body_read_timeout_ms == 0 {
-        return Err(invalid("body_read_timeout_ms", "must be at least 1"));
-    }
-    let header_read_timeout_ms = pick(
+    )?;
+    let header_read_timeout_ms = pick_positive(
         &mut s,
         "header_read_timeout_ms",
         given.header_read_timeout_ms,
         file.header_read_timeout_ms,
         connections.header_read_timeout.as_millis() as u64,
-    );
-    if header_read_timeout_ms == 0 {
-        return Err(invalid("header_read_timeout_ms", "must be at least 1"));
-    }
-    let idle_timeout_ms = pick(
+    )?;
+    let idle_timeout_ms = pick_positive(
         &mut s,
         "idle_timeout_ms",
         given.idle_timeout_ms,
         file.idle_timeout_ms,
         connections.idle_timeout.as_millis() as u64,
-    );
-    if idle_timeout_ms == 0 {
-        return Err(invalid("idle_timeout_ms", "must be at least 1"));
-    }
-    let max_connections =
-        pick(&mut s, "max_connections", given.max_connections, file.max_connections, connections.max_connections);
-    if max_connections == 0 {
-        return Err(invalid("max_connections", "must be at least 1"));
-    }
-    let max_connections_per_address = pick(
+    )?;
+    let max_connections = pick_positive(
+        &mut s,
+        "max_connections",
+        given.max_connections,
+        file.max_connections,
+        connections.max_connections,
+    )?;
+    let max_connections_per_address = pick_positive(
         &mut s,
         "max_connections_per_address",
         given.max_connections_per_address,
         file.max_connections_per_address,
         connections.max_connections_per_address,
-    );
-    if max_connections_per_address == 0 {
-        return Err(invalid("max_connections_per_address", "must be at least 1"));
-    }
-    let token_endpoint_rate = pick(
+    )?;
+    let token_endpoint_rate = pick_positive(
         &mut s,
         "token_endpoint_rate",
         given.token_endpoint_rate,
         file.token_endpoint_rate,
         config::DEFAULT_TOKEN_ENDPOINT_PER_SECOND,
-    );
-    if token_endpoint_rate == 0 {
-        return Err(invalid("token_endpoint_rate", "must be at least 1"));
-    }
-    let credential_checks = pick(
+    )?;
+    let credential_checks = pick_positive(
         &mut s,
         "credential_checks",
         given.credential_checks,
         file.credential_checks,
         CredentialChecks::default_at_once(),
-    );
-    if credential_checks == 0 {
-        return Err(invalid("credential_checks", "must be at least 1"));
-    }
+    )?;
     // Local development (`--dev`) delivers to receivers on this machine; production never does.
     let webhook_allow_private_targets = pick(
         &mut s,

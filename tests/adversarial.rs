@@ -25,7 +25,7 @@ const PEAK_RSS_LIMIT_KIB: u64 = 128 * 1024;
 const P99_LIMIT: Duration = Duration::from_millis(50);
 
 /// One flood at a time: they measure latency and memory on a 2-core machine.
-static TURN: Mutex<()> = Mutex::new(());
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn flood_duration() -> Duration {
     let seconds = std::env::var("TOKENVAULT_FLOOD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
@@ -232,7 +232,7 @@ where
 /// Argon2id hash (~19 MiB) were the checks not capped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_flood_with_made_up_client_ids_stays_bounded() {
-    let _turn = TURN.lock().unwrap_or_else(|poison| poison.into_inner());
+    let _turn = TURN.lock().await;
     let server = Server::start(&[]).await;
     let token_url = server.url(&format!("/v1/accounts/{ACCOUNT}/auth/token"));
     let body = json!({"grant_type": "client_credentials", "audience": format!("https://api.dintero.com/v1/accounts/{ACCOUNT}")});
@@ -264,7 +264,7 @@ async fn a_token_flood_with_made_up_client_ids_stays_bounded() {
 /// Every request with a new made-up method: the metrics registry must not grow with them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_made_up_methods_does_not_grow_the_metrics() {
-    let _turn = TURN.lock().unwrap_or_else(|poison| poison.into_inner());
+    let _turn = TURN.lock().await;
     let server = Server::start(&[]).await;
     let metrics_url = server.url("/metrics");
     let before = client_from(HONEST).get(&metrics_url).send().await.unwrap().text().await.unwrap().len();
@@ -300,7 +300,7 @@ async fn a_flood_of_made_up_methods_does_not_grow_the_metrics() {
 /// attacker can open from its address, reconnecting whenever the server closes one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_from_one_address_do_not_starve_the_others() {
-    let _turn = TURN.lock().unwrap_or_else(|poison| poison.into_inner());
+    let _turn = TURN.lock().await;
     let server = Server::start(&["--body-read-timeout-ms", "5000"]).await;
     let (addr, token) = (server.addr, server.attacker_token.clone());
     let closed = Arc::new(AtomicU64::new(0));
@@ -375,7 +375,7 @@ async fn time_until_closed(mut stream: TcpStream, trickle: Option<&[u8]>) -> Dur
 async fn slow_heads_and_idle_connections_are_closed_and_capped_per_address() {
     const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
     const MARGIN: Duration = Duration::from_millis(1500);
-    let _turn = TURN.lock().unwrap_or_else(|poison| poison.into_inner());
+    let _turn = TURN.lock().await;
     let server = Server::start(&["--header-read-timeout-ms", "2000", "--max-connections-per-address", "20"]).await;
 
     // A head sent a byte every 250 ms (it would take 10 s), a connection that sends nothing, and
