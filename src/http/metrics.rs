@@ -12,6 +12,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::places::Full;
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
@@ -35,13 +37,6 @@ pub struct Metrics {
     connections_open: AtomicU64,
     refused_total: AtomicU64,
     refused_per_address: AtomicU64,
-}
-
-/// Which connection limit turned a new connection away.
-#[derive(Debug, Clone, Copy)]
-pub enum ConnectionRefusal {
-    Total,
-    PerAddress,
 }
 
 /// The methods counted by name; every other method is counted as `OTHER`, so that made-up
@@ -94,10 +89,10 @@ impl Metrics {
     }
 
     /// Counts a connection refused at accept.
-    pub fn refuse_connection(&self, refusal: ConnectionRefusal) {
-        let counter = match refusal {
-            ConnectionRefusal::Total => &self.refused_total,
-            ConnectionRefusal::PerAddress => &self.refused_per_address,
+    pub fn refuse_connection(&self, full: Full) {
+        let counter = match full {
+            Full::Total => &self.refused_total,
+            Full::PerAddress => &self.refused_per_address,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod places;
 pub mod rate_limit;
 pub mod request_limits;
 pub mod response;
@@ -33,8 +34,9 @@ use crate::config::BODY_LIMIT_BYTES;
 use crate::crypto::TokenCipher;
 use crate::store::Store;
 use error::ApiError;
+use places::Places;
 use rate_limit::RateLimiter;
-use request_limits::{InFlight, RequestLimits};
+use request_limits::RequestLimits;
 
 /// The bounds the router puts on each request, with the defaults `tokenvault serve` starts
 /// with (the README's configuration table explains each).
@@ -178,7 +180,7 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
     let request_id = HeaderName::from_static("request-id");
     let metrics = state.metrics.clone();
     let limits = RequestLimits {
-        in_flight: InFlight::new(settings.max_in_flight, settings.max_in_flight_per_address),
+        in_flight: Places::new(settings.max_in_flight, settings.max_in_flight_per_address),
         metrics: state.metrics.clone(),
         body_read_timeout: settings.body_read_timeout,
     };

@@ -3,11 +3,9 @@
 //! client may take to send a body. `GET /health` is never shed, so that a load balancer does not
 //! take a busy instance for a dead one.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,74 +18,14 @@ use tokio::time::Sleep;
 
 use super::error::ApiError;
 use super::metrics::{Metrics, Rejection};
+use super::places::Places;
 use super::server::peer_address;
-
-/// Requests being answered at once, in all and per client address.
-pub struct InFlight {
-    max_total: usize,
-    max_per_address: usize,
-    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// One request's place; given back when the request is answered (or dropped).
-pub struct InFlightPlace {
-    in_flight: Arc<InFlight>,
-    address: Option<IpAddr>,
-}
-
-impl InFlight {
-    pub fn new(max_total: usize, max_per_address: usize) -> Arc<Self> {
-        Arc::new(Self {
-            max_total: max_total.max(1),
-            max_per_address: max_per_address.max(1),
-            counts: Mutex::default(),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
-        self.counts.lock().unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// A place for a request from `address`, or `None` when every place (or the address's
-    /// share) is taken.
-    pub fn enter(self: &Arc<Self>, address: Option<IpAddr>) -> Option<InFlightPlace> {
-        let mut counts = self.lock();
-        let (total, per_address) = &mut *counts;
-        if *total >= self.max_total {
-            return None;
-        }
-        if let Some(address) = address {
-            let count = per_address.entry(address).or_default();
-            if *count >= self.max_per_address {
-                return None;
-            }
-            *count += 1;
-        }
-        *total += 1;
-        Some(InFlightPlace { in_flight: self.clone(), address })
-    }
-}
-
-impl Drop for InFlightPlace {
-    fn drop(&mut self) {
-        let mut counts = self.in_flight.lock();
-        let (total, per_address) = &mut *counts;
-        *total -= 1;
-        if let Some(address) = self.address {
-            if let Some(count) = per_address.get_mut(&address) {
-                *count -= 1;
-                if *count == 0 {
-                    per_address.remove(&address);
-                }
-            }
-        }
-    }
-}
 
 /// What the request limits need: the places, the counters, and the body deadline.
 #[derive(Clone)]
 pub struct RequestLimits {
-    pub in_flight: Arc<InFlight>,
+    /// Requests being answered at once, in all and per client address.
+    pub in_flight: Arc<Places>,
     pub metrics: Arc<Metrics>,
     pub body_read_timeout: Duration,
 }
@@ -109,7 +47,7 @@ pub async fn limit_request(State(limits): State<RequestLimits>, request: Request
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let Some(_place) = limits.in_flight.enter(peer_address(&request).map(|peer| peer.ip())) else {
+    let Ok(_place) = limits.in_flight.enter(peer_address(&request).map(|peer| peer.ip())) else {
         limits.metrics.reject(Rejection::Overloaded);
         return ApiError::Overloaded.into_response();
     };
@@ -170,20 +108,6 @@ impl HttpBody for DeadlineBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn one_address_gets_its_share_and_no_more() {
-        let in_flight = InFlight::new(3, 2);
-        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
-        let first = in_flight.enter(Some(a)).unwrap();
-        let _second = in_flight.enter(Some(a)).unwrap();
-        assert!(in_flight.enter(Some(a)).is_none(), "beyond its share");
-        let _third = in_flight.enter(Some(b)).unwrap();
-        assert!(in_flight.enter(None).is_none(), "beyond the total");
-        drop(first);
-        assert!(in_flight.enter(Some(a)).is_some());
-        assert_eq!(in_flight.lock().0, 2, "every dropped place is given back");
-    }
 
     /// A body fed through a channel, a byte at a time.
     struct Trickle(tokio::sync::mpsc::Receiver<Bytes>);

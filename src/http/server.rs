@@ -6,12 +6,11 @@
 //! Only HTTP/1.1 is served: Dintero's APIs are HTTP/1.1 over TLS terminated in front of the
 //! server, and every bound here is written for it.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,7 +25,8 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use super::error::error_body;
-use super::metrics::{ConnectionRefusal, Metrics};
+use super::metrics::Metrics;
+use super::places::Places;
 
 /// The bounds on connections, with the defaults `tokenvault serve` starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let admission = Arc::new(Admission::new(limits));
+    let admission = Places::new(limits.max_connections, limits.max_connections_per_address);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).max_buf_size(MAX_HEAD_BYTES);
     let (stop, stopping) = tokio::sync::watch::channel(());
@@ -87,11 +87,13 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(ticket) = admission.admit(peer.ip()) else {
-            let reason = admission.refusal(peer.ip());
-            metrics.refuse_connection(reason);
-            refuse(&stream);
-            continue;
+        let ticket = match admission.enter(Some(peer.ip())) {
+            Ok(ticket) => ticket,
+            Err(full) => {
+                metrics.refuse_connection(full);
+                refuse(&stream);
+                continue;
+            }
         };
         // Answers are written whole at once: nothing gains from Nagle's delay.
         let _ = stream.set_nodelay(true);
@@ -143,67 +145,6 @@ fn refuse(stream: &TcpStream) {
     let _ = stream.try_write(response.as_bytes());
 }
 
-/// Counts open connections, in all and per client address.
-struct Admission {
-    limits: ConnectionLimits,
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// One admitted connection; gives its place back when dropped.
-struct Ticket {
-    admission: Arc<Admission>,
-    address: IpAddr,
-}
-
-impl Admission {
-    fn new(limits: ConnectionLimits) -> Self {
-        Self { limits, open: Mutex::new((0, HashMap::new())) }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, HashMap<IpAddr, usize>)> {
-        self.open.lock().unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    fn admit(self: &Arc<Self>, address: IpAddr) -> Option<Ticket> {
-        let mut open = self.lock();
-        let (total, per_address) = &mut *open;
-        let from_address = per_address.entry(address).or_default();
-        if *total >= self.limits.max_connections || *from_address >= self.limits.max_connections_per_address {
-            if *from_address == 0 {
-                per_address.remove(&address);
-            }
-            return None;
-        }
-        *from_address += 1;
-        *total += 1;
-        Some(Ticket { admission: self.clone(), address })
-    }
-
-    /// Which limit a refused connection met.
-    fn refusal(&self, address: IpAddr) -> ConnectionRefusal {
-        let open = self.lock();
-        if open.1.get(&address).copied().unwrap_or(0) >= self.limits.max_connections_per_address {
-            ConnectionRefusal::PerAddress
-        } else {
-            ConnectionRefusal::Total
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut open = self.admission.lock();
-        let (total, per_address) = &mut *open;
-        *total -= 1;
-        if let Some(count) = per_address.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                per_address.remove(&self.address);
-            }
-        }
-    }
-}
-
 /// A client connection as hyper sees it: closed after `idle_timeout` without progress, and with
 /// hyper's own parser refusals rewritten into Dintero's error body.
 struct ConnectionIo {
@@ -246,7 +187,25 @@ impl ConnectionIo {
         }
     }
 
-    /// Sends what is left of a rewritten refusal.
+    /// Writes with `write` once a rewritten refusal is out, noting progress and idleness.
+    fn poll_forward(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        std::task::ready!(self.poll_rewritten(cx))?;
+        match write(Pin::new(&mut self.stream), cx) {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(n) if n > 0) {
+                    self.last_progress = Instant::now();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.check_idle(cx).map(Err),
+        }
+    }
+
+    /// Sends what is left of a rewritten refusal (ready once nothing is left).
     fn poll_rewritten(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while let Some((bytes, sent)) = &mut self.rewritten {
             if *sent == bytes.len() {
@@ -286,29 +245,16 @@ impl AsyncRead for ConnectionIo {
 impl AsyncWrite for ConnectionIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if let Poll::Ready(Err(error)) = this.poll_rewritten(cx) {
-            return Poll::Ready(Err(error));
-        }
-        if this.rewritten.is_some() {
-            return Poll::Pending;
-        }
+        std::task::ready!(this.poll_rewritten(cx))?;
         if let Some(rewritten) = rewrite_parser_refusal(buf) {
             this.rewritten = Some((rewritten, 0));
-            return match this.poll_rewritten(cx) {
-                Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-                // hyper's bytes are taken; the rest of ours goes out on the next flush.
-                _ => Poll::Ready(Ok(buf.len())),
-            };
-        }
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(n) if n > 0) {
-                    this.last_progress = Instant::now();
-                }
-                Poll::Ready(result)
+            if let Poll::Ready(Err(error)) = this.poll_rewritten(cx) {
+                return Poll::Ready(Err(error));
             }
-            Poll::Pending => this.check_idle(cx).map(Err),
+            // hyper's bytes are taken; the rest of ours goes out on the next flush.
+            return Poll::Ready(Ok(buf.len()));
         }
+        this.poll_forward(cx, |stream, cx| stream.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -321,22 +267,7 @@ impl AsyncWrite for ConnectionIo {
         if let (Some(only), None) = (filled.next(), filled.next()) {
             return self.poll_write(cx, only);
         }
-        let this = &mut *self;
-        if let Poll::Ready(Err(error)) = this.poll_rewritten(cx) {
-            return Poll::Ready(Err(error));
-        }
-        if this.rewritten.is_some() {
-            return Poll::Pending;
-        }
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(n) if n > 0) {
-                    this.last_progress = Instant::now();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending => this.check_idle(cx).map(Err),
-        }
+        self.poll_forward(cx, |stream, cx| stream.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -414,23 +345,5 @@ mod tests {
         assert_eq!(rewrite_parser_refusal(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n"), None);
         assert_eq!(rewrite_parser_refusal(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"), None);
         assert_eq!(rewrite_parser_refusal(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n{}"), None);
-    }
-
-    #[test]
-    fn admission_counts_per_address_and_in_all() {
-        let limits = ConnectionLimits { max_connections: 3, max_connections_per_address: 2, ..Default::default() };
-        let admission = Arc::new(Admission::new(limits));
-        let (a, b, c): (IpAddr, IpAddr, IpAddr) =
-            ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap(), "127.0.0.3".parse().unwrap());
-        let first = admission.admit(a).unwrap();
-        let _second = admission.admit(a).unwrap();
-        assert!(admission.admit(a).is_none());
-        assert!(matches!(admission.refusal(a), ConnectionRefusal::PerAddress));
-        let _third = admission.admit(b).unwrap();
-        assert!(admission.admit(c).is_none());
-        assert!(matches!(admission.refusal(c), ConnectionRefusal::Total));
-        drop(first);
-        assert!(admission.admit(c).is_some());
-        assert_eq!(admission.lock().1.get(&c), None, "a dropped ticket leaves no entry behind");
     }
 }
