@@ -1,4 +1,6 @@
-//! Start-up: open the store, load keys, bind, serve until told to stop.
+//! Start-up, the one place that knows every floor: read the settings, open the store and the
+//! cipher, build the use cases and the key ring, bind, serve until told to stop. The command line
+//! opens what its commands need through the `open_*` functions here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,13 +11,16 @@ use tokio::task::JoinHandle;
 
 use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
-use crate::config::ServeConfig;
-use crate::crypto::{keyring, values, CryptoError, TokenCipher};
-use crate::http::{self, AppState, Limits, RequestSettings};
-use crate::store::{self, Store, StoreError, StoreOptions, TokenValueMode};
-use crate::webhooks;
+use crate::crypto::{CryptoError, TokenCipher};
+use crate::http::{self, AppState, Limits};
+use crate::service::admin::Admin;
+use crate::service::keys::{self, MasterKey};
+use crate::service::webhook_targets::TargetPolicy;
+use crate::service::{webhook_worker, ServiceError, Vault};
+use crate::settings::{DatabaseUrl, ServeConfig};
+use crate::store::{self, Store, StoreError};
 
-/// Why the server could not start; each names what to fix.
+/// Why the server (or a command) could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("database: {0}")]
@@ -25,6 +30,8 @@ pub enum StartupError {
     #[error("encryption key: {0}")]
     Crypto(#[from] CryptoError),
     #[error("{0}")]
+    Service(#[from] ServiceError),
+    #[error("{0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -33,6 +40,9 @@ pub enum StartupError {
 /// A server running on its own task.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// The server's use cases, for what the command line does beside serving (`serve --dev`).
+    pub vault: Arc<Vault>,
+    /// The store itself, for tests that look behind the API.
     pub store: Arc<dyn Store>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
@@ -58,44 +68,67 @@ impl RunningServer {
     }
 }
 
-/// The card-token cipher: the configured key, or for an embedded database a key file kept
-/// beside it and created on first start.
-pub fn load_cipher(config: &ServeConfig) -> Result<TokenCipher, StartupError> {
-    match (&config.encryption_key, config.sqlite_key_file()) {
-        (Some(key), _) => Ok(TokenCipher::from_base64(key)?),
-        (None, Some(path)) => Ok(TokenCipher::from_key_file(&path)?),
-        (None, None) => Err(StartupError::Config(
-            "--encryption-key (TOKENVAULT_ENCRYPTION_KEY) must be set when the database is PostgreSQL, the same on every instance".to_owned(),
-        )),
-    }
+/// Process-wide settings of the embedded database; call before anything opens one.
+pub fn configure_process() {
+    store::sqlite::configure_process();
 }
 
-/// The cipher with the store's whole key ring loaded: what every command that seals or opens
-/// values uses, so that values sealed after a rotation open and new ones use the newest key.
-pub async fn open_cipher(config: &ServeConfig, store: &dyn Store) -> Result<Arc<TokenCipher>, StartupError> {
-    let cipher = load_cipher(config)?;
-    cipher.refresh(store).await?;
-    Ok(Arc::new(cipher))
+fn master_key(config: &ServeConfig) -> Result<MasterKey, StartupError> {
+    config.master_key().ok_or_else(|| {
+        StartupError::Config(
+            "--encryption-key (TOKENVAULT_ENCRYPTION_KEY) must be set when the database is PostgreSQL, the same on every instance".to_owned(),
+        )
+    })
+}
+
+/// The master key's cipher without the store's data keys: the configured key, or for an
+/// embedded database a key file kept beside it and created on first start.
+pub fn load_cipher(config: &ServeConfig) -> Result<TokenCipher, StartupError> {
+    Ok(keys::load_cipher(&master_key(config)?)?)
 }
 
 /// Opens the configured store, with migrations applied.
 pub async fn open_store(config: &ServeConfig) -> Result<Arc<dyn Store>, StartupError> {
-    let options = StoreOptions { pool_size: config.pool_size, acquire_timeout: config.acquire_timeout };
-    Ok(store::open(&config.database_url, &options).await?)
+    Ok(store::open(&config.database_url, &config.store).await?)
+}
+
+/// The use cases on the configured database, with the store's whole key ring loaded.
+pub async fn open_vault(config: &ServeConfig) -> Result<Vault, StartupError> {
+    let store = open_store(config).await?;
+    vault_on(store, config).await
+}
+
+async fn vault_on(store: Arc<dyn Store>, config: &ServeConfig) -> Result<Vault, StartupError> {
+    let cipher = keys::open_cipher(&master_key(config)?, store.as_ref()).await?;
+    Ok(vault_with(store, cipher, config))
+}
+
+fn vault_with(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, config: &ServeConfig) -> Vault {
+    Vault::new(store, cipher, TargetPolicy { allow_private: config.webhooks.allow_private_targets })
+}
+
+/// What the commands that need no encryption key work on (clients, audit trail).
+pub async fn open_admin(database_url: &DatabaseUrl) -> Result<Admin, StartupError> {
+    Ok(Admin::new(store::open(database_url, &Default::default()).await?))
+}
+
+/// `tokenvault migrate`: see [`store::migrate`].
+pub async fn migrate(database_url: &DatabaseUrl) -> Result<Vec<i64>, StartupError> {
+    Ok(store::migrate(database_url).await?)
 }
 
 /// Opens everything and starts serving on `config.listen` (port 0 picks a free port).
 pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let store = open_store(&config).await?;
-    let cipher = open_cipher(&config, store.as_ref()).await?;
-    if config.seal_token_values || store.token_value_mode().await? == TokenValueMode::Converting {
-        let converted = values::seal_stored_values(store.as_ref(), &cipher, "serve --seal-token-values").await?;
+    let cipher = keys::open_cipher(&master_key(&config)?, store.as_ref()).await?;
+    let vault = Arc::new(vault_with(store.clone(), cipher.clone(), &config));
+    if vault.token_values_need_sealing(config.seal_token_values).await? {
+        let converted = vault.seal_stored_values("serve --seal-token-values").await?;
         tracing::info!(converted, "customer token values are sealed");
     }
-    let keys = KeyRing::load(store.as_ref(), cipher.clone(), config.issuer.clone(), config.token_ttl_seconds).await?;
-    let key_refresher = keyring::spawn_refresher(store.clone(), cipher.clone());
-    let webhook_wake = Arc::new(tokio::sync::Notify::new());
-    let worker = webhooks::spawn(store.clone(), cipher.clone(), config.webhooks, webhook_wake.clone());
+    let keys = KeyRing::load(store.clone(), cipher, config.issuer.clone(), config.token_ttl_seconds).await?;
+    let key_refresher = vault.spawn_key_refresher();
+    let worker = webhook_worker::spawn(vault.clone(), config.webhooks);
     let limits = Limits::new(
         config.token_requests_per_minute,
         config.token_endpoint_per_second,
@@ -104,24 +137,13 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     );
     let metrics = Arc::new(http::metrics::Metrics::default());
     let state = AppState {
-        store: store.clone(),
+        vault: vault.clone(),
         keys: Arc::new(keys),
-        cipher,
-        webhook_wake,
         limits: Arc::new(limits),
         metrics: metrics.clone(),
-        idempotency: http::idempotency::IdempotencySettings { ttl: config.idempotency_ttl, ..Default::default() },
-        webhook_targets: webhooks::targets::TargetPolicy { allow_private: config.webhooks.allow_private_targets },
+        idempotency: config.idempotency,
     };
-    let router = http::router(
-        state,
-        RequestSettings {
-            request_timeout: config.request_timeout,
-            body_read_timeout: config.body_read_timeout,
-            max_in_flight: config.max_in_flight,
-            max_in_flight_per_address: config.max_in_flight_per_address,
-        },
-    );
+    let router = http::router(state, config.requests);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -142,5 +164,5 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         let _ = key_refresher.await;
         served
     });
-    Ok(RunningServer { addr, store, shutdown, task })
+    Ok(RunningServer { addr, vault, store, shutdown, task })
 }

@@ -1,18 +1,25 @@
 //! tokenvault: a self-hostable server that speaks Dintero's customer-token and card-token APIs.
 //!
-//! Data flows one way: [`http`] (axum routers and extractors) → [`domain`] (types, validation)
-//! → [`store`] (SQLite or PostgreSQL behind one trait). [`auth`] issues and checks the JWTs every
-//! call carries; [`crypto`] keeps card tokens encrypted at rest; [`app`] wires it all up.
+//! The code is built in floors, and calls only run downwards (a test, `tests/architecture.rs`,
+//! keeps it so):
+//!
+//! - [`http`] (axum routers, extractors, the connection floor) and the command line (`src/cli`)
+//!   are adapters: they turn requests and commands into calls and results into answers.
+//! - [`service`] holds the use cases, each written once, over a [`service::Vault`] (store,
+//!   cipher, webhook outbox); [`auth`] issues and checks the JWTs every call carries. Secrets
+//!   are sealed and opened only here.
+//! - [`store`] (one port, SQLite and PostgreSQL behind it) and [`crypto`] (sealing with the key
+//!   ring) sit below the services and know nothing of each other.
+//! - [`domain`] (types, validation, paging) depends on nothing.
+//!
+//! [`settings`] assembles each floor's own settings from flags, environment and file; only
+//! [`app`] (start-up, which wires the floors together) and the command line read it.
 
 pub mod app;
 pub mod auth;
-pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
-pub mod import;
-pub mod seed;
+pub mod service;
 pub mod settings;
 pub mod store;
-pub mod transfer;
-pub mod webhooks;

@@ -9,10 +9,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use cli::data::{export, import_dataset, import_file};
 use cli::serve::serve;
 use tokenvault::app;
-use tokenvault::config::{self, ServeConfig};
 use tokenvault::domain::AccountId;
-use tokenvault::store;
-use tokenvault::{seed, settings};
+use tokenvault::service::seed;
+use tokenvault::settings::{self, DatabaseUrl, Secret, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc malloc: under load, glibc's arenas and free-list consolidation took
@@ -135,8 +134,13 @@ enum CardTokensCommand {
 struct DatabaseArgs {
     /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST/DB`; TLS to PostgreSQL as
     /// in libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem` (see README).
-    #[arg(long, env = "TOKENVAULT_DATABASE_URL", default_value = config::DEFAULT_DATABASE_URL)]
-    database_url: String,
+    #[arg(long, env = "TOKENVAULT_DATABASE_URL", default_value = settings::DEFAULT_DATABASE_URL,
+          value_parser = parse_database_url)]
+    database_url: DatabaseUrl,
+}
+
+fn parse_database_url(text: &str) -> Result<DatabaseUrl, String> {
+    text.parse().map_err(|e: settings::UnsupportedUrl| e.to_string())
 }
 
 #[derive(Args)]
@@ -364,7 +368,7 @@ fn log_filter() -> EnvFilter {
 }
 
 fn main() -> ExitCode {
-    store::sqlite::configure_process();
+    app::configure_process();
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr);
     match cli.log_format {
@@ -415,7 +419,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     (cli::clients::Action::RotateSecret { client_id }, database)
                 }
             };
-            cli::clients::run(action, database.database_url).await
+            cli::clients::run(action, &database.database_url).await
         }
         Command::CardTokens { command: CardTokensCommand::Import { file, account, database, encryption_key } } => {
             let account = parse_account(&account)?;
@@ -427,10 +431,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let fixtures: seed::Fixtures =
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let mut config = ServeConfig::new(database.database_url);
-            config.encryption_key = encryption_key;
-            let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
-            let cipher = app::open_cipher(&config, store.as_ref()).await.map_err(|e| e.to_string())?;
-            let summary = seed::load(store.as_ref(), &cipher, &account, &fixtures).await.map_err(|e| e.to_string())?;
+            config.encryption_key = encryption_key.map(Secret);
+            let vault = app::open_vault(&config).await.map_err(|e| e.to_string())?;
+            let summary = seed::load(&vault, &account, &fixtures).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
             Ok(())
         }
@@ -441,18 +444,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string()),
         Command::Audit(args) => {
             let account = args.account.as_deref().map(parse_account).transpose()?;
-            let store =
-                app::open_store(&ServeConfig::new(args.database.database_url)).await.map_err(|e| e.to_string())?;
-            let mut after = 0;
-            loop {
-                let records = store.list_audit(account.as_ref(), after, 500).await.map_err(|e| e.to_string())?;
-                let Some(last) = records.last() else { break };
-                after = last.seq;
-                for record in &records {
+            let admin = app::open_admin(&args.database.database_url).await.map_err(|e| e.to_string())?;
+            admin
+                .walk_audit(account.as_ref(), |record| {
                     println!("{}", serde_json::to_string(record).map_err(|e| e.to_string())?);
-                }
-            }
-            Ok(())
+                    Ok(())
+                })
+                .await
         }
         Command::Keys { command } => {
             let (action, key) = match command {
@@ -463,8 +461,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             cli::keys::run(action, key.database.database_url, key.encryption_key).await
         }
         Command::Migrate { database } => {
-            let applied = store::migrate(&database.database_url).await.map_err(|e| e.to_string())?;
-            let target = config::redact_url(&database.database_url);
+            let applied = app::migrate(&database.database_url).await.map_err(|e| e.to_string())?;
+            let target = &database.database_url;
             if applied.is_empty() {
                 eprintln!("{target}: schema up to date, nothing to apply");
             } else {

@@ -7,12 +7,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokenvault::config::ServeConfig;
 use tokenvault::domain::card_token::CardTokenFilter;
 use tokenvault::domain::{AccountId, PageRequest};
+use tokenvault::settings::ServeConfig;
 
 const ACCOUNT: &str = "T12345678";
-const BATCH_LINES: u64 = tokenvault::import::BATCH_LINES as u64;
+const BATCH_LINES: u64 = tokenvault::service::import::BATCH_LINES as u64;
 
 fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_tokenvault")
@@ -63,7 +63,7 @@ fn summary(output: &Output) -> Value {
 
 /// Every card token of the account, counted through the store.
 async fn stored_count(dir: &Path) -> u64 {
-    let store = tokenvault::app::open_store(&ServeConfig::new(database_url(dir))).await.unwrap();
+    let store = tokenvault::app::open_store(&ServeConfig::new(database_url(dir).parse().unwrap())).await.unwrap();
     let account = AccountId::parse("aid", ACCOUNT).unwrap();
     let filter = CardTokenFilter { include_deleted: true, ..CardTokenFilter::default() };
     let page = PageRequest { limit: 1, starting_after: None, include_total: true };
@@ -87,15 +87,14 @@ async fn a_good_file_is_imported_and_a_rerun_skips_everything() {
 
     // The stored tokens decrypt with the key kept beside the database, and the plain tokens
     // are nowhere in the database files.
-    let store = tokenvault::app::open_store(&ServeConfig::new(database_url(dir.path()))).await.unwrap();
-    let cipher = tokenvault::app::load_cipher(&ServeConfig::new(database_url(dir.path()))).unwrap();
+    let vault =
+        tokenvault::app::open_vault(&ServeConfig::new(database_url(dir.path()).parse().unwrap())).await.unwrap();
     let account = AccountId::parse("aid", ACCOUNT).unwrap();
-    let record = store.get_card_token(&account, "imported-1").await.unwrap().unwrap();
-    let card = cipher.reveal(record).unwrap();
+    let card = vault.card_token(&account, "imported-1").await.unwrap();
     assert_eq!(card.token.as_deref(), Some("psp-token-1"));
     assert_eq!(card.created_by, "tokenvault-import");
     assert_eq!(card.external_token_references, Some(vec!["legacy-1".to_owned()]));
-    drop(store);
+    drop(vault);
     for name in ["tokenvault.db", "tokenvault.db-wal"] {
         let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
         assert!(!bytes.windows(11).any(|w| w == b"psp-token-1"), "{name} holds a plain token");

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokenvault::app::RunningServer;
-use tokenvault::config::ServeConfig;
 use tokenvault::domain::AccountId;
+use tokenvault::settings::ServeConfig;
 
 const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
@@ -40,7 +40,7 @@ struct App {
 impl App {
     async fn start() -> App {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServeConfig::new(format!("sqlite://{}/tv.db", dir.path().display()));
+        let mut config = ServeConfig::new(format!("sqlite://{}/tv.db", dir.path().display()).parse().unwrap());
         // The webhook subscription of the walk-through names 127.0.0.1.
         config.webhooks.allow_private_targets = true;
         let server = tokenvault::app::start(config).await.expect("server starts");

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokenvault::config::ServeConfig;
+use tokenvault::settings::ServeConfig;
 use tokenvault::store::{self, StoreOptions};
 
 #[path = "support/postgres.rs"]
@@ -75,15 +75,15 @@ impl Drop for TestDb {
 }
 
 fn serve_config(url: &str) -> ServeConfig {
-    let mut config = ServeConfig::new(url);
-    config.encryption_key = Some("dG9rZW52YXVsdC10ZXN0LWtleS0zMi1ieXRlcy0tLS0=".into());
-    config.pool_size = 4;
+    let mut config = ServeConfig::new(url.parse().unwrap());
+    config.encryption_key = Some(tokenvault::settings::Secret("dG9rZW52YXVsdC10ZXN0LWtleS0zMi1ieXRlcy0tLS0=".into()));
+    config.store.pool_size = 4;
     config
 }
 
 /// The message of a store that could not be opened.
 async fn open_error(url: &str) -> String {
-    match store::open(url, &StoreOptions::default()).await {
+    match store::open(&parsed(url), &StoreOptions::default()).await {
         Ok(_) => panic!("{url} connected"),
         Err(e) => e.to_string(),
     }
@@ -126,10 +126,10 @@ async fn verify_full_encrypts_every_session() {
 
     // `tokenvault migrate` (one connection of its own), a server (the pool), the CLI, and an
     // export/import connection held open beside them.
-    assert!(!store::migrate(&url).await.expect("migrate over verify-full").is_empty());
+    assert!(!store::migrate(&parsed(&url)).await.expect("migrate over verify-full").is_empty());
     let server = tokenvault::app::start(serve_config(&url)).await.expect("serve over verify-full");
     some_work(&url, &server.url()).await;
-    let dataset = store::dataset::open(&url).await.expect("export/import connection over verify-full");
+    let dataset = store::dataset::open(&parsed(&url)).await.expect("export/import connection over verify-full");
 
     let (sessions, encrypted) = db.sessions().await;
     assert!(sessions >= 2, "{sessions} sessions");
@@ -142,7 +142,8 @@ async fn verify_full_encrypts_every_session() {
 async fn sslmode_decides_whether_sessions_are_encrypted() {
     let Some(db) = TestDb::create().await else { return };
     // The control: with `disable` the same query sees plain sessions.
-    let plain = store::open(&db.url("localhost", "sslmode=disable"), &StoreOptions::default()).await.expect("disable");
+    let plain =
+        store::open(&parsed(db.url("localhost", "sslmode=disable")), &StoreOptions::default()).await.expect("disable");
     plain.ping().await.unwrap();
     let (sessions, encrypted) = db.sessions().await;
     assert!(sessions >= 1, "{sessions} sessions");
@@ -157,18 +158,18 @@ async fn sslmode_decides_whether_sessions_are_encrypted() {
     .expect("the plain sessions end");
 
     // Saying nothing means `prefer`: encrypted, as the server offers TLS (no longer plain text).
-    let preferred = store::open(&db.url("localhost", "application_name=tv-tls"), &StoreOptions::default())
+    let preferred = store::open(&parsed(db.url("localhost", "application_name=tv-tls")), &StoreOptions::default())
         .await
         .expect("default sslmode");
     preferred.ping().await.unwrap();
     // `require` without a root: encrypted, any certificate accepted (libpq's require), even for
     // a host name the certificate does not have.
     let required =
-        store::open(&db.url("127.0.0.1", "sslmode=require"), &StoreOptions::default()).await.expect("require");
+        store::open(&parsed(db.url("127.0.0.1", "sslmode=require")), &StoreOptions::default()).await.expect("require");
     required.ping().await.unwrap();
     // `verify-ca` checks the chain but not the name: 127.0.0.1 is fine.
     let verify_ca = db.url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={SNAKEOIL}"));
-    let chain_only = store::open(&verify_ca, &StoreOptions::default()).await.expect("verify-ca");
+    let chain_only = store::open(&parsed(verify_ca), &StoreOptions::default()).await.expect("verify-ca");
     chain_only.ping().await.unwrap();
     let (sessions, encrypted) = db.sessions().await;
     assert!(sessions >= 3, "{sessions} sessions");
@@ -177,7 +178,7 @@ async fn sslmode_decides_whether_sessions_are_encrypted() {
     // A Unix socket has no TLS: `prefer` (the default) connects in plain text there.
     if Path::new("/var/run/postgresql/.s.PGSQL.5432").exists() {
         let url = format!("postgres://postgres@%2Fvar%2Frun%2Fpostgresql/{}", db.name);
-        let local = store::open(&url, &StoreOptions::default()).await.expect("Unix socket, default sslmode");
+        let local = store::open(&parsed(url), &StoreOptions::default()).await.expect("Unix socket, default sslmode");
         local.ping().await.unwrap();
     }
 }
@@ -190,8 +191,8 @@ async fn certificate_checks_refuse_the_wrong_server() {
     let wrong_name = db.url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={SNAKEOIL}"));
     for error in [
         open_error(&wrong_name).await,
-        store::migrate(&wrong_name).await.expect_err("migrate connected").to_string(),
-        store::dataset::open(&wrong_name).await.err().expect("export connected").to_string(),
+        store::migrate(&parsed(&wrong_name)).await.expect_err("migrate connected").to_string(),
+        store::dataset::open(&parsed(&wrong_name)).await.err().expect("export connected").to_string(),
     ] {
         assert!(error.contains("certificate") && error.contains("name") && error.contains("127.0.0.1"), "{error}");
     }
@@ -236,4 +237,9 @@ fn bad_tls_parameters_are_startup_errors() {
             assert!(!stderr.contains("panicked") && !stderr.contains("hunter2"), "{command} {query}: {stderr}");
         }
     }
+}
+
+/// A database URL as the store takes it.
+fn parsed(url: impl AsRef<str>) -> tokenvault::store::DatabaseUrl {
+    url.as_ref().parse().expect("a PostgreSQL URL")
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tokenvault::auth::clients;
-use tokenvault::config::ServeConfig;
 use tokenvault::domain::AccountId;
+use tokenvault::settings::ServeConfig;
 
 /// A virtual environment with the example's requirements, kept between runs in Cargo's target
 /// directory. `None` (with a notice) where Python cannot provide one.
@@ -45,7 +45,9 @@ async fn dinteros_python_sdk_drives_the_token_endpoints() {
 
     let dir = tempfile::tempdir().unwrap();
     let server =
-        tokenvault::app::start(ServeConfig::new(format!("sqlite://{}/tv.db", dir.path().display()))).await.unwrap();
+        tokenvault::app::start(ServeConfig::new(format!("sqlite://{}/tv.db", dir.path().display()).parse().unwrap()))
+            .await
+            .unwrap();
     let account = AccountId::parse("aid", "T00000001").unwrap();
     let scopes = vec!["admin:customers".to_owned(), "admin:checkout".to_owned()];
     let credentials = clients::create_client(server.store.as_ref(), &account, scopes).await.unwrap();

@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use sha1::Sha1;
 use tempfile::TempDir;
 use tokenvault::app::RunningServer;
-use tokenvault::config::ServeConfig;
 use tokenvault::domain::AccountId;
-use tokenvault::webhooks::WebhookSettings;
+use tokenvault::service::webhook_worker::WebhookSettings;
+use tokenvault::settings::ServeConfig;
 use uuid::Uuid;
 
 #[path = "support/postgres.rs"]
@@ -98,8 +98,8 @@ impl TestDb {
                 (database.url.clone(), None, Some(database), Some(STANDARD.encode([0x5au8; 32])))
             }
         };
-        let mut config = ServeConfig::new(url);
-        config.encryption_key = key;
+        let mut config = ServeConfig::new(url.parse().unwrap());
+        config.encryption_key = key.map(tokenvault::settings::Secret);
         // The receivers of these tests listen on 127.0.0.1: allowed explicitly, as for local
         // development (the tests of the refusal turn it off).
         config.webhooks = WebhookSettings {
@@ -132,7 +132,7 @@ impl TestDb {
                 rows
             }
             None => {
-                let client = pg::connect_plain(&self.config.database_url).await.unwrap();
+                let client = pg::connect_plain(self.config.database_url.expose()).await.unwrap();
                 let rows = client.query(SELECT, &[]).await.unwrap();
                 rows.iter().map(|row| (row.get(0), i64::from(row.get::<_, i32>(1)), row.get(2), row.get(3))).collect()
             }
@@ -148,7 +148,7 @@ impl TestDb {
                 conn.query_row(COUNT, [], |row| row.get(0)).unwrap()
             }
             None => {
-                let client = pg::connect_plain(&self.config.database_url).await.unwrap();
+                let client = pg::connect_plain(self.config.database_url.expose()).await.unwrap();
                 client.query_one(COUNT, &[]).await.unwrap().get(0)
             }
         }

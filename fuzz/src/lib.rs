@@ -21,6 +21,7 @@ use tokenvault::crypto::TokenCipher;
 use tokenvault::domain::client::{ClientRecord, SigningKeyRecord};
 use tokenvault::domain::{AccountId, Timestamp};
 use tokenvault::http::{AppState, Limits};
+use tokenvault::service::Vault;
 use tokenvault::store::{Store, StoreOptions};
 
 /// The account the fuzzers act for, and another one (for cross-account requests).
@@ -85,14 +86,16 @@ fn remove_stale_scratch_dirs(parent: &Path) {
     }
 }
 
-pub fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
+pub fn sqlite_url(path: &Path) -> tokenvault::store::DatabaseUrl {
+    format!("sqlite://{}", path.display()).parse().expect("an SQLite URL")
 }
 
 /// Everything a request needs, over a store with the fixed signing key.
 pub struct Fixture {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
+    /// The master key the fixture's data is sealed with.
+    pub cipher: Arc<TokenCipher>,
     pub state: AppState,
     /// A valid access token for [`ACCOUNT`] with every scope.
     pub token: String,
@@ -119,7 +122,7 @@ async fn build_fixture() -> Fixture {
     store.insert_signing_key(&record).await.expect("insert signing key");
     let cipher = Arc::new(TokenCipher::from_master_key(&[9u8; 32]));
     let keys =
-        Arc::new(KeyRing::load(store.as_ref(), cipher.clone(), ISSUER.to_owned(), 86_400).await.expect("key ring"));
+        Arc::new(KeyRing::load(store.clone(), cipher.clone(), ISSUER.to_owned(), 86_400).await.expect("key ring"));
     let scopes: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
     // The tokens' clients exist: verification refuses tokens of clients that do not.
     for (client_id, account, scopes) in
@@ -141,17 +144,23 @@ async fn build_fixture() -> Fixture {
     let other_token = keys
         .sign("fuzz-other", OTHER_ACCOUNT, "https://api.dintero.com", &["read:checkout".to_owned()], 1)
         .expect("sign");
+    let vault = Arc::new(Vault::new(store.clone(), cipher.clone(), Default::default()));
     let state = AppState {
-        store: store.clone(),
+        vault,
         keys: keys.clone(),
-        cipher,
-        webhook_wake: Arc::new(tokio::sync::Notify::new()),
         limits: Arc::new(Limits::new(60, 50, 2, 0)),
         metrics: Arc::default(),
         idempotency: Default::default(),
-        webhook_targets: Default::default(),
     };
-    Fixture { store, keys, state, token, other_token, account: AccountId::parse("account", ACCOUNT).expect("account") }
+    Fixture {
+        store,
+        keys,
+        cipher,
+        state,
+        token,
+        other_token,
+        account: AccountId::parse("account", ACCOUNT).expect("account"),
+    }
 }
 
 /// The whole router over the fixture's state, as `serve` builds it.

@@ -62,6 +62,8 @@ struct CachedClient {
 /// Signs access tokens with the newest key and verifies them with any published key.
 pub struct KeyRing {
     keys: RwLock<Arc<Keys>>,
+    /// Where keys another instance created, and the clients tokens name, are looked up.
+    store: Arc<dyn Store>,
     /// Opens the sealed private keys (the master key; see `crypto::signing`).
     cipher: Arc<TokenCipher>,
     issuer: String,
@@ -78,27 +80,43 @@ impl KeyRing {
     /// does not open with `cipher`'s master key: a server must not start on another database's
     /// key, nor sign with a key it cannot vouch for.
     pub async fn load(
-        store: &dyn Store,
+        store: Arc<dyn Store>,
         cipher: Arc<TokenCipher>,
         issuer: String,
         ttl_seconds: u64,
     ) -> Result<Self, AuthError> {
-        let mut records = store.signing_keys().await?;
-        if records.is_empty() {
-            store.insert_signing_key(&generate_key(&cipher)?).await?;
-            records = store.signing_keys().await?;
-        }
-        if seal_clear_keys(store, &cipher, &records).await? {
-            records = store.signing_keys().await?;
-        }
+        let records = Self::load_records(store.as_ref(), &cipher).await?;
         Ok(Self {
             keys: RwLock::new(Arc::new(build_keys(&records, &cipher)?)),
+            store,
             cipher,
             issuer,
             ttl_seconds,
             verified: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
         })
+    }
+
+    async fn load_records(store: &dyn Store, cipher: &TokenCipher) -> Result<Vec<SigningKeyRecord>, AuthError> {
+        let mut records = store.signing_keys().await?;
+        if records.is_empty() {
+            store.insert_signing_key(&generate_key(cipher)?).await?;
+            records = store.signing_keys().await?;
+        }
+        if seal_clear_keys(store, cipher, &records).await? {
+            records = store.signing_keys().await?;
+        }
+        Ok(records)
+    }
+
+    /// Checks a client's id and secret (`POST …/auth/token`) within `checks`' bounds.
+    pub async fn authenticate(
+        &self,
+        checks: &super::clients::CredentialChecks,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<crate::domain::client::ClientRecord, AuthError> {
+        super::clients::authenticate(self.store.as_ref(), checks, client_id, secret).await
     }
 
     pub fn ttl_seconds(&self) -> u64 {
@@ -142,7 +160,8 @@ impl KeyRing {
     /// `nbf` (within the clock skew allowed), then that `sub` is a live client of `aid` holding
     /// every scope the token claims, under its current secret generation. A key id this instance
     /// does not know yet is looked up in the store once (another instance may have created it).
-    pub async fn verify(&self, token: &str, store: &dyn Store) -> Result<Claims, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let store = self.store.as_ref();
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidToken);
         }

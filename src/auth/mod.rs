@@ -29,8 +29,6 @@ pub enum AuthError {
     MissingScope(String),
     #[error("{field}: {message}", field = .0.field, message = .0.message)]
     InvalidField(FieldError),
-    #[error("sandbox operations are only for test accounts (T…), not {0}")]
-    ProductionAccount(String),
     #[error("signing failed: {0}")]
     Signing(String),
     #[error("too many client credential checks at once; retry shortly")]

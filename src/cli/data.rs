@@ -1,15 +1,14 @@
 //! Commands that move data in and out: `export`, `import` and `card-tokens import`.
 
-use tokenvault::config::{self, ServeConfig};
+use tokenvault::app;
 use tokenvault::domain::AccountId;
-use tokenvault::store::dataset;
-use tokenvault::{app, import, transfer};
+use tokenvault::service::{import, transfer};
+use tokenvault::settings::{DatabaseUrl, Secret, ServeConfig};
 
 use super::progress::ProgressBar;
 
 /// `tokenvault export`: the whole dataset as JSON Lines, to a file or stdout.
-pub async fn export(database_url: &str, output: &str) -> Result<(), String> {
-    let mut source = dataset::open(database_url).await.map_err(|e| e.to_string())?;
+pub async fn export(database_url: &DatabaseUrl, output: &str) -> Result<(), String> {
     let mut bar = ProgressBar::new();
     let mut draw = |p: &transfer::Progress<'_>| {
         bar.draw(p.done, p.total, &format!("exported {} of {} rows ({:<20})", p.done, p.total, p.table))
@@ -17,15 +16,15 @@ pub async fn export(database_url: &str, output: &str) -> Result<(), String> {
     let summary = if output == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        transfer::export(source.as_mut(), &mut out, &mut draw).await
+        transfer::export_database(database_url, &mut out, &mut draw).await
     } else {
         let file = create_private(output).map_err(|e| format!("cannot create {output}: {e}"))?;
         let mut out = std::io::BufWriter::new(file);
-        transfer::export(source.as_mut(), &mut out, &mut draw).await
+        transfer::export_database(database_url, &mut out, &mut draw).await
     };
     bar.finish();
     let summary = summary.map_err(|e| format!("export failed: {e}"))?;
-    eprintln!("exported {} rows from {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
+    eprintln!("exported {} rows from {database_url}: {}", summary.rows, describe(&summary));
     Ok(())
 }
 
@@ -48,7 +47,11 @@ fn create_private(path: &str) -> std::io::Result<std::fs::File> {
 
 /// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified;
 /// a failure leaves the database empty again (see `transfer::import`).
-pub async fn import_dataset(file: &str, database_url: &str, encryption_key: Option<String>) -> Result<(), String> {
+pub async fn import_dataset(
+    file: &str,
+    database_url: &DatabaseUrl,
+    encryption_key: Option<String>,
+) -> Result<(), String> {
     let input: Box<dyn std::io::BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -56,23 +59,17 @@ pub async fn import_dataset(file: &str, database_url: &str, encryption_key: Opti
         Box::new(std::io::BufReader::new(opened))
     };
     // The key to check the card tokens against: the given one, else an SQLite key file that
-    // already exists (never create one here: it would hold a fresh, wrong key).
-    let key_file = ServeConfig::new(database_url).sqlite_key_file();
-    let cipher = match (&encryption_key, &key_file) {
-        (Some(key), _) => Some(tokenvault::crypto::TokenCipher::from_base64(key).map_err(|e| e.to_string())?),
-        (None, Some(path)) if path.exists() => {
-            Some(tokenvault::crypto::TokenCipher::from_key_file(path).map_err(|e| e.to_string())?)
-        }
-        _ => None,
-    };
-    let mut destination = dataset::open(database_url).await.map_err(|e| e.to_string())?;
+    // already exists.
+    let mut config = ServeConfig::new(database_url.clone());
+    config.encryption_key = encryption_key.map(Secret);
+    let key_file = database_url.sqlite_key_file();
     let mut bar = ProgressBar::new();
-    let summary = transfer::import(destination.as_mut(), input, cipher.as_ref(), |p| {
+    let summary = transfer::import_database(database_url, input, config.master_key().as_ref(), |p| {
         bar.draw(p.done, p.total, &format!("imported {} of {} rows ({:<20})", p.done, p.total, p.table))
     })
     .await;
     bar.finish();
-    let summary = summary.map_err(|e| match e {
+    let (summary, checked) = summary.map_err(|e| match e {
         transfer::TransferError::NotEmpty(_) | transfer::TransferError::Refused(_) => format!("import refused: {e}"),
         // Its message says what is left and what to do.
         transfer::TransferError::NotUndone { .. } => format!("import failed: {e}"),
@@ -81,8 +78,8 @@ pub async fn import_dataset(file: &str, database_url: &str, encryption_key: Opti
              the same database)"
         ),
     })?;
-    eprintln!("imported {} rows into {}: {}", summary.rows, config::redact_url(database_url), describe(&summary));
-    if cipher.is_none() && summary.tables.iter().any(|(table, rows)| table == "card_tokens" && *rows > 0) {
+    eprintln!("imported {} rows into {database_url}: {}", summary.rows, describe(&summary));
+    if !checked && summary.tables.iter().any(|(table, rows)| table == "card_tokens" && *rows > 0) {
         match &key_file {
             Some(path) => eprintln!(
                 "note: card tokens are encrypted with the source's key; write that key (base64, one line) to {} \
@@ -109,19 +106,17 @@ fn describe(summary: &transfer::Summary) -> String {
 pub async fn import_file(
     path: &std::path::Path,
     account: &AccountId,
-    database_url: String,
+    database_url: DatabaseUrl,
     encryption_key: Option<String>,
 ) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
     let mut config = ServeConfig::new(database_url);
-    config.encryption_key = encryption_key;
-    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
-    let cipher = app::open_cipher(&config, store.as_ref()).await.map_err(|e| e.to_string())?;
+    config.encryption_key = encryption_key.map(Secret);
+    let vault = app::open_vault(&config).await.map_err(|e| e.to_string())?;
     let mut bar = ProgressBar::new();
     let summary = import::import_card_tokens(
-        store.as_ref(),
-        &cipher,
+        &vault,
         account,
         std::io::BufReader::new(file),
         |rejected| eprintln!("{}:{}: {}", path.display(), rejected.line, rejected.message),

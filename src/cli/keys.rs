@@ -2,10 +2,8 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use tokenvault::app;
-use tokenvault::config::ServeConfig;
-use tokenvault::crypto::rotation;
+use tokenvault::settings::{DatabaseUrl, Secret, ServeConfig};
 
 use super::progress::ProgressBar;
 
@@ -18,38 +16,30 @@ pub enum Action {
     List,
 }
 
-pub async fn run(action: Action, database_url: String, encryption_key: Option<String>) -> Result<(), String> {
+pub async fn run(action: Action, database_url: DatabaseUrl, encryption_key: Option<String>) -> Result<(), String> {
     let mut config = ServeConfig::new(database_url);
-    config.encryption_key = encryption_key;
-    let store = app::open_store(&config).await.map_err(|e| e.to_string())?;
-    let cipher = app::open_cipher(&config, store.as_ref()).await.map_err(|e| e.to_string())?;
+    config.encryption_key = encryption_key.map(Secret);
+    let vault = app::open_vault(&config).await.map_err(|e| e.to_string())?;
     match action {
         Action::List => {
-            let keys = store.data_keys().await.map_err(|e| e.to_string())?;
-            let active = cipher.active_key_id();
-            for key in keys {
-                let line = json!({
-                    "id": key.id,
-                    "created_at": key.created_at,
-                    "created_by": key.created_by,
-                    "active": key.id == active,
-                });
-                println!("{line}");
+            for key in vault.data_keys().await.map_err(|e| e.to_string())? {
+                println!("{}", serde_json::to_string(&key).map_err(|e| e.to_string())?);
             }
             return Ok(());
         }
         Action::Rotate { grace_seconds } => {
-            let id = rotation::add_key(store.as_ref(), &cipher, ACTOR).await.map_err(|e| e.to_string())?;
+            let id = vault.add_data_key(ACTOR).await.map_err(|e| e.to_string())?;
             eprintln!("added encryption key {id}; re-encrypting in {grace_seconds} s, once running servers use it");
             tokio::time::sleep(Duration::from_secs(grace_seconds)).await;
         }
         Action::Reencrypt => {}
     }
     let mut bar = ProgressBar::new();
-    let report = rotation::reencrypt(store.as_ref(), &cipher, |done| {
-        bar.draw(done, done, &format!("re-encrypted {done} values"));
-    })
-    .await;
+    let report = vault
+        .reencrypt(|done| {
+            bar.draw(done, done, &format!("re-encrypted {done} values"));
+        })
+        .await;
     bar.finish();
     let report =
         report.map_err(|e| format!("re-encryption stopped: {e} (run `tokenvault keys reencrypt` to finish)"))?;

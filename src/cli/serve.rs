@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use tokenvault::app::{self, StartupError};
-use tokenvault::auth::clients;
-use tokenvault::config::ServeConfig;
 use tokenvault::domain::AccountId;
-use tokenvault::seed;
+use tokenvault::service::seed;
+use tokenvault::settings::ServeConfig;
 
 /// The dev client's fixed id: `serve --dev` gives it a fresh secret on every start.
 const DEV_CLIENT_ID: &str = "tokenvault-dev-T00000001";
@@ -20,7 +19,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     let server = app::start(config.clone()).await?;
     tracing::info!(url = %server.url(), "tokenvault is listening");
     if config.dev {
-        print_dev_client(&server, &config).await?;
+        print_dev_client(&server).await?;
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -30,13 +29,12 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn print_dev_client(server: &app::RunningServer, config: &ServeConfig) -> Result<(), StartupError> {
+async fn print_dev_client(server: &app::RunningServer) -> Result<(), StartupError> {
     let account = AccountId::parse("account", DEV_ACCOUNT).expect("a valid account id");
     let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
-    let credentials = clients::store_client(server.store.as_ref(), DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
+    let credentials = server.vault.admin().store_client(DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
     let demo: seed::Fixtures = serde_json::from_str(seed::DEMO).expect("the embedded demo fixtures are valid");
-    let cipher = app::open_cipher(config, server.store.as_ref()).await?;
-    match seed::load(server.store.as_ref(), &cipher, &account, &demo).await {
+    match seed::load(&server.vault, &account, &demo).await {
         Ok(summary) => tracing::info!(added = summary.added, "demo data loaded into {DEV_ACCOUNT}"),
         Err(error) => tracing::warn!(%error, "could not load the demo data"),
     }

@@ -1,23 +1,14 @@
 //! The data keys of the ring: made and wrapped under the master key when a rotation adds one,
-//! unwrapped when a process loads them from the database, and reloaded while serving so that a
-//! rotation made by another process (`tokenvault keys rotate`, another instance) is followed.
-
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+//! unwrapped when a process loads them from the database (`service::keys` reloads them while
+//! serving, so that a rotation made by another process is followed).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
-use tokio::task::JoinHandle;
 
 use super::{CryptoError, TokenCipher, NONCE_LEN};
+use crate::domain::sealed::DataKeyRecord;
 use crate::domain::Timestamp;
-use crate::store::{DataKeyRecord, Store, TokenValueMode};
-
-/// How often a server reloads the ring. `tokenvault keys rotate` waits longer than this before it
-/// re-encrypts, so that by then every running server seals with the new key.
-pub const REFRESH_INTERVAL: Duration = Duration::from_secs(2);
 
 fn wrapping_context(id: u32) -> Vec<u8> {
     let mut context = b"tokenvault data key\0".to_vec();
@@ -82,45 +73,6 @@ impl TokenCipher {
         ring.active = ring.keys.keys().copied().max().unwrap_or(0);
         Ok(())
     }
-
-    /// Loads the database's data keys into the ring, and follows its token-value mode.
-    pub async fn refresh(&self, store: &dyn Store) -> Result<(), CryptoError> {
-        let keys = store.data_keys().await?;
-        self.install_data_keys(&keys)?;
-        let mode = store.token_value_mode().await?;
-        self.seals_values.store(mode != TokenValueMode::Plain, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// Makes sure every value in `sealed` can be opened, reloading the ring once if one names a
-    /// key added since the last load.
-    pub async fn ensure_keys<'a>(
-        &self,
-        store: &dyn Store,
-        sealed: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<(), CryptoError> {
-        if sealed.into_iter().all(|value| self.can_open(value)) {
-            Ok(())
-        } else {
-            self.refresh(store).await
-        }
-    }
-}
-
-/// Reloads the ring every [`REFRESH_INTERVAL`] until aborted; a failed load is logged and
-/// retried on the next tick (the ring in hand stays valid: keys are never removed).
-pub fn spawn_refresher(store: Arc<dyn Store>, cipher: Arc<TokenCipher>) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            if let Err(error) = cipher.refresh(store.as_ref()).await {
-                tracing::warn!(%error, "could not reload the encryption keys");
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -4,12 +4,11 @@
 //!
 //! Keys form a ring ([`keyring`]): key 0 is derived from the master key (`--encryption-key` or
 //! the SQLite key file); `tokenvault keys rotate` adds random data keys, kept in the database
-//! wrapped under the master key, and re-encrypts everything under the newest ([`rotation`]).
+//! wrapped under the master key, and re-encrypts everything under the newest (`service::keys`).
 //! Every sealed value names its key, so values under any key of the ring stay readable. JWT
 //! signing keys are wrapped under the master key like data keys ([`signing`]).
 
 pub mod keyring;
-pub mod rotation;
 pub mod signing;
 pub mod values;
 
@@ -26,9 +25,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::domain::card_token::{CardToken, CardTokenStatus};
+use crate::domain::sealed::SealedToken;
 use crate::domain::AccountId;
-use crate::store::{CardTokenRecord, SealedToken};
 
 /// Format tag of values sealed under key 0: `[1][nonce][ciphertext]` (the format before key
 /// rotation existed, still written while no data key has been added).
@@ -56,8 +54,6 @@ pub enum CryptoError {
     /// A signing key still in the clear form of older versions, where a sealed one is needed.
     #[error("JWT signing key {0} is stored in clear; start a server on the database once to seal it")]
     SigningKeyInClear(String),
-    #[error("the encryption keys could not be read from the database: {0}")]
-    Store(#[from] crate::store::StoreError),
 }
 
 /// Seals and opens card `token` values (and webhook secrets, and responses kept for idempotent
@@ -203,27 +199,6 @@ impl TokenCipher {
         mac.update(token.as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
-
-    /// Splits a new card into what the store keeps: the card without its secret, and the
-    /// sealed secret.
-    pub fn seal_card(&self, mut card: CardToken) -> (CardToken, Option<SealedToken>) {
-        let sealed = card.token.take().map(|token| self.seal(&card.account_id, &card.id, &token));
-        (card, sealed)
-    }
-
-    /// Puts the decrypted `token` back into a stored card for the response. A deleted card's
-    /// secret is never shown, even where a row still holds it (an import of data exported before
-    /// deletes erased it).
-    pub fn reveal(&self, record: CardTokenRecord) -> Result<CardToken, CryptoError> {
-        let mut card = record.card;
-        if card.status == CardTokenStatus::Deleted {
-            return Ok(card);
-        }
-        if let Some(sealed) = record.sealed_token {
-            card.token = Some(self.open(&card.account_id, &card.id, &sealed)?);
-        }
-        Ok(card)
-    }
 }
 
 /// The bytes every value sealed under `key_id` starts with.
@@ -263,23 +238,6 @@ fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_deleted_cards_secret_is_never_revealed() {
-        let cipher = TokenCipher::from_master_key(&[7; 32]);
-        let account = AccountId::parse("aid", "T12345678").unwrap();
-        let body = serde_json::json!({"id": "card-1", "card_brand": "visa", "payment_product_type": "x", "token": "psp-secret"});
-        let card =
-            CardToken::from_create_body(body.as_object().unwrap(), &account, "c", crate::domain::Timestamp::now())
-                .unwrap();
-        let (card, sealed) = cipher.seal_card(card);
-        let record = CardTokenRecord { card, sealed_token: sealed.map(|s| s.ciphertext) };
-        assert_eq!(cipher.reveal(record.clone()).unwrap().token.as_deref(), Some("psp-secret"));
-        // A row deleted before deletes erased secrets, imported from an old export, still holds one.
-        let mut deleted = record;
-        deleted.card.status = CardTokenStatus::Deleted;
-        assert_eq!(cipher.reveal(deleted).unwrap().token, None);
-    }
 
     #[test]
     fn sealed_tokens_open_only_in_their_row() {

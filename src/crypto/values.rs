@@ -14,17 +14,13 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::keyring::REFRESH_INTERVAL;
 use super::{CryptoError, TokenCipher, NONCE_LEN};
 use crate::domain::customer_token::CustomerToken;
 use crate::domain::token_event::TokenTypeValue;
-use crate::domain::{AccountId, Timestamp};
-use crate::store::{ReplacedValue, Store, TokenValueMode, ValueTable};
+use crate::domain::AccountId;
 
 /// What every sealed value starts with.
 pub const SEALED_VALUE_PREFIX: &str = "sv1:";
-/// Values converted per transaction.
-const BATCH: u32 = 500;
 
 fn context(account: &AccountId, token_type: &str) -> Vec<u8> {
     format!("{account}\0{token_type}").into_bytes()
@@ -70,6 +66,11 @@ impl TokenCipher {
         self.seals_values.load(Ordering::SeqCst)
     }
 
+    /// Follows the database's token-value mode: seal new values from now on, or not.
+    pub fn set_seals_values(&self, on: bool) {
+        self.seals_values.store(on, Ordering::SeqCst);
+    }
+
     /// A value as the store keeps it: sealed when the database seals values.
     pub fn stored_value(&self, account: &AccountId, token_type: &str, value: &str) -> String {
         if self.seals_values() {
@@ -105,46 +106,6 @@ impl TokenCipher {
         token.value = self.shown_value(account, &token.token_type, token.value)?;
         Ok(token)
     }
-}
-
-/// Turns sealing on (`serve --seal-token-values`), or finishes a conversion a crash interrupted:
-/// marks the database `converting` (every instance then seals new values and looks up sealed
-/// ones within [`REFRESH_INTERVAL`]), waits for the other instances to follow, converts every
-/// stored value in batches (each replacing the old one only if the row still holds it), then
-/// marks it `sealed`. Returns how many values were converted; does nothing once `sealed`.
-pub async fn seal_stored_values(store: &dyn Store, cipher: &TokenCipher, actor: &str) -> Result<u64, CryptoError> {
-    match store.token_value_mode().await? {
-        TokenValueMode::Sealed => return Ok(0),
-        TokenValueMode::Plain => {
-            store.set_token_value_mode(TokenValueMode::Converting, actor, Timestamp::now()).await?;
-            cipher.refresh(store).await?;
-            tokio::time::sleep(REFRESH_INTERVAL * 2).await;
-        }
-        TokenValueMode::Converting => cipher.refresh(store).await?,
-    }
-    let mut converted = 0;
-    for table in ValueTable::ALL {
-        let mut after_row = 0;
-        loop {
-            let batch = store.token_values(table, after_row, BATCH).await?;
-            let Some(last) = batch.last() else { break };
-            after_row = last.row;
-            let changes: Vec<ReplacedValue> = batch
-                .into_iter()
-                .filter(|stored| cipher.open_value(&stored.account, &stored.token_type, &stored.value).is_err())
-                .map(|stored| ReplacedValue {
-                    row: stored.row,
-                    new: cipher.seal_value(&stored.account, &stored.token_type, &stored.value),
-                    old: stored.value,
-                })
-                .collect();
-            if !changes.is_empty() {
-                converted += store.replace_token_values(table, &changes).await?;
-            }
-        }
-    }
-    store.set_token_value_mode(TokenValueMode::Sealed, actor, Timestamp::now()).await?;
-    Ok(converted)
 }
 
 #[cfg(test)]

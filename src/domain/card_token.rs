@@ -437,6 +437,63 @@ impl CardTokenFilter {
     }
 }
 
+/// A stored card token: its fields (with `token` left `None`) and the sealed secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardTokenRecord {
+    pub card: CardToken,
+    pub sealed_token: Option<Vec<u8>>,
+}
+
+/// Why and by whom a card token is deleted (seed 001), kept in the audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardTokenDeletion {
+    pub actor: String,
+    pub reason: Option<String>,
+    pub requestor: DeleteRequestor,
+    pub at: Timestamp,
+}
+
+impl CardTokenDeletion {
+    /// Seed 001: the optional delete body, `reason` (at most 128 characters) and `requestor`
+    /// (`CARDHOLDER` or `MERCHANT`); an absent body is an empty one.
+    pub fn from_body(body: &Map<String, Value>, actor: &str, at: Timestamp) -> Result<Self, ValidationError> {
+        let mut errors = ValidationError::default();
+        let reason = match body.get("reason") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(reason)) => {
+                errors.check(validation::max_chars("reason", reason, 128)).map(|()| reason.clone())
+            }
+            Some(_) => {
+                errors.push(FieldError::new("reason", "must be a string"));
+                None
+            }
+        };
+        let requestor = match body.get("requestor") {
+            None | Some(Value::Null) => DeleteRequestor::default(),
+            Some(Value::String(r)) if r == "CARDHOLDER" => DeleteRequestor::Cardholder,
+            Some(Value::String(r)) if r == "MERCHANT" => DeleteRequestor::Merchant,
+            Some(_) => {
+                errors.push(FieldError::new("requestor", "must be CARDHOLDER or MERCHANT"));
+                DeleteRequestor::default()
+            }
+        };
+        errors.finish(|| Self { actor: actor.to_owned(), reason, requestor, at })
+    }
+}
+
+impl CardTokenStatus {
+    /// The body of `PUT …/{token_id}/status` (tokenvault extension): `{"status": …}`.
+    pub fn from_status_body(body: &Map<String, Value>) -> Result<Self, ValidationError> {
+        match body.get("status") {
+            Some(Value::String(raw)) => raw.parse::<CardTokenStatus>().map_err(|()| {
+                ValidationError::single("status", "must be one of ACTIVE, INACTIVE, SUSPENDED, CANCELLED")
+            }),
+            None | Some(Value::Null) => Err(ValidationError::single("status", "is required")),
+            Some(_) => Err(ValidationError::single("status", "must be a string")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

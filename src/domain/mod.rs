@@ -9,10 +9,12 @@ pub mod client;
 pub mod customer;
 pub mod customer_token;
 pub mod paging;
+pub mod sealed;
 pub mod time;
 pub mod token_event;
 pub mod validation;
 pub mod webhook;
+pub mod webhook_target;
 
 pub use account::AccountId;
 pub use paging::{Page, PageRequest};

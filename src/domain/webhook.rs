@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::card_token::CardToken;
 use super::validation::{FieldError, ValidationError};
+use super::webhook_target::{check_url_form, TargetError};
 use super::{AccountId, Timestamp};
-use crate::webhooks::targets::{check_url_form, TargetError};
 
 /// A card token was stored (Dintero's documented event).
 pub const CARD_TOKEN_ADD: &str = "checkout_token_add";
@@ -54,7 +54,7 @@ impl HookSubscription {
     /// Validates `{"config": {"url", "content_type"?, "secret"?}, "events": [...]}`; returns
     /// the subscription and the secret the client gave, if any. The URL's form is checked here
     /// (`https` outside test accounts); where it points is the caller's to check, with
-    /// [`crate::webhooks::targets::TargetPolicy::check_destination`].
+    /// `service::webhook_targets::TargetPolicy::check_destination`.
     pub fn from_body(
         body: &Map<String, Value>,
         account: &AccountId,

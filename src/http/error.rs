@@ -6,9 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::auth::AuthError;
-use crate::crypto::CryptoError;
 use crate::domain::{FieldError, ValidationError};
-use crate::store::StoreError;
+use crate::service::ServiceError;
 
 /// Everything a handler can fail with. Converted to a response exactly once, here.
 #[derive(Debug, thiserror::Error)]
@@ -16,11 +15,9 @@ pub enum ApiError {
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error(transparent)]
-    Auth(#[from] AuthError),
+    Auth(AuthError),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Crypto(CryptoError),
+    Service(ServiceError),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -45,13 +42,23 @@ pub enum ApiError {
     IdempotencyInProgress,
 }
 
-/// A key ring that could not be read from the store fails like the store did (503 when the
-/// database is away); every other crypto failure is a 500.
-impl From<CryptoError> for ApiError {
-    fn from(error: CryptoError) -> Self {
+/// A use case's invalid input is a validation error like any other.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         match error {
-            CryptoError::Store(error) => Self::Store(error),
-            error => Self::Crypto(error),
+            ServiceError::Invalid(error) => Self::Validation(error),
+            error => Self::Service(error),
+        }
+    }
+}
+
+/// Authentication that failed in the database fails like any use case there (503 when the
+/// database is away).
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::Store(error) => Self::Service(error.into()),
+            error => Self::Auth(error),
         }
     }
 }
@@ -69,16 +76,20 @@ impl ApiError {
                     StatusCode::UNAUTHORIZED
                 }
                 AuthError::UnsupportedGrantType | AuthError::InvalidField(_) => StatusCode::BAD_REQUEST,
-                AuthError::AccountMismatch(_)
-                | AuthError::WrongAccount(_)
-                | AuthError::MissingScope(_)
-                | AuthError::ProductionAccount(_) => StatusCode::FORBIDDEN,
+                AuthError::AccountMismatch(_) | AuthError::WrongAccount(_) | AuthError::MissingScope(_) => {
+                    StatusCode::FORBIDDEN
+                }
                 AuthError::Signing(_) | AuthError::SealedKey(_) => StatusCode::INTERNAL_SERVER_ERROR,
-                AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-                AuthError::Store(error) => store_status(error),
+                AuthError::Busy | AuthError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
-            Self::Store(error) => store_status(error),
-            Self::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Service(error) => match error {
+                ServiceError::Invalid(_) | ServiceError::UnknownCursor => StatusCode::BAD_REQUEST,
+                ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+                ServiceError::Conflict(_) => StatusCode::CONFLICT,
+                ServiceError::TestAccountsOnly { .. } => StatusCode::FORBIDDEN,
+                ServiceError::Unavailable(_) | ServiceError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
+                ServiceError::Key(_) | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -100,16 +111,6 @@ impl ApiError {
     }
 }
 
-fn store_status(error: &StoreError) -> StatusCode {
-    match error {
-        StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-        StoreError::Conflict(_) => StatusCode::CONFLICT,
-        StoreError::UnknownCursor => StatusCode::BAD_REQUEST,
-        StoreError::Unavailable(_) | StoreError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
-        StoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// `Retry-After` when the database is out of space or memory: freeing it takes longer than a
 /// passing outage, and clients retrying every second would only add load.
 const EXHAUSTED_RETRY_AFTER_SECONDS: u64 = 30;
@@ -125,18 +126,14 @@ impl IntoResponse for ApiError {
         let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
-        } else if let Self::Store(StoreError::Unavailable(detail))
-        | Self::Auth(AuthError::Store(StoreError::Unavailable(detail))) = &self
-        {
+        } else if let Self::Service(ServiceError::Unavailable(detail)) = &self {
             tracing::warn!(%detail, "database unavailable");
             "the database is unavailable; retry shortly".to_owned()
-        } else if let Self::Store(StoreError::Exhausted(detail))
-        | Self::Auth(AuthError::Store(StoreError::Exhausted(detail))) = &self
-        {
+        } else if let Self::Service(ServiceError::Exhausted(detail)) = &self {
             // An operator must act (free disk space, memory): logged as an error.
             tracing::error!(%detail, "the database is out of resources; writes fail until there is room");
             "the database is out of storage space or another resource; retry later".to_owned()
-        } else if let Self::Store(StoreError::UnknownCursor) = &self {
+        } else if let Self::Service(ServiceError::UnknownCursor) = &self {
             return error_response(
                 status,
                 "starting_after: does not name an item of this list",
@@ -148,9 +145,7 @@ impl IntoResponse for ApiError {
         let mut response = error_response(status, &message, self.field_errors());
         if let Self::TooManyRequests { retry_after } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-        } else if let Self::Store(StoreError::Exhausted(_)) | Self::Auth(AuthError::Store(StoreError::Exhausted(_))) =
-            self
-        {
+        } else if let Self::Service(ServiceError::Exhausted(_)) = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(EXHAUSTED_RETRY_AFTER_SECONDS));
         } else if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, Self::IdempotencyInProgress) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

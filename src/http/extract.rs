@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use super::error::ApiError;
 use super::request_limits::is_body_read_timeout;
 use super::AppState;
+use super::BODY_LIMIT_BYTES;
 use crate::auth::{AuthError, Caller};
-use crate::config::BODY_LIMIT_BYTES;
 use crate::domain::{FieldError, PageRequest, ValidationError};
 
 /// The authenticated caller of an API operation (`Authorization: Bearer <JWT>`).
@@ -42,7 +42,7 @@ pub struct Authenticated(pub Caller);
 /// Verifies the bearer token (the key ring caches verified tokens).
 pub async fn verify_caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer_token(headers).ok_or(AuthError::MissingToken)?;
-    let claims = app.keys.verify(token, app.store.as_ref()).await?;
+    let claims = app.keys.verify(token).await?;
     Ok(Caller::from_claims(&claims)?)
 }
 

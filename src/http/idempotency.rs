@@ -19,20 +19,16 @@
 //! The token endpoint is left out on purpose: it has no bearer caller, minting a second token
 //! changes nothing, and its response is a bearer token that must not be kept in the database.
 
-use std::time::Duration;
-
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use uuid::Uuid;
 
 use super::error::ApiError;
 use super::extract::{count_call, verify_caller, Authenticated};
 use super::AppState;
-use crate::domain::Timestamp;
-use crate::store::{IdempotencyScope, IdempotencyStart, IdempotentRequest, StoredResponse};
+use crate::service::idempotency::{IdempotencyScope, IdempotencyStart, IdempotentRequest, StoredResponse};
 
 /// The request header (HTTP header names are case-insensitive).
 pub const HEADER: &str = "Idempotency-Key";
@@ -54,22 +50,6 @@ const KEPT_HEADERS: [HeaderName; 7] = [
     header::RETRY_AFTER,
     header::WWW_AUTHENTICATE,
 ];
-
-/// How long keys are kept, and how long a claim holds while its request runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdempotencySettings {
-    /// Keys are forgotten this long after their first use (24 h).
-    pub ttl: Duration,
-    /// An unfinished claim blocks retries (409) this long; after that a retry runs the request
-    /// again. Longer than any request can take.
-    pub lease: Duration,
-}
-
-impl Default for IdempotencySettings {
-    fn default() -> Self {
-        Self { ttl: Duration::from_secs(24 * 60 * 60), lease: Duration::from_secs(60) }
-    }
-}
 
 /// Whether an operation (method and route pattern) takes `Idempotency-Key`.
 pub fn applies(method: &Method, route: &str) -> bool {
@@ -101,23 +81,14 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
         Err(error) => return error.into_response(),
     };
     let query = parts.uri.query().unwrap_or("");
-    let fingerprint = app.cipher.request_digest(&[
-        parts.method.as_str().as_bytes(),
-        parts.uri.path().as_bytes(),
-        query.as_bytes(),
-        &body,
-    ]);
-    let scope = IdempotencyScope { account: caller.account.clone(), client_id: caller.client_id.clone(), key };
-    let now = Timestamp::now();
-    let claim = IdempotentRequest {
-        scope,
-        fingerprint,
-        attempt: Uuid::new_v4(),
-        now,
-        lease_until: later(now, app.idempotency.lease),
-        expires_at: later(now, app.idempotency.ttl),
-    };
-    match app.store.begin_idempotent(&claim).await {
+    let claim = app.vault.idempotent_request(
+        caller.account.clone(),
+        caller.client_id.clone(),
+        key,
+        &[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query.as_bytes(), &body],
+        app.idempotency,
+    );
+    match app.vault.begin_idempotent(&claim).await {
         Err(error) => ApiError::from(error).into_response(),
         Ok(IdempotencyStart::Mismatch) => ApiError::IdempotencyMismatch.into_response(),
         Ok(IdempotencyStart::InProgress) => ApiError::IdempotencyInProgress.into_response(),
@@ -127,10 +98,6 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
             run(app, claim, Request::from_parts(parts, Body::from(body)), next).await
         }
     }
-}
-
-fn later(at: Timestamp, by: Duration) -> Timestamp {
-    Timestamp::from_millis(at.millis().saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX)))
 }
 
 fn parse_key(headers: &HeaderMap) -> Result<String, ApiError> {
@@ -150,15 +117,10 @@ async fn read_body(parts: &axum::http::request::Parts, body: Body) -> Result<Byt
     super::extract::read_body(Request::from_parts(parts.clone(), body)).await
 }
 
-/// The context a stored body is sealed to: it opens only for the same caller and key.
-fn seal_context(scope: &IdempotencyScope) -> Vec<u8> {
-    format!("idempotency\0{}\0{}\0{}", scope.account, scope.client_id, scope.key).into_bytes()
-}
-
 /// Runs the handler in a task of its own (so that neither a client that goes away nor the
 /// request timeout stops it half-way), then stores or releases the claim.
 async fn run(app: AppState, claim: IdempotentRequest, request: Request, next: Next) -> Response {
-    let (store, scope, attempt) = (app.store.clone(), claim.scope.clone(), claim.attempt);
+    let (vault, kept_claim) = (app.vault.clone(), claim.clone());
     let task = tokio::spawn(async move {
         let response = next.run(request).await;
         let (parts, body) = response.into_parts();
@@ -174,16 +136,12 @@ async fn run(app: AppState, claim: IdempotentRequest, request: Request, next: Ne
             // A retry may succeed: it runs afresh.
             release(&app, &claim).await;
         } else {
-            let stored = StoredResponse {
-                status: parts.status.as_u16(),
-                headers: KEPT_HEADERS
-                    .iter()
-                    .flat_map(|name| parts.headers.get_all(name).iter().map(move |value| (name, value)))
-                    .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-                    .collect(),
-                body: app.cipher.seal_bytes(&seal_context(&claim.scope), &body),
-            };
-            if let Err(error) = app.store.finish_idempotent(&claim.scope, claim.attempt, &stored).await {
+            let headers = KEPT_HEADERS
+                .iter()
+                .flat_map(|name| parts.headers.get_all(name).iter().map(move |value| (name, value)))
+                .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+                .collect();
+            if let Err(error) = app.vault.finish_idempotent(&claim, parts.status.as_u16(), headers, &body).await {
                 // The client still gets its answer; a retry waits for the lease, then runs again.
                 tracing::warn!(%error, "storing the response of an idempotent request failed");
             }
@@ -194,7 +152,7 @@ async fn run(app: AppState, claim: IdempotentRequest, request: Request, next: Ne
         Ok(response) => response,
         Err(error) => {
             tracing::error!(%error, "an idempotent request's handler failed");
-            if let Err(error) = store.abandon_idempotent(&scope, attempt).await {
+            if let Err(error) = vault.abandon_idempotent(&kept_claim).await {
                 tracing::warn!(%error, "releasing an idempotency key failed");
             }
             super::error::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal server error", &[])
@@ -203,17 +161,14 @@ async fn run(app: AppState, claim: IdempotentRequest, request: Request, next: Ne
 }
 
 async fn release(app: &AppState, claim: &IdempotentRequest) {
-    if let Err(error) = app.store.abandon_idempotent(&claim.scope, claim.attempt).await {
+    if let Err(error) = app.vault.abandon_idempotent(claim).await {
         tracing::warn!(%error, "releasing an idempotency key failed");
     }
 }
 
 /// The stored response again: status, kept headers and body bytes, marked as a replay.
 async fn replay(app: &AppState, scope: &IdempotencyScope, stored: StoredResponse) -> Response {
-    if let Err(error) = app.cipher.ensure_keys(app.store.as_ref(), [stored.body.as_slice()]).await {
-        return ApiError::from(error).into_response();
-    }
-    let body = match app.cipher.open_bytes(&seal_context(scope), &stored.body) {
+    let body = match app.vault.replayed_body(scope, &stored).await {
         Ok(body) => body,
         Err(error) => return ApiError::from(error).into_response(),
     };

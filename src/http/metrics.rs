@@ -180,7 +180,7 @@ fn escape(value: &str) -> String {
 )]
 pub async fn render(State(app): State<super::AppState>) -> Response {
     // Store figures are best effort: the request metrics are served even when the database is not.
-    let gauges = match app.store.stats().await {
+    let gauges = match app.vault.stats().await {
         Ok(stats) => format!(
             "# HELP tokenvault_db_pool_connections Database connections in the pool (SQLite: read connections).\n\
              # TYPE tokenvault_db_pool_connections gauge\n\

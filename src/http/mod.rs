@@ -30,9 +30,8 @@ use utoipa_axum::routes;
 
 use crate::auth::clients::CredentialChecks;
 use crate::auth::keys::KeyRing;
-use crate::config::BODY_LIMIT_BYTES;
-use crate::crypto::TokenCipher;
-use crate::store::Store;
+use crate::service::idempotency::IdempotencySettings;
+use crate::service::Vault;
 use error::ApiError;
 use places::Places;
 use rate_limit::RateLimiter;
@@ -59,19 +58,18 @@ impl Default for RequestSettings {
     }
 }
 
-/// What every handler shares: the store, the signing keys, the card-token cipher, and the bell
-/// that wakes the webhook worker after a card-token change.
+/// Request bodies above this are refused with 413.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares: the use cases, the signing keys that authenticate callers, the
+/// request limits and the metrics.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub vault: Arc<Vault>,
     pub keys: Arc<KeyRing>,
-    pub cipher: Arc<TokenCipher>,
-    pub webhook_wake: Arc<tokio::sync::Notify>,
     pub limits: Arc<Limits>,
     pub metrics: Arc<metrics::Metrics>,
-    pub idempotency: idempotency::IdempotencySettings,
-    /// Which webhook URLs subscriptions may name (`--webhook-allow-private-targets`).
-    pub webhook_targets: crate::webhooks::targets::TargetPolicy,
+    pub idempotency: IdempotencySettings,
 }
 
 /// Request limits: token requests per client id (against brute force) and in all (a budget no

@@ -109,16 +109,10 @@ pub trait Dataset: Send {
 }
 
 /// Opens a database for row access (one connection, no pool), with migrations applied.
-pub async fn open(database_url: &str) -> StoreResult<Box<dyn Dataset>> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Box::new(super::postgres::PostgresDataset::connect(database_url).await?))
-    } else if let Some(path) = crate::config::sqlite_path(database_url) {
-        Ok(Box::new(super::sqlite::SqliteDataset::open(&path).await?))
-    } else {
-        Err(StoreError::Internal(format!(
-            "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
-            crate::config::redact_url(database_url)
-        )))
+pub async fn open(database_url: &super::DatabaseUrl) -> StoreResult<Box<dyn Dataset>> {
+    match database_url {
+        super::DatabaseUrl::Postgres(url) => Ok(Box::new(super::postgres::PostgresDataset::connect(url).await?)),
+        super::DatabaseUrl::Sqlite { path, .. } => Ok(Box::new(super::sqlite::SqliteDataset::open(path).await?)),
     }
 }
 

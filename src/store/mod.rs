@@ -7,13 +7,14 @@ mod conformance;
 pub mod dataset;
 pub mod postgres;
 pub mod sqlite;
+pub mod url;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::domain::audit::AuditRecord;
-use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
@@ -48,23 +49,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A card token's `token` as it is kept: AES-256-GCM ciphertext (bound to the account and id)
-/// and a keyed fingerprint that lets imports recognise a token they already hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SealedToken {
-    pub ciphertext: Vec<u8>,
-    pub fingerprint: String,
-}
-
-/// A data-encryption key as the database keeps it: wrapped (AES-256-GCM) under the master key,
-/// so the database alone never reveals it. Ids start at 1 (0 is the master key's own).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataKeyRecord {
-    pub id: u32,
-    pub wrapped: Vec<u8>,
-    pub created_at: Timestamp,
-    pub created_by: String,
-}
+pub use crate::domain::card_token::{CardTokenDeletion, CardTokenRecord};
+pub use crate::domain::sealed::{DataKeyRecord, SealedToken, TokenValueMode};
+pub use url::DatabaseUrl;
 
 /// The columns holding sealed values, which re-encryption walks after a key rotation. Each is
 /// sealed with its row's `account_id` and `id` as associated data.
@@ -106,32 +93,6 @@ pub struct Resealed {
     pub new: Vec<u8>,
 }
 
-/// How customer token values are kept (`serve --seal-token-values`), a setting of the database
-/// so that every instance on it agrees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenValueMode {
-    Plain,
-    /// New values are sealed; stored ones are being converted.
-    Converting,
-    Sealed,
-}
-
-impl TokenValueMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenValueMode::Plain => "plain",
-            TokenValueMode::Converting => "converting",
-            TokenValueMode::Sealed => "sealed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [TokenValueMode::Plain, TokenValueMode::Converting, TokenValueMode::Sealed]
-            .into_iter()
-            .find(|mode| mode.as_str() == text)
-    }
-}
-
 /// The tables holding customer token values, each with `seq`, `account_id`, `token_type`, `value`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueTable {
@@ -166,22 +127,6 @@ pub struct ReplacedValue {
     pub row: i64,
     pub old: String,
     pub new: String,
-}
-
-/// A stored card token: its fields (with `token` left `None`) and the sealed secret.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CardTokenRecord {
-    pub card: CardToken,
-    pub sealed_token: Option<Vec<u8>>,
-}
-
-/// Why and by whom a card token is deleted (seed 001), kept in the audit record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardTokenDeletion {
-    pub actor: String,
-    pub reason: Option<String>,
-    pub requestor: DeleteRequestor,
-    pub at: Timestamp,
 }
 
 /// Which parts of a test account a sandbox reset wipes. Each is wiped only for a caller who
@@ -539,36 +484,26 @@ pub trait Store: Send + Sync + 'static {
     async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()>;
 }
 
-/// Opens the store a database URL names: `sqlite://PATH` (relative or, with a third slash,
-/// absolute) or `postgres://…` / `postgresql://…`. Migrations run before it is returned.
-pub async fn open(database_url: &str, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PostgresStore::connect(database_url, options).await?))
-    } else if let Some(path) = crate::config::sqlite_path(database_url) {
-        Ok(Arc::new(sqlite::SqliteStore::open(&path, options).await?))
-    } else {
-        Err(StoreError::Internal(format!(
-            "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
-            crate::config::redact_url(database_url)
-        )))
+/// Opens the store a database URL names. Migrations run before it is returned.
+pub async fn open(database_url: &DatabaseUrl, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {
+    match database_url {
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::PostgresStore::connect(url, options).await?)),
+        DatabaseUrl::Sqlite { path, .. } => Ok(Arc::new(sqlite::SqliteStore::open(path, options).await?)),
     }
 }
 
 /// `tokenvault migrate`: applies the pending migrations of the database a URL names (creating an
 /// SQLite file if needed) and returns the versions applied, oldest first (empty when the schema
 /// was up to date). Safe to run while servers are running, and several times.
-pub async fn migrate(database_url: &str) -> StoreResult<Vec<i64>> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        postgres::migrate(database_url).await
-    } else if let Some(path) = crate::config::sqlite_path(database_url) {
-        tokio::task::spawn_blocking(move || sqlite::migrate(&path))
-            .await
-            .map_err(|e| StoreError::Internal(format!("the migration task failed: {e}")))?
-    } else {
-        Err(StoreError::Internal(format!(
-            "unsupported database URL (expected sqlite://PATH or postgres://…): {}",
-            crate::config::redact_url(database_url)
-        )))
+pub async fn migrate(database_url: &DatabaseUrl) -> StoreResult<Vec<i64>> {
+    match database_url {
+        DatabaseUrl::Postgres(url) => postgres::migrate(url).await,
+        DatabaseUrl::Sqlite { path, .. } => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || sqlite::migrate(&path))
+                .await
+                .map_err(|e| StoreError::Internal(format!("the migration task failed: {e}")))?
+        }
     }
 }
 

@@ -187,8 +187,10 @@ async fn an_export_is_private_and_holds_no_usable_signing_key(app: TestApp) {
     // Imported elsewhere, the sealed key needs the source's master key: another is refused; with
     // the same one, a server on the copy accepts the source's tokens.
     let source_key = match app.config().encryption_key {
-        Some(key) => key,
-        None => std::fs::read_to_string(app.config().sqlite_key_file().unwrap()).unwrap().trim().to_owned(),
+        Some(key) => key.0,
+        None => {
+            std::fs::read_to_string(app.config().database_url.sqlite_key_file().unwrap()).unwrap().trim().to_owned()
+        }
     };
     let copy = format!("sqlite://{}/copy.db", dir.path().display());
     let wrong = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [0x11u8; 32]);
@@ -204,8 +206,8 @@ async fn an_export_is_private_and_holds_no_usable_signing_key(app: TestApp) {
     assert!(stderr.contains(&format!("cannot open the exported JWT signing key {}", stolen[0].kid)), "{stderr}");
     let (ok, stderr) = import(&source_key);
     assert!(ok, "{stderr}");
-    let mut config = tokenvault::config::ServeConfig::new(copy.clone());
-    config.encryption_key = Some(source_key);
+    let mut config = tokenvault::settings::ServeConfig::new(copy.clone().parse().unwrap());
+    config.encryption_key = Some(tokenvault::settings::Secret(source_key));
     let server = tokenvault::app::start(config).await.expect("a server on the imported copy");
     let response = reqwest::Client::new()
         .get(format!("{}{}", server.url(), customers_path(ACCOUNT)))
@@ -523,7 +525,10 @@ async fn clear_signing_keys_are_sealed_at_start_and_a_wrong_master_key_is_refuse
 
     // Another master key: the server refuses to start, and says why.
     let mut config = app.config();
-    config.encryption_key = Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 32]));
+    config.encryption_key = Some(tokenvault::settings::Secret(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        [7u8; 32],
+    )));
     let error = match tokenvault::app::start(config).await {
         Ok(_) => panic!("a server started with another master key"),
         Err(error) => error.to_string(),

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 use tokenvault::app::RunningServer;
 use tokenvault::auth::clients::{create_client, ClientCredentials};
-use tokenvault::config::ServeConfig;
 use tokenvault::domain::AccountId;
+use tokenvault::settings::ServeConfig;
 use tokenvault::store::Store;
 
 /// The account most tests act for, and a second one for isolation checks.
@@ -351,9 +351,9 @@ impl TestApp {
     /// Starts (or restarts) the server on this app's database.
     pub async fn start(&mut self) {
         assert!(self.server.is_none(), "already running");
-        let mut config = ServeConfig::new(self.database_url.clone());
+        let mut config = ServeConfig::new(self.database_url.clone().parse().unwrap());
         if self.backend == Backend::Postgres {
-            config.encryption_key = Some(pg_encryption_key());
+            config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
         }
         (self.customize)(&mut config);
         let server = tokenvault::app::start(config).await.expect("server starts");
@@ -657,9 +657,9 @@ pub fn encode_jwt(header: &Value, claims: &Value, signature: &str) -> String {
 impl TestApp {
     /// The configuration this app's server runs with (after `customize`).
     pub fn config(&self) -> ServeConfig {
-        let mut config = ServeConfig::new(self.database_url.clone());
+        let mut config = ServeConfig::new(self.database_url.clone().parse().unwrap());
         if self.backend == Backend::Postgres {
-            config.encryption_key = Some(pg_encryption_key());
+            config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
         }
         (self.customize)(&mut config);
         config
@@ -669,8 +669,8 @@ impl TestApp {
     /// database lacks.
     pub fn cipher(&self) -> tokenvault::crypto::TokenCipher {
         let config = self.config();
-        match (&config.encryption_key, config.sqlite_key_file()) {
-            (Some(key), _) => tokenvault::crypto::TokenCipher::from_base64(key).expect("master key"),
+        match (&config.encryption_key, config.database_url.sqlite_key_file()) {
+            (Some(key), _) => tokenvault::crypto::TokenCipher::from_base64(&key.0).expect("master key"),
             (None, Some(path)) => {
                 assert!(path.exists(), "the server created its key file");
                 tokenvault::crypto::TokenCipher::from_key_file(&path).expect("key file")

@@ -377,7 +377,7 @@ async fn only_post_and_delete_take_keys(app: TestApp) {
 }
 
 async fn keys_expire(backend: Backend) {
-    let app = spawn_app_with(backend, |config| config.idempotency_ttl = Duration::from_millis(1500)).await;
+    let app = spawn_app_with(backend, |config| config.idempotency.ttl = Duration::from_millis(1500)).await;
     let admin = app.admin().await;
     let body = json!({"card_brand": "visa", "payment_product_type": "x"});
     let first = send_keyed(&app, Method::POST, "/v1/card-tokens", &admin.token, Some(&body), "short-lived").await;

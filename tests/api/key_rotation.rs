@@ -219,8 +219,8 @@ async fn a_wrong_master_key_is_refused(backend: Backend) {
     assert_eq!(run_keys(&app, &["list"]).lines().count(), 1, "the failed rotation added no key");
 
     app.stop().await;
-    let mut config = tokenvault::config::ServeConfig::new(app.database_url.clone());
-    config.encryption_key = Some(wrong);
+    let mut config = tokenvault::settings::ServeConfig::new(app.database_url.clone().parse().unwrap());
+    config.encryption_key = Some(tokenvault::settings::Secret(wrong));
     let error = tokenvault::app::start(config).await.err().expect("the server refuses to start");
     assert_eq!(
         error.to_string(),

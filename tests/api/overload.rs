@@ -130,7 +130,7 @@ async fn assert_healthy(app: &TestApp) {
 }
 
 async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backend) {
-    let app = spawn_app_with(backend, |config| config.max_in_flight = 2).await;
+    let app = spawn_app_with(backend, |config| config.requests.max_in_flight = 2).await;
     let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
     // Below the limit, requests are served.
     assert_healthy(&app).await;
@@ -184,8 +184,8 @@ async fn requests_beyond_max_in_flight_are_shed_with_503_at_once(backend: Backen
 async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(backend: Backend) {
     const TIMEOUT: Duration = Duration::from_millis(1500);
     let app = spawn_app_with(backend, |config| {
-        config.max_in_flight = 1;
-        config.request_timeout = TIMEOUT;
+        config.requests.max_in_flight = 1;
+        config.requests.request_timeout = TIMEOUT;
     })
     .await;
     let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
@@ -213,8 +213,8 @@ async fn a_request_that_outlasts_the_request_timeout_is_503_and_frees_its_place(
 
 async fn one_address_cannot_take_every_place(backend: Backend) {
     let app = spawn_app_with(backend, |config| {
-        config.max_in_flight = 4;
-        config.max_in_flight_per_address = 2;
+        config.requests.max_in_flight = 4;
+        config.requests.max_in_flight_per_address = 2;
     })
     .await;
     let token = app.token_for(ACCOUNT, &["admin:customers"]).await;
@@ -246,8 +246,8 @@ async fn one_address_cannot_take_every_place(backend: Backend) {
 async fn a_trickling_body_is_408_at_its_deadline_and_frees_its_place(backend: Backend) {
     const DEADLINE: Duration = Duration::from_millis(1500);
     let app = spawn_app_with(backend, |config| {
-        config.max_in_flight = 1;
-        config.body_read_timeout = DEADLINE;
+        config.requests.max_in_flight = 1;
+        config.requests.body_read_timeout = DEADLINE;
     })
     .await;
     let token = app.token_for(ACCOUNT, &["admin:customers"]).await;

@@ -58,9 +58,9 @@ async fn places_holding(app: &TestApp, needle: &str) -> Vec<String> {
 /// Stops the app's server and starts one on the same database with sealing on.
 async fn restart_sealing(app: &mut TestApp) {
     app.stop().await;
-    let mut config = tokenvault::config::ServeConfig::new(app.database_url.clone());
+    let mut config = tokenvault::settings::ServeConfig::new(app.database_url.clone().parse().unwrap());
     if app.backend == Backend::Postgres {
-        config.encryption_key = Some(pg_encryption_key());
+        config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
     }
     config.seal_token_values = true;
     let server = tokenvault::app::start(config).await.expect("server starts");

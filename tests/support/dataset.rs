@@ -1,6 +1,6 @@
 //! A `tokenvault export` file made up for import tests: large enough for several batches, with a
 //! foreign key and `seq` tables. Included with `#[path]` by `tests/cli.rs` and by the unit tests
-//! of `src/transfer.rs`, which both import it.
+//! of `src/service/transfer.rs`, which both import it.
 
 #![allow(dead_code)] // each test crate uses its part
 

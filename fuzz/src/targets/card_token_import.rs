@@ -4,15 +4,14 @@
 //! rejected with a message, and a rejection is reported with its line number.
 
 use super::{fixture, runtime};
-use tokenvault::import::import_card_tokens;
+use tokenvault::service::import::import_card_tokens;
 
 /// The target's body: one input, as libFuzzer hands it over.
 pub fn run(data: &[u8]) {
     let fixture = fixture();
     let mut rejected = Vec::new();
     let result = runtime().block_on(import_card_tokens(
-        fixture.store.as_ref(),
-        &fixture.state.cipher,
+        &fixture.state.vault,
         &fixture.account,
         data,
         |line| rejected.push(line.clone()),

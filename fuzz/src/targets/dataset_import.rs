@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use super::{fixture, runtime, scratch_dir, sqlite_url};
 use async_trait::async_trait;
 use serde_json::Value;
+use tokenvault::service::transfer;
 use tokenvault::store::dataset::{self, Dataset, Row, Table};
 use tokenvault::store::StoreResult;
-use tokenvault::transfer;
 
 fn template() -> &'static Path {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
@@ -92,7 +92,7 @@ pub fn run(data: &[u8]) {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut destination = LazyCopy { path: scratch_dir().join(format!("import-{n}.db")), inner: None };
     // Odd inputs check the encryption key against the first sealed card token.
-    let cipher = (data.len() % 2 == 1).then(|| fixture().state.cipher.as_ref());
+    let cipher = (data.len() % 2 == 1).then(|| fixture().cipher.as_ref());
     let result = runtime().block_on(transfer::import(&mut destination, data, cipher, |_| {}));
     match result {
         Ok(summary) => {

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::auth::{clients, AuthError};
+use crate::auth::AuthError;
 use crate::domain::{AccountId, FieldError, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path};
@@ -75,7 +75,7 @@ pub async fn token(
     let (client_id, secret) = basic_credentials(&headers).ok_or(AuthError::InvalidClient)?;
     Limits::check(&app.limits.token_requests, &client_id)?;
     Limits::check(&app.limits.token_endpoint, "")?;
-    let client = clients::authenticate(app.store.as_ref(), &app.limits.credential_checks, &client_id, &secret).await?;
+    let client = app.keys.authenticate(&app.limits.credential_checks, &client_id, &secret).await?;
 
     let body = body.required()?;
     let mut errors = ValidationError::default();

@@ -5,18 +5,16 @@
 use axum::extract::{OriginalUri, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use serde_json::Value;
 
 use crate::auth::{Caller, Permission};
-use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
-use crate::domain::validation::{self, FieldError};
+use crate::domain::card_token::{CardToken, CardTokenDeletion, CardTokenFilter, CardTokenStatus};
+use crate::domain::validation::FieldError;
 use crate::domain::{AccountId, Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
-use crate::store::{CardTokenDeletion, CardTokenRecord};
 
 /// The caller's account, checked against the alias path's `aid` when there is one.
 fn account_for(caller: &Caller, aid: Option<&str>, permission: Permission) -> Result<AccountId, ApiError> {
@@ -27,18 +25,6 @@ fn account_for(caller: &Caller, aid: Option<&str>, permission: Permission) -> Re
             Ok(caller.account.clone())
         }
     }
-}
-
-fn not_found() -> ApiError {
-    ApiError::NotFound("card token not found".to_owned())
-}
-
-fn card_id(token_id: &str) -> Result<(), ApiError> {
-    if validation::identifier("token_id", token_id).is_err() {
-        // No stored card token can have such an id.
-        return Err(not_found());
-    }
-    Ok(())
 }
 
 /// `POST /v1/card-tokens` (tokenvault extension): stores a card token, `ACTIVE`.
@@ -65,10 +51,7 @@ fn card_id(token_id: &str) -> Result<(), ApiError> {
 pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
     let account = account_for(&caller, None, Permission::CHECKOUT_ADMIN)?;
     let card = CardToken::from_create_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
-    let (card, sealed) = app.cipher.seal_card(card);
-    let record = app.store.create_card_token(&card, sealed.as_ref()).await?;
-    app.webhook_wake.notify_one();
-    Ok(json(StatusCode::CREATED, &reveal(&app, record).await?))
+    Ok(json(StatusCode::CREATED, &app.vault.create_card_token(card).await?))
 }
 
 #[utoipa::path(
@@ -150,12 +133,7 @@ async fn list_in(
     };
     let page = query.page(&mut errors);
     let (filter, page) = errors.finish(|| (filter, page))?;
-    let records = app.store.list_card_tokens(&account, &filter, &page).await?;
-    let page = crate::domain::Page {
-        items: reveal_all(&app, records.items).await?,
-        has_more: records.has_more,
-        total: records.total,
-    };
+    let page = app.vault.list_card_tokens(&account, &filter, &page).await?;
     Ok(response::list(page, &uri, |card| card.id.clone(), |card| card))
 }
 
@@ -209,9 +187,7 @@ pub async fn get_for_account(
 
 async fn get_in(app: AppState, caller: Caller, aid: Option<String>, token_id: String) -> Result<Response, ApiError> {
     let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_READ)?;
-    card_id(&token_id)?;
-    let record = app.store.get_card_token(&account, &token_id).await?.ok_or_else(not_found)?;
-    Ok(json(StatusCode::OK, &reveal(&app, record).await?))
+    Ok(json(StatusCode::OK, &app.vault.card_token(&account, &token_id).await?))
 }
 
 #[utoipa::path(
@@ -282,32 +258,8 @@ async fn delete_in(
 ) -> Result<Response, ApiError> {
     let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_ADMIN)?;
     let body = body.optional()?.unwrap_or_default();
-    let mut errors = ValidationError::default();
-    let reason = match body.get("reason") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(reason)) => {
-            errors.check(validation::max_chars("reason", reason, 128)).map(|()| reason.clone())
-        }
-        Some(_) => {
-            errors.push(FieldError::new("reason", "must be a string"));
-            None
-        }
-    };
-    let requestor = match body.get("requestor") {
-        None | Some(Value::Null) => DeleteRequestor::default(),
-        Some(Value::String(r)) if r == "CARDHOLDER" => DeleteRequestor::Cardholder,
-        Some(Value::String(r)) if r == "MERCHANT" => DeleteRequestor::Merchant,
-        Some(_) => {
-            errors.push(FieldError::new("requestor", "must be CARDHOLDER or MERCHANT"));
-            DeleteRequestor::default()
-        }
-    };
-    errors.finish(|| ())?;
-    card_id(&token_id)?;
-    let deletion = CardTokenDeletion { actor: caller.client_id.clone(), reason, requestor, at: Timestamp::now() };
-    let record = app.store.delete_card_token(&account, &token_id, &deletion).await?;
-    app.webhook_wake.notify_one();
-    Ok(json(StatusCode::OK, &reveal(&app, record).await?))
+    let deletion = CardTokenDeletion::from_body(&body, &caller.client_id, Timestamp::now())?;
+    Ok(json(StatusCode::OK, &app.vault.delete_card_token(&account, &token_id, &deletion).await?))
 }
 
 #[utoipa::path(
@@ -382,27 +334,6 @@ async fn set_status_in(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_ADMIN)?;
-    let body = body.required()?;
-    let status = match body.get("status") {
-        Some(Value::String(raw)) => raw
-            .parse::<CardTokenStatus>()
-            .map_err(|()| ApiError::field("status", "must be one of ACTIVE, INACTIVE, SUSPENDED, CANCELLED"))?,
-        None | Some(Value::Null) => return Err(ApiError::field("status", "is required")),
-        Some(_) => return Err(ApiError::field("status", "must be a string")),
-    };
-    card_id(&token_id)?;
-    let record =
-        app.store.set_card_token_status(&account, &token_id, status, &caller.client_id, Timestamp::now()).await?;
-    app.webhook_wake.notify_one();
-    Ok(json(StatusCode::OK, &reveal(&app, record).await?))
-}
-
-/// The card with its `token` opened (loading a key a rotation elsewhere added, if need be).
-async fn reveal(app: &AppState, record: CardTokenRecord) -> Result<CardToken, ApiError> {
-    Ok(reveal_all(app, vec![record]).await?.remove(0))
-}
-
-async fn reveal_all(app: &AppState, records: Vec<CardTokenRecord>) -> Result<Vec<CardToken>, ApiError> {
-    app.cipher.ensure_keys(app.store.as_ref(), records.iter().filter_map(|r| r.sealed_token.as_deref())).await?;
-    Ok(records.into_iter().map(|record| app.cipher.reveal(record)).collect::<Result<_, _>>()?)
+    let status = CardTokenStatus::from_status_body(&body.required()?)?;
+    Ok(json(StatusCode::OK, &app.vault.set_card_token_status(&account, &token_id, status, &caller.client_id).await?))
 }

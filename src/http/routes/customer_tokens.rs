@@ -48,10 +48,9 @@ pub async fn create(
     let mut errors = ValidationError::default();
     let delete_token_events = query.bool(&mut errors, "delete_token_events", false);
     errors.finish(|| ())?;
-    let mut token = NewCustomerToken::from_body(&body.required()?, &caller.client_id, Timestamp::now())?;
-    token.value = app.cipher.stored_value(&account, &token.token_type, &token.value);
-    let stored = app.store.create_customer_token(&account, &customer_id, &token, delete_token_events).await?;
-    Ok(json(StatusCode::CREATED, &app.cipher.shown_token(&account, stored)?))
+    let token = NewCustomerToken::from_body(&body.required()?, &caller.client_id, Timestamp::now())?;
+    let stored = app.vault.create_customer_token(&account, &customer_id, token, delete_token_events).await?;
+    Ok(json(StatusCode::CREATED, &stored))
 }
 
 /// Seed 002: deleted tokens are included unless `include_deleted=false`.
@@ -87,12 +86,7 @@ pub async fn list(
     };
     let page = query.page(&mut errors);
     let (filter, page) = errors.finish(|| (filter, page))?;
-    let tokens = app.store.list_customer_tokens(&account, &customer_id, &filter, &page).await?;
-    let tokens = crate::domain::Page {
-        items: tokens.items.into_iter().map(|t| app.cipher.shown_token(&account, t)).collect::<Result<_, _>>()?,
-        has_more: tokens.has_more,
-        total: tokens.total,
-    };
+    let tokens = app.vault.list_customer_tokens(&account, &customer_id, &filter, &page).await?;
     Ok(response::list(tokens, &uri, |t| t.id.to_string(), |t| t))
 }
 
@@ -122,7 +116,6 @@ pub async fn delete(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
     path_identifier("customer_id", &customer_id)?;
     path_identifier("tid", &token_id)?;
-    let token =
-        app.store.delete_customer_token(&account, &customer_id, &token_id, &caller.client_id, Timestamp::now()).await?;
-    Ok(json(StatusCode::OK, &app.cipher.shown_token(&account, token)?))
+    let token = app.vault.delete_customer_token(&account, &customer_id, &token_id, &caller.client_id).await?;
+    Ok(json(StatusCode::OK, &token))
 }

@@ -41,7 +41,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_CREATE_USER)?;
     let customer = NewCustomer::from_body(body.required()?, &caller.client_id, Timestamp::now())?;
-    let stored = app.store.create_customer(&account, &customer).await?;
+    let stored = app.vault.create_customer(&account, &customer).await?;
     Ok(json(StatusCode::OK, &stored))
 }
 
@@ -68,11 +68,7 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
     path_identifier("customer_id", &customer_id)?;
-    let customer = app
-        .store
-        .get_customer(&account, &customer_id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("customer not found".to_owned()))?;
+    let customer = app.vault.customer(&account, &customer_id).await?;
     Ok(json(StatusCode::OK, &customer))
 }
 
@@ -102,10 +98,7 @@ pub async fn list(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
     let mut errors = ValidationError::default();
     let token = match (query.text(&mut errors, "token_type"), query.text(&mut errors, "token_value")) {
-        (Some(token_type), Some(value)) => {
-            let value = app.cipher.stored_value(&account, &token_type, &value);
-            Some((token_type, value))
-        }
+        (Some(token_type), Some(value)) => Some((token_type, value)),
         (None, None) => None,
         (Some(_), None) => {
             errors.push(FieldError::new("token_value", "is required together with token_type"));
@@ -127,7 +120,7 @@ pub async fn list(
     };
     let filter = CustomerFilter {
         token,
-        email_prefix: query.text(&mut errors, "email").map(|email| email.to_lowercase()),
+        email_prefix: query.text(&mut errors, "email"),
         phone_number_prefix: query.text(&mut errors, "phone_number"),
         customer_type,
         all_types,
@@ -135,7 +128,7 @@ pub async fn list(
     };
     let page = query.page(&mut errors);
     let (filter, page) = errors.finish(|| (filter, page))?;
-    let customers = app.store.list_customers(&account, &filter, &page).await?;
+    let customers = app.vault.list_customers(&account, filter, &page).await?;
     Ok(response::list(customers, &uri, |c| c.id.to_string(), |c| c))
 }
 
@@ -167,7 +160,6 @@ pub async fn delete(
     let mut errors = ValidationError::default();
     let delete_tokens = query.bool(&mut errors, "delete_tokens", false);
     errors.finish(|| ())?;
-    let customer =
-        app.store.delete_customer(&account, &customer_id, delete_tokens, &caller.client_id, Timestamp::now()).await?;
+    let customer = app.vault.delete_customer(&account, &customer_id, delete_tokens, &caller.client_id).await?;
     Ok(json(StatusCode::OK, &customer))
 }

@@ -4,11 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::auth::{Caller, Permission};
 use crate::domain::webhook::HookSubscription;
@@ -18,14 +14,6 @@ use crate::http::extract::{JsonObject, Path};
 use crate::http::openapi as oa;
 use crate::http::response::json;
 use crate::http::AppState;
-
-fn not_found() -> ApiError {
-    ApiError::NotFound("subscription not found".to_owned())
-}
-
-fn subscription_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| not_found())
-}
 
 /// 201 with the subscription; its `config.secret` (given or generated) is shown this once.
 #[utoipa::path(
@@ -56,17 +44,7 @@ pub async fn create(
     let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
     let (subscription, secret) =
         HookSubscription::from_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
-    app.webhook_targets
-        .check_destination(&subscription.config.url)
-        .await
-        .map_err(|error| ApiError::field("config.url", error.to_string()))?;
-    let secret = secret.unwrap_or_else(|| {
-        let mut bytes = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        URL_SAFE_NO_PAD.encode(bytes)
-    });
-    let sealed = app.cipher.seal(&account, &subscription.id.to_string(), &secret);
-    app.store.create_hook_subscription(&subscription, &sealed.ciphertext).await?;
+    let secret = app.vault.create_hook_subscription(&subscription, secret).await?;
     let mut shown = serde_json::to_value(&subscription).unwrap_or(Value::Null);
     if let Some(Value::Object(config)) = shown.get_mut("config") {
         config.insert("secret".to_owned(), Value::String(secret));
@@ -91,7 +69,7 @@ pub async fn create(
 )]
 pub async fn list(State(app): State<AppState>, caller: Caller, Path(aid): Path<String>) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::HOOKS_READ)?;
-    Ok(json(StatusCode::OK, &app.store.list_hook_subscriptions(&account).await?))
+    Ok(json(StatusCode::OK, &app.vault.hook_subscriptions(&account).await?))
 }
 
 #[utoipa::path(
@@ -116,7 +94,7 @@ pub async fn get(
     Path((aid, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::HOOKS_READ)?;
-    let subscription = app.store.get_hook_subscription(&account, subscription_id(&id)?).await?.ok_or_else(not_found)?;
+    let subscription = app.vault.hook_subscription(&account, &id).await?;
     Ok(json(StatusCode::OK, &subscription))
 }
 
@@ -142,9 +120,6 @@ pub async fn delete(
     Path((aid, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
-    let subscription = app
-        .store
-        .delete_hook_subscription(&account, subscription_id(&id)?, &caller.client_id, Timestamp::now())
-        .await?;
+    let subscription = app.vault.delete_hook_subscription(&account, &id, &caller.client_id).await?;
     Ok(json(StatusCode::OK, &subscription))
 }

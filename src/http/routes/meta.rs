@@ -24,7 +24,7 @@ use crate::http::AppState;
     extensions(("x-tokenvault-extension" = json!(true))),
 )]
 pub async fn health(State(app): State<AppState>) -> Result<Response, ApiError> {
-    app.store.ping().await?;
+    app.vault.ping().await?;
     Ok(json(StatusCode::OK, &json!({"status": "ok"})))
 }
 

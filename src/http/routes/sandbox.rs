@@ -6,14 +6,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use crate::auth::{AuthError, Caller, Permission};
-use crate::domain::Timestamp;
+use crate::auth::{Caller, Permission};
 use crate::http::error::ApiError;
 use crate::http::extract::Path;
 use crate::http::openapi as oa;
 use crate::http::response::json;
 use crate::http::AppState;
-use crate::store::ResetParts;
+use crate::service::sandbox::ResetParts;
 
 /// `POST /v1/accounts/{aid}/sandbox/reset` (tokenvault extension).
 #[utoipa::path(
@@ -35,15 +34,12 @@ use crate::store::ResetParts;
 )]
 pub async fn reset(State(app): State<AppState>, caller: Caller, Path(aid): Path<String>) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::SANDBOX)?;
-    if !account.is_test() {
-        return Err(AuthError::ProductionAccount(account.to_string()).into());
-    }
     let administers = |permission: Permission| caller.require(permission).is_ok();
     let parts = ResetParts {
         customers: administers(Permission::CUSTOMERS_ADMIN),
         card_tokens: administers(Permission::CHECKOUT_ADMIN),
         hooks: administers(Permission::HOOKS_ADMIN),
     };
-    let deleted = app.store.reset_account(&account, parts, &caller.client_id, Timestamp::now()).await?;
+    let deleted = app.vault.reset_account(&account, parts, &caller.client_id).await?;
     Ok(json(StatusCode::OK, &json!({"account_id": account, "deleted": deleted})))
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, Permission};
 use crate::domain::customer::Customer;
 use crate::domain::customer_token::CustomerToken;
-use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue, DELETED_STATUS};
+use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue};
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
@@ -104,15 +104,14 @@ pub async fn find_or_add(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
     let now = Timestamp::now();
     let (token, event) = parse_body(&body.required()?, true, now)?;
-    let token = app.cipher.stored_token(&account, &token);
-    let detail = app.store.token_detail(&account, &token, event.as_ref(), &caller.client_id, now).await?;
+    let detail = app.vault.token_detail(&account, &token, event.as_ref(), &caller.client_id, now).await?;
     let status = aggregated_status(detail.customer.as_ref().and_then(Customer::status), &detail.events, now);
     Ok(json(
         StatusCode::OK,
         &TokenDetailBody {
             id: detail.id,
             customer: detail.customer,
-            token: detail.token.map(|token| app.cipher.shown_token(&account, token)).transpose()?,
+            token: detail.token,
             status,
             events: detail.events,
         },
@@ -155,7 +154,7 @@ pub async fn list(
         errors.push(FieldError::new("starting_after", "cannot be combined with since_datetime"));
     }
     let page = errors.finish(|| page)?;
-    let entries = app.store.list_token_events(&account, since, &page).await?;
+    let entries = app.vault.list_token_events(&account, since, &page).await?;
     let now = Timestamp::now();
     Ok(response::list(
         entries,
@@ -198,8 +197,6 @@ pub async fn clear(
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
     let now = Timestamp::now();
     let (token, event) = parse_body(&body.required()?, false, now)?;
-    let token = app.cipher.stored_token(&account, &token);
-    let delete_event = event.map(|event| TokenEvent { status: Some(DELETED_STATUS.to_owned()), ..event });
-    app.store.clear_token_events(&account, &token, delete_event.as_ref(), &caller.client_id, now).await?;
+    app.vault.clear_token_events(&account, &token, event, &caller.client_id, now).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1081,26 +1081,26 @@ async fn an_import_is_undone_after_its_connection_was_lost() {
 
 /// PostgreSQL's "insufficient resources" errors (SQLSTATE class 53: `53100 disk_full`,
 /// `53200 out_of_memory`, `53300 too_many_connections`, `53400 configuration_limit_exceeded`)
-/// are worth retrying later: 503 with `Retry-After`, not 500. Each is raised for real by the
-/// server, so the mapping sees the same error a full disk would give.
+/// are worth retrying later: `Exhausted` (503 with `Retry-After: 30`, see `http::error`) or, for
+/// too many connections, `Unavailable` (503, retry shortly); never `Internal` (500). Each is
+/// raised for real by the server, so the mapping sees the same error a full disk would give.
 #[tokio::test]
-async fn insufficient_resources_are_503_with_retry_after() {
-    use axum::response::IntoResponse;
-
+async fn insufficient_resources_are_exhausted_or_unavailable() {
     let Some(client) = admin_or_skip("PostgreSQL SQLSTATE mapping test").await else { return };
     let raise =
         |code: &str| format!("DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '{code}'; END $$");
-    for (code, retry_after) in [("53100", "30"), ("53200", "30"), ("53300", "1"), ("53400", "30")] {
+    for (code, exhausted) in [("53100", true), ("53200", true), ("53300", false), ("53400", true)] {
         let error = client.batch_execute(&raise(code)).await.expect_err("the DO block raises");
         assert_eq!(error.code().map(|c| c.code()), Some(code));
-        let response = crate::http::error::ApiError::Store(StoreError::from(error)).into_response();
-        assert_eq!(response.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE, "SQLSTATE {code}");
-        assert_eq!(response.headers()["retry-after"], retry_after, "SQLSTATE {code}");
+        match StoreError::from(error) {
+            StoreError::Exhausted(_) => assert!(exhausted, "SQLSTATE {code}"),
+            StoreError::Unavailable(_) => assert!(!exhausted, "SQLSTATE {code}"),
+            other => panic!("SQLSTATE {code} became {other:?}"),
+        }
     }
     // Other errors keep their meaning.
     let error = client.batch_execute(&raise("42P01")).await.expect_err("the DO block raises");
-    let response = crate::http::error::ApiError::Store(StoreError::from(error)).into_response();
-    assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(matches!(StoreError::from(error), StoreError::Internal(_)));
 }
 
 /// Migration 9 erases the secrets of card tokens deleted before deletes erased them, and only

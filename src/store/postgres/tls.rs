@@ -38,7 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::redact_url;
+use crate::store::url::redact_url;
 use crate::store::{StoreError, StoreResult};
 
 /// libpq's `sslmode` (`allow` is not supported).

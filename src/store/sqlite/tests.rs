@@ -132,10 +132,10 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/tokenvault.db");
     let url = format!("sqlite://{}", path.display());
-    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    let store = crate::store::open(&url.parse().unwrap(), &StoreOptions::default()).await.unwrap();
     store.create_customer(&account(), &new_customer("kept")).await.unwrap();
     drop(store);
-    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    let store = crate::store::open(&url.parse().unwrap(), &StoreOptions::default()).await.unwrap();
     assert!(store.get_customer(&account(), "kept").await.unwrap().is_some());
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -338,7 +338,7 @@ async fn migration_9_shreds_the_secrets_of_tokens_deleted_before() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokenvault.db");
     let url = format!("sqlite://{}", path.display());
-    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    let store = crate::store::open(&url.parse().unwrap(), &StoreOptions::default()).await.unwrap();
     for id in ["deleted-before", "live"] {
         let body = json!({"id": id, "card_brand": "visa", "payment_product_type": "x"});
         let card = CardToken::from_create_body(body.as_object().unwrap(), &account(), "c", Timestamp::now()).unwrap();
@@ -355,7 +355,7 @@ async fn migration_9_shreds_the_secrets_of_tokens_deleted_before() {
     .unwrap();
     drop(conn);
 
-    let store = crate::store::open(&url, &StoreOptions::default()).await.unwrap();
+    let store = crate::store::open(&url.parse().unwrap(), &StoreOptions::default()).await.unwrap();
     drop(store);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let secrets: Vec<(String, Option<Vec<u8>>, Option<String>)> = conn

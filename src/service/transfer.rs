@@ -27,10 +27,12 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::keys::{existing_key_file, load_cipher, MasterKey};
 use crate::crypto::TokenCipher;
+use crate::domain::sealed::DataKeyRecord;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::dataset::{self, Dataset, Row, Table, TABLES};
-use crate::store::{DataKeyRecord, StoreError};
+use crate::store::{DatabaseUrl, StoreError};
 
 pub const FORMAT: &str = "tokenvault-export";
 pub const FORMAT_VERSION: u32 = 1;
@@ -124,6 +126,37 @@ pub enum TransferError {
          destination: empty it (drop and re-create the database, or delete the SQLite file) before importing again"
     )]
     NotUndone { error: Box<TransferError>, cleanup: StoreError },
+}
+
+/// `tokenvault export`: the whole dataset of the database `database_url` names, to `out`.
+pub async fn export_database(
+    database_url: &DatabaseUrl,
+    out: &mut dyn Write,
+    progress: impl FnMut(&Progress<'_>),
+) -> Result<Summary, TransferError> {
+    let mut source = dataset::open(database_url).await?;
+    export(source.as_mut(), out, progress).await
+}
+
+/// `tokenvault import`: an export into the empty database `database_url` names. With a master
+/// key (given, or an SQLite key file that already exists: never a new one, which would hold a
+/// fresh, wrong key), the sealed values are checked against it before any is stored; returns
+/// whether they were.
+pub async fn import_database(
+    database_url: &DatabaseUrl,
+    input: impl BufRead,
+    master: Option<&MasterKey>,
+    progress: impl FnMut(&Progress<'_>),
+) -> Result<(Summary, bool), TransferError> {
+    let cipher = match master {
+        Some(MasterKey::File(path)) => existing_key_file(path),
+        Some(given) => load_cipher(given).map(Some),
+        None => Ok(None),
+    }
+    .map_err(|e| TransferError::Refused(e.to_string()))?;
+    let mut destination = dataset::open(database_url).await?;
+    let summary = import(destination.as_mut(), input, cipher.as_ref(), progress).await?;
+    Ok((summary, cipher.is_some()))
 }
 
 /// Writes the whole dataset of `source` to `out`.
@@ -459,7 +492,7 @@ fn check_signing_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Re
 }
 
 #[cfg(test)]
-#[path = "../tests/support/dataset.rs"]
+#[path = "../../tests/support/dataset.rs"]
 mod made_up;
 
 #[cfg(test)]
@@ -471,7 +504,7 @@ mod tests {
 
     async fn sqlite(dir: &tempfile::TempDir, name: &str) -> Box<dyn Dataset> {
         let path = dir.path().join(name);
-        dataset::open(&format!("sqlite://{}", path.display())).await.expect("open dataset")
+        dataset::open(&format!("sqlite://{}", path.display()).parse().unwrap()).await.expect("open dataset")
     }
 
     type SqliteState = (Vec<(String, i64)>, Vec<(String, i64)>);

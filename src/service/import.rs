@@ -9,10 +9,10 @@ use std::io::BufRead;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::crypto::TokenCipher;
+use super::{ServiceError, Vault};
 use crate::domain::card_token::CardToken;
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{ImportOutcome, Store, StoreError};
+use crate::store::ImportOutcome;
 
 /// Lines per transaction: large enough to amortise the fsync, small enough to keep memory flat.
 pub const BATCH_LINES: usize = 500;
@@ -41,14 +41,13 @@ pub enum ImportError {
     #[error("reading the file: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Service(#[from] ServiceError),
 }
 
 /// Imports every line of `reader` into `account`. `on_rejected` hears of each bad line and
 /// `on_progress` of each committed batch (with the bytes read so far).
 pub async fn import_card_tokens(
-    store: &dyn Store,
-    cipher: &TokenCipher,
+    vault: &Vault,
     account: &AccountId,
     reader: impl BufRead,
     mut on_rejected: impl FnMut(&RejectedLine),
@@ -65,18 +64,18 @@ pub async fn import_card_tokens(
             continue;
         }
         match parse_line(&line, account) {
-            Ok(card) => batch.push(cipher.seal_card(card)),
+            Ok(card) => batch.push(card),
             Err(message) => {
                 summary.rejected += 1;
                 on_rejected(&RejectedLine { line: summary.lines, message });
             }
         }
         if batch.len() >= BATCH_LINES {
-            store_batch(store, &mut batch, &mut summary).await?;
+            store_batch(vault, &mut batch, &mut summary).await?;
             on_progress(&summary, bytes_read);
         }
     }
-    store_batch(store, &mut batch, &mut summary).await?;
+    store_batch(vault, &mut batch, &mut summary).await?;
     on_progress(&summary, bytes_read);
     Ok(summary)
 }
@@ -89,20 +88,19 @@ fn parse_line(line: &str, account: &AccountId) -> Result<CardToken, String> {
 }
 
 async fn store_batch(
-    store: &dyn Store,
-    batch: &mut Vec<(CardToken, Option<crate::store::SealedToken>)>,
+    vault: &Vault,
+    batch: &mut Vec<CardToken>,
     summary: &mut ImportSummary,
 ) -> Result<(), ImportError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let outcomes = store.import_card_tokens(batch).await?;
+    let outcomes = vault.import_card_token_batch(std::mem::take(batch)).await?;
     for outcome in outcomes {
         match outcome {
             ImportOutcome::Imported => summary.imported += 1,
             ImportOutcome::AlreadyPresent => summary.already_present += 1,
         }
     }
-    batch.clear();
     Ok(())
 }

@@ -1,10 +1,8 @@
 //! Delivers webhook events from the durable outbox: at least once, signed like Dintero's
 //! (`event-signature`: HMAC-SHA1 of the body keyed with the subscription's secret), with
 //! exponential back-off, and safe with several instances (deliveries are leased). Deliveries
-//! reach only the targets [`targets`] allows, checked after DNS resolution, and follow no
+//! reach only the targets [`super::webhook_targets`] allows, checked after DNS resolution, and follow no
 //! redirects.
-
-pub mod targets;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,11 +13,11 @@ use sha1::Sha1;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::crypto::TokenCipher;
+use super::webhook_targets::{GuardedResolver, TargetPolicy};
+use super::Vault;
 use crate::domain::webhook::{retry_delay_millis, DeliveryResult, WebhookDelivery, MAX_ATTEMPTS};
 use crate::domain::Timestamp;
 use crate::store::Store;
-use targets::{GuardedResolver, TargetPolicy};
 
 /// Deliveries taken per round.
 const BATCH: u32 = 32;
@@ -109,9 +107,10 @@ impl Worker {
     }
 }
 
-/// Starts the delivery loop; `wake` makes it look at the outbox at once (after a card-token
-/// change) instead of at the next poll.
-pub fn spawn(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, settings: WebhookSettings, wake: Arc<Notify>) -> Worker {
+/// Starts the delivery loop; the vault's outbox bell makes it look at the outbox at once (after a
+/// card-token change) instead of at the next poll.
+pub fn spawn(vault: Arc<Vault>, settings: WebhookSettings) -> Worker {
+    let wake = vault.outbox.clone();
     let policy = TargetPolicy { allow_private: settings.allow_private_targets };
     // No redirects (a 3xx is a failed attempt: a redirect could lead anywhere) and no proxy from
     // the environment (the proxy would resolve the name, past the guarded resolver).
@@ -130,18 +129,18 @@ pub fn spawn(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, settings: WebhookS
         let mut pruned_at: Option<std::time::Instant> = None;
         while !flag.load(Ordering::SeqCst) {
             if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL) {
-                prune(store.as_ref(), settings.retention).await;
+                prune(vault.store.as_ref(), settings.retention).await;
                 pruned_at = Some(std::time::Instant::now());
             }
             let now = Timestamp::now();
             let lease_until = now.plus_seconds(LEASE.as_secs() as i64);
-            match store.claim_webhook_deliveries(now, lease_until, BATCH).await {
+            match vault.store.claim_webhook_deliveries(now, lease_until, BATCH).await {
                 Ok(deliveries) if !deliveries.is_empty() => {
                     let sends = deliveries.into_iter().map(|delivery| {
-                        let (store, cipher, client) = (store.clone(), cipher.clone(), client.clone());
+                        let (vault, client) = (vault.clone(), client.clone());
                         async move {
-                            let result = send(&client, store.as_ref(), &cipher, &delivery, settings).await;
-                            if let Err(error) = store.complete_webhook_delivery(delivery.id, &result).await {
+                            let result = send(&client, &vault, &delivery, settings).await;
+                            if let Err(error) = vault.store.complete_webhook_delivery(delivery.id, &result).await {
                                 tracing::warn!(%error, delivery = %delivery.id, "could not record a webhook attempt");
                             }
                         }
@@ -171,19 +170,21 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 
 async fn send(
     client: &reqwest::Client,
-    store: &dyn Store,
-    cipher: &TokenCipher,
+    vault: &Vault,
     delivery: &WebhookDelivery,
     settings: WebhookSettings,
 ) -> DeliveryResult {
     let policy = TargetPolicy { allow_private: settings.allow_private_targets };
-    let secret = match cipher.ensure_keys(store, [delivery.sealed_secret.as_slice()]).await {
-        Ok(()) => cipher.open(&delivery.account_id, &delivery.subscription_id.to_string(), &delivery.sealed_secret),
-        Err(error) => Err(error),
+    let secret = match vault.ensure_keys([delivery.sealed_secret.as_slice()]).await {
+        Ok(()) => vault
+            .cipher
+            .open(&delivery.account_id, &delivery.subscription_id.to_string(), &delivery.sealed_secret)
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
     };
     let outcome = match (policy.check_delivery(&delivery.url, &delivery.account_id), secret) {
         (Err(refused), _) => Err(format!("refused before sending: the URL {refused}")),
-        (Ok(()), Err(error)) => Err(error.to_string()),
+        (Ok(()), Err(error)) => Err(error),
         (Ok(()), Ok(secret)) => client
             .post(&delivery.url)
             .header("content-type", "application/json")

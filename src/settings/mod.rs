@@ -1,7 +1,14 @@
-//! The settings of `tokenvault serve`, layered: command-line flags, then `TOKENVAULT_*`
-//! environment variables, then an optional TOML file, then defaults. Every bad value stops
-//! start-up with a message naming the setting; `tokenvault config` shows the result and where
-//! each value came from, secrets masked.
+//! The settings of tokenvault, layered: command-line flags, then `TOKENVAULT_*` environment
+//! variables, then an optional TOML file, then defaults. Every bad value stops start-up with a
+//! message naming the setting; `tokenvault config` shows the result and where each value came
+//! from, secrets masked.
+//!
+//! Each floor owns the settings struct it runs with (`http::RequestSettings`,
+//! `http::server::ConnectionLimits`, `service::webhook_worker::WebhookSettings`, …) and its
+//! defaults; this module only assembles them into [`ServeConfig`], and is read by the start-up
+//! code (`app`) and the command line alone.
+
+mod serve;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -10,40 +17,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::clients::CredentialChecks;
-use crate::config::{self, redact_url, ServeConfig};
 use crate::crypto::TokenCipher;
-use crate::http::server::ConnectionLimits;
+pub use serve::{
+    DatabaseUrl, Secret, ServeConfig, UnsupportedUrl, DEFAULT_DATABASE_URL, DEFAULT_ISSUER, DEFAULT_LISTEN,
+    DEFAULT_TOKEN_ENDPOINT_PER_SECOND, DEFAULT_TOKEN_TTL_SECONDS,
+};
 
 /// Values given on the command line or in the environment (clap merges those two); `None`
 /// where neither gave one.
-#[derive(Debug, Clone, Default)]
-pub struct Given {
-    pub listen: Option<String>,
-    pub database_url: Option<String>,
-    pub encryption_key: Option<String>,
-    pub token_ttl: Option<u64>,
-    pub issuer: Option<String>,
-    pub pool_size: Option<usize>,
-    pub acquire_timeout_ms: Option<u64>,
-    pub dev: Option<bool>,
-    pub token_rate_limit: Option<u32>,
-    pub rate_limit: Option<u32>,
-    pub max_in_flight: Option<usize>,
-    pub request_timeout_ms: Option<u64>,
-    pub seal_token_values: Option<bool>,
-    pub max_in_flight_per_address: Option<usize>,
-    pub body_read_timeout_ms: Option<u64>,
-    pub header_read_timeout_ms: Option<u64>,
-    pub idle_timeout_ms: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub max_connections_per_address: Option<usize>,
-    pub token_endpoint_rate: Option<u32>,
-    pub credential_checks: Option<usize>,
-    pub webhook_allow_private_targets: Option<bool>,
-}
+pub type Given = FileSettings;
 
-/// The TOML file: the same settings, named as in the configuration table.
+/// One layer of settings: the TOML file, or the flags and environment; named as in the
+/// configuration table.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
@@ -114,189 +99,125 @@ pub struct Resolved {
     pub sources: Vec<(&'static str, Source)>,
 }
 
-fn pick<T>(
-    sources: &mut Vec<(&'static str, Source)>,
-    name: &'static str,
-    given: Option<T>,
-    file: Option<T>,
-    default: T,
-) -> T {
-    let (value, source) = match (given, file) {
-        (Some(value), _) => (value, Source::FlagOrEnvironment),
-        (None, Some(value)) => (value, Source::File),
-        (None, None) => (default, Source::Default),
-    };
-    sources.push((name, source));
-    value
+/// The two layers above the defaults, and where each setting's value came from so far.
+struct Layers {
+    given: Given,
+    file: FileSettings,
+    sources: Vec<(&'static str, Source)>,
 }
 
-/// [`pick`] for a setting whose 0 would disable the server (a limit, a timeout).
-fn pick_positive<T: PartialEq + From<u8>>(
-    sources: &mut Vec<(&'static str, Source)>,
-    name: &'static str,
-    given: Option<T>,
-    file: Option<T>,
-    default: T,
-) -> Result<T, SettingError> {
-    let value = pick(sources, name, given, file, default);
-    if value == T::from(0) {
-        return Err(invalid(name, "must be at least 1"));
+impl Layers {
+    /// The value of setting `name` (`field` reads it from a layer): given, else from the file,
+    /// else `default`.
+    fn pick<T>(&mut self, name: &'static str, field: impl Fn(&mut FileSettings) -> Option<T>, default: T) -> T {
+        let (value, source) = match (field(&mut self.given), field(&mut self.file)) {
+            (Some(value), _) => (value, Source::FlagOrEnvironment),
+            (None, Some(value)) => (value, Source::File),
+            (None, None) => (default, Source::Default),
+        };
+        self.sources.push((name, source));
+        value
     }
-    Ok(value)
+
+    /// [`Layers::pick`] for a setting whose 0 would disable the server (a limit, a timeout).
+    fn positive<T: PartialEq + From<u8>>(
+        &mut self,
+        name: &'static str,
+        field: impl Fn(&mut FileSettings) -> Option<T>,
+        default: T,
+    ) -> Result<T, SettingError> {
+        let value = self.pick(name, field, default);
+        if value == T::from(0) {
+            return Err(invalid(name, "must be at least 1"));
+        }
+        Ok(value)
+    }
+
+    /// A positive number of milliseconds (settings named `…_ms`).
+    fn millis(
+        &mut self,
+        name: &'static str,
+        field: impl Fn(&mut FileSettings) -> Option<u64>,
+        default: Duration,
+    ) -> Result<Duration, SettingError> {
+        let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        self.positive(name, field, default).map(Duration::from_millis)
+    }
 }
 
-/// Layers the given values over the file over the defaults, and checks every value.
+/// Layers the given values over the file over the defaults ([`ServeConfig::new`]), and checks
+/// every value.
 pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, SettingError> {
-    let file = file.unwrap_or_default();
-    let mut s = Vec::new();
-    let listen = pick(&mut s, "listen", given.listen, file.listen, config::DEFAULT_LISTEN.to_owned());
+    let mut l = Layers { given, file: file.unwrap_or_default(), sources: Vec::new() };
+    let listen = l.pick("listen", |s| s.listen.take(), DEFAULT_LISTEN.to_owned());
     let listen: SocketAddr = listen
         .parse()
         .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 127.0.0.1:8080")))?;
-    let database_url =
-        pick(&mut s, "database_url", given.database_url, file.database_url, config::DEFAULT_DATABASE_URL.to_owned());
-    let is_postgres = database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
-    if !is_postgres && config::sqlite_path(&database_url).is_none() {
-        return Err(invalid(
-            "database_url",
-            format!("{} is neither sqlite://PATH nor postgres://…", redact_url(&database_url)),
-        ));
-    }
-    let encryption_key = match (given.encryption_key, file.encryption_key) {
-        (Some(key), _) => {
-            s.push(("encryption_key", Source::FlagOrEnvironment));
-            Some(key)
-        }
-        (None, Some(key)) => {
-            s.push(("encryption_key", Source::File));
-            Some(key)
-        }
-        (None, None) => {
-            s.push(("encryption_key", Source::Default));
-            None
-        }
-    };
-    if let Some(key) = &encryption_key {
-        TokenCipher::from_base64(key).map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
-    } else if is_postgres {
+    let database_url = l.pick("database_url", |s| s.database_url.take(), DEFAULT_DATABASE_URL.to_owned());
+    let database_url: DatabaseUrl = database_url.parse().map_err(|e| invalid("database_url", format!("{e}")))?;
+    let mut config = ServeConfig::new(database_url);
+    let defaults = config.clone();
+    config.listen = listen;
+    config.encryption_key = l.pick("encryption_key", |s| s.encryption_key.take().map(Some), None).map(Secret);
+    if let Some(key) = &config.encryption_key {
+        TokenCipher::from_base64(&key.0)
+            .map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
+    } else if config.database_url.is_postgres() {
         return Err(invalid(
             "encryption_key",
             "must be set when the database is PostgreSQL (the same on every instance)",
         ));
     }
-    let token_ttl = pick(&mut s, "token_ttl", given.token_ttl, file.token_ttl, config::DEFAULT_TOKEN_TTL_SECONDS);
-    if token_ttl == 0 {
+    config.token_ttl_seconds = l.pick("token_ttl", |s| s.token_ttl.take(), defaults.token_ttl_seconds);
+    if config.token_ttl_seconds == 0 {
         return Err(invalid("token_ttl", "must be at least 1 second"));
     }
-    let issuer = pick(&mut s, "issuer", given.issuer, file.issuer, config::DEFAULT_ISSUER.to_owned());
-    if issuer.is_empty() {
+    config.issuer = l.pick("issuer", |s| s.issuer.take(), defaults.issuer.clone());
+    if config.issuer.is_empty() {
         return Err(invalid("issuer", "must not be empty"));
     }
-    let pool_size = pick_positive(&mut s, "pool_size", given.pool_size, file.pool_size, 8)?;
-    let acquire_timeout_ms =
-        pick_positive(&mut s, "acquire_timeout_ms", given.acquire_timeout_ms, file.acquire_timeout_ms, 5000)?;
-    let dev = pick(&mut s, "dev", given.dev, file.dev, false);
-    let token_rate_limit = pick(&mut s, "token_rate_limit", given.token_rate_limit, file.token_rate_limit, 60);
-    if token_rate_limit == 0 {
+    config.store.pool_size = l.positive("pool_size", |s| s.pool_size.take(), defaults.store.pool_size)?;
+    config.store.acquire_timeout =
+        l.millis("acquire_timeout_ms", |s| s.acquire_timeout_ms.take(), defaults.store.acquire_timeout)?;
+    config.dev = l.pick("dev", |s| s.dev.take(), defaults.dev);
+    config.token_requests_per_minute =
+        l.pick("token_rate_limit", |s| s.token_rate_limit.take(), defaults.token_requests_per_minute);
+    if config.token_requests_per_minute == 0 {
         return Err(invalid("token_rate_limit", "must be at least 1 (token requests per client and minute)"));
     }
-    let rate_limit = pick(&mut s, "rate_limit", given.rate_limit, file.rate_limit, 0);
-    let max_in_flight = pick_positive(&mut s, "max_in_flight", given.max_in_flight, file.max_in_flight, 1024)?;
-    let request_timeout_ms =
-        pick_positive(&mut s, "request_timeout_ms", given.request_timeout_ms, file.request_timeout_ms, 30_000)?;
-    let seal_token_values = pick(&mut s, "seal_token_values", given.seal_token_values, file.seal_token_values, false);
-    let requests = crate::http::RequestSettings::default();
-    let connections = ConnectionLimits::default();
-    let max_in_flight_per_address = pick_positive(
-        &mut s,
+    config.api_calls_per_second = l.pick("rate_limit", |s| s.rate_limit.take(), defaults.api_calls_per_second);
+    let requests = &mut config.requests;
+    requests.max_in_flight = l.positive("max_in_flight", |s| s.max_in_flight.take(), requests.max_in_flight)?;
+    requests.request_timeout =
+        l.millis("request_timeout_ms", |s| s.request_timeout_ms.take(), requests.request_timeout)?;
+    config.seal_token_values = l.pick("seal_token_values", |s| s.seal_token_values.take(), defaults.seal_token_values);
+    let requests = &mut config.requests;
+    requests.max_in_flight_per_address = l.positive(
         "max_in_flight_per_address",
-        given.max_in_flight_per_address,
-        file.max_in_flight_per_address,
+        |s| s.max_in_flight_per_address.take(),
         requests.max_in_flight_per_address,
     )?;
-    let body_read_timeout_ms = pick_positive(
-        &mut s,
-        "body_read_timeout_ms",
-        given.body_read_timeout_ms,
-        file.body_read_timeout_ms,
-        requests.body_read_timeout.as_millis() as u64,
-    )?;
-    let header_read_timeout_ms = pick_positive(
-        &mut s,
-        "header_read_timeout_ms",
-        given.header_read_timeout_ms,
-        file.header_read_timeout_ms,
-        connections.header_read_timeout.as_millis() as u64,
-    )?;
-    let idle_timeout_ms = pick_positive(
-        &mut s,
-        "idle_timeout_ms",
-        given.idle_timeout_ms,
-        file.idle_timeout_ms,
-        connections.idle_timeout.as_millis() as u64,
-    )?;
-    let max_connections = pick_positive(
-        &mut s,
-        "max_connections",
-        given.max_connections,
-        file.max_connections,
-        connections.max_connections,
-    )?;
-    let max_connections_per_address = pick_positive(
-        &mut s,
+    requests.body_read_timeout =
+        l.millis("body_read_timeout_ms", |s| s.body_read_timeout_ms.take(), requests.body_read_timeout)?;
+    let connections = &mut config.connections;
+    connections.header_read_timeout =
+        l.millis("header_read_timeout_ms", |s| s.header_read_timeout_ms.take(), connections.header_read_timeout)?;
+    connections.idle_timeout = l.millis("idle_timeout_ms", |s| s.idle_timeout_ms.take(), connections.idle_timeout)?;
+    connections.max_connections =
+        l.positive("max_connections", |s| s.max_connections.take(), connections.max_connections)?;
+    connections.max_connections_per_address = l.positive(
         "max_connections_per_address",
-        given.max_connections_per_address,
-        file.max_connections_per_address,
+        |s| s.max_connections_per_address.take(),
         connections.max_connections_per_address,
     )?;
-    let token_endpoint_rate = pick_positive(
-        &mut s,
-        "token_endpoint_rate",
-        given.token_endpoint_rate,
-        file.token_endpoint_rate,
-        config::DEFAULT_TOKEN_ENDPOINT_PER_SECOND,
-    )?;
-    let credential_checks = pick_positive(
-        &mut s,
-        "credential_checks",
-        given.credential_checks,
-        file.credential_checks,
-        CredentialChecks::default_at_once(),
-    )?;
+    config.token_endpoint_per_second =
+        l.positive("token_endpoint_rate", |s| s.token_endpoint_rate.take(), defaults.token_endpoint_per_second)?;
+    config.credential_checks =
+        l.positive("credential_checks", |s| s.credential_checks.take(), defaults.credential_checks)?;
     // Local development (`--dev`) delivers to receivers on this machine; production never does.
-    let webhook_allow_private_targets = pick(
-        &mut s,
-        "webhook_allow_private_targets",
-        given.webhook_allow_private_targets,
-        file.webhook_allow_private_targets,
-        dev,
-    );
-
-    let mut config = ServeConfig::new(database_url);
-    config.listen = listen;
-    config.encryption_key = encryption_key;
-    config.token_ttl_seconds = token_ttl;
-    config.issuer = issuer;
-    config.pool_size = pool_size;
-    config.acquire_timeout = Duration::from_millis(acquire_timeout_ms);
-    config.dev = dev;
-    config.token_requests_per_minute = token_rate_limit;
-    config.api_calls_per_second = rate_limit;
-    config.max_in_flight = max_in_flight;
-    config.request_timeout = Duration::from_millis(request_timeout_ms);
-    config.seal_token_values = seal_token_values;
-    config.max_in_flight_per_address = max_in_flight_per_address;
-    config.body_read_timeout = Duration::from_millis(body_read_timeout_ms);
-    config.connections = ConnectionLimits {
-        header_read_timeout: Duration::from_millis(header_read_timeout_ms),
-        idle_timeout: Duration::from_millis(idle_timeout_ms),
-        max_connections,
-        max_connections_per_address,
-    };
-    config.token_endpoint_per_second = token_endpoint_rate;
-    config.credential_checks = credential_checks;
-    config.webhooks.allow_private_targets = webhook_allow_private_targets;
-    Ok(Resolved { config, sources: s })
+    config.webhooks.allow_private_targets =
+        l.pick("webhook_allow_private_targets", |s| s.webhook_allow_private_targets.take(), config.dev);
+    Ok(Resolved { config, sources: l.sources })
 }
 
 impl Resolved {
@@ -306,11 +227,11 @@ impl Resolved {
         let c = &self.config;
         let values: Vec<(&str, String)> = vec![
             ("listen", format!("{:?}", c.listen.to_string())),
-            ("database_url", format!("{:?}", redact_url(&c.database_url))),
+            ("database_url", format!("{:?}", c.database_url.to_string())),
             (
                 "encryption_key",
                 c.encryption_key.as_ref().map_or_else(
-                    || match c.sqlite_key_file() {
+                    || match c.database_url.sqlite_key_file() {
                         Some(path) => format!("# not set: generated into {}", path.display()),
                         None => "# not set".to_owned(),
                     },
@@ -319,16 +240,16 @@ impl Resolved {
             ),
             ("token_ttl", c.token_ttl_seconds.to_string()),
             ("issuer", format!("{:?}", c.issuer)),
-            ("pool_size", c.pool_size.to_string()),
-            ("acquire_timeout_ms", c.acquire_timeout.as_millis().to_string()),
+            ("pool_size", c.store.pool_size.to_string()),
+            ("acquire_timeout_ms", c.store.acquire_timeout.as_millis().to_string()),
             ("dev", c.dev.to_string()),
             ("token_rate_limit", c.token_requests_per_minute.to_string()),
             ("rate_limit", c.api_calls_per_second.to_string()),
-            ("max_in_flight", c.max_in_flight.to_string()),
-            ("request_timeout_ms", c.request_timeout.as_millis().to_string()),
+            ("max_in_flight", c.requests.max_in_flight.to_string()),
+            ("request_timeout_ms", c.requests.request_timeout.as_millis().to_string()),
             ("seal_token_values", c.seal_token_values.to_string()),
-            ("max_in_flight_per_address", c.max_in_flight_per_address.to_string()),
-            ("body_read_timeout_ms", c.body_read_timeout.as_millis().to_string()),
+            ("max_in_flight_per_address", c.requests.max_in_flight_per_address.to_string()),
+            ("body_read_timeout_ms", c.requests.body_read_timeout.as_millis().to_string()),
             ("header_read_timeout_ms", c.connections.header_read_timeout.as_millis().to_string()),
             ("idle_timeout_ms", c.connections.idle_timeout.as_millis().to_string()),
             ("max_connections", c.connections.max_connections.to_string()),
@@ -362,8 +283,8 @@ mod tests {
         let given = Given { listen: Some("127.0.0.1:9000".into()), ..Given::default() };
         let resolved = resolve(given, Some(file("listen = \"0.0.0.0:1\"\npool_size = 3\n"))).unwrap();
         assert_eq!(resolved.config.listen.to_string(), "127.0.0.1:9000");
-        assert_eq!(resolved.config.pool_size, 3);
-        assert_eq!(resolved.config.max_in_flight, 1024);
+        assert_eq!(resolved.config.store.pool_size, 3);
+        assert_eq!(resolved.config.requests.max_in_flight, 1024);
         let sources: Vec<_> = resolved.sources.iter().map(|(n, s)| format!("{n}={s}")).collect();
         assert_eq!(&sources[..2], ["listen=flag or environment", "database_url=default"]);
         assert!(sources.contains(&"pool_size=config file".to_owned()));

@@ -5,16 +5,15 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::crypto::TokenCipher;
+use super::{test_accounts_only, ServiceError, Vault};
 use crate::domain::card_token::CardToken;
 use crate::domain::customer::NewCustomer;
 use crate::domain::customer_token::NewCustomerToken;
 use crate::domain::token_event::{TokenEvent, TokenTypeValue};
 use crate::domain::{AccountId, Timestamp, ValidationError};
-use crate::store::{Store, StoreError};
 
 /// The small data set `serve --dev` loads so that `curl` shows something at once.
-pub const DEMO: &str = include_str!("../fixtures/demo.json");
+pub const DEMO: &str = include_str!("../../fixtures/demo.json");
 
 /// Who fixtures are `created_by`.
 pub const SEED_ACTOR: &str = "tokenvault-seed";
@@ -44,33 +43,24 @@ pub struct SeedSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeedError {
-    #[error("fixtures are only for test accounts (T…), not {0}")]
-    ProductionAccount(String),
     #[error("the fixture file is not valid: {0}")]
     Format(#[from] serde_json::Error),
     #[error("{section}[{index}]: {error}")]
     Invalid { section: &'static str, index: usize, error: ValidationError },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Service(#[from] ServiceError),
 }
 
-/// Loads `fixtures` into the test account `account`.
-pub async fn load(
-    store: &dyn Store,
-    cipher: &TokenCipher,
-    account: &AccountId,
-    fixtures: &Fixtures,
-) -> Result<SeedSummary, SeedError> {
-    if !account.is_test() {
-        return Err(SeedError::ProductionAccount(account.to_string()));
-    }
+/// Loads `fixtures` into the test account `account`, through the same use cases as the API.
+pub async fn load(vault: &Vault, account: &AccountId, fixtures: &Fixtures) -> Result<SeedSummary, SeedError> {
+    test_accounts_only(account, "fixtures")?;
     let now = Timestamp::now();
     let mut summary = SeedSummary::default();
     let invalid = |section, index| move |error| SeedError::Invalid { section, index, error };
 
     for (index, body) in fixtures.customers.iter().enumerate() {
         let customer = NewCustomer::from_body(body.clone(), SEED_ACTOR, now).map_err(invalid("customers", index))?;
-        count(&mut summary, store.create_customer(account, &customer).await)?;
+        count(&mut summary, vault.create_customer(account, &customer).await)?;
     }
     for (index, body) in fixtures.customer_tokens.iter().enumerate() {
         let mut body = body.clone();
@@ -78,21 +68,18 @@ pub async fn load(
             Some(Value::String(id)) => id,
             _ => return Err(invalid("customer_tokens", index)(ValidationError::single("customer_id", "is required"))),
         };
-        let mut token =
-            NewCustomerToken::from_body(&body, SEED_ACTOR, now).map_err(invalid("customer_tokens", index))?;
-        token.value = cipher.stored_value(account, &token.token_type, &token.value);
-        count(&mut summary, store.create_customer_token(account, &customer_id, &token, false).await)?;
+        let token = NewCustomerToken::from_body(&body, SEED_ACTOR, now).map_err(invalid("customer_tokens", index))?;
+        count(&mut summary, vault.create_customer_token(account, &customer_id, token, false).await)?;
     }
     for (index, body) in fixtures.token_events.iter().enumerate() {
         let token = TokenTypeValue::from_value("token", body.get("token")).map_err(invalid("token_events", index))?;
-        let token = cipher.stored_token(account, &token);
         let event = match body.get("event") {
             Some(value) => {
                 Some(TokenEvent::from_value("event", value, true, now).map_err(invalid("token_events", index))?)
             }
             None => None,
         };
-        let known = store.token_detail(account, &token, None, SEED_ACTOR, now).await?;
+        let known = vault.token_detail(account, &token, None, SEED_ACTOR, now).await?;
         let recorded = event.as_ref().is_none_or(|event| {
             known
                 .events
@@ -102,24 +89,23 @@ pub async fn load(
         if recorded {
             summary.already_present += 1;
         } else {
-            store.token_detail(account, &token, event.as_ref(), SEED_ACTOR, now).await?;
+            vault.token_detail(account, &token, event.as_ref(), SEED_ACTOR, now).await?;
             summary.added += 1;
         }
     }
     for (index, body) in fixtures.card_tokens.iter().enumerate() {
         let card =
             CardToken::from_create_body(body, account, SEED_ACTOR, now).map_err(invalid("card_tokens", index))?;
-        let (card, sealed) = cipher.seal_card(card);
-        count(&mut summary, store.create_card_token(&card, sealed.as_ref()).await)?;
+        count(&mut summary, vault.create_card_token(card).await)?;
     }
     Ok(summary)
 }
 
 /// Counts an insert; a conflict means the entry is there already.
-fn count<T>(summary: &mut SeedSummary, result: Result<T, StoreError>) -> Result<(), StoreError> {
+fn count<T>(summary: &mut SeedSummary, result: Result<T, ServiceError>) -> Result<(), ServiceError> {
     match result {
         Ok(_) => summary.added += 1,
-        Err(StoreError::Conflict(_)) => summary.already_present += 1,
+        Err(ServiceError::Conflict(_)) => summary.already_present += 1,
         Err(error) => return Err(error),
     }
     Ok(())

@@ -1,0 +1,48 @@
+//! Secrets as they are kept: what sealing produces and the store keeps, without either knowing
+//! how the other works. Sealing and opening happen only in the services (see `crate::service`).
+
+use super::Timestamp;
+
+/// A card token's `token` as it is kept: AES-256-GCM ciphertext (bound to the account and id)
+/// and a keyed fingerprint that lets imports recognise a token they already hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedToken {
+    pub ciphertext: Vec<u8>,
+    pub fingerprint: String,
+}
+
+/// A data-encryption key as the database keeps it: wrapped (AES-256-GCM) under the master key,
+/// so the database alone never reveals it. Ids start at 1 (0 is the master key's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    pub id: u32,
+    pub wrapped: Vec<u8>,
+    pub created_at: Timestamp,
+    pub created_by: String,
+}
+
+/// How customer token values are kept (`serve --seal-token-values`), a setting of the database
+/// so that every instance on it agrees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenValueMode {
+    Plain,
+    /// New values are sealed; stored ones are being converted.
+    Converting,
+    Sealed,
+}
+
+impl TokenValueMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenValueMode::Plain => "plain",
+            TokenValueMode::Converting => "converting",
+            TokenValueMode::Sealed => "sealed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [TokenValueMode::Plain, TokenValueMode::Converting, TokenValueMode::Sealed]
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+    }
+}

@@ -1,0 +1,60 @@
+//! Webhook subscriptions (Dintero's hooks API): where card-token events are delivered, each
+//! with a signing secret kept sealed and shown only once.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use uuid::Uuid;
+
+use super::{ServiceError, ServiceResult, Vault};
+use crate::domain::webhook::HookSubscription;
+use crate::domain::{AccountId, Timestamp, ValidationError};
+
+impl Vault {
+    /// Stores a subscription whose target the policy allows, with the secret the client gave or
+    /// a generated one; returns the secret for the one time it is shown.
+    pub async fn create_hook_subscription(
+        &self,
+        subscription: &HookSubscription,
+        secret: Option<String>,
+    ) -> ServiceResult<String> {
+        self.targets
+            .check_destination(&subscription.config.url)
+            .await
+            .map_err(|error| ValidationError::single("config.url", error.to_string()))?;
+        let secret = secret.unwrap_or_else(|| {
+            let mut bytes = [0u8; 24];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            URL_SAFE_NO_PAD.encode(bytes)
+        });
+        let sealed = self.cipher.seal(&subscription.account_id, &subscription.id.to_string(), &secret);
+        self.store.create_hook_subscription(subscription, &sealed.ciphertext).await?;
+        Ok(secret)
+    }
+
+    /// The account's subscriptions, oldest first.
+    pub async fn hook_subscriptions(&self, account: &AccountId) -> ServiceResult<Vec<HookSubscription>> {
+        Ok(self.store.list_hook_subscriptions(account).await?)
+    }
+
+    /// `id` is the path's text: one that is not a UUID names no subscription.
+    pub async fn hook_subscription(&self, account: &AccountId, id: &str) -> ServiceResult<HookSubscription> {
+        let id = subscription_id(id)?;
+        self.store.get_hook_subscription(account, id).await?.ok_or(ServiceError::NotFound("subscription"))
+    }
+
+    /// Deletes the subscription and drops its pending deliveries.
+    pub async fn delete_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: &str,
+        actor: &str,
+    ) -> ServiceResult<HookSubscription> {
+        let id = subscription_id(id)?;
+        Ok(self.store.delete_hook_subscription(account, id, actor, Timestamp::now()).await?)
+    }
+}
+
+fn subscription_id(raw: &str) -> ServiceResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ServiceError::NotFound("subscription"))
+}
