@@ -11,7 +11,7 @@ use cli::serve::serve;
 use tokenvault::app;
 use tokenvault::domain::AccountId;
 use tokenvault::service::seed;
-use tokenvault::settings::{self, DatabaseUrl, Secret, ServeConfig};
+use tokenvault::settings::{self, DatabaseUrl, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc malloc: under load, glibc's arenas and free-list consolidation took
@@ -107,8 +107,12 @@ enum Command {
     },
     /// Print a shell completion script (e.g. `tokenvault completions bash > /etc/bash_completion.d/tokenvault`).
     Completions { shell: clap_complete::Shell },
-    /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`.
-    Man,
+    /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`; with `--out-dir`, write
+    /// one page per command there (`tokenvault.1`, `tokenvault-serve.1`, …).
+    Man {
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,15 +136,39 @@ enum CardTokensCommand {
 
 #[derive(Args)]
 struct DatabaseArgs {
-    /// `sqlite://PATH` (embedded, the default) or `postgres://USER@HOST/DB`; TLS to PostgreSQL as
-    /// in libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem` (see README).
-    #[arg(long, env = "TOKENVAULT_DATABASE_URL", default_value = settings::DEFAULT_DATABASE_URL,
-          value_parser = parse_database_url)]
-    database_url: DatabaseUrl,
+    /// A TOML file of settings, as `serve --config` reads it; this command uses its `database_url`
+    /// (and `encryption_key`), and flags and environment variables win over it.
+    #[arg(long, env = "TOKENVAULT_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    /// `sqlite://PATH` (embedded) or `postgres://USER@HOST/DB` [default: sqlite://tokenvault.db];
+    /// TLS to PostgreSQL as in libpq: `?sslmode=verify-full&sslrootcert=/path/ca.pem` (see README).
+    #[arg(long, env = "TOKENVAULT_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
-fn parse_database_url(text: &str) -> Result<DatabaseUrl, String> {
-    text.parse().map_err(|e: settings::UnsupportedUrl| e.to_string())
+impl DatabaseArgs {
+    /// The database (and master key) as `serve` would find them: flag, environment, config file,
+    /// default.
+    fn resolve(self, encryption_key: Option<String>) -> Result<ServeConfig, String> {
+        let file = self.config.as_deref().map(settings::read_file).transpose().map_err(|e| e.to_string())?;
+        settings::resolve_database(self.database_url, encryption_key, file).map_err(|e| e.to_string())
+    }
+
+    /// For commands that only read: an SQLite database must exist already (a mistyped path is an
+    /// error, never a new, empty database).
+    fn existing(self) -> Result<DatabaseUrl, String> {
+        existing(self.resolve(None)?.database_url)
+    }
+}
+
+fn existing(database_url: DatabaseUrl) -> Result<DatabaseUrl, String> {
+    match database_url.sqlite_path() {
+        Some(path) if !path.is_file() => Err(format!(
+            "there is no database at {} (check --database-url; this command does not create one)",
+            path.display()
+        )),
+        _ => Ok(database_url),
+    }
 }
 
 #[derive(Args)]
@@ -241,6 +269,13 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     webhook_allow_private_targets: Option<bool>,
+    /// The `--dev` client's id [default: tokenvault-dev-T00000001].
+    #[arg(long, env = "TOKENVAULT_DEV_CLIENT_ID")]
+    dev_client_id: Option<String>,
+    /// The `--dev` client's secret (at least 22 characters), so that a CI pipeline can pin the
+    /// credentials [default: a new random one at every start].
+    #[arg(long, env = "TOKENVAULT_DEV_CLIENT_SECRET", hide_env_values = true)]
+    dev_client_secret: Option<String>,
 }
 
 impl ServeArgs {
@@ -270,6 +305,8 @@ impl ServeArgs {
             token_endpoint_rate: self.token_endpoint_rate,
             credential_checks: self.credential_checks,
             webhook_allow_private_targets: self.webhook_allow_private_targets,
+            dev_client_id: self.dev_client_id,
+            dev_client_secret: self.dev_client_secret,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }
@@ -370,7 +407,11 @@ fn log_filter() -> EnvFilter {
 fn main() -> ExitCode {
     app::configure_process();
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr);
+    // Colour codes only where a person reads them: never in files or log collectors.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match cli.log_format {
         LogFormat::Pretty => logs.init(),
         LogFormat::Json => logs.json().init(),
@@ -395,7 +436,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve(args) => serve(args.resolve()?.config).await.map_err(|e| e.to_string()),
         Command::Config(args) => {
-            print!("{}", args.resolve()?.render());
+            let resolved = args.resolve()?;
+            existing(resolved.config.database_url.clone())?;
+            print!("{}", resolved.render());
             Ok(())
         }
         Command::Clients { command } => {
@@ -403,9 +446,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 ClientsCommand::Create { account, scopes, database } => {
                     let account = parse_account(&account)?;
                     let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
-                    if scopes.is_empty() {
-                        return Err("--scopes must name at least one scope".to_owned());
-                    }
+                    tokenvault::auth::check_scopes(&scopes).map_err(|e| format!("--scopes: {e}"))?;
                     (cli::clients::Action::Create { account, scopes }, database)
                 }
                 ClientsCommand::List { account, database } => {
@@ -419,20 +460,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                     (cli::clients::Action::RotateSecret { client_id }, database)
                 }
             };
-            cli::clients::run(action, &database.database_url).await
+            let read_only = matches!(action, cli::clients::Action::List { .. });
+            let database_url = if read_only { database.existing()? } else { database.resolve(None)?.database_url };
+            cli::clients::run(action, &database_url).await
         }
         Command::CardTokens { command: CardTokensCommand::Import { file, account, database, encryption_key } } => {
             let account = parse_account(&account)?;
-            import_file(&file, &account, database.database_url, encryption_key).await
+            import_file(&file, &account, database.resolve(encryption_key)?).await
         }
         Command::Seed { file, account, database, encryption_key } => {
             let account = parse_account(&account)?;
             let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let fixtures: seed::Fixtures =
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-            let mut config = ServeConfig::new(database.database_url);
-            config.encryption_key = encryption_key.map(Secret);
-            let vault = app::open_vault(&config).await.map_err(|e| e.to_string())?;
+            let vault = app::open_vault(&database.resolve(encryption_key)?).await.map_err(|e| e.to_string())?;
             let summary = seed::load(&vault, &account, &fixtures).await.map_err(|e| e.to_string())?;
             println!("{}", serde_json::to_string(&summary).map_err(|e| e.to_string())?);
             Ok(())
@@ -441,10 +482,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             clap_complete::generate(shell, &mut Cli::command(), "tokenvault", &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string()),
+        Command::Man { out_dir: None } => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string())
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            clap_mangen::generate_to(Cli::command(), &dir).map_err(|e| format!("{}: {e}", dir.display()))
+        }
         Command::Audit(args) => {
             let account = args.account.as_deref().map(parse_account).transpose()?;
-            let admin = app::open_admin(&args.database.database_url).await.map_err(|e| e.to_string())?;
+            let admin = app::open_admin(&args.database.existing()?).await.map_err(|e| e.to_string())?;
             admin
                 .walk_audit(account.as_ref(), |record| {
                     println!("{}", serde_json::to_string(record).map_err(|e| e.to_string())?);
@@ -458,11 +504,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 KeysCommand::Reencrypt { key } => (cli::keys::Action::Reencrypt, key),
                 KeysCommand::List { key } => (cli::keys::Action::List, key),
             };
-            cli::keys::run(action, key.database.database_url, key.encryption_key).await
+            let config = key.database.resolve(key.encryption_key)?;
+            if matches!(action, cli::keys::Action::List) {
+                existing(config.database_url.clone())?;
+            }
+            cli::keys::run(action, config).await
         }
         Command::Migrate { database } => {
-            let applied = app::migrate(&database.database_url).await.map_err(|e| e.to_string())?;
-            let target = &database.database_url;
+            let target = database.resolve(None)?.database_url;
+            let applied = app::migrate(&target).await.map_err(|e| e.to_string())?;
             if applied.is_empty() {
                 eprintln!("{target}: schema up to date, nothing to apply");
             } else {
@@ -472,9 +522,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Export { database, output } => export(&database.database_url, &output).await,
+        Command::Export { database, output } => export(&database.existing()?, &output).await,
         Command::Import { file, database, encryption_key } => {
-            import_dataset(&file, &database.database_url, encryption_key).await
+            import_dataset(&file, database.resolve(encryption_key)?).await
         }
     }
 }

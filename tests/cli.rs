@@ -33,6 +33,105 @@ fn the_man_page_documents_the_command() {
     let man = run(&["man"]);
     assert!(man.contains(".TH tokenvault 1"), "{man}");
     assert!(man.contains("Run the HTTP server"), "{man}");
+    // One page per command, flags included.
+    let dir = tempfile::tempdir().unwrap();
+    run(&["man", "--out-dir", dir.path().to_str().unwrap()]);
+    let serve = std::fs::read_to_string(dir.path().join("tokenvault-serve.1")).unwrap();
+    assert!(serve.contains("\\-\\-dev\\-client\\-secret"), "{serve}");
+    let rotate = std::fs::read_to_string(dir.path().join("tokenvault-keys-rotate.1")).unwrap();
+    assert!(rotate.contains("\\-\\-grace\\-seconds"), "{rotate}");
+}
+
+/// `TOKENVAULT_CONFIG` / `--config` is read by every command the way `serve` reads it, and the
+/// commands that only read never create a database where a path was mistyped; `serve` and the
+/// other writers create the file, never a missing directory.
+#[test]
+fn every_command_reads_the_config_file_and_read_only_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("configured.db");
+    let file = dir.path().join("tokenvault.toml");
+    std::fs::write(&file, format!("database_url = \"sqlite://{}\"\n", db.display())).unwrap();
+    let command = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("TOKENVAULT_CONFIG", &file)
+            .env_remove("TOKENVAULT_DATABASE_URL")
+            .env_remove("TOKENVAULT_ENCRYPTION_KEY")
+            .output()
+            .unwrap();
+        (output.status.code(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    };
+    let (code, stdout, stderr) = command(&["clients", "create", "--account", "T12345678", "--scopes", "admin:hooks"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(db.is_file(), "the client went into the configured database");
+    assert!(!dir.path().join("tokenvault.db").exists(), "no database at the default path");
+    let (code, listed, _) = command(&["clients", "list"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(serde_json::from_str::<Value>(listed.trim()).unwrap()["client_id"], created["client_id"]);
+
+    let missing = dir.path().join("mistyped.db");
+    let missing_url = format!("sqlite://{}", missing.display());
+    for args in [&["audit"][..], &["export"], &["keys", "list"], &["clients", "list"], &["config"]] {
+        let (code, stdout, stderr) = command(&[args, &["--database-url", &missing_url]].concat());
+        assert_eq!(code, Some(1), "{args:?}");
+        assert_eq!(stdout, "", "{args:?}");
+        assert_eq!(
+            stderr,
+            format!(
+                "tokenvault: there is no database at {} (check --database-url; this command does not create one)\n",
+                missing.display()
+            ),
+            "{args:?}"
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+
+    let nowhere = dir.path().join("no-such-dir");
+    let nowhere_url = format!("sqlite://{}/tv.db", nowhere.display());
+    for args in [&["migrate"][..], &["clients", "create", "--account", "T12345678", "--scopes", "admin:hooks"]] {
+        let (code, _, stderr) = command(&[args, &["--database-url", &nowhere_url]].concat());
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(
+            stderr.contains(&format!(
+                "the directory {} does not exist; create it first (tokenvault creates the database file, not its \
+                 directory)",
+                nowhere.display()
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(!nowhere.exists(), "{args:?} created the directory");
+    }
+}
+
+/// Scopes are Dintero's names, separated by spaces; anything else is refused, named.
+#[test]
+fn scopes_are_checked_against_the_ones_tokenvault_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/tv.db", dir.path().display());
+    let (ok, stdout, stderr) = tokenvault(&[
+        "clients",
+        "create",
+        "--account",
+        "T12345678",
+        "--scopes",
+        "admin:customers,admin:checkout",
+        "--database-url",
+        &url,
+    ]);
+    assert!(!ok);
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr,
+        "tokenvault: --scopes: unknown scope \"admin:customers,admin:checkout\" (scopes are separated by spaces; \
+         known: admin:customers read:customers write:customers create:customers:/users admin:checkout read:checkout \
+         admin:hooks read:hooks write:hooks)\n"
+    );
+    let (ok, _, stderr) =
+        tokenvault(&["clients", "create", "--account", "T12345678", "--scopes", " ", "--database-url", &url]);
+    assert!(!ok);
+    assert_eq!(stderr, "tokenvault: --scopes: at least one scope is needed\n");
 }
 
 #[test]
@@ -106,7 +205,9 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          max_connections_per_address = 128  # from: default\n\
          token_endpoint_rate = 50  # from: default\n\
          credential_checks = 2  # from: flag or environment\n\
-         webhook_allow_private_targets = false  # from: default\n"
+         webhook_allow_private_targets = false  # from: default\n\
+         dev_client_id = \"tokenvault-dev-T00000001\"  # from: default\n\
+         # dev_client_secret not set: a new one at every start  (from: default)\n"
     );
 
     std::fs::write(&file, "max_in_flight = 0\n").unwrap();
@@ -195,7 +296,9 @@ async fn a_failed_import_leaves_the_database_empty(database_url: &str, dir: &Pat
     std::fs::write(&older_path, format!("{header}\n{rows}")).unwrap();
     let older = older_path.to_str().unwrap().to_owned();
 
-    // `export` migrates the new database: it is empty.
+    // A new database, migrated: it is empty.
+    let (ok, _, stderr) = tokenvault(&["migrate", "--database-url", database_url]);
+    assert!(ok, "{stderr}");
     let empty = stored(database_url);
     assert!(empty.as_object().unwrap().values().all(|rows| rows == 0), "{empty}");
     advance_generator(database_url).await;
@@ -257,4 +360,74 @@ async fn a_failed_import_leaves_postgres_empty_for_the_next() {
     let database = pg::TempDatabase::create_on(&admin).await;
     let dir = tempfile::tempdir().unwrap();
     a_failed_import_leaves_the_database_empty(&database.url, dir.path()).await;
+}
+
+/// `serve --dev` with a pinned client (`TOKENVAULT_DEV_CLIENT_ID`/`_SECRET`, so that a CI
+/// pipeline can hard-code them): the client holds every scope tokenvault knows, and each request
+/// is one log line at the default level, without colour codes where stderr is no terminal.
+#[tokio::test]
+async fn the_dev_client_can_be_pinned_has_every_scope_and_each_request_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let (id, secret) = ("ci-pipeline", "pinned-secret-for-ci-0000");
+    let server = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
+        .args(["serve", "--dev", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database-url", &format!("sqlite://{}/tv.db", dir.path().display())])
+        .env("TOKENVAULT_DEV_CLIENT_ID", id)
+        .env("TOKENVAULT_DEV_CLIENT_SECRET", secret)
+        .env_remove("TOKENVAULT_LOG")
+        .env_remove("TOKENVAULT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while http.get(format!("{base}/health")).send().await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let token = http
+        .post(format!("{base}/v1/accounts/T00000001/auth/token"))
+        .basic_auth(id, Some(secret))
+        .json(&json!({"grant_type": "client_credentials", "audience": format!("{base}/v1/accounts/T00000001")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let token: Value = token.json().await.unwrap();
+    let claims = token["access_token"].as_str().unwrap().split('.').nth(1).unwrap().to_owned();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        claims["scope"],
+        "admin:customers read:customers write:customers create:customers:/users admin:checkout read:checkout \
+         admin:hooks read:hooks write:hooks"
+    );
+    let hooks = http
+        .get(format!("{base}/v1/accounts/T00000001/hooks/subscriptions"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hooks.status(), 200);
+    assert_eq!(hooks.text().await.unwrap(), "[]");
+
+    // SIGTERM: a graceful stop, after which stderr is whole.
+    let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+    let output = server.wait_with_output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains(&format!("client_id:     {id}\n  client_secret: {secret}\n")), "{stdout}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!stderr.contains('\u{1b}'), "colour codes in a log that is no terminal: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("path=/v1/accounts/T00000001/hooks/subscriptions"))
+        .unwrap_or_else(|| panic!("no line for the request: {stderr}"));
+    for part in [" INFO ", "method=GET", "request_id=", &format!("client_id={id}"), "answered status=200 latency_ms="] {
+        assert!(line.contains(part), "{part:?} missing in {line:?}");
+    }
 }

@@ -34,19 +34,35 @@ pub async fn create_client(
     scopes: Vec<String>,
 ) -> Result<ClientCredentials, AuthError> {
     let client_id = Uuid::new_v4().to_string();
-    let credentials = store_client(store, client_id, account, scopes).await?;
+    let credentials = store_client(store, client_id, account, scopes, None).await?;
     Ok(credentials)
 }
 
-/// Stores (or replaces) the client `client_id` with a fresh secret. `serve --dev` uses it to
-/// hand out the same dev client id on every start.
+/// The shortest secret a client may be given (`serve --dev-client-secret`): 128 bits of
+/// base64url, as guessable as a UUID at best.
+pub const MIN_GIVEN_SECRET_CHARS: usize = 22;
+
+/// Stores (or replaces) the client `client_id` with `secret`, or a fresh random one. `serve
+/// --dev` uses it to hand out the same dev client on every start (and, given a secret, the same
+/// credentials, so that a CI pipeline can pin them).
 pub async fn store_client(
     store: &dyn Store,
     client_id: String,
     account: &AccountId,
     scopes: Vec<String>,
+    secret: Option<&str>,
 ) -> Result<ClientCredentials, AuthError> {
-    let (client_secret, secret_hash) = new_secret()?;
+    super::check_scopes(&scopes)?;
+    let (client_secret, secret_hash) = match secret {
+        Some(secret) if secret.chars().count() < MIN_GIVEN_SECRET_CHARS || secret.chars().any(char::is_whitespace) => {
+            return Err(AuthError::InvalidField(crate::domain::FieldError::new(
+                "client_secret",
+                format!("must be at least {MIN_GIVEN_SECRET_CHARS} characters without spaces"),
+            )))
+        }
+        Some(secret) => (secret.to_owned(), hash_secret(secret)?),
+        None => new_secret()?,
+    };
     store
         .upsert_client(&ClientRecord {
             client_id: client_id.clone(),

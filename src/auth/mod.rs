@@ -31,6 +31,9 @@ pub enum AuthError {
     InvalidField(FieldError),
     #[error("signing failed: {0}")]
     Signing(String),
+    /// A client was given a scope tokenvault does not know; the text names it.
+    #[error("{0}")]
+    UnknownScope(String),
     #[error("too many client credential checks at once; retry shortly")]
     Busy,
     /// A signing key in the database could not be opened (another master key, or a key still in
@@ -65,6 +68,33 @@ pub struct Claims {
 
 fn first_secret_generation() -> i64 {
     1
+}
+
+/// Every scope tokenvault knows, as Dintero names them: a client holds some of these.
+pub const SCOPES: &[&str] = &[
+    "admin:customers",
+    "read:customers",
+    "write:customers",
+    "create:customers:/users",
+    "admin:checkout",
+    "read:checkout",
+    "admin:hooks",
+    "read:hooks",
+    "write:hooks",
+];
+
+/// Refuses a scope tokenvault does not know (a typo, or several joined by commas), naming it.
+pub fn check_scopes(scopes: &[String]) -> Result<(), AuthError> {
+    if scopes.is_empty() {
+        return Err(AuthError::UnknownScope("at least one scope is needed".to_owned()));
+    }
+    match scopes.iter().find(|scope| !SCOPES.contains(&scope.as_str())) {
+        Some(unknown) => Err(AuthError::UnknownScope(format!(
+            "unknown scope {unknown:?} (scopes are separated by spaces; known: {})",
+            SCOPES.join(" ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The scopes that grant one kind of operation; holding any one of them is enough.

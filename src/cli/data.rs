@@ -3,7 +3,7 @@
 use tokenvault::app;
 use tokenvault::domain::AccountId;
 use tokenvault::service::{import, transfer};
-use tokenvault::settings::{DatabaseUrl, Secret, ServeConfig};
+use tokenvault::settings::{DatabaseUrl, ServeConfig};
 
 use super::progress::ProgressBar;
 
@@ -47,11 +47,8 @@ fn create_private(path: &str) -> std::io::Result<std::fs::File> {
 
 /// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified;
 /// a failure leaves the database empty again (see `transfer::import`).
-pub async fn import_dataset(
-    file: &str,
-    database_url: &DatabaseUrl,
-    encryption_key: Option<String>,
-) -> Result<(), String> {
+pub async fn import_dataset(file: &str, config: ServeConfig) -> Result<(), String> {
+    let database_url = &config.database_url;
     let input: Box<dyn std::io::BufRead> = if file == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -60,8 +57,6 @@ pub async fn import_dataset(
     };
     // The key to check the card tokens against: the given one, else an SQLite key file that
     // already exists.
-    let mut config = ServeConfig::new(database_url.clone());
-    config.encryption_key = encryption_key.map(Secret);
     let key_file = database_url.sqlite_key_file();
     let mut bar = ProgressBar::new();
     let summary = transfer::import_database(database_url, input, config.master_key().as_ref(), |p| {
@@ -103,16 +98,9 @@ fn describe(summary: &transfer::Summary) -> String {
 }
 
 /// `tokenvault card-tokens import`: exits with an error when any line was rejected.
-pub async fn import_file(
-    path: &std::path::Path,
-    account: &AccountId,
-    database_url: DatabaseUrl,
-    encryption_key: Option<String>,
-) -> Result<(), String> {
+pub async fn import_file(path: &std::path::Path, account: &AccountId, config: ServeConfig) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0).max(1);
-    let mut config = ServeConfig::new(database_url);
-    config.encryption_key = encryption_key.map(Secret);
     let vault = app::open_vault(&config).await.map_err(|e| e.to_string())?;
     let mut bar = ProgressBar::new();
     let summary = import::import_card_tokens(

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tokenvault::app;
-use tokenvault::settings::{DatabaseUrl, Secret, ServeConfig};
+use tokenvault::settings::ServeConfig;
 
 use super::progress::ProgressBar;
 
@@ -16,9 +16,7 @@ pub enum Action {
     List,
 }
 
-pub async fn run(action: Action, database_url: DatabaseUrl, encryption_key: Option<String>) -> Result<(), String> {
-    let mut config = ServeConfig::new(database_url);
-    config.encryption_key = encryption_key.map(Secret);
+pub async fn run(action: Action, config: ServeConfig) -> Result<(), String> {
     let vault = app::open_vault(&config).await.map_err(|e| e.to_string())?;
     match action {
         Action::List => {

@@ -3,23 +3,24 @@
 use std::time::Duration;
 
 use tokenvault::app::{self, StartupError};
+use tokenvault::auth::clients::ClientCredentials;
+use tokenvault::auth::SCOPES;
 use tokenvault::domain::AccountId;
 use tokenvault::service::seed;
 use tokenvault::settings::ServeConfig;
 
-/// The dev client's fixed id: `serve --dev` gives it a fresh secret on every start.
-const DEV_CLIENT_ID: &str = "tokenvault-dev-T00000001";
 const DEV_ACCOUNT: &str = "T00000001";
-const ALL_SCOPES: [&str; 2] = ["admin:customers", "admin:checkout"];
 
 /// Serves until SIGTERM or ctrl-c, then lets in-flight requests finish (at most 30 s).
 pub async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     tracing::info!(?config, "starting tokenvault");
 
+    // Before the server listens: whoever waits for /health to use the dev client finds it.
+    let dev_client = if config.dev { Some(prepare_dev_account(&config).await?) } else { None };
     let server = app::start(config.clone()).await?;
     tracing::info!(url = %server.url(), "tokenvault is listening");
-    if config.dev {
-        print_dev_client(&server).await?;
+    if let Some(credentials) = dev_client {
+        print_dev_client(&server.url(), &credentials);
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
@@ -29,27 +30,34 @@ pub async fn serve(config: ServeConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
-async fn print_dev_client(server: &app::RunningServer) -> Result<(), StartupError> {
+/// The dev client (every scope tokenvault knows, for the test account `T00000001`, with the
+/// configured id and secret) and the demo data.
+async fn prepare_dev_account(config: &ServeConfig) -> Result<ClientCredentials, StartupError> {
     let account = AccountId::parse("account", DEV_ACCOUNT).expect("a valid account id");
-    let scopes = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
-    let credentials = server.vault.admin().store_client(DEV_CLIENT_ID.to_owned(), &account, scopes).await?;
+    let scopes = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+    let secret = config.dev_client_secret.as_ref().map(|secret| secret.0.as_str());
+    let vault = app::open_vault(config).await?;
+    let credentials = vault.admin().store_client(config.dev_client_id.clone(), &account, scopes, secret).await?;
     let demo: seed::Fixtures = serde_json::from_str(seed::DEMO).expect("the embedded demo fixtures are valid");
-    match seed::load(&server.vault, &account, &demo).await {
+    match seed::load(&vault, &account, &demo).await {
         Ok(summary) => tracing::info!(added = summary.added, "demo data loaded into {DEV_ACCOUNT}"),
         Err(error) => tracing::warn!(%error, "could not load the demo data"),
     }
-    let url = server.url();
+    Ok(credentials)
+}
+
+/// The dev client's credentials and a curl example to start from, on stdout.
+fn print_dev_client(url: &str, credentials: &ClientCredentials) {
     println!(
         "\ntokenvault dev client for test account {DEV_ACCOUNT} (scopes: {scopes}):\n  client_id:     {id}\n  client_secret: {secret}\n\n\
          Try it:\n  TOKEN=$(curl -s -u '{id}:{secret}' -H 'content-type: application/json' \\\n    \
          -d '{{\"grant_type\":\"client_credentials\",\"audience\":\"{url}/v1/accounts/{DEV_ACCOUNT}\"}}' \\\n    \
          {url}/v1/accounts/{DEV_ACCOUNT}/auth/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\n  \
          curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1/accounts/{DEV_ACCOUNT}/customers/users/demo-ada/tokens\n",
-        scopes = ALL_SCOPES.join(" "),
+        scopes = SCOPES.join(" "),
         id = credentials.client_id,
         secret = credentials.client_secret,
     );
-    Ok(())
 }
 
 async fn shutdown_signal() {

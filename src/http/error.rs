@@ -75,7 +75,9 @@ impl ApiError {
                 AuthError::MissingToken | AuthError::InvalidToken | AuthError::InvalidClient => {
                     StatusCode::UNAUTHORIZED
                 }
-                AuthError::UnsupportedGrantType | AuthError::InvalidField(_) => StatusCode::BAD_REQUEST,
+                AuthError::UnsupportedGrantType | AuthError::InvalidField(_) | AuthError::UnknownScope(_) => {
+                    StatusCode::BAD_REQUEST
+                }
                 AuthError::AccountMismatch(_) | AuthError::WrongAccount(_) | AuthError::MissingScope(_) => {
                     StatusCode::FORBIDDEN
                 }

@@ -43,7 +43,9 @@ pub struct Authenticated(pub Caller);
 pub async fn verify_caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer_token(headers).ok_or(AuthError::MissingToken)?;
     let claims = app.keys.verify(token).await?;
-    Ok(Caller::from_claims(&claims)?)
+    let caller = Caller::from_claims(&claims)?;
+    tracing::Span::current().record("client_id", tracing::field::display(&caller.client_id));
+    Ok(caller)
 }
 
 /// Counts a call against the optional per-client limit (429 beyond it).

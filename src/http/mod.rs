@@ -45,6 +45,9 @@ pub struct RequestSettings {
     pub body_read_timeout: Duration,
     pub max_in_flight: usize,
     pub max_in_flight_per_address: usize,
+    /// One log line per request at `info` (method, path, status, latency, request id, client
+    /// id): on with `serve --dev`, where an integrator debugs their calls.
+    pub log_each_request: bool,
 }
 
 impl Default for RequestSettings {
@@ -54,6 +57,7 @@ impl Default for RequestSettings {
             body_read_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             max_in_flight_per_address: 128,
+            log_each_request: false,
         }
     }
 }
@@ -185,11 +189,29 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
     api.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
-            .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
-                let id = request.headers().get("request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-                // The path only: query strings may carry customer data.
-                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
-            }))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|request: &axum::http::Request<_>| {
+                        let id = request.headers().get("request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                        // The path only: query strings may carry customer data. The client id is
+                        // recorded once the caller is authenticated (`extract`).
+                        tracing::info_span!(
+                            "request",
+                            method = %request.method(),
+                            path = %request.uri().path(),
+                            request_id = %id,
+                            client_id = tracing::field::Empty,
+                        )
+                    })
+                    .on_response(move |response: &axum::response::Response, latency: Duration, _: &tracing::Span| {
+                        let (status, latency_ms) = (response.status().as_u16(), latency.as_millis() as u64);
+                        if settings.log_each_request {
+                            tracing::info!(status, latency_ms, "answered");
+                        } else {
+                            tracing::debug!(status, latency_ms, "answered");
+                        }
+                    }),
+            )
             .layer(PropagateRequestIdLayer::new(request_id))
             // Beyond `max_in_flight` concurrent requests (across all routes but `/health`), or
             // beyond one address's share, shed at once rather than queue without bound; and a

@@ -32,14 +32,15 @@ impl Admin {
         clients::create_client(self.store.as_ref(), account, scopes).await
     }
 
-    /// Stores (or replaces) the client `client_id` with a fresh secret (`serve --dev`).
+    /// Stores (or replaces) the client `client_id` with `secret` or a fresh one (`serve --dev`).
     pub async fn store_client(
         &self,
         client_id: String,
         account: &AccountId,
         scopes: Vec<String>,
+        secret: Option<&str>,
     ) -> Result<ClientCredentials, AuthError> {
-        clients::store_client(self.store.as_ref(), client_id, account, scopes).await
+        clients::store_client(self.store.as_ref(), client_id, account, scopes, secret).await
     }
 
     pub async fn list_clients(&self, account: Option<&AccountId>) -> Result<Vec<ClientSummary>, AuthError> {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::clients::MIN_GIVEN_SECRET_CHARS;
 use crate::crypto::TokenCipher;
 pub use serve::{
     DatabaseUrl, Secret, ServeConfig, UnsupportedUrl, DEFAULT_DATABASE_URL, DEFAULT_ISSUER, DEFAULT_LISTEN,
@@ -54,6 +55,8 @@ pub struct FileSettings {
     pub token_endpoint_rate: Option<u32>,
     pub credential_checks: Option<usize>,
     pub webhook_allow_private_targets: Option<bool>,
+    pub dev_client_id: Option<String>,
+    pub dev_client_secret: Option<String>,
 }
 
 /// A setting that cannot be used, named.
@@ -217,7 +220,41 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     // Local development (`--dev`) delivers to receivers on this machine; production never does.
     config.webhooks.allow_private_targets =
         l.pick("webhook_allow_private_targets", |s| s.webhook_allow_private_targets.take(), config.dev);
+    config.requests.log_each_request = config.dev;
+    config.dev_client_id = l.pick("dev_client_id", |s| s.dev_client_id.take(), defaults.dev_client_id);
+    if config.dev_client_id.is_empty() || config.dev_client_id.len() > 255 {
+        return Err(invalid("dev_client_id", "must be 1 to 255 characters"));
+    }
+    config.dev_client_secret = l.pick("dev_client_secret", |s| s.dev_client_secret.take().map(Some), None).map(Secret);
+    if let Some(secret) = &config.dev_client_secret {
+        if secret.0.chars().count() < MIN_GIVEN_SECRET_CHARS || secret.0.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                "dev_client_secret",
+                format!("must be at least {MIN_GIVEN_SECRET_CHARS} characters without spaces"),
+            ));
+        }
+    }
     Ok(Resolved { config, sources: l.sources })
+}
+
+/// The database (and master key) of a command other than `serve`, layered the same way: flag,
+/// environment, the `--config` file, the default. Other settings of the file are not used, but a
+/// file that does not parse is refused all the same.
+pub fn resolve_database(
+    database_url: Option<String>,
+    encryption_key: Option<String>,
+    file: Option<FileSettings>,
+) -> Result<ServeConfig, SettingError> {
+    let given = Given { database_url, encryption_key, ..Given::default() };
+    let mut l = Layers { given, file: file.unwrap_or_default(), sources: Vec::new() };
+    let url = l.pick("database_url", |s| s.database_url.take(), DEFAULT_DATABASE_URL.to_owned());
+    let mut config = ServeConfig::new(url.parse().map_err(|e| invalid("database_url", format!("{e}")))?);
+    config.encryption_key = l.pick("encryption_key", |s| s.encryption_key.take().map(Some), None).map(Secret);
+    if let Some(key) = &config.encryption_key {
+        TokenCipher::from_base64(&key.0)
+            .map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
+    }
+    Ok(config)
 }
 
 impl Resolved {
@@ -257,6 +294,13 @@ impl Resolved {
             ("token_endpoint_rate", c.token_endpoint_per_second.to_string()),
             ("credential_checks", c.credential_checks.to_string()),
             ("webhook_allow_private_targets", c.webhooks.allow_private_targets.to_string()),
+            ("dev_client_id", format!("{:?}", c.dev_client_id)),
+            (
+                "dev_client_secret",
+                c.dev_client_secret
+                    .as_ref()
+                    .map_or_else(|| "# not set: a new one at every start".to_owned(), |_| "\"****\"".to_owned()),
+            ),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {
@@ -323,7 +367,8 @@ mod tests {
         assert!(!allowed(Given { dev: Some(true), ..Given::default() }, "webhook_allow_private_targets = false"));
         assert!(allowed(Given { webhook_allow_private_targets: Some(true), ..Given::default() }, ""));
         let text = resolve(Given::default(), None).unwrap().render();
-        assert!(text.ends_with("webhook_allow_private_targets = false  # from: default\n"), "{text}");
+        assert!(text.contains("\nwebhook_allow_private_targets = false  # from: default\n"), "{text}");
+        assert!(text.ends_with("# dev_client_secret not set: a new one at every start  (from: default)\n"), "{text}");
     }
 
     #[test]

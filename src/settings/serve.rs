@@ -19,6 +19,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Dintero's example `expires_in`.
 pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 86_400;
 pub const DEFAULT_ISSUER: &str = "tokenvault";
+/// The `--dev` client's id unless `--dev-client-id` names another.
+pub const DEFAULT_DEV_CLIENT_ID: &str = "tokenvault-dev-T00000001";
 /// Token requests per client id and minute.
 pub const DEFAULT_TOKEN_REQUESTS_PER_MINUTE: u32 = 60;
 /// Token requests per second in all: about what one core hashes, so that a flood of made-up
@@ -50,8 +52,13 @@ pub struct ServeConfig {
     pub store: StoreOptions,
     pub requests: RequestSettings,
     pub connections: ConnectionLimits,
-    /// Print a ready client for the test account `T00000001` at start.
+    /// Print a ready client for the test account `T00000001` at start, load demo data, and log
+    /// one line per request.
     pub dev: bool,
+    /// The `--dev` client's id, the same on every start.
+    pub dev_client_id: String,
+    /// The `--dev` client's secret; a new random one at every start when not set.
+    pub dev_client_secret: Option<Secret>,
     /// Token requests allowed per client id and minute (a burst of as many, then a steady rate).
     pub token_requests_per_minute: u32,
     /// Token requests allowed per second in all (every client id together, known or not).
@@ -82,6 +89,8 @@ impl ServeConfig {
             requests: RequestSettings::default(),
             connections: ConnectionLimits::default(),
             dev: false,
+            dev_client_id: DEFAULT_DEV_CLIENT_ID.to_owned(),
+            dev_client_secret: None,
             token_requests_per_minute: DEFAULT_TOKEN_REQUESTS_PER_MINUTE,
             token_endpoint_per_second: DEFAULT_TOKEN_ENDPOINT_PER_SECOND,
             credential_checks: CredentialChecks::default_at_once(),
@@ -112,7 +121,7 @@ mod tests {
         let mut config = ServeConfig::new("postgres://u:secret@db/tv".parse().unwrap());
         config.encryption_key = Some(Secret("c2VjcmV0".into()));
         let printed = format!("{config:?}");
-        assert!(!printed.contains("secret") && !printed.contains("c2VjcmV0"), "{printed}");
+        assert!(!printed.contains("u:secret@") && !printed.contains("c2VjcmV0"), "{printed}");
         assert!(printed.contains("seal_token_values: false"), "every setting is shown: {printed}");
     }
 }

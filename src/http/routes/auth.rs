@@ -76,6 +76,7 @@ pub async fn token(
     Limits::check(&app.limits.token_requests, &client_id)?;
     Limits::check(&app.limits.token_endpoint, "")?;
     let client = app.keys.authenticate(&app.limits.credential_checks, &client_id, &secret).await?;
+    tracing::Span::current().record("client_id", tracing::field::display(&client.client_id));
 
     let body = body.required()?;
     let mut errors = ValidationError::default();

@@ -20,12 +20,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../../migrations/sqlite/0009_shred_deleted_card_tokens.sql")),
 ];
 
-/// Opens (creating the file and its directory if needed) a read-write connection in WAL mode and
-/// brings the schema up to date; returns the connection and the versions it applied.
+/// Opens (creating the file if needed, but never its directory: a mistyped path must not grow a
+/// new tree) a read-write connection in WAL mode and brings the schema up to date; returns the
+/// connection and the versions it applied.
 pub(super) fn open_migrated(path: &Path) -> StoreResult<(Connection, Vec<i64>)> {
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty() && !dir.is_dir()) {
+        return Err(StoreError::Unavailable(format!(
+            "the directory {} does not exist; create it first (tokenvault creates the database file, not its directory)",
+            dir.display()
+        )));
     }
     create_private(path).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -132,6 +132,11 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/tokenvault.db");
     let url = format!("sqlite://{}", path.display());
+    // The file is created, never a missing directory: a mistyped path must not grow a tree.
+    let missing = crate::store::open(&url.parse().unwrap(), &StoreOptions::default()).await.err().unwrap();
+    assert!(matches!(missing, StoreError::Unavailable(ref text) if text.contains("does not exist")), "{missing}");
+    assert!(!dir.path().join("nested").exists());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let store = crate::store::open(&url.parse().unwrap(), &StoreOptions::default()).await.unwrap();
     store.create_customer(&account(), &new_customer("kept")).await.unwrap();
     drop(store);
