@@ -52,7 +52,6 @@ pub async fn store_client(
     scopes: Vec<String>,
     secret: Option<&str>,
 ) -> Result<ClientCredentials, AuthError> {
-    super::check_scopes(&scopes)?;
     let (client_secret, secret_hash) = match secret {
         Some(secret) if secret.chars().count() < MIN_GIVEN_SECRET_CHARS || secret.chars().any(char::is_whitespace) => {
             return Err(AuthError::InvalidField(crate::domain::FieldError::new(

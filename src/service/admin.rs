@@ -40,6 +40,7 @@ impl Admin {
         scopes: Vec<String>,
         secret: Option<&str>,
     ) -> Result<ClientCredentials, AuthError> {
+        crate::auth::check_scopes(&scopes)?;
         clients::store_client(self.store.as_ref(), client_id, account, scopes, secret).await
     }
 

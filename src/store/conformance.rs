@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     CardTokenDeletion, DataKeyRecord, IdempotencyScope, IdempotencyStart, IdempotentRequest, ImportOutcome, Resealed,
-    ResetCounts, ResetParts, SealedColumn, SealedToken, Store, StoreError, StoredResponse,
+    ResetCounts, ResetParts, SealedColumn, SealedToken, StoreError, StoredResponse,
 };
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
@@ -21,6 +21,7 @@ use crate::domain::webhook::{
     CARD_TOKEN_UPDATE, EVENTS,
 };
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::prelude::*;
 
 /// The filters the backends' query-plan tests list with: each shape of SQL a list builds (the
 /// data behind them is a customer `c1` with token type `sha1:email` and value `v1`, a card

@@ -1,6 +1,9 @@
-//! Persistence behind one trait. The HTTP layer depends only on [`Store`]; SQLite (embedded,
-//! the zero-set-up default) and PostgreSQL (many instances, one database) implement it with
-//! the same behaviour, enforced by database constraints rather than in-process locks.
+//! Persistence behind one port. The services depend only on [`Store`], made of one role trait
+//! per aggregate ([`CustomerStore`], [`CardTokenStore`], ...; callable on a `dyn Store` as they
+//! are, and on a concrete store after `use crate::store::prelude::*;`); SQLite (embedded, the
+//! zero-set-up default) and PostgreSQL (many instances, one database) implement each in the file
+//! of the same name, with the same behaviour, enforced by database constraints rather than
+//! in-process locks. The store keeps what it is given: it never seals, and reads no settings.
 
 #[cfg(test)]
 mod conformance;
@@ -9,18 +12,29 @@ pub mod postgres;
 pub mod sqlite;
 pub mod url;
 
+mod admin;
+mod card_tokens;
+mod clients;
+mod customers;
+mod idempotency;
+mod keys;
+mod token_events;
+mod values;
+mod webhooks;
+
+pub use admin::AdminStore;
+pub use card_tokens::CardTokenStore;
+pub use clients::ClientStore;
+pub use customers::CustomerStore;
+pub use idempotency::IdempotencyStore;
+pub use keys::KeyStore;
+pub use token_events::TokenEventStore;
+pub use values::TokenValueStore;
+pub use webhooks::WebhookStore;
+
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
-use crate::domain::audit::AuditRecord;
-use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
-use crate::domain::client::{ClientRecord, SigningKeyRecord};
-use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
-use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
-use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
-use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
-use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::domain::{AccountId, Timestamp};
 
 /// What can go wrong below the HTTP layer, in terms a client can be told about.
 #[derive(Debug, thiserror::Error)]
@@ -219,7 +233,7 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
-/// What [`Store::begin_idempotent`] found.
+/// What [`IdempotencyStore::begin_idempotent`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyStart {
     /// The key is this request's now: run it, then finish or abandon.
@@ -232,257 +246,42 @@ pub enum IdempotencyStart {
     InProgress,
 }
 
-/// The persistence contract. Every method is one transaction; every mutation appends its audit
-/// record in that same transaction; a returned `Ok` means the write is durable.
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Succeeds when the database answers; drives `/health`.
-    async fn ping(&self) -> StoreResult<()>;
+/// Declares [`Store`] as the sum of the role traits, implemented for every type that implements
+/// them all, and the [`prelude`] that brings them into scope: one list for the three.
+macro_rules! store_of_roles {
+    ($($role:ident),+ $(,)?) => {
+        /// The persistence contract, one role trait per aggregate (each declared in the file of
+        /// its name, and implemented in the file of the same name in each backend). Every method
+        /// is one transaction; every mutation appends its audit record in that same transaction;
+        /// a returned `Ok` means the write is durable. On a `dyn Store` every method can be called
+        /// without importing its role trait; on a concrete store, `use crate::store::prelude::*;`.
+        ///
+        /// Deliberately repeated: each backend's implementation restates the signatures its role
+        /// trait declares (Rust requires it), so the multi-line signatures stand three times in
+        /// `src/store/`.
+        pub trait Store: $($role +)+ Send + Sync + 'static {}
 
-    /// Inserts a client, or replaces the secret hash and scopes of one with the same id.
-    async fn upsert_client(&self, client: &ClientRecord) -> StoreResult<()>;
-    async fn find_client(&self, client_id: &str) -> StoreResult<Option<ClientRecord>>;
+        impl<T: $($role +)+ Send + Sync + 'static> Store for T {}
 
-    /// Every client, or one account's, by client id (`tokenvault clients list`).
-    async fn list_clients(&self, account: Option<&AccountId>) -> StoreResult<Vec<ClientRecord>>;
-    /// Removes the client, audited as `client.revoke` in its account; NotFound("client") when
-    /// there is none. Its tokens are refused from then on (the key ring checks `sub`).
-    async fn revoke_client(&self, client_id: &str, actor: &str, at: Timestamp) -> StoreResult<ClientRecord>;
-    /// Replaces the client's secret hash and increments its secret generation, audited as
-    /// `client.rotate_secret`; returns the client as it now is. NotFound("client") when there is
-    /// none.
-    async fn rotate_client_secret(
-        &self,
-        client_id: &str,
-        secret_hash: &str,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<ClientRecord>;
-
-    /// All JWT signing keys, newest first.
-    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
-    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
-    /// Writes `new` as the private key of `kid` where the row still holds `old` (start-up seals
-    /// clear keys in place this way: of several instances doing it at once, one wins and the
-    /// others find the key sealed); returns whether it wrote.
-    async fn replace_signing_key(&self, kid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
-
-    /// The data-encryption keys, oldest first.
-    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>>;
-    /// Adds a data key, audited as `encryption_key.add` (account `""`: the whole installation);
-    /// Conflict when its id is taken (a concurrent rotation won).
-    async fn insert_data_key(&self, key: &DataKeyRecord) -> StoreResult<()>;
-    /// Up to `limit` non-null values of `column` in rows after `after_row` (by `seq`) that do not
-    /// start with `unless_prefix` (the active key's): what a re-encryption still has to do.
-    async fn sealed_values(
-        &self,
-        column: SealedColumn,
-        after_row: i64,
-        unless_prefix: &[u8],
-        limit: u32,
-    ) -> StoreResult<Vec<SealedValue>>;
-    /// Writes each new value where the row still holds the old one (a row changed meanwhile is
-    /// left as it is), in one transaction; returns how many were replaced.
-    async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64>;
-
-    /// How customer token values are kept.
-    async fn token_value_mode(&self) -> StoreResult<TokenValueMode>;
-    /// Records the mode, audited as `token_values.mode` (account `""`).
-    async fn set_token_value_mode(&self, mode: TokenValueMode, actor: &str, at: Timestamp) -> StoreResult<()>;
-    /// Up to `limit` rows of `table` after `after_row` (by `seq`), oldest first.
-    async fn token_values(&self, table: ValueTable, after_row: i64, limit: u32) -> StoreResult<Vec<StoredTokenValue>>;
-    /// Writes each new value where the row still holds the old one, in one transaction; returns
-    /// how many were replaced.
-    async fn replace_token_values(&self, table: ValueTable, values: &[ReplacedValue]) -> StoreResult<u64>;
-
-    /// Conflict when a live customer of the account already has this `customer_id`, e-mail (per
-    /// customer type, case-insensitive) or phone number.
-    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer>;
-    /// The live (not deleted) customer with this `customer_id`.
-    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>>;
-    async fn list_customers(
-        &self,
-        account: &AccountId,
-        filter: &CustomerFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<Customer>>;
-    /// Soft-deletes the live customer (and, with `delete_tokens`, its live tokens). NotFound
-    /// when there is no live customer with this id.
-    async fn delete_customer(
-        &self,
-        account: &AccountId,
-        customer_id: &str,
-        delete_tokens: bool,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<Customer>;
-
-    /// NotFound("customer") without a live customer; Conflict on a live duplicate `token_id`
-    /// for the customer or `type`+`value` in the account. With `delete_token_events`, the
-    /// events of `type`+`value` are cleared in the same transaction.
-    async fn create_customer_token(
-        &self,
-        account: &AccountId,
-        customer_id: &str,
-        token: &NewCustomerToken,
-        delete_token_events: bool,
-    ) -> StoreResult<CustomerToken>;
-    /// NotFound("customer") without a live customer; UnknownCursor for a foreign cursor.
-    async fn list_customer_tokens(
-        &self,
-        account: &AccountId,
-        customer_id: &str,
-        filter: &CustomerTokenFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<CustomerToken>>;
-    /// Soft-deletes the live token with this `token_id`. When only deleted ones exist, returns
-    /// the latest of them unchanged (a safe retry); NotFound("token") when none ever existed.
-    async fn delete_customer_token(
-        &self,
-        account: &AccountId,
-        customer_id: &str,
-        token_id: &str,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<CustomerToken>;
-
-    /// Looks up a token type/value and, when `event` is given, records it first.
-    async fn token_detail(
-        &self,
-        account: &AccountId,
-        token: &TokenTypeValue,
-        event: Option<&TokenEvent>,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<TokenDetail>;
-    /// Type/values with events, oldest first; with `since`, only those updated at or after it,
-    /// ordered by that update time.
-    async fn list_token_events(
-        &self,
-        account: &AccountId,
-        since: Option<Timestamp>,
-        page: &PageRequest,
-    ) -> StoreResult<Page<TokenEventEntry>>;
-    /// Removes the events of a type/value; a given `delete_event` is then recorded alone.
-    async fn clear_token_events(
-        &self,
-        account: &AccountId,
-        token: &TokenTypeValue,
-        delete_event: Option<&TokenEvent>,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<()>;
-
-    /// Conflict when the account already has a card token with this `id` or fingerprint.
-    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord>;
-    /// Stores a batch in one transaction, skipping tokens already present.
-    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>>;
-    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>>;
-    async fn list_card_tokens(
-        &self,
-        account: &AccountId,
-        filter: &CardTokenFilter,
-        page: &PageRequest,
-    ) -> StoreResult<Page<CardTokenRecord>>;
-    /// Marks the token `DELETED` and erases its secret (the sealed `token` and its fingerprint)
-    /// in the same transaction, keeping the record; deleting a deleted token returns it
-    /// unchanged.
-    async fn delete_card_token(
-        &self,
-        account: &AccountId,
-        id: &str,
-        deletion: &CardTokenDeletion,
-    ) -> StoreResult<CardTokenRecord>;
-    /// Conflict when [`CardTokenStatus::can_become`] refuses the move; setting the current
-    /// status again is a no-op
-    /// (but nothing, not even `DELETED`, may be set on a deleted token).
-    async fn set_card_token_status(
-        &self,
-        account: &AccountId,
-        id: &str,
-        status: CardTokenStatus,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<CardTokenRecord>;
-
-    /// Audit records after `after_seq`, oldest first, optionally of one account.
-    async fn list_audit(
-        &self,
-        account: Option<&AccountId>,
-        after_seq: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditRecord>>;
-
-    /// Stores a webhook subscription with its sealed signing secret. Card-token mutations then
-    /// write one outbox row per interested subscription in their own transaction:
-    /// `checkout_token_add` for a create and each imported token, `checkout_token_update` for a
-    /// status that actually changes, `checkout_token_delete` for a delete that actually deletes.
-    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()>;
-    /// The account's subscriptions, oldest first.
-    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>>;
-    async fn get_hook_subscription(&self, account: &AccountId, id: uuid::Uuid)
-        -> StoreResult<Option<HookSubscription>>;
-    /// NotFound("subscription") when absent; its pending deliveries are dropped with it.
-    async fn delete_hook_subscription(
-        &self,
-        account: &AccountId,
-        id: uuid::Uuid,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<HookSubscription>;
-    /// Takes up to `limit` deliveries due at `now` (pending, `next_attempt_at <= now`), oldest
-    /// first, and leases them until `lease_until`, so that no other worker (or instance) sends
-    /// them meanwhile; a crashed worker's lease runs out and the delivery is retried. Each
-    /// delivery's `attempts` counts the attempts made before this one.
-    async fn claim_webhook_deliveries(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<WebhookDelivery>>;
-    /// Records an attempt's result: delivered rows leave the outbox, failed ones are rescheduled
-    /// or given up. A delivery no longer pending (its subscription deleted meanwhile) is left
-    /// alone.
-    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()>;
-    /// Deletes up to `limit` deliveries delivered or given up before `finished_before`, oldest
-    /// first, and returns how many; pending ones are never touched. Keeps the outbox from
-    /// growing with every card-token change ever announced.
-    async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64>;
-
-    /// Wipes the `parts` of a (test) account's data in one transaction: customers, customer
-    /// tokens and token events; card tokens; webhook subscriptions and their deliveries. Clients,
-    /// signing keys and the audit trail stay; a `sandbox.reset` audit record with the counts is
-    /// appended. The account's finished idempotency keys are forgotten too (claims in progress
-    /// stay).
-    async fn reset_account(
-        &self,
-        account: &AccountId,
-        parts: ResetParts,
-        actor: &str,
-        at: Timestamp,
-    ) -> StoreResult<ResetCounts>;
-
-    /// Figures for `/metrics`: connection pool use and webhook deliveries waiting.
-    async fn stats(&self) -> StoreResult<StoreStats>;
-
-    /// Claims an idempotency key, atomically: a key never used, or expired (`expires_at <= now`),
-    /// is claimed (`Started`); a key of a different fingerprint is `Mismatch`; a finished one
-    /// `Replay`s its response; an unfinished one is `InProgress` while its lease holds and is
-    /// taken over (`Started`, with the new `attempt` and lease, keeping its expiry) after. Also
-    /// purges a few expired keys. A separate transaction from the request's own writes.
-    async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart>;
-    /// Stores the response of the claim `attempt` for replay; does nothing when the claim is no
-    /// longer held (taken over after its lease ran out, or abandoned).
-    async fn finish_idempotent(
-        &self,
-        scope: &IdempotencyScope,
-        attempt: uuid::Uuid,
-        response: &StoredResponse,
-    ) -> StoreResult<()>;
-    /// Releases the claim `attempt` without a response (the request failed in a way a retry may
-    /// fix): the key is free again. Does nothing when the claim is no longer held.
-    async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()>;
+        /// The store and its role traits, for calling store methods on a concrete store
+        /// ([`SqliteStore`](super::sqlite::SqliteStore), [`PostgresStore`](super::postgres::PostgresStore)).
+        pub mod prelude {
+            pub use super::{Store, $($role),+};
+        }
+    };
 }
+
+store_of_roles!(
+    AdminStore,
+    ClientStore,
+    KeyStore,
+    TokenValueStore,
+    CustomerStore,
+    TokenEventStore,
+    CardTokenStore,
+    WebhookStore,
+    IdempotencyStore,
+);
 
 /// Opens the store a database URL names. Migrations run before it is returned.
 pub async fn open(database_url: &DatabaseUrl, options: &StoreOptions) -> StoreResult<Arc<dyn Store>> {

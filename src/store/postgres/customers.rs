@@ -1,176 +1,20 @@
-//! Clients, signing keys, customers and their tokens.
+//! Customers and their tokens.
 
+use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::types::ToSql;
 
 use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
-use super::{
-    append_audit, end_snapshot, events, like_prefix, lock_list, overfetch, snapshot, unique_violation, ListQuery,
-};
+use super::sql::{append_audit, end_snapshot, like_prefix, lock_list, overfetch, snapshot, ListQuery};
+use super::{token_events, unique_violation, PostgresStore};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::TokenTypeValue;
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{CustomerStore, StoreError, StoreResult};
 
-pub(super) async fn upsert_client(client: &impl GenericClient, record: &ClientRecord) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached(
-            "INSERT INTO clients (client_id, account_id, secret_hash, scopes, created_at, secret_generation) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (client_id) DO UPDATE SET secret_hash = EXCLUDED.secret_hash, scopes = EXCLUDED.scopes",
-        )
-        .await?;
-    let scopes = record.scopes.join(" ");
-    client
-        .execute(
-            &statement,
-            &[
-                &record.client_id,
-                &record.account_id.as_str(),
-                &record.secret_hash,
-                &scopes,
-                &record.created_at.millis(),
-                &record.secret_generation,
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-const CLIENT_COLUMNS: &str = "client_id, account_id, secret_hash, scopes, created_at, secret_generation";
-
-fn client_row(row: &tokio_postgres::Row) -> StoreResult<ClientRecord> {
-    let client_id: String = rows::get(row, "client_id")?;
-    let account: &str = rows::get(row, "account_id")?;
-    let scopes: &str = rows::get(row, "scopes")?;
-    Ok(ClientRecord {
-        account_id: AccountId::parse("account_id", account)
-            .map_err(|e| StoreError::Internal(format!("client {client_id}: {}", e.message)))?,
-        client_id,
-        secret_hash: rows::get(row, "secret_hash")?,
-        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        created_at: Timestamp::from_millis(rows::get(row, "created_at")?),
-        secret_generation: rows::get(row, "secret_generation")?,
-    })
-}
-
-pub(super) async fn find_client(client: &impl GenericClient, client_id: &str) -> StoreResult<Option<ClientRecord>> {
-    let statement =
-        client.prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1")).await?;
-    client.query_opt(&statement, &[&client_id]).await?.as_ref().map(client_row).transpose()
-}
-
-pub(super) async fn list_clients(
-    client: &impl GenericClient,
-    account: Option<&AccountId>,
-) -> StoreResult<Vec<ClientRecord>> {
-    let rows = match account {
-        Some(account) => {
-            let statement = client
-                .prepare_cached(&format!(
-                    "SELECT {CLIENT_COLUMNS} FROM clients WHERE account_id = $1 ORDER BY client_id"
-                ))
-                .await?;
-            client.query(&statement, &[&account.as_str()]).await?
-        }
-        None => {
-            let statement =
-                client.prepare_cached(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id")).await?;
-            client.query(&statement, &[]).await?
-        }
-    };
-    rows.iter().map(client_row).collect()
-}
-
-pub(super) async fn revoke_client(
-    conn: &mut Object,
-    client_id: &str,
-    actor: &str,
-    at: Timestamp,
-) -> StoreResult<ClientRecord> {
-    let tx = conn.transaction().await?;
-    let statement =
-        tx.prepare_cached(&format!("DELETE FROM clients WHERE client_id = $1 RETURNING {CLIENT_COLUMNS}")).await?;
-    let row = tx.query_opt(&statement, &[&client_id]).await?.ok_or(StoreError::NotFound("client"))?;
-    let client = client_row(&row)?;
-    append_audit(&tx, NewAuditRecord::client_revoked(&client, actor, at)).await?;
-    tx.commit().await?;
-    Ok(client)
-}
-
-pub(super) async fn rotate_client_secret(
-    conn: &mut Object,
-    client_id: &str,
-    secret_hash: &str,
-    actor: &str,
-    at: Timestamp,
-) -> StoreResult<ClientRecord> {
-    let tx = conn.transaction().await?;
-    let statement = tx
-        .prepare_cached(&format!(
-            "UPDATE clients SET secret_hash = $2, secret_generation = secret_generation + 1 \
-             WHERE client_id = $1 RETURNING {CLIENT_COLUMNS}"
-        ))
-        .await?;
-    let row = tx.query_opt(&statement, &[&client_id, &secret_hash]).await?.ok_or(StoreError::NotFound("client"))?;
-    let client = client_row(&row)?;
-    append_audit(&tx, NewAuditRecord::client_secret_rotated(&client, actor, at)).await?;
-    tx.commit().await?;
-    Ok(client)
-}
-
-pub(super) async fn signing_keys(client: &impl GenericClient) -> StoreResult<Vec<SigningKeyRecord>> {
-    let statement = client
-        .prepare_cached(
-            "SELECT kid, private_key, public_key, created_at FROM signing_keys ORDER BY created_at DESC, kid DESC",
-        )
-        .await?;
-    let rows = client.query(&statement, &[]).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(SigningKeyRecord {
-                kid: rows::get(row, "kid")?,
-                private_key: rows::get(row, "private_key")?,
-                public_key: rows::get(row, "public_key")?,
-                created_at: Timestamp::from_millis(rows::get(row, "created_at")?),
-            })
-        })
-        .collect()
-}
-
-pub(super) async fn insert_signing_key(client: &impl GenericClient, key: &SigningKeyRecord) -> StoreResult<()> {
-    let statement = client
-        .prepare_cached("INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, $4)")
-        .await?;
-    client
-        .execute(&statement, &[&key.kid, &key.private_key, &key.public_key, &key.created_at.millis()])
-        .await
-        .map_err(|e| match unique_violation(&e) {
-            Some(_) => StoreError::Conflict(format!("a signing key with kid '{}' already exists", key.kid)),
-            None => e.into(),
-        })?;
-    Ok(())
-}
-
-pub(super) async fn replace_signing_key(
-    client: &impl GenericClient,
-    kid: &str,
-    old: &[u8],
-    new: &[u8],
-) -> StoreResult<bool> {
-    let statement =
-        client.prepare_cached("UPDATE signing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2").await?;
-    Ok(client.execute(&statement, &[&kid, &old, &new]).await? > 0)
-}
-
-pub(super) async fn create_customer(
-    conn: &mut Object,
-    account: &AccountId,
-    customer: &NewCustomer,
-) -> StoreResult<Customer> {
+async fn create_customer(conn: &mut Object, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
     let tx = conn.transaction().await?;
     // Keeps the account's customer list in commit order for paging (see `lock_list`).
     lock_list(&tx, "customers", account.as_str()).await?;
@@ -213,7 +57,7 @@ pub(super) async fn create_customer(
     Ok(created)
 }
 
-pub(super) async fn get_customer(
+async fn get_customer(
     client: &impl GenericClient,
     account: &AccountId,
     customer_id: &str,
@@ -282,7 +126,7 @@ pub(super) async fn list_customers(
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
-pub(super) async fn delete_customer(
+async fn delete_customer(
     conn: &mut Object,
     account: &AccountId,
     customer_id: &str,
@@ -352,7 +196,7 @@ async fn live_customer_seq(
     rows::get(&row, "seq")
 }
 
-pub(super) async fn create_customer_token(
+async fn create_customer_token(
     conn: &mut Object,
     account: &AccountId,
     customer_id: &str,
@@ -366,7 +210,8 @@ pub(super) async fn create_customer_token(
     let tx = conn.transaction().await?;
     let customer_seq = live_customer_seq(&tx, account, customer_id, true).await?;
     let token_value = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
-    let events_deleted = events::delete_entry(&tx, account, &token_value).await?.map_or(0, |(_, deleted)| deleted);
+    let events_deleted =
+        token_events::delete_entry(&tx, account, &token_value).await?.map_or(0, |(_, deleted)| deleted);
     let sql = format!(
         "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata, created_at, \
          created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {TOKEN_COLUMNS}"
@@ -575,7 +420,7 @@ pub(super) async fn list_customer_tokens(
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
-pub(super) async fn delete_customer_token(
+async fn delete_customer_token(
     conn: &mut Object,
     account: &AccountId,
     customer_id: &str,
@@ -605,4 +450,68 @@ pub(super) async fn delete_customer_token(
     let latest = rows::customer_token(&row)?;
     tx.commit().await?;
     Ok(latest)
+}
+
+#[async_trait]
+impl CustomerStore for PostgresStore {
+    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
+        with_conn!(self, |conn| create_customer(&mut conn, account, customer).await)
+    }
+
+    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>> {
+        with_conn!(self, |conn| get_customer(&conn, account, customer_id).await)
+    }
+
+    async fn list_customers(
+        &self,
+        account: &AccountId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Customer>> {
+        with_conn!(self, |conn| list_customers(&mut conn, account, filter, page).await)
+    }
+
+    async fn delete_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        delete_tokens: bool,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer> {
+        with_conn!(self, |conn| delete_customer(&mut conn, account, customer_id, delete_tokens, actor, at).await)
+    }
+
+    async fn create_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token: &NewCustomerToken,
+        delete_token_events: bool,
+    ) -> StoreResult<CustomerToken> {
+        with_conn!(self, |conn| {
+            create_customer_token(&mut conn, account, customer_id, token, delete_token_events).await
+        })
+    }
+
+    async fn list_customer_tokens(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        filter: &CustomerTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CustomerToken>> {
+        with_conn!(self, |conn| list_customer_tokens(&mut conn, account, customer_id, filter, page).await)
+    }
+
+    async fn delete_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CustomerToken> {
+        with_conn!(self, |conn| delete_customer_token(&mut conn, account, customer_id, token_id, actor, at).await)
+    }
 }

@@ -4,9 +4,9 @@
 //! `seq`, so that rows created afterwards continue the order. An import that fails is undone by
 //! `TRUNCATE` and by putting those sequences back.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row as PgRow};

@@ -2,17 +2,21 @@
 //! `INSERT … ON CONFLICT DO NOTHING` claims it, the others wait for its transaction and then read
 //! the committed row `FOR UPDATE`, so exactly one of them runs the request (across instances too).
 
+use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
 
 use super::rows::get;
-use crate::store::{IdempotencyScope, IdempotencyStart, IdempotentRequest, StoreError, StoreResult, StoredResponse};
+use super::PostgresStore;
+use crate::store::{
+    IdempotencyScope, IdempotencyStart, IdempotencyStore, IdempotentRequest, StoreError, StoreResult, StoredResponse,
+};
 
 /// Expired keys removed per claim: enough to keep up with any arrival rate, bounded per call.
 const PURGE_BATCH: i64 = 16;
 
 const KEY: &str = "account_id = $1 AND client_id = $2 AND idempotency_key = $3";
 
-pub(super) async fn begin(conn: &mut Object, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
+async fn begin(conn: &mut Object, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
     let now = request.now.millis();
     let scope = &request.scope;
     let attempt = request.attempt.to_string();
@@ -99,7 +103,7 @@ fn stored_response(row: &tokio_postgres::Row) -> StoreResult<StoredResponse> {
     Ok(StoredResponse { status, headers, body })
 }
 
-pub(super) async fn finish(
+async fn finish(
     client: &impl GenericClient,
     scope: &IdempotencyScope,
     attempt: uuid::Uuid,
@@ -129,14 +133,30 @@ pub(super) async fn finish(
     Ok(())
 }
 
-pub(super) async fn abandon(
-    client: &impl GenericClient,
-    scope: &IdempotencyScope,
-    attempt: uuid::Uuid,
-) -> StoreResult<()> {
+async fn abandon(client: &impl GenericClient, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
     let statement = client
         .prepare_cached(&format!("DELETE FROM idempotency_keys WHERE {KEY} AND attempt = $4 AND state = 'in_progress'"))
         .await?;
     client.execute(&statement, &[&scope.account.as_str(), &scope.client_id, &scope.key, &attempt.to_string()]).await?;
     Ok(())
+}
+
+#[async_trait]
+impl IdempotencyStore for PostgresStore {
+    async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
+        with_conn!(self, |conn| begin(&mut conn, request).await)
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: uuid::Uuid,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        with_conn!(self, |conn| finish(&conn, scope, attempt, response).await)
+    }
+
+    async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
+        with_conn!(self, |conn| abandon(&conn, scope, attempt).await)
+    }
 }

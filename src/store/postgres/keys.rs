@@ -1,14 +1,16 @@
 //! The key ring's data keys and the walk over sealed values that re-encryption makes.
 
+use async_trait::async_trait;
 use deadpool_postgres::Object;
 
 use super::rows::{account, get};
-use super::{append_audit, compare_and_set};
+use super::sql::{append_audit, compare_and_set};
+use super::PostgresStore;
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::Timestamp;
-use crate::store::{DataKeyRecord, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
+use crate::store::{DataKeyRecord, KeyStore, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
 
-pub(super) async fn data_keys(conn: &Object) -> StoreResult<Vec<DataKeyRecord>> {
+async fn data_keys(conn: &Object) -> StoreResult<Vec<DataKeyRecord>> {
     let statement =
         conn.prepare_cached("SELECT id, wrapped_key, created_at, created_by FROM encryption_keys ORDER BY id").await?;
     conn.query(&statement, &[])
@@ -27,7 +29,7 @@ pub(super) async fn data_keys(conn: &Object) -> StoreResult<Vec<DataKeyRecord>> 
         .collect()
 }
 
-pub(super) async fn insert_data_key(conn: &mut Object, key: &DataKeyRecord) -> StoreResult<()> {
+async fn insert_data_key(conn: &mut Object, key: &DataKeyRecord) -> StoreResult<()> {
     let tx = conn.transaction().await?;
     let statement = tx
         .prepare_cached(
@@ -45,7 +47,7 @@ pub(super) async fn insert_data_key(conn: &mut Object, key: &DataKeyRecord) -> S
     Ok(())
 }
 
-pub(super) async fn sealed_values(
+async fn sealed_values(
     conn: &Object,
     column: SealedColumn,
     after_row: i64,
@@ -75,11 +77,32 @@ pub(super) async fn sealed_values(
         .collect()
 }
 
-pub(super) async fn replace_sealed_values(
-    conn: &mut Object,
-    column: SealedColumn,
-    values: &[Resealed],
-) -> StoreResult<u64> {
+async fn replace_sealed_values(conn: &mut Object, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {
     let (table, sealed) = column.table_and_column();
     compare_and_set(conn, table, sealed, values.iter().map(|v| (v.row, &v.old, &v.new)).collect()).await
+}
+
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>> {
+        with_conn!(self, |conn| data_keys(&conn).await)
+    }
+
+    async fn insert_data_key(&self, key: &DataKeyRecord) -> StoreResult<()> {
+        with_conn!(self, |conn| insert_data_key(&mut conn, key).await)
+    }
+
+    async fn sealed_values(
+        &self,
+        column: SealedColumn,
+        after_row: i64,
+        unless_prefix: &[u8],
+        limit: u32,
+    ) -> StoreResult<Vec<SealedValue>> {
+        with_conn!(self, |conn| sealed_values(&conn, column, after_row, unless_prefix, limit).await)
+    }
+
+    async fn replace_sealed_values(&self, column: SealedColumn, values: &[Resealed]) -> StoreResult<u64> {
+        with_conn!(self, |conn| replace_sealed_values(&mut conn, column, values).await)
+    }
 }

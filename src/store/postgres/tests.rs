@@ -7,8 +7,16 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::sql::like_prefix;
 use super::*;
-use crate::domain::card_token::DeleteRequestor;
+use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
+use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer_token::{CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::{TokenEvent, TokenTypeValue};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::store::prelude::*;
+use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken};
 
 mod plans;
 mod webhooks;

@@ -4,17 +4,19 @@
 //! Several instances share the outbox: a claim leases rows with `FOR UPDATE SKIP LOCKED`, so two
 //! workers never take the same row, and no worker waits on another's claim.
 
+use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::append_audit;
 use super::rows::{self, account, get};
+use super::sql::append_audit;
+use super::PostgresStore;
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::CardToken;
 use crate::domain::webhook::{card_token_event_body, DeliveryResult, HookConfig, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, WebhookStore};
 
 const COLUMNS: &str = "id, account_id, url, events, active, created_at, created_by, updated_at";
 
@@ -39,7 +41,7 @@ fn subscription(row: &Row) -> StoreResult<HookSubscription> {
     })
 }
 
-pub(super) async fn create_subscription(
+async fn create_subscription(
     conn: &mut Object,
     subscription: &HookSubscription,
     sealed_secret: &[u8],
@@ -72,16 +74,13 @@ pub(super) async fn create_subscription(
     Ok(())
 }
 
-pub(super) async fn list_subscriptions(
-    client: &impl GenericClient,
-    account: &AccountId,
-) -> StoreResult<Vec<HookSubscription>> {
+async fn list_subscriptions(client: &impl GenericClient, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
     let sql = format!("SELECT {COLUMNS} FROM hook_subscriptions WHERE account_id = $1 ORDER BY seq");
     let statement = client.prepare_cached(&sql).await?;
     client.query(&statement, &[&account.as_str()]).await?.iter().map(subscription).collect()
 }
 
-pub(super) async fn get_subscription(
+async fn get_subscription(
     client: &impl GenericClient,
     account: &AccountId,
     id: Uuid,
@@ -95,7 +94,7 @@ pub(super) async fn get_subscription(
 /// Removes the subscription and the deliveries it still owes; delivered and given-up rows stay
 /// as history. The delete waits for card-token transactions holding the subscription (see
 /// [`listeners`]), so their events are committed by the time pending rows are dropped.
-pub(super) async fn delete_subscription(
+async fn delete_subscription(
     conn: &mut Object,
     account: &AccountId,
     id: Uuid,
@@ -174,7 +173,7 @@ pub(super) async fn announce(client: &impl GenericClient, event: &str, card: &Ca
 
 /// Takes the oldest due deliveries and moves their next attempt to `lease_until`, in one
 /// statement. Rows another worker is claiming right now are skipped, not waited for.
-pub(super) async fn claim(
+async fn claim(
     client: &impl GenericClient,
     now: Timestamp,
     lease_until: Timestamp,
@@ -217,7 +216,7 @@ pub(super) async fn claim(
 
 /// Records an attempt. A delivery that is no longer pending (its subscription was deleted
 /// meanwhile, or another worker finished it after this one's lease ran out) is left alone.
-pub(super) async fn complete(client: &impl GenericClient, id: Uuid, result: &DeliveryResult) -> StoreResult<()> {
+async fn complete(client: &impl GenericClient, id: Uuid, result: &DeliveryResult) -> StoreResult<()> {
     let id = id.to_string();
     match result {
         DeliveryResult::Delivered { at } => {
@@ -250,7 +249,7 @@ pub(super) async fn complete(client: &impl GenericClient, id: Uuid, result: &Del
     Ok(())
 }
 
-pub(super) async fn prune(conn: &Object, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+async fn prune(conn: &Object, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
     let statement = conn
         .prepare_cached(
             "DELETE FROM webhook_outbox WHERE seq IN ( \
@@ -258,4 +257,53 @@ pub(super) async fn prune(conn: &Object, finished_before: Timestamp, limit: u32)
         )
         .await?;
     Ok(conn.execute(&statement, &[&finished_before.millis(), &i64::from(limit)]).await?)
+}
+
+#[async_trait]
+impl WebhookStore for PostgresStore {
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
+        with_conn!(self, |conn| create_subscription(&mut conn, subscription, sealed_secret).await)
+    }
+
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+        with_conn!(self, |conn| list_subscriptions(&conn, account).await)
+    }
+
+    async fn get_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<HookSubscription>> {
+        with_conn!(self, |conn| get_subscription(&conn, account, id).await)
+    }
+
+    async fn delete_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<HookSubscription> {
+        with_conn!(self, |conn| delete_subscription(&mut conn, account, id, actor, at).await)
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        with_conn!(self, |conn| claim(&conn, now, lease_until, limit).await)
+    }
+
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
+        with_conn!(self, |conn| complete(&conn, id, result).await)
+    }
+
+    async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+        with_conn!(self, |conn| prune(&conn, finished_before, limit).await)
+    }
 }

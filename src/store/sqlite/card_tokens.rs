@@ -1,5 +1,6 @@
 //! Card tokens. The secret `token` only ever arrives and leaves sealed.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use rusqlite::types::Value;
@@ -7,12 +8,14 @@ use rusqlite::{params, Connection, Row};
 use serde_json::Map;
 
 use super::sql::{self, json_opt_col, parsed_col, text, time_col, time_opt_col, Where};
-use super::webhooks;
+use super::{webhooks, SqliteStore};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus, PAYMENT_TOKEN_TYPE};
 use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
+use crate::store::{
+    CardTokenDeletion, CardTokenRecord, CardTokenStore, ImportOutcome, SealedToken, StoreError, StoreResult,
+};
 
 const COLUMNS: &str = "id, status, card_brand, account_id, payment_product_type, created_at, updated_at, masked_pan, \
                        pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, transaction_id, \
@@ -72,7 +75,7 @@ fn find(conn: &Connection, account: &str, id: &str) -> StoreResult<Option<CardTo
     )
 }
 
-pub(super) fn get(conn: &Connection, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+fn get(conn: &Connection, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
     find(conn, account.as_str(), id)
 }
 
@@ -136,11 +139,7 @@ fn insert(
     sql::audit(conn, &audit(card))
 }
 
-pub(super) fn create(
-    conn: &Connection,
-    card: &CardToken,
-    sealed: Option<&SealedToken>,
-) -> StoreResult<CardTokenRecord> {
+fn create(conn: &Connection, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
     if let Some(reason) = clash(conn, card, sealed)? {
         return Err(StoreError::Conflict(reason));
     }
@@ -153,7 +152,7 @@ pub(super) fn create(
     Ok(record)
 }
 
-pub(super) fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+fn import(conn: &Connection, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
     let mut outcomes = Vec::with_capacity(batch.len());
     // A batch is usually of one account: its subscriptions are looked up once.
     let mut listeners: HashMap<&str, Vec<webhooks::Listener>> = HashMap::new();
@@ -211,7 +210,7 @@ pub(super) fn list(
     sql::keyset_page(conn, COLUMNS, "card_tokens", &query, after, "seq", page, record_row)
 }
 
-pub(super) fn delete(
+fn delete(
     conn: &Connection,
     account: &AccountId,
     id: &str,
@@ -252,7 +251,7 @@ pub(super) fn delete(
     Ok(record)
 }
 
-pub(super) fn set_status(
+fn set_status(
     conn: &Connection,
     account: &AccountId,
     id: &str,
@@ -282,4 +281,54 @@ pub(super) fn set_status(
     record.card.updated_at = at;
     webhooks::announce(conn, CARD_TOKEN_UPDATE, &record.card)?;
     Ok(record)
+}
+
+#[async_trait]
+impl CardTokenStore for SqliteStore {
+    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
+        let (card, sealed) = (card.clone(), sealed.cloned());
+        self.writer.submit(move |conn| create(conn, &card, sealed.as_ref())).await
+    }
+
+    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+        let batch = batch.to_vec();
+        self.writer.submit(move |conn| import(conn, &batch)).await
+    }
+
+    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+        let (account, id) = (account.clone(), id.to_owned());
+        self.readers.read(move |conn| get(conn, &account, &id)).await
+    }
+
+    async fn list_card_tokens(
+        &self,
+        account: &AccountId,
+        filter: &CardTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CardTokenRecord>> {
+        let (account, filter, page) = (account.clone(), filter.clone(), page.clone());
+        self.readers.read(move |conn| list(conn, &account, &filter, &page)).await
+    }
+
+    async fn delete_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+        deletion: &CardTokenDeletion,
+    ) -> StoreResult<CardTokenRecord> {
+        let (account, id, deletion) = (account.clone(), id.to_owned(), deletion.clone());
+        self.writer.submit(move |conn| delete(conn, &account, &id, &deletion)).await
+    }
+
+    async fn set_card_token_status(
+        &self,
+        account: &AccountId,
+        id: &str,
+        status: CardTokenStatus,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CardTokenRecord> {
+        let (account, id, actor) = (account.clone(), id.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| set_status(conn, &account, &id, status, &actor, at)).await
+    }
 }

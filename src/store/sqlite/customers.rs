@@ -1,16 +1,17 @@
 //! Customers and their tokens.
 
+use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
 use serde_json::Map;
 
 use super::sql::{self, json_col, json_opt_col, text, time_col, time_opt_col, uuid_col, Where};
-use super::token_events;
+use super::{token_events, SqliteStore};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{CustomerStore, StoreError, StoreResult};
 
 const CUSTOMER_COLUMNS: &str =
     "c.id, c.customer_id, c.attributes, c.created_at, c.created_by, c.updated_at, c.deleted_at, c.deleted_by";
@@ -46,11 +47,7 @@ fn token_row(row: &Row<'_>) -> rusqlite::Result<CustomerToken> {
 }
 
 /// The live customer with this `customer_id`, with its `seq`.
-pub(super) fn live_customer(
-    conn: &Connection,
-    account: &AccountId,
-    customer_id: &str,
-) -> StoreResult<Option<(i64, Customer)>> {
+fn live_customer(conn: &Connection, account: &AccountId, customer_id: &str) -> StoreResult<Option<(i64, Customer)>> {
     let sql = format!(
         "SELECT {CUSTOMER_COLUMNS}, c.seq FROM customers c
          WHERE c.account_id = ?1 AND c.customer_id = ?2 AND c.deleted_at IS NULL"
@@ -75,7 +72,7 @@ fn require_customer_seq(conn: &Connection, account: &AccountId, customer_id: &st
     .ok_or(StoreError::NotFound("customer"))
 }
 
-pub(super) fn create_customer(conn: &Connection, account: &AccountId, new: &NewCustomer) -> StoreResult<Customer> {
+fn create_customer(conn: &Connection, account: &AccountId, new: &NewCustomer) -> StoreResult<Customer> {
     let aid = account.as_str();
     let live = "SELECT 1 FROM customers WHERE account_id = ?1 AND deleted_at IS NULL";
     if sql::exists(conn, &format!("{live} AND customer_id = ?2"), params![aid, new.customer_id])? {
@@ -168,7 +165,7 @@ pub(super) fn list_customers(
     sql::keyset_page(conn, CUSTOMER_COLUMNS, "customers c", &query, after, "c.seq", page, customer_row)
 }
 
-pub(super) fn delete_customer(
+fn delete_customer(
     conn: &Connection,
     account: &AccountId,
     customer_id: &str,
@@ -209,7 +206,7 @@ pub(super) fn delete_customer(
     })
 }
 
-pub(super) fn create_token(
+fn create_token(
     conn: &Connection,
     account: &AccountId,
     customer_id: &str,
@@ -356,4 +353,77 @@ pub(super) fn live_token_by_value(
 pub(super) fn live_customer_by_seq(conn: &Connection, seq: i64) -> StoreResult<Option<Customer>> {
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.seq = ?1 AND c.deleted_at IS NULL");
     sql::first(conn, &sql, [seq], customer_row)
+}
+
+#[async_trait]
+impl CustomerStore for SqliteStore {
+    async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
+        let (account, customer) = (account.clone(), customer.clone());
+        self.writer.submit(move |conn| create_customer(conn, &account, &customer)).await
+    }
+
+    async fn get_customer(&self, account: &AccountId, customer_id: &str) -> StoreResult<Option<Customer>> {
+        let (account, customer_id) = (account.clone(), customer_id.to_owned());
+        self.readers
+            .read(move |conn| Ok(live_customer(conn, &account, &customer_id)?.map(|(_, customer)| customer)))
+            .await
+    }
+
+    async fn list_customers(
+        &self,
+        account: &AccountId,
+        filter: &CustomerFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<Customer>> {
+        let (account, filter, page) = (account.clone(), filter.clone(), page.clone());
+        self.readers.read(move |conn| list_customers(conn, &account, &filter, &page)).await
+    }
+
+    async fn delete_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        delete_tokens: bool,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer> {
+        let (account, customer_id, actor) = (account.clone(), customer_id.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| delete_customer(conn, &account, &customer_id, delete_tokens, &actor, at)).await
+    }
+
+    async fn create_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token: &NewCustomerToken,
+        delete_token_events: bool,
+    ) -> StoreResult<CustomerToken> {
+        let (account, customer_id, token) = (account.clone(), customer_id.to_owned(), token.clone());
+        self.writer.submit(move |conn| create_token(conn, &account, &customer_id, &token, delete_token_events)).await
+    }
+
+    async fn list_customer_tokens(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        filter: &CustomerTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CustomerToken>> {
+        let (account, customer_id, filter, page) =
+            (account.clone(), customer_id.to_owned(), filter.clone(), page.clone());
+        self.readers.read(move |conn| list_tokens(conn, &account, &customer_id, &filter, &page)).await
+    }
+
+    async fn delete_customer_token(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        token_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CustomerToken> {
+        let (account, customer_id, token_id, actor) =
+            (account.clone(), customer_id.to_owned(), token_id.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| delete_token(conn, &account, &customer_id, &token_id, &actor, at)).await
+    }
 }

@@ -2,10 +2,10 @@
 //! One connection of its own, used on the blocking thread pool; `seq` values are inserted
 //! explicitly, and `AUTOINCREMENT` moves its counter past them by itself.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 use std::path::Path;
 
-use async_trait::async_trait;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params_from_iter, Connection, TransactionBehavior};
 use serde_json::{Number, Value};

@@ -1,10 +1,13 @@
 //! Idempotency keys. Each call is one writer job, so a claim is atomic: the single writer sees
 //! every concurrent first use of a key one after the other.
 
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::sql;
-use crate::store::{IdempotencyScope, IdempotencyStart, IdempotentRequest, StoreError, StoreResult, StoredResponse};
+use super::{sql, SqliteStore};
+use crate::store::{
+    IdempotencyScope, IdempotencyStart, IdempotencyStore, IdempotentRequest, StoreError, StoreResult, StoredResponse,
+};
 
 /// Expired keys removed per claim: enough to keep up with any arrival rate, bounded per call.
 const PURGE_BATCH: i64 = 16;
@@ -21,7 +24,7 @@ struct Existing {
     body: Option<Vec<u8>>,
 }
 
-pub(super) fn begin(conn: &Connection, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
+fn begin(conn: &Connection, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
     let now = request.now.millis();
     sql::execute(
         conn,
@@ -98,7 +101,7 @@ fn stored_response(status: Option<i64>, headers: Option<String>, body: Option<Ve
     Ok(StoredResponse { status, headers, body: body.ok_or_else(broken)? })
 }
 
-pub(super) fn finish(
+fn finish(
     conn: &Connection,
     scope: &IdempotencyScope,
     attempt: uuid::Uuid,
@@ -123,11 +126,34 @@ pub(super) fn finish(
     Ok(())
 }
 
-pub(super) fn abandon(conn: &Connection, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
+fn abandon(conn: &Connection, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
     sql::execute(
         conn,
         &format!("DELETE FROM idempotency_keys WHERE {KEY} AND attempt = ?4 AND state = 'in_progress'"),
         params![scope.account.as_str(), scope.client_id, scope.key, attempt.to_string()],
     )?;
     Ok(())
+}
+
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
+    async fn begin_idempotent(&self, request: &IdempotentRequest) -> StoreResult<IdempotencyStart> {
+        let request = request.clone();
+        self.writer.submit(move |conn| begin(conn, &request)).await
+    }
+
+    async fn finish_idempotent(
+        &self,
+        scope: &IdempotencyScope,
+        attempt: uuid::Uuid,
+        response: &StoredResponse,
+    ) -> StoreResult<()> {
+        let (scope, response) = (scope.clone(), response.clone());
+        self.writer.submit(move |conn| finish(conn, &scope, attempt, &response)).await
+    }
+
+    async fn abandon_idempotent(&self, scope: &IdempotencyScope, attempt: uuid::Uuid) -> StoreResult<()> {
+        let scope = scope.clone();
+        self.writer.submit(move |conn| abandon(conn, &scope, attempt)).await
+    }
 }

@@ -8,7 +8,8 @@ use tempfile::TempDir;
 use super::SqliteStore;
 use crate::domain::customer::NewCustomer;
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::prelude::*;
+use crate::store::{StoreError, StoreOptions};
 
 async fn fresh() -> (Arc<dyn Store>, TempDir) {
     let dir = tempfile::tempdir().unwrap();

@@ -1,15 +1,16 @@
 //! Token events: one entry per account/type/value with a stable id, and its events.
 
+use async_trait::async_trait;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, Row};
 use uuid::Uuid;
 
-use super::customers;
 use super::sql::{self, json_opt_col, text, time_col, time_opt_col, uuid_col, Where};
+use super::{customers, SqliteStore};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, TokenEventStore};
 
 /// The entry of a type/value: its `seq` and `id`.
 fn entry(conn: &Connection, account: &AccountId, token_type: &str, value: &str) -> StoreResult<Option<(i64, Uuid)>> {
@@ -97,7 +98,7 @@ pub(super) fn remove_entry(
     Ok(Some((id, deleted)))
 }
 
-pub(super) fn record(
+fn record(
     conn: &Connection,
     account: &AccountId,
     token: &TokenTypeValue,
@@ -110,7 +111,7 @@ pub(super) fn record(
     sql::audit(conn, &NewAuditRecord::token_event_recorded(account, &id.to_string(), token, event, actor, at))
 }
 
-pub(super) fn detail(conn: &Connection, account: &AccountId, token: &TokenTypeValue) -> StoreResult<TokenDetail> {
+fn detail(conn: &Connection, account: &AccountId, token: &TokenTypeValue) -> StoreResult<TokenDetail> {
     let entry = entry(conn, account, &token.token_type, &token.value)?;
     let owned = customers::live_token_by_value(conn, account, &token.token_type, &token.value)?;
     let customer = match &owned {
@@ -172,7 +173,7 @@ pub(super) fn list(
     Ok(Page { items, has_more: entries.has_more, total: entries.total })
 }
 
-pub(super) fn clear(
+fn clear(
     conn: &Connection,
     account: &AccountId,
     token: &TokenTypeValue,
@@ -196,4 +197,53 @@ pub(super) fn clear(
     let record =
         NewAuditRecord::token_events_cleared(account, &id.to_string(), token, delete_event, events_deleted, actor, at);
     sql::audit(conn, &record)
+}
+
+#[async_trait]
+impl TokenEventStore for SqliteStore {
+    async fn token_detail(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<TokenDetail> {
+        let (account, token) = (account.clone(), token.clone());
+        match event {
+            Some(event) => {
+                let (event, actor) = (event.clone(), actor.to_owned());
+                self.writer
+                    .submit(move |conn| {
+                        record(conn, &account, &token, &event, &actor, at)?;
+                        detail(conn, &account, &token)
+                    })
+                    .await
+            }
+            None => self.readers.read(move |conn| detail(conn, &account, &token)).await,
+        }
+    }
+
+    async fn list_token_events(
+        &self,
+        account: &AccountId,
+        since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        let (account, page) = (account.clone(), page.clone());
+        self.readers.read(move |conn| list(conn, &account, since, &page)).await
+    }
+
+    async fn clear_token_events(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        delete_event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let (account, token, delete_event, actor) =
+            (account.clone(), token.clone(), delete_event.cloned(), actor.to_owned());
+        self.writer.submit(move |conn| clear(conn, &account, &token, delete_event.as_ref(), &actor, at)).await
+    }
 }

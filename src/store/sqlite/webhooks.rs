@@ -1,15 +1,17 @@
 //! Webhook subscriptions and the durable outbox. Card-token mutations call [`announce`] inside
 //! their own writer job, so an event row commits (or rolls back) with the change it announces.
 
+use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
 use uuid::Uuid;
 
 use super::sql::{self, account_col, json_col, time_col, uuid_col};
+use super::SqliteStore;
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::CardToken;
 use crate::domain::webhook::{card_token_event_body, DeliveryResult, HookConfig, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, WebhookStore};
 
 const COLUMNS: &str = "id, account_id, url, events, active, created_at, created_by, updated_at";
 
@@ -29,11 +31,7 @@ fn subscription_row(row: &Row<'_>) -> rusqlite::Result<HookSubscription> {
     })
 }
 
-pub(super) fn create_subscription(
-    conn: &Connection,
-    subscription: &HookSubscription,
-    sealed_secret: &[u8],
-) -> StoreResult<()> {
+fn create_subscription(conn: &Connection, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
     sql::execute(
         conn,
         "INSERT INTO hook_subscriptions (id, account_id, url, events, active, sealed_secret, created_at, created_by,
@@ -54,7 +52,7 @@ pub(super) fn create_subscription(
     sql::audit(conn, &NewAuditRecord::hook_subscription_created(subscription))
 }
 
-pub(super) fn list_subscriptions(conn: &Connection, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+fn list_subscriptions(conn: &Connection, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
     sql::rows(
         conn,
         &format!("SELECT {COLUMNS} FROM hook_subscriptions WHERE account_id = ?1 ORDER BY seq"),
@@ -63,11 +61,7 @@ pub(super) fn list_subscriptions(conn: &Connection, account: &AccountId) -> Stor
     )
 }
 
-pub(super) fn get_subscription(
-    conn: &Connection,
-    account: &AccountId,
-    id: Uuid,
-) -> StoreResult<Option<HookSubscription>> {
+fn get_subscription(conn: &Connection, account: &AccountId, id: Uuid) -> StoreResult<Option<HookSubscription>> {
     sql::first(
         conn,
         &format!("SELECT {COLUMNS} FROM hook_subscriptions WHERE account_id = ?1 AND id = ?2"),
@@ -78,7 +72,7 @@ pub(super) fn get_subscription(
 
 /// Removes the subscription and the deliveries it still owes; delivered and given-up rows stay
 /// as history.
-pub(super) fn delete_subscription(
+fn delete_subscription(
     conn: &Connection,
     account: &AccountId,
     id: Uuid,
@@ -148,7 +142,7 @@ pub(super) fn announce(conn: &Connection, event: &str, card: &CardToken) -> Stor
 }
 
 /// Whether any delivery is due: a read, so that idle polling never queues behind writes.
-pub(super) fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
+fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
     sql::exists(
         conn,
         &format!("SELECT 1 FROM webhook_outbox WHERE {PENDING} AND next_attempt_at <= ?1 LIMIT 1"),
@@ -158,12 +152,7 @@ pub(super) fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
 
 /// Takes the oldest due deliveries and moves their next attempt to `lease_until`; run as one
 /// writer job, so the selection and the lease commit together.
-pub(super) fn claim(
-    conn: &Connection,
-    now: Timestamp,
-    lease_until: Timestamp,
-    limit: u32,
-) -> StoreResult<Vec<WebhookDelivery>> {
+fn claim(conn: &Connection, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
     let due = sql::rows(
         conn,
         "SELECT o.seq, o.id, o.subscription_id, o.account_id, s.url, s.sealed_secret, o.event, o.body, o.attempts
@@ -199,7 +188,7 @@ pub(super) fn claim(
 
 /// Records an attempt. A delivery that is no longer pending (its subscription was deleted
 /// meanwhile, or another worker finished it after this one's lease ran out) is left alone.
-pub(super) fn complete(conn: &Connection, id: Uuid, result: &DeliveryResult) -> StoreResult<()> {
+fn complete(conn: &Connection, id: Uuid, result: &DeliveryResult) -> StoreResult<()> {
     let id = id.to_string();
     match result {
         DeliveryResult::Delivered { at } => sql::execute(
@@ -229,7 +218,7 @@ pub(super) fn complete(conn: &Connection, id: Uuid, result: &DeliveryResult) -> 
     Ok(())
 }
 
-pub(super) fn prune(conn: &Connection, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+fn prune(conn: &Connection, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
     let pruned = sql::execute(
         conn,
         "DELETE FROM webhook_outbox WHERE seq IN (
@@ -237,4 +226,59 @@ pub(super) fn prune(conn: &Connection, finished_before: Timestamp, limit: u32) -
         params![finished_before.millis(), limit],
     )?;
     Ok(pruned as u64)
+}
+
+#[async_trait]
+impl WebhookStore for SqliteStore {
+    async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()> {
+        let (subscription, sealed_secret) = (subscription.clone(), sealed_secret.to_vec());
+        self.writer.submit(move |conn| create_subscription(conn, &subscription, &sealed_secret)).await
+    }
+
+    async fn list_hook_subscriptions(&self, account: &AccountId) -> StoreResult<Vec<HookSubscription>> {
+        let account = account.clone();
+        self.readers.read(move |conn| list_subscriptions(conn, &account)).await
+    }
+
+    async fn get_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+    ) -> StoreResult<Option<HookSubscription>> {
+        let account = account.clone();
+        self.readers.read(move |conn| get_subscription(conn, &account, id)).await
+    }
+
+    async fn delete_hook_subscription(
+        &self,
+        account: &AccountId,
+        id: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<HookSubscription> {
+        let (account, actor) = (account.clone(), actor.to_owned());
+        self.writer.submit(move |conn| delete_subscription(conn, &account, id, &actor, at)).await
+    }
+
+    async fn claim_webhook_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<WebhookDelivery>> {
+        // Polling reads first, so an idle outbox never takes a turn of the writer.
+        if limit == 0 || !self.readers.read(move |conn| any_due(conn, now)).await? {
+            return Ok(Vec::new());
+        }
+        self.writer.submit(move |conn| claim(conn, now, lease_until, limit)).await
+    }
+
+    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
+        let result = result.clone();
+        self.writer.submit(move |conn| complete(conn, id, &result)).await
+    }
+
+    async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
+        self.writer.submit(move |conn| prune(conn, finished_before, limit)).await
+    }
 }

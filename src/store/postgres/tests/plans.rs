@@ -152,13 +152,13 @@ async fn every_list_query_searches_an_index() {
         for include_total in [true, false] {
             request.include_total = include_total;
             for filter in crate::store::conformance::card_token_filters() {
-                cards::list_card_tokens(&mut conn, &aid, &filter, &request).await.unwrap();
+                card_tokens::list_card_tokens(&mut conn, &aid, &filter, &request).await.unwrap();
             }
         }
     }
     for request in pages(entry) {
         for since in [None, Some(at(5))] {
-            events::list_token_events(&mut conn, &aid, since, &request).await.unwrap();
+            token_events::list_token_events(&mut conn, &aid, since, &request).await.unwrap();
         }
     }
     let statements: Vec<(String, Vec<String>)> = conn

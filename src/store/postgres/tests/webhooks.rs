@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{account, new_card, TestDb};
 use crate::domain::webhook::{HookSubscription, EVENTS};
 use crate::domain::Timestamp;
-use crate::store::Store;
+use crate::store::prelude::*;
 
 fn subscription() -> HookSubscription {
     let body = json!({"config": {"url": "https://hooks.example/race"}, "events": EVENTS});

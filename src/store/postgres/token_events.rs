@@ -1,16 +1,18 @@
 //! Token events: one entry per account and token type/value, with its events in order.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Object};
 use uuid::Uuid;
 
 use super::rows::{self, CUSTOMER_COLUMNS, EVENT_COLUMNS, TOKEN_COLUMNS};
-use super::{append_audit, end_snapshot, lock_list, overfetch, snapshot, ListQuery};
+use super::sql::{append_audit, end_snapshot, lock_list, overfetch, snapshot, ListQuery};
+use super::PostgresStore;
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, TokenEventStore};
 
 /// Creates the entry of a token type/value or touches the existing one, returning its `seq` and
 /// `id`. Both paths lock the row, so a concurrent clear cannot delete the entry between finding
@@ -109,7 +111,7 @@ fn parse_id(id: &str) -> StoreResult<Uuid> {
     Uuid::parse_str(id).map_err(|e| StoreError::Internal(format!("token event entry id {id:?}: {e}")))
 }
 
-pub(super) async fn token_detail(
+async fn token_detail(
     conn: &mut Object,
     account: &AccountId,
     token: &TokenTypeValue,
@@ -231,7 +233,7 @@ pub(super) async fn list_token_events(
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 
-pub(super) async fn clear_token_events(
+async fn clear_token_events(
     conn: &mut Object,
     account: &AccountId,
     token: &TokenTypeValue,
@@ -258,4 +260,38 @@ pub(super) async fn clear_token_events(
     append_audit(&tx, record).await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[async_trait]
+impl TokenEventStore for PostgresStore {
+    async fn token_detail(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<TokenDetail> {
+        with_conn!(self, |conn| token_detail(&mut conn, account, token, event, actor, at).await)
+    }
+
+    async fn list_token_events(
+        &self,
+        account: &AccountId,
+        since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        with_conn!(self, |conn| list_token_events(&mut conn, account, since, page).await)
+    }
+
+    async fn clear_token_events(
+        &self,
+        account: &AccountId,
+        token: &TokenTypeValue,
+        delete_event: Option<&TokenEvent>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        with_conn!(self, |conn| clear_token_events(&mut conn, account, token, delete_event, actor, at).await)
+    }
 }

@@ -1,17 +1,21 @@
 //! Card tokens. The secret `token` only ever arrives sealed and is stored as such.
 
+use async_trait::async_trait;
 use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::types::ToSql;
 
 use super::rows::{self, CARD_COLUMNS};
-use super::{append_audit, lock_list, overfetch, webhooks};
+use super::sql::{append_audit, lock_list, overfetch};
+use super::{webhooks, PostgresStore};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus};
 use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{CardTokenDeletion, CardTokenRecord, ImportOutcome, SealedToken, StoreError, StoreResult};
+use crate::store::{
+    CardTokenDeletion, CardTokenRecord, CardTokenStore, ImportOutcome, SealedToken, StoreError, StoreResult,
+};
 
 /// Inserts a card token unless its id or fingerprint is already taken in the account (`None`).
 /// `ON CONFLICT DO NOTHING` keeps the transaction usable after a clash, which imports need.
@@ -60,7 +64,7 @@ async fn insert(
     row.as_ref().map(rows::card_token).transpose()
 }
 
-pub(super) async fn create_card_token(
+async fn create_card_token(
     conn: &mut Object,
     card: &CardToken,
     sealed: Option<&SealedToken>,
@@ -96,7 +100,7 @@ async fn clash(client: &impl GenericClient, card: &CardToken, sealed: Option<&Se
     Ok(StoreError::Internal(format!("card token '{}' clashed with a row that cannot be found", card.id)))
 }
 
-pub(super) async fn import_card_tokens(
+async fn import_card_tokens(
     conn: &mut Object,
     batch: &[(CardToken, Option<SealedToken>)],
 ) -> StoreResult<Vec<ImportOutcome>> {
@@ -133,7 +137,7 @@ pub(super) async fn import_card_tokens(
     Ok(outcomes)
 }
 
-pub(super) async fn get_card_token(
+async fn get_card_token(
     client: &impl GenericClient,
     account: &AccountId,
     id: &str,
@@ -241,7 +245,7 @@ async fn lock(client: &impl GenericClient, account: &AccountId, id: &str) -> Sto
 
 /// A transaction, not one statement like the customer-token delete: its webhook bodies are the
 /// deleted card as Rust serialises it (`card_token_event_body`), which needs the updated row.
-pub(super) async fn delete_card_token(
+async fn delete_card_token(
     conn: &mut Object,
     account: &AccountId,
     id: &str,
@@ -277,7 +281,7 @@ pub(super) async fn delete_card_token(
     Ok(deleted)
 }
 
-pub(super) async fn set_card_token_status(
+async fn set_card_token_status(
     conn: &mut Object,
     account: &AccountId,
     id: &str,
@@ -309,4 +313,48 @@ pub(super) async fn set_card_token_status(
     webhooks::announce(&tx, CARD_TOKEN_UPDATE, &updated.card).await?;
     tx.commit().await?;
     Ok(updated)
+}
+
+#[async_trait]
+impl CardTokenStore for PostgresStore {
+    async fn create_card_token(&self, card: &CardToken, sealed: Option<&SealedToken>) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| create_card_token(&mut conn, card, sealed).await)
+    }
+
+    async fn import_card_tokens(&self, batch: &[(CardToken, Option<SealedToken>)]) -> StoreResult<Vec<ImportOutcome>> {
+        with_conn!(self, |conn| import_card_tokens(&mut conn, batch).await)
+    }
+
+    async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+        with_conn!(self, |conn| get_card_token(&conn, account, id).await)
+    }
+
+    async fn list_card_tokens(
+        &self,
+        account: &AccountId,
+        filter: &CardTokenFilter,
+        page: &PageRequest,
+    ) -> StoreResult<Page<CardTokenRecord>> {
+        with_conn!(self, |conn| list_card_tokens(&mut conn, account, filter, page).await)
+    }
+
+    async fn delete_card_token(
+        &self,
+        account: &AccountId,
+        id: &str,
+        deletion: &CardTokenDeletion,
+    ) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| delete_card_token(&mut conn, account, id, deletion).await)
+    }
+
+    async fn set_card_token_status(
+        &self,
+        account: &AccountId,
+        id: &str,
+        status: CardTokenStatus,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<CardTokenRecord> {
+        with_conn!(self, |conn| set_card_token_status(&mut conn, account, id, status, actor, at).await)
+    }
 }
