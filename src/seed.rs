@@ -119,7 +119,7 @@ pub async fn load(
 fn count<T>(summary: &mut SeedSummary, result: Result<T, StoreError>) -> Result<(), StoreError> {
     match result {
         Ok(_) => summary.added += 1,
-        Err(StoreError::Conflict(_)) => summary.already_present += 1,
+        Err(StoreError::Conflict(_) | StoreError::Duplicate(..)) => summary.already_present += 1,
         Err(error) => return Err(error),
     }
     Ok(())

@@ -104,6 +104,8 @@ fn store_status(error: &StoreError) -> StatusCode {
     match error {
         StoreError::NotFound(_) => StatusCode::NOT_FOUND,
         StoreError::Conflict(_) => StatusCode::CONFLICT,
+        // aid_customers_post: "400 Bad request - missing required fields or duplicate field detected".
+        StoreError::Duplicate(..) => StatusCode::BAD_REQUEST,
         StoreError::UnknownCursor => StatusCode::BAD_REQUEST,
         StoreError::Unavailable(_) | StoreError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
         StoreError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -136,6 +138,11 @@ impl IntoResponse for ApiError {
             // An operator must act (free disk space, memory): logged as an error.
             tracing::error!(%detail, "the database is out of resources; writes fail until there is room");
             "the database is out of storage space or another resource; retry later".to_owned()
+        } else if let Self::Store(StoreError::Duplicate(duplicate, message)) = &self {
+            let errors: Vec<FieldError> =
+                duplicate.fields().iter().map(|field| FieldError::new(*field, "is already in use")).collect();
+            let body = json!({"error": {"code": duplicate.code(), "message": message, "errors": errors}});
+            return super::response::json(status, &body);
         } else if let Self::Store(StoreError::UnknownCursor) = &self {
             return error_response(
                 status,

@@ -21,6 +21,41 @@ use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, Token
 use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
+/// The unique value a create clashed with: a customer's `customer_id`, `email` or
+/// `phone_number`, a customer's live `token_id`, or a live token `type`+`value` of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicate {
+    CustomerId,
+    Email,
+    PhoneNumber,
+    TokenId,
+    TokenTypeValue,
+}
+
+impl Duplicate {
+    /// The error `code` naming the duplicate.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CustomerId => "DUPLICATE_CUSTOMER_ID",
+            Self::Email => "DUPLICATE_EMAIL",
+            Self::PhoneNumber => "DUPLICATE_PHONE_NUMBER",
+            Self::TokenId => "DUPLICATE_TOKEN_ID",
+            Self::TokenTypeValue => "DUPLICATE_TOKEN",
+        }
+    }
+
+    /// The request fields that hold the duplicate.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::CustomerId => &["customer_id"],
+            Self::Email => &["email"],
+            Self::PhoneNumber => &["phone_number"],
+            Self::TokenId => &["token_id"],
+            Self::TokenTypeValue => &["type", "value"],
+        }
+    }
+}
+
 /// What can go wrong below the HTTP layer, in terms a client can be told about.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -31,6 +66,9 @@ pub enum StoreError {
     /// A uniqueness rule or a state transition refused the write; the text says which.
     #[error("{0}")]
     Conflict(String),
+    /// A live record already holds this unique value (Dintero: "duplicate field detected", 400).
+    #[error("{1}")]
+    Duplicate(Duplicate, String),
     /// `starting_after` names no item of this list.
     #[error("starting_after does not name an item of this list")]
     UnknownCursor,
@@ -416,6 +454,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account: &AccountId,
         since: Option<Timestamp>,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>>;
+    /// Type/values whose events were deleted (cleared, or by `delete_token_events`) at or after
+    /// `deleted_since`, in the order of their latest deletion (`?deleted_since=`).
+    async fn list_deleted_token_events(
+        &self,
+        account: &AccountId,
+        deleted_since: Timestamp,
         page: &PageRequest,
     ) -> StoreResult<Page<TokenEventEntry>>;
     /// Removes the events of a type/value; a given `delete_event` is then recorded alone.

@@ -472,6 +472,15 @@ impl Store for PostgresStore {
         with_conn!(self, |conn| events::list_token_events(&mut conn, account, since, page).await)
     }
 
+    async fn list_deleted_token_events(
+        &self,
+        account: &AccountId,
+        deleted_since: Timestamp,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        with_conn!(self, |conn| events::list_deleted_token_events(&mut conn, account, deleted_since, page).await)
+    }
+
     async fn clear_token_events(
         &self,
         account: &AccountId,

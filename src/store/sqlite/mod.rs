@@ -310,6 +310,16 @@ impl Store for SqliteStore {
         self.readers.read(move |conn| token_events::list(conn, &account, since, &page)).await
     }
 
+    async fn list_deleted_token_events(
+        &self,
+        account: &AccountId,
+        deleted_since: Timestamp,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>> {
+        let (account, page) = (account.clone(), page.clone());
+        self.readers.read(move |conn| token_events::list_deleted(conn, &account, deleted_since, &page)).await
+    }
+
     async fn clear_token_events(
         &self,
         account: &AccountId,
