@@ -705,3 +705,140 @@ fn extension_list_is_consistent() {
     let extensions: BTreeMap<&str, ()> = EXTENSIONS.iter().map(|e| (*e, ())).collect();
     assert!(PUBLIC.iter().all(|p| extensions.contains_key(p)));
 }
+
+/// Issue 17, item 7: what Dintero's spec lacks is marked `x-tokenvault-extension: true`, what it
+/// has is not, and Dintero's operations carry Dintero's operationIds.
+#[tokio::test]
+async fn dintero_differences_are_marked_as_extensions() {
+    let app = App::start().await;
+    let doc = app.document().await;
+    let marked = |value: &Value| value["x-tokenvault-extension"] == json!(true);
+    let by_id: BTreeMap<String, Value> =
+        operations(&doc).into_iter().map(|(_, _, op)| (op["operationId"].as_str().unwrap().to_owned(), op)).collect();
+
+    // Every Dintero operation tokenvault serves, by the operationId of Dintero's spec
+    // (spec-customers.yaml, spec-checkout.yaml, spec-payments.yaml, the webhooks spec: S-CUST,
+    // D-001/D-004/D-CTGET, S-PAY, S-HOOKS).
+    for id in [
+        "aid_auths_oauth_token_post",
+        "aid_customers_post",
+        "aid_customers_get",
+        "aid_customers_cid_get",
+        "aid_customers_cid_delete",
+        "aid_customers_cid_tokens_post",
+        "aid_customers_cid_tokens_get",
+        "aid_customers_cid_tokens_tid_delete",
+        "aid_customers_tokens_events_get",
+        "aid_customers_tokens_events_post",
+        "aid_customers_tokens_events_delete",
+        "card_tokens_get",
+        "card_tokens_token_id_get",
+        "card_tokens_token_id_delete",
+        "aid_source_hooks_get",
+        "aid_source_hooks_post",
+        "aid_source_hooks_hid_get",
+        "aid_source_hooks_hid_delete",
+    ] {
+        let operation = by_id.get(id).unwrap_or_else(|| panic!("Dintero's operationId {id} missing"));
+        assert!(!marked(operation), "{id} is Dintero's, not an extension");
+    }
+
+    let parameter = |id: &str, name: &str| -> Value {
+        by_id[id]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| deref(&doc, p).clone())
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{id}: no parameter {name}"))
+    };
+    // `total`: Dintero names it for customer tokens and customers, not for card tokens
+    // (card_tokens_get: customer_id, relationship_id, status, include_deleted, limit,
+    // starting_after) nor token events (aid_customers_tokens_events_get: limit, starting_after,
+    // since_datetime, deleted_since).
+    for id in ["card_tokens_get", "aid_payments_card_tokens_get", "aid_customers_tokens_events_get"] {
+        assert!(marked(&parameter(id, "total")), "{id}: total");
+        assert!(!marked(&parameter(id, "limit")), "{id}: limit");
+        assert!(!marked(&parameter(id, "starting_after")), "{id}: starting_after");
+    }
+    for id in ["aid_customers_cid_tokens_get", "aid_customers_get"] {
+        assert!(!marked(&parameter(id, "total")), "{id}: total is Dintero's");
+    }
+    // aid_customers_tokens_events_get `deleted_since`: Dintero's, documented, a date-time.
+    let deleted_since = parameter("aid_customers_tokens_events_get", "deleted_since");
+    assert!(!marked(&deleted_since));
+    assert_eq!(deleted_since["schema"]["format"], "date-time");
+    // Header parameters: Dintero names none (Idempotency-Key is ours).
+    for (_, _, operation) in operations(&doc) {
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let parameter = deref(&doc, parameter);
+            if parameter["in"] == "header" {
+                assert!(marked(parameter), "{}: header {}", operation["operationId"], parameter["name"]);
+            }
+        }
+    }
+
+    // Response headers: only `total-count` and the 429's Retry-After are Dintero's.
+    let mut checked = 0;
+    for (_, _, operation) in operations(&doc) {
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let response = deref(&doc, response);
+            for (name, header) in response["headers"].as_object().into_iter().flatten() {
+                let dintero = name == "total-count" || (status == "429" && name == "Retry-After");
+                assert_eq!(marked(header), !dintero, "{} {status}: header {name}", operation["operationId"]);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+    for name in ["paging-token", "link", "request-id"] {
+        let header = &by_id["card_tokens_get"]["responses"]["200"]["headers"][name];
+        assert!(marked(header), "{name}");
+    }
+    assert!(marked(&by_id["aid_customers_post"]["responses"]["200"]["headers"]["idempotent-replayed"]));
+
+    // aid_customers_post 400 "duplicate field detected" and aid_customers_cid_tokens_post (201,
+    // 400, 401, 403, 404, 500): a duplicate is 400; 409 is left only for an Idempotency-Key in
+    // progress (tokenvault's header).
+    for id in ["aid_customers_post", "aid_customers_cid_tokens_post"] {
+        let conflict = deref(&doc, &by_id[id]["responses"]["409"]);
+        assert!(conflict["description"].as_str().unwrap().contains("Idempotency-Key"), "{id}");
+        let description = by_id[id]["description"].as_str().unwrap();
+        assert!(description.contains("400") && description.contains("DUPLICATE_"), "{id}: {description}");
+    }
+    // Schemas and fields of tokenvault's own (S-HOOKS `Hook` has no `account_id`; its
+    // `config.secret` is a `Secret` object): marked; Dintero's schemas are not.
+    for pointer in [
+        "/components/schemas/CardTokenCreate",
+        "/components/schemas/CardTokenStatusUpdate",
+        "/components/schemas/SandboxReset",
+        "/components/schemas/Health",
+        "/components/schemas/Jwks",
+        "/components/schemas/HookSubscription/properties/account_id",
+        "/components/schemas/HookSubscriptionCreated/properties/account_id",
+        "/components/schemas/HookSubscriptionCreated/properties/config/properties/secret",
+        "/components/schemas/HookSubscriptionCreate/properties/config/properties/secret",
+    ] {
+        let schema = doc.pointer(pointer).unwrap_or_else(|| panic!("{pointer} not in the document"));
+        assert!(marked(schema), "{pointer}");
+    }
+    for name in ["CustomerToken", "CardToken", "TokenDetail", "TokenEvent", "Error", "CustomerResponse"] {
+        assert!(!marked(&doc["components"]["schemas"][name]), "{name}");
+    }
+    // CustomerResponse: `{type (required …)} & {customer_id (required)}` (S-CUST definitions).
+    let required = doc["components"]["schemas"]["CustomerResponse"]["required"].as_array().unwrap();
+    for field in ["customer_id", "type"] {
+        assert!(required.contains(&json!(field)), "CustomerResponse does not require {field}");
+    }
+    // card_tokens_get / card_tokens_token_id_get / card_tokens_token_id_delete: "scopes: - admin:checkout".
+    for id in [
+        "card_tokens_get",
+        "card_tokens_token_id_get",
+        "card_tokens_token_id_delete",
+        "aid_payments_card_tokens_get",
+        "aid_payments_card_tokens_token_id_get",
+    ] {
+        assert_eq!(scopes_of(&by_id[id]), Some(vec!["admin:checkout".to_owned()]), "{id}");
+    }
+    app.server.shutdown().await;
+}

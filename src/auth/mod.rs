@@ -107,7 +107,9 @@ impl Permission {
     pub const CUSTOMERS_CREATE_USER: Permission =
         Permission(&["admin:customers", "write:customers", "create:customers:/users"]);
     pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
-    pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout", "read:checkout"]);
+    /// Listing and getting card tokens: `admin:checkout` only, as Dintero's spec lists for
+    /// card_tokens_get and card_tokens_token_id_get (`read:checkout` does not grant them there).
+    pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout"]);
     pub const HOOKS_WRITE: Permission = Permission(&["admin:hooks", "write:hooks"]);
     pub const CUSTOMERS_ADMIN: Permission = Permission(&["admin:customers"]);
     pub const HOOKS_ADMIN: Permission = Permission(&["admin:hooks"]);

@@ -101,6 +101,41 @@ pub fn max_chars(field: &str, value: &str, max: usize) -> Result<(), FieldError>
     }
 }
 
+/// The unique value a create clashed with: a customer's `customer_id`, `email` or
+/// `phone_number`, a customer's live `token_id`, or a live token `type`+`value` of the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicate {
+    CustomerId,
+    Email,
+    PhoneNumber,
+    TokenId,
+    TokenTypeValue,
+}
+
+impl Duplicate {
+    /// The error `code` naming the duplicate.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CustomerId => "DUPLICATE_CUSTOMER_ID",
+            Self::Email => "DUPLICATE_EMAIL",
+            Self::PhoneNumber => "DUPLICATE_PHONE_NUMBER",
+            Self::TokenId => "DUPLICATE_TOKEN_ID",
+            Self::TokenTypeValue => "DUPLICATE_TOKEN",
+        }
+    }
+
+    /// The request fields that hold the duplicate.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::CustomerId => &["customer_id"],
+            Self::Email => &["email"],
+            Self::PhoneNumber => &["phone_number"],
+            Self::TokenId => &["token_id"],
+            Self::TokenTypeValue => &["type", "value"],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

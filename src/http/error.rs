@@ -85,7 +85,11 @@ impl ApiError {
                 AuthError::Busy | AuthError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             Self::Service(error) => match error {
-                ServiceError::Invalid(_) | ServiceError::UnknownCursor => StatusCode::BAD_REQUEST,
+                // aid_customers_post: "400 Bad request - missing required fields or duplicate field
+                // detected".
+                ServiceError::Invalid(_) | ServiceError::UnknownCursor | ServiceError::Duplicate(..) => {
+                    StatusCode::BAD_REQUEST
+                }
                 ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::TestAccountsOnly { .. } => StatusCode::FORBIDDEN,
@@ -135,6 +139,11 @@ impl IntoResponse for ApiError {
             // An operator must act (free disk space, memory): logged as an error.
             tracing::error!(%detail, "the database is out of resources; writes fail until there is room");
             "the database is out of storage space or another resource; retry later".to_owned()
+        } else if let Self::Service(ServiceError::Duplicate(duplicate, message)) = &self {
+            let errors: Vec<FieldError> =
+                duplicate.fields().iter().map(|field| FieldError::new(*field, "is already in use")).collect();
+            let body = json!({"error": {"code": duplicate.code(), "message": message, "errors": errors}});
+            return super::response::json(status, &body);
         } else if let Self::Service(ServiceError::UnknownCursor) = &self {
             return error_response(
                 status,

@@ -184,6 +184,95 @@ pub fn finish(doc: &mut OpenApi) {
     }
 }
 
+/// Query parameters that tokenvault takes on a Dintero operation whose spec does not name them
+/// (by Dintero's operationId).
+const EXTENSION_QUERY_PARAMETERS: &[(&str, &str)] = &[
+    ("card_tokens_get", "total"),
+    ("aid_payments_card_tokens_get", "total"),
+    ("aid_customers_tokens_events_get", "total"),
+];
+
+/// Schemas and fields of tokenvault's own inside the document (JSON pointers): the bodies of the
+/// extension operations, and fields Dintero's schemas do not have (its `Hook` has no
+/// `account_id`, and its `config.secret` is an object `{type, value}`, not a string).
+const EXTENSION_SCHEMAS: &[&str] = &[
+    "/components/schemas/CardTokenCreate",
+    "/components/schemas/CardTokenStatusUpdate",
+    "/components/schemas/SandboxReset",
+    "/components/schemas/SandboxResetCounts",
+    "/components/schemas/Health",
+    "/components/schemas/Jwks",
+    "/components/schemas/Jwk",
+    "/components/schemas/HookSubscription/properties/account_id",
+    "/components/schemas/HookSubscriptionCreated/properties/account_id",
+    "/components/schemas/HookSubscriptionCreated/properties/config/properties/secret",
+    "/components/schemas/HookSubscriptionCreate/properties/config/properties/secret",
+];
+
+/// The serialised document with `x-tokenvault-extension: true` on what Dintero's spec lacks
+/// besides whole operations (marked by their handlers): the query parameters above, every
+/// header parameter (`Idempotency-Key`), and every response header but `total-count` (named by
+/// Dintero's `total` parameter) and the 429's `Retry-After` (Dintero's TooManyRequests). utoipa's
+/// header objects carry no extensions, so this works on the JSON.
+pub fn to_marked_json(doc: &OpenApi) -> serde_json::Result<String> {
+    let mut value = serde_json::to_value(doc)?;
+    mark_extensions(&mut value);
+    serde_json::to_string(&value)
+}
+
+fn mark(object: &mut serde_json::Value) {
+    if let Some(object) = object.as_object_mut() {
+        object.insert(EXTENSION.to_owned(), serde_json::Value::Bool(true));
+    }
+}
+
+fn mark_headers(response: &mut serde_json::Value, dintero_retry_after: bool) {
+    if let Some(headers) = response.get_mut("headers").and_then(serde_json::Value::as_object_mut) {
+        for (name, header) in headers.iter_mut() {
+            let dintero = name == "total-count" || (dintero_retry_after && name == "Retry-After");
+            if !dintero {
+                mark(header);
+            }
+        }
+    }
+}
+
+fn mark_extensions(doc: &mut serde_json::Value) {
+    for pointer in EXTENSION_SCHEMAS {
+        if let Some(schema) = doc.pointer_mut(pointer) {
+            mark(schema);
+        }
+    }
+    if let Some(responses) = doc.pointer_mut("/components/responses").and_then(serde_json::Value::as_object_mut) {
+        for (name, response) in responses.iter_mut() {
+            mark_headers(response, name == "TooManyRequests");
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for operation in item.values_mut() {
+            let id = operation.get("operationId").and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+            if let Some(parameters) = operation.get_mut("parameters").and_then(serde_json::Value::as_array_mut) {
+                for parameter in parameters {
+                    let name = parameter.get("name").and_then(serde_json::Value::as_str).unwrap_or_default();
+                    let location = parameter.get("in").and_then(serde_json::Value::as_str).unwrap_or_default();
+                    let ours = location == "header"
+                        || EXTENSION_QUERY_PARAMETERS.iter().any(|(op, param)| *op == id && *param == name);
+                    if ours {
+                        mark(parameter);
+                    }
+                }
+            }
+            if let Some(responses) = operation.get_mut("responses").and_then(serde_json::Value::as_object_mut) {
+                for response in responses.values_mut() {
+                    mark_headers(response, false);
+                }
+            }
+        }
+    }
+}
+
 /// The `Idempotency-Key` header, its 422 and 409, and the replay marker on the operation's own
 /// responses ([`super::idempotency`]).
 fn add_idempotency(operation: &mut Operation) {
@@ -288,13 +377,15 @@ pub struct ErrorBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ErrorDetail {
-    /// The status's reason phrase in upper case, e.g. `BAD REQUEST`, `NOT FOUND`.
+    /// The status's reason phrase in upper case, e.g. `BAD REQUEST`, `NOT FOUND`; for a
+    /// duplicate of a unique field (400), `DUPLICATE_` and the field: `DUPLICATE_CUSTOMER_ID`,
+    /// `DUPLICATE_EMAIL`, `DUPLICATE_PHONE_NUMBER`, `DUPLICATE_TOKEN_ID`, `DUPLICATE_TOKEN`.
     #[schema(example = "BAD REQUEST")]
     code: String,
     /// A human-readable description; for validation errors, the first field's error.
     #[schema(example = "limit: must be an integer between 1 and 100")]
     message: String,
-    /// Each rejected field (validation errors only; otherwise empty).
+    /// Each rejected field (validation errors and duplicates; otherwise empty).
     errors: Vec<FieldError>,
 }
 
@@ -321,7 +412,7 @@ macro_rules! error_responses {
 }
 
 error_responses! {
-    BadRequest => "Bad request: invalid input. `errors` lists each rejected field.";
+    BadRequest => "Bad request: invalid input, or a duplicate of a unique field (`code` `DUPLICATE_…`). `errors` lists each rejected field.";
     Unauthorized => "Missing, malformed, expired or wrongly signed credentials.";
     Forbidden => "Valid credentials without one of the operation's scopes, or for another account.";
     NotFound => "The resource does not exist (in the caller's account).";
@@ -504,6 +595,12 @@ pub struct TokenEventsQuery {
     /// with `starting_after`.
     #[param(format = DateTime)]
     since_datetime: Option<String>,
+    /// return only token events that has been deleted: the token type/values whose events were
+    /// deleted (`DELETE …/customers/tokens/events`, or `delete_token_events=true` on a token
+    /// create) at or after this time (RFC 3339), in the order of their latest deletion. Items
+    /// without events since have the status `DELETED`. Cannot be combined with `since_datetime`.
+    #[param(format = DateTime)]
+    deleted_since: Option<String>,
 }
 
 #[derive(utoipa::IntoParams)]
@@ -561,10 +658,10 @@ pub struct CustomerResponse {
     /// An UUID that uniquely identifies the resource
     id: uuid::Uuid,
     customer_id: String,
-    /// Left out of a deleted customer, which keeps only its ids and the `created_*` and `deleted_*`
-    /// fields.
+    /// Required, as in Dintero's CustomerResponse: a deleted customer keeps it besides its ids and
+    /// the `created_*` and `deleted_*` fields.
     #[schema(rename = "type", inline)]
-    customer_type: Option<CustomerType>,
+    customer_type: CustomerType,
     email: Option<String>,
     phone_number: Option<String>,
     first_name: Option<String>,

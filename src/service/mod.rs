@@ -27,6 +27,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::crypto::{CryptoError, TokenCipher};
+use crate::domain::validation::Duplicate;
 use crate::domain::{AccountId, ValidationError};
 use crate::store::{Store, StoreError};
 pub use crate::store::{StoreOptions, StoreStats};
@@ -45,6 +46,9 @@ pub enum ServiceError {
     /// A uniqueness rule or a state transition refused the change; the text says which.
     #[error("{0}")]
     Conflict(String),
+    /// A live record already holds this unique value (Dintero: "duplicate field detected").
+    #[error("{1}")]
+    Duplicate(Duplicate, String),
     /// `starting_after` names no item of this list.
     #[error("starting_after does not name an item of this list")]
     UnknownCursor,
@@ -72,6 +76,7 @@ impl From<StoreError> for ServiceError {
         match error {
             StoreError::NotFound(what) => Self::NotFound(what),
             StoreError::Conflict(message) => Self::Conflict(message),
+            StoreError::Duplicate(duplicate, message) => Self::Duplicate(duplicate, message),
             StoreError::UnknownCursor => Self::UnknownCursor,
             StoreError::Unavailable(_) => Self::Unavailable(text),
             StoreError::Exhausted(_) => Self::Exhausted(text),

@@ -105,7 +105,7 @@ pub async fn load(vault: &Vault, account: &AccountId, fixtures: &Fixtures) -> Re
 fn count<T>(summary: &mut SeedSummary, result: Result<T, ServiceError>) -> Result<(), ServiceError> {
     match result {
         Ok(_) => summary.added += 1,
-        Err(ServiceError::Conflict(_)) => summary.already_present += 1,
+        Err(ServiceError::Conflict(_) | ServiceError::Duplicate(..)) => summary.already_present += 1,
         Err(error) => return Err(error),
     }
     Ok(())

@@ -31,6 +31,17 @@ impl Vault {
         Ok(self.store.list_token_events(account, since, page).await?)
     }
 
+    /// Type/values whose events were deleted at or after `deleted_since` (`?deleted_since=`), in
+    /// the order of their latest deletion.
+    pub async fn list_deleted_token_events(
+        &self,
+        account: &AccountId,
+        deleted_since: Timestamp,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<TokenEventEntry>> {
+        Ok(self.store.list_deleted_token_events(account, deleted_since, page).await?)
+    }
+
     /// Removes the events of a type/value; a given `event` is then recorded alone, as the
     /// `DELETED` event.
     pub async fn clear_token_events(

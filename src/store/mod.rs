@@ -46,6 +46,9 @@ pub enum StoreError {
     /// A uniqueness rule or a state transition refused the write; the text says which.
     #[error("{0}")]
     Conflict(String),
+    /// A live record already holds this unique value (Dintero: "duplicate field detected", 400).
+    #[error("{1}")]
+    Duplicate(Duplicate, String),
     /// `starting_after` names no item of this list.
     #[error("starting_after does not name an item of this list")]
     UnknownCursor,
@@ -65,6 +68,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 pub use crate::domain::card_token::{CardTokenDeletion, CardTokenRecord};
 pub use crate::domain::sealed::{DataKeyRecord, SealedToken, TokenValueMode};
+pub use crate::domain::validation::Duplicate;
 pub use url::DatabaseUrl;
 
 /// The columns holding sealed values, which re-encryption walks after a key rotation. Each is

@@ -28,6 +28,14 @@ pub trait TokenEventStore: Send + Sync {
         since: Option<Timestamp>,
         page: &PageRequest,
     ) -> StoreResult<Page<TokenEventEntry>>;
+    /// Type/values whose events were deleted (cleared, or by `delete_token_events`) at or after
+    /// `deleted_since`, in the order of their latest deletion (`?deleted_since=`).
+    async fn list_deleted_token_events(
+        &self,
+        account: &AccountId,
+        deleted_since: Timestamp,
+        page: &PageRequest,
+    ) -> StoreResult<Page<TokenEventEntry>>;
 
     /// Removes the events of a type/value; a given `delete_event` is then recorded alone.
     async fn clear_token_events(

@@ -9,7 +9,7 @@ backend_tests!(
     token_id_is_generated_and_metadata_omitted_when_absent,
     create_validates_every_field,
     create_for_an_unknown_customer_is_404,
-    duplicates_of_live_tokens_are_409,
+    duplicates_of_live_tokens_are_400_naming_the_field,
     delete_returns_the_deleted_token_and_is_idempotent,
     a_deleted_token_id_can_be_created_again,
     delete_unknown_token_is_404,
@@ -181,7 +181,18 @@ async fn create_for_an_unknown_customer_is_404(app: TestApp) {
     assert_error(&response, 404, "customer not found", json!([]));
 }
 
-async fn duplicates_of_live_tokens_are_409(app: TestApp) {
+fn duplicate_token() -> Value {
+    json!({"error": {
+        "code": "DUPLICATE_TOKEN",
+        "message": "a live token with this type and value already belongs to a customer",
+        "errors": [{"field": "type", "message": "is already in use"}, {"field": "value", "message": "is already in use"}],
+    }})
+}
+
+/// aid_customers_cid_tokens_post documents only 201, 400, 401, 403, 404 and 500: a duplicate
+/// `token_id` or a `type`+`value` that already belongs to a customer is 400 (BadRequest), with a
+/// code and `errors` naming the duplicate, as aid_customers_post's "duplicate field detected".
+async fn duplicates_of_live_tokens_are_400_naming_the_field(app: TestApp) {
     let admin = setup(&app).await;
     app.create_customer(&admin.token, &json!({"customer_id": "c-2"})).await;
     let first =
@@ -195,14 +206,20 @@ async fn duplicates_of_live_tokens_are_409(app: TestApp) {
             &json!({"type": "sha1:email", "value": "v2", "token_id": "t-1"}),
         )
         .await;
-    assert_error(&response, 409, "a live token with token_id 't-1' already exists for this customer", json!([]));
+    assert_json_eq(
+        &response.expect_json(400),
+        &json!({"error": {
+            "code": "DUPLICATE_TOKEN_ID",
+            "message": "a live token with token_id 't-1' already exists for this customer",
+            "errors": [{"field": "token_id", "message": "is already in use"}],
+        }}),
+    );
     // Same type+value anywhere in the account.
     for customer in ["c-1", "c-2"] {
         let response = app
             .post_json(&tokens_path(ACCOUNT, customer), &admin.token, &json!({"type": "sha1:email", "value": "v1"}))
             .await;
-        assert_eq!(response.status.as_u16(), 409, "{customer}: {}", response.text);
-        assert_error(&response, 409, "a live token with this type and value already belongs to a customer", json!([]));
+        assert_json_eq(&response.expect_json(400), &duplicate_token());
     }
     // The same token_id for another customer, the same value with another type: fine.
     app.create_token(&admin.token, "c-2", &json!({"type": "sha1:email", "value": "v3", "token_id": "t-1"})).await;
@@ -351,7 +368,7 @@ async fn delete_token_events_clears_events_in_the_same_request(app: TestApp) {
     // A refused create leaves the events in place.
     let response =
         app.post_json(&format!("{}?delete_token_events=true", tokens_path(ACCOUNT, "c-1")), &admin.token, &other).await;
-    assert_error(&response, 409, "a live token with this type and value already belongs to a customer", json!([]));
+    assert_json_eq(&response.expect_json(400), &duplicate_token());
     let detail = app.token_detail(&admin.token, &json!({"token": other})).await;
     assert_eq!(detail["events"].as_array().unwrap().len(), 1, "a refused create cleared events: {detail}");
 }

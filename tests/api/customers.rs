@@ -10,7 +10,7 @@ backend_tests!(
     customer_id_is_generated_when_absent,
     a_sent_type_keeps_its_place,
     create_validates_every_field,
-    duplicates_of_live_customers_are_409,
+    duplicates_of_live_customers_are_400_naming_the_field,
     get_returns_the_customer_or_404,
     list_is_oldest_first_and_filters,
     list_finds_the_owner_of_a_token,
@@ -203,7 +203,10 @@ async fn create_validates_every_field(app: TestApp) {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
 
-async fn duplicates_of_live_customers_are_409(app: TestApp) {
+/// aid_customers_post, 400: "Bad request - missing required fields or duplicate field detected";
+/// the description: "`customer_id`, `email` and `phone_number` must be unique if specified".
+/// Dintero documents no 409 here: a duplicate is 400, with a code and `errors` naming the field.
+async fn duplicates_of_live_customers_are_400_naming_the_field(app: TestApp) {
     let admin = app.admin().await;
     let first = app
         .create_customer(
@@ -214,15 +217,22 @@ async fn duplicates_of_live_customers_are_409(app: TestApp) {
     let path = customers_path(ACCOUNT);
     let email = "a customer with this email already exists";
     let phone = "a customer with this phone_number already exists";
-    for (body, message) in [
-        (json!({"customer_id": "c-1"}), "a customer with customer_id 'c-1' already exists"),
-        (json!({"customer_id": "c-2", "email": "Ada@Example.com"}), email),
-        (json!({"customer_id": "c-3", "email": "ada@example.COM"}), email),
-        (json!({"customer_id": "c-4", "phone_number": "+4799999999"}), phone),
+    for (body, code, field, message) in [
+        (
+            json!({"customer_id": "c-1"}),
+            "DUPLICATE_CUSTOMER_ID",
+            "customer_id",
+            "a customer with customer_id 'c-1' already exists",
+        ),
+        (json!({"customer_id": "c-2", "email": "Ada@Example.com"}), "DUPLICATE_EMAIL", "email", email),
+        (json!({"customer_id": "c-3", "email": "ada@example.COM"}), "DUPLICATE_EMAIL", "email", email),
+        (json!({"customer_id": "c-4", "phone_number": "+4799999999"}), "DUPLICATE_PHONE_NUMBER", "phone_number", phone),
     ] {
         let response = app.post_json(&path, &admin.token, &body).await;
-        assert_eq!(response.status.as_u16(), 409, "{body}: {}", response.text);
-        assert_error(&response, 409, message, json!([]));
+        assert_json_eq(
+            &response.expect_json(400),
+            &json!({"error": {"code": code, "message": message, "errors": [{"field": field, "message": "is already in use"}]}}),
+        );
     }
     // E-mails are unique per customer type.
     app.create_customer(&admin.token, &json!({"customer_id": "c-5", "email": "ada@example.com", "type": "company"}))
@@ -411,6 +421,9 @@ async fn delete_keeps_only_the_audit_fields(app: TestApp) {
     let deleter = app.auth(ACCOUNT, &["write:customers"]).await;
     let response = app.delete(&customer_path(ACCOUNT, "c-1"), &deleter.token).await;
     let mut body = response.expect_json(200);
+    // aid_customers_cid_delete answers a CustomerResponse, which requires `customer_id` and
+    // `type` (S-CUST: `{type (required, enum …, default customer)} & {customer_id (required)}`):
+    // a deleted customer keeps its `type`, and only it, besides the ids and audit fields.
     let updated = take_ts(&mut body, "updated_at");
     let deleted_at = take_ts(&mut body, "deleted_at");
     assert!(assert_timestamp(&updated) >= assert_timestamp(created["created_at"].as_str().unwrap()));
@@ -420,6 +433,7 @@ async fn delete_keeps_only_the_audit_fields(app: TestApp) {
         &json!({
             "id": created["id"],
             "customer_id": "c-1",
+            "type": "customer",
             "created_at": created["created_at"],
             "created_by": admin.client_id,
             "updated_at": "<ts>",

@@ -294,13 +294,13 @@ async fn client_errors_are_replayed(app: TestApp) {
     let body = json!({"type": "t", "value": "v", "token_id": "tid"});
     send_keyed(&app, Method::POST, &tokens, &admin.token, Some(&body), "late").await.expect_json(201);
 
-    // Validation errors and 409 conflicts are kept as well.
+    // Validation errors and duplicates (400, as aid_customers_cid_tokens_post documents) are kept as well.
     let bad = json!({"type": "", "value": "v"});
     let first = send_keyed(&app, Method::POST, &tokens, &admin.token, Some(&bad), "bad").await;
     first.expect_json(400);
     assert_replay(&first, &send_keyed(&app, Method::POST, &tokens, &admin.token, Some(&bad), "bad").await);
     let first = send_keyed(&app, Method::POST, &tokens, &admin.token, Some(&body), "clash").await;
-    assert_error_status(&first, 409);
+    assert_eq!(first.expect_json(400)["error"]["code"], json!("DUPLICATE_TOKEN_ID"));
     assert_replay(&first, &send_keyed(&app, Method::POST, &tokens, &admin.token, Some(&body), "clash").await);
     // A 403 (a scope the client lacks) too: it is the same caller's answer.
     let reader = app.auth(ACCOUNT, &["read:customers"]).await;

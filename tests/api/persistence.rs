@@ -86,7 +86,14 @@ async fn everything_survives_a_restart(backend: Backend) {
     // Uniqueness rules and cursors hold across the restart.
     let response =
         app.post_json(&tokens_path(ACCOUNT, "c-1"), &admin.token, &json!({"type": "sha1:email", "value": "v1"})).await;
-    assert_error(&response, 409, "a live token with this type and value already belongs to a customer", json!([]));
+    assert_json_eq(
+        &response.expect_json(400),
+        &json!({"error": {
+            "code": "DUPLICATE_TOKEN",
+            "message": "a live token with this type and value already belongs to a customer",
+            "errors": [{"field": "type", "message": "is already in use"}, {"field": "value", "message": "is already in use"}],
+        }}),
+    );
     let response = app.get(&format!("{}?limit=1", tokens_path(ACCOUNT, "c-1")), &admin.token).await;
     assert_eq!(response.header("paging-token"), t1["id"].as_str());
     let t3 = app.create_token(&admin.token, "c-1", &json!({"type": "sha1:email", "value": "v3"})).await;

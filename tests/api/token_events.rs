@@ -14,6 +14,8 @@ backend_tests!(
     list_since_datetime,
     delete_clears_events_and_records_a_deleted_event,
     delete_validates_the_body,
+    token_detail_id_is_stable_once_added_or_recorded,
+    list_deleted_since,
 );
 
 fn token(value: &str) -> Value {
@@ -365,4 +367,128 @@ async fn delete_validates_the_body(app: TestApp) {
     assert_validation(&response, &[("token.value", "is required")]);
     let response = app.delete_json(&path, &admin.token, &json!({"token": token("v"), "event": 1})).await;
     assert_validation(&response, &[("event", "must be an object")]);
+}
+
+/// aid_customers_tokens_events_post, TokenDetail.id: "Auto-generated ID identifying the token
+/// type/value. The id will be random until the token type/value has been added to a customer or
+/// a token event has been registered." Afterwards the same id, through events, clears and the
+/// token's own deletion; GET's item `id` ("Auto-generated ID identifying the token type/value")
+/// is the same id.
+async fn token_detail_id_is_stable_once_added_or_recorded(app: TestApp) {
+    let admin = app.admin().await;
+    let path = events_path(ACCOUNT);
+    let id_of = |detail: &Value| detail["id"].as_str().unwrap().to_owned();
+
+    // Neither added nor recorded: random on every lookup.
+    let first = app.token_detail(&admin.token, &json!({"token": token("free")})).await;
+    let second = app.token_detail(&admin.token, &json!({"token": token("free")})).await;
+    assert_ne!(id_of(&first), id_of(&second));
+
+    // Added to a customer first: the id is fixed from then on.
+    app.create_customer(&admin.token, &json!({"customer_id": "c-1"})).await;
+    let owned = app
+        .create_token(&admin.token, "c-1", &json!({"type": "sha1:email", "value": "owned", "token_id": "t-1"}))
+        .await;
+    let stable = id_of(&app.token_detail(&admin.token, &json!({"token": token("owned")})).await);
+    assert_eq!(id_of(&app.token_detail(&admin.token, &json!({"token": token("owned")})).await), stable);
+    let recorded =
+        app.token_detail(&admin.token, &json!({"token": token("owned"), "event": {"event": "e", "status": "S"}})).await;
+    assert_eq!(id_of(&recorded), stable, "the first event changed the id");
+    let list = app.get(&path, &admin.token).await.expect_json(200);
+    assert_eq!(list[0]["id"], json!(stable), "{list}");
+    let response = app.delete_json(&path, &admin.token, &json!({"token": token("owned")})).await;
+    assert_eq!(response.status.as_u16(), 204, "{}", response.text);
+    assert_eq!(id_of(&app.token_detail(&admin.token, &json!({"token": token("owned")})).await), stable, "clear");
+    let response = app.delete(&format!("{}/t-1", tokens_path(ACCOUNT, "c-1")), &admin.token).await;
+    assert_eq!(response.status.as_u16(), 200, "{}", response.text);
+    let after = app.token_detail(&admin.token, &json!({"token": token("owned"), "event": {"event": "again"}})).await;
+    assert_eq!(id_of(&after), stable, "after the token's deletion");
+    assert_eq!(owned["value"], json!("owned"));
+
+    // Recorded first: the id of the first event stays, also after a clear without an event.
+    let recorded =
+        id_of(&app.token_detail(&admin.token, &json!({"token": token("seen"), "event": {"event": "e"}})).await);
+    let response = app.delete_json(&path, &admin.token, &json!({"token": token("seen")})).await;
+    assert_eq!(response.status.as_u16(), 204, "{}", response.text);
+    assert_eq!(id_of(&app.token_detail(&admin.token, &json!({"token": token("seen")})).await), recorded);
+    app.create_token(&admin.token, "c-1", &json!({"type": "sha1:email", "value": "seen"})).await;
+    assert_eq!(id_of(&app.token_detail(&admin.token, &json!({"token": token("seen")})).await), recorded);
+    let again = app.token_detail(&admin.token, &json!({"token": token("seen"), "event": {"event": "e2"}})).await;
+    assert_eq!(id_of(&again), recorded);
+}
+
+/// aid_customers_tokens_events_get, query `deleted_since`: "return only token events that has
+/// been deleted" (a date-time, as `since_datetime`): the type/values whose events were deleted
+/// (DELETE …/tokens/events, or aid_customers_cid_tokens_post with `delete_token_events=true`) at
+/// or after that time, in the order of deletion.
+async fn list_deleted_since(app: TestApp) {
+    let admin = app.admin().await;
+    let path = events_path(ACCOUNT);
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(120)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let mut ids = std::collections::HashMap::new();
+    for value in ["kept", "cleared", "reasoned", "replaced"] {
+        let detail = app
+            .token_detail(
+                &admin.token,
+                &json!({"token": token(value), "event": {"event": "signup", "status": "OPT_IN"}}),
+            )
+            .await;
+        ids.insert(value, detail["id"].clone());
+    }
+    // Nothing deleted yet.
+    let response = app.get(&format!("{path}?deleted_since={before}"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([]));
+
+    let response = app.delete_json(&path, &admin.token, &json!({"token": token("cleared")})).await;
+    assert_eq!(response.status.as_u16(), 204, "{}", response.text);
+    let response =
+        app.delete_json(&path, &admin.token, &json!({"token": token("reasoned"), "event": {"event": "asked"}})).await;
+    assert_eq!(response.status.as_u16(), 204, "{}", response.text);
+    app.create_customer(&admin.token, &json!({"customer_id": "c-1"})).await;
+    let response = app
+        .post_json(
+            &format!("{}?delete_token_events=true", tokens_path(ACCOUNT, "c-1")),
+            &admin.token,
+            &token("replaced"),
+        )
+        .await;
+    response.expect_json(201);
+    // Clearing what has no events deletes nothing.
+    let response = app.delete_json(&path, &admin.token, &json!({"token": token("never")})).await;
+    assert_eq!(response.status.as_u16(), 204, "{}", response.text);
+
+    let response = app.get(&format!("{path}?deleted_since={before}"), &admin.token).await;
+    let mut list = response.expect_json(200);
+    response.assert_last_page();
+    for item in list.as_array_mut().unwrap() {
+        normalize_events(item);
+    }
+    assert_json_eq(
+        &list,
+        &json!([
+            {"id": ids["cleared"], "status": "DELETED", "events": []},
+            {"id": ids["reasoned"], "status": "DELETED", "events": [{"event": "asked", "status": "DELETED", "created_at": "<ts>"}]},
+            {"id": ids["replaced"], "status": "DELETED", "events": []},
+        ]),
+    );
+    // Pages like every list.
+    let response = app.get(&format!("{path}?deleted_since={before}&limit=2"), &admin.token).await;
+    assert_eq!(response.expect_json(200).as_array().unwrap().len(), 2);
+    assert_eq!(response.header("paging-token"), ids["reasoned"].as_str());
+    let next = parse_next_link(response.header("link").expect("link"));
+    let response = app.get(&next, &admin.token).await;
+    let page = response.expect_json(200);
+    assert_eq!(page.as_array().unwrap().iter().map(|i| i["id"].clone()).collect::<Vec<_>>(), [ids["replaced"].clone()]);
+    // Later than every deletion: none.
+    let response = app.get(&format!("{path}?deleted_since=2999-01-01T00:00:00Z"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([]));
+    // Without the filter the list is unchanged: what has events.
+    let list = app.get(&path, &admin.token).await.expect_json(200);
+    let listed: Vec<Value> = list.as_array().unwrap().iter().map(|i| i["id"].clone()).collect();
+    assert_eq!(listed, [ids["kept"].clone(), ids["reasoned"].clone()], "{list}");
+
+    let response = app.get(&format!("{path}?deleted_since=yesterday"), &admin.token).await;
+    assert_validation(&response, &[("deleted_since", "must be an RFC 3339 date-time")]);
+    let response = app.get(&format!("{path}?deleted_since={before}&since_datetime={before}"), &admin.token).await;
+    assert_validation(&response, &[("deleted_since", "cannot be combined with since_datetime")]);
 }

@@ -117,7 +117,14 @@ async fn sealed_values_behave_as_plain_ones_and_never_reach_the_database(backend
     // Uniqueness of a live type+value still holds across customers.
     app.create_customer(&token, &json!({"customer_id": "other"})).await;
     let response = app.post_json(&tokens_path(ACCOUNT, "other"), &token, &json!({"type": TYPE, "value": value})).await;
-    assert_error(&response, 409, "a live token with this type and value already belongs to a customer", json!([]));
+    assert_json_eq(
+        &response.expect_json(400),
+        &json!({"error": {
+            "code": "DUPLICATE_TOKEN",
+            "message": "a live token with this type and value already belongs to a customer",
+            "errors": [{"field": "type", "message": "is already in use"}, {"field": "value", "message": "is already in use"}],
+        }}),
+    );
     // The same value in another account is another sealed string, and no clash.
     let other_token = app.token_for(OTHER_ACCOUNT, &["admin:customers"]).await;
     app.post_json(&customers_path(OTHER_ACCOUNT), &other_token, &json!({"customer_id": "c"})).await.expect_json(200);

@@ -68,7 +68,7 @@ pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObjec
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
     ),
-    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+    security(("bearerAuth" = ["admin:checkout"])),
 )]
 pub async fn list(
     State(app): State<AppState>,
@@ -93,7 +93,7 @@ pub async fn list(
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
     ),
-    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+    security(("bearerAuth" = ["admin:checkout"])),
 )]
 pub async fn list_for_account(
     State(app): State<AppState>,
@@ -150,7 +150,7 @@ async fn list_in(
         (status = 403, response = oa::Forbidden),
         (status = 404, response = oa::NotFound),
     ),
-    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+    security(("bearerAuth" = ["admin:checkout"])),
 )]
 pub async fn get(
     State(app): State<AppState>,
@@ -175,7 +175,7 @@ pub async fn get(
         (status = 403, response = oa::Forbidden),
         (status = 404, response = oa::NotFound),
     ),
-    security(("bearerAuth" = ["admin:checkout", "read:checkout"])),
+    security(("bearerAuth" = ["admin:checkout"])),
 )]
 pub async fn get_for_account(
     State(app): State<AppState>,

@@ -21,7 +21,7 @@ use crate::http::AppState;
     operation_id = "aid_customers_cid_tokens_post",
     tag = "customer tokens",
     summary = "Create a new customer token",
-    description = "Adds a token to an existing customer. A live `token_id` of the customer, or a live type/value of another customer, is 409.",
+    description = "Adds a token to an existing customer. A live `token_id` of the customer is 400 with the code `DUPLICATE_TOKEN_ID`; a type/value that is live on a customer is 400 with `DUPLICATE_TOKEN` (`errors` names the fields).",
     params(oa::AccountPath, oa::CustomerPath, oa::CustomerTokenCreateQuery),
     request_body(content = oa::CustomerTokenCreate, description = "customer token to add", content_type = "application/json"),
     responses(
@@ -30,7 +30,6 @@ use crate::http::AppState;
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
         (status = 404, response = oa::NotFound),
-        (status = 409, response = oa::Conflict),
         (status = 413, response = oa::PayloadTooLarge),
         (status = 415, response = oa::UnsupportedMediaType),
     ),

@@ -19,7 +19,7 @@ use crate::http::AppState;
     operation_id = "aid_customers_post",
     tag = "customers",
     summary = "Create customer",
-    description = "Stores a customer. Fields beyond those listed are kept and returned as sent.",
+    description = "Stores a customer. Fields beyond those listed are kept and returned as sent. `customer_id`, `email` (per customer type) and `phone_number` must be unique among live customers: a duplicate is 400 with the code `DUPLICATE_CUSTOMER_ID`, `DUPLICATE_EMAIL` or `DUPLICATE_PHONE_NUMBER` and the field in `errors`.",
     params(oa::AccountPath),
     request_body(content = oa::CustomerCreate, content_type = "application/json"),
     responses(
@@ -27,7 +27,6 @@ use crate::http::AppState;
         (status = 400, response = oa::BadRequest),
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
-        (status = 409, response = oa::Conflict),
         (status = 413, response = oa::PayloadTooLarge),
         (status = 415, response = oa::UnsupportedMediaType),
     ),

@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Response};
 use crate::http::response::JSON_CONTENT_TYPE;
 
 /// Built once, on first request, from the same routes the server serves.
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| match crate::http::openapi().to_json() {
-    Ok(json) => json,
-    Err(error) => {
-        tracing::error!(%error, "serialising the OpenAPI document failed");
-        "{}".to_owned()
-    }
-});
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| match crate::http::openapi::to_marked_json(&crate::http::openapi()) {
+        Ok(json) => json,
+        Err(error) => {
+            tracing::error!(%error, "serialising the OpenAPI document failed");
+            "{}".to_owned()
+        }
+    });
 
 /// The reference page: one self-contained file (no external assets), rendering `/openapi.json`.
 const DOCS_PAGE: &str = include_str!("../docs.html");

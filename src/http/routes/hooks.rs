@@ -19,7 +19,7 @@ use crate::http::AppState;
 #[utoipa::path(
     post,
     path = "/v1/accounts/{aid}/hooks/subscriptions",
-    operation_id = "aid_hooks_subscriptions_post",
+    operation_id = "aid_source_hooks_post",
     tag = "hooks",
     summary = "Create subscription",
     description = "Subscribes a URL to card-token events. The response shows `config.secret`, given or generated, this once. The URL must be `https` unless the account is a test account (`T…`), and must not point to a loopback, private, link-local or other internal address (its host name is resolved to check; deliveries check the resolved addresses again and follow no redirects): 400 naming `config.url` otherwise. A server started with `--webhook-allow-private-targets` (local development) allows such addresses.",
@@ -55,7 +55,7 @@ pub async fn create(
 #[utoipa::path(
     get,
     path = "/v1/accounts/{aid}/hooks/subscriptions",
-    operation_id = "aid_hooks_subscriptions_get",
+    operation_id = "aid_source_hooks_get",
     tag = "hooks",
     summary = "List subscriptions",
     params(oa::AccountPath),
@@ -75,7 +75,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Path(aid): Path<S
 #[utoipa::path(
     get,
     path = "/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}",
-    operation_id = "aid_hooks_subscriptions_sid_get",
+    operation_id = "aid_source_hooks_hid_get",
     tag = "hooks",
     summary = "Get subscription",
     params(oa::AccountPath, oa::SubscriptionPath),
@@ -101,7 +101,7 @@ pub async fn get(
 #[utoipa::path(
     delete,
     path = "/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}",
-    operation_id = "aid_hooks_subscriptions_sid_delete",
+    operation_id = "aid_source_hooks_hid_delete",
     tag = "hooks",
     summary = "Delete subscription",
     params(oa::AccountPath, oa::SubscriptionPath),

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::auth::{Caller, Permission};
 use crate::domain::customer::Customer;
 use crate::domain::customer_token::CustomerToken;
-use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue};
+use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue, DELETED_STATUS};
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
@@ -149,12 +149,27 @@ pub async fn list(
             None
         }
     });
+    // aid_customers_tokens_events_get `deleted_since`: "return only token events that has been
+    // deleted", a date-time as `since_datetime`.
+    let deleted_since = query.text(&mut errors, "deleted_since").and_then(|raw| match Timestamp::parse_rfc3339(&raw) {
+        Some(at) => Some(at),
+        None => {
+            errors.push(FieldError::new("deleted_since", "must be an RFC 3339 date-time"));
+            None
+        }
+    });
+    if deleted_since.is_some() && since.is_some() {
+        errors.push(FieldError::new("deleted_since", "cannot be combined with since_datetime"));
+    }
     let page = query.page(&mut errors);
     if since.is_some() && page.starting_after.is_some() {
         errors.push(FieldError::new("starting_after", "cannot be combined with since_datetime"));
     }
     let page = errors.finish(|| page)?;
-    let entries = app.vault.list_token_events(&account, since, &page).await?;
+    let entries = match deleted_since {
+        Some(deleted_since) => app.vault.list_deleted_token_events(&account, deleted_since, &page).await?,
+        None => app.vault.list_token_events(&account, since, &page).await?,
+    };
     let now = Timestamp::now();
     Ok(response::list(
         entries,
@@ -162,7 +177,11 @@ pub async fn list(
         |e| e.id.to_string(),
         |entry| TokenEventsBody {
             id: entry.id,
-            status: aggregated_status(None, &entry.events, now),
+            // A deleted type/value without events since: `DELETED`, as the delete event would say.
+            status: match deleted_since {
+                Some(_) if entry.events.is_empty() => DELETED_STATUS.to_owned(),
+                _ => aggregated_status(None, &entry.events, now),
+            },
             events: entry.events,
         },
     ))

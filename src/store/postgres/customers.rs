@@ -12,7 +12,7 @@ use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::TokenTypeValue;
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{CustomerStore, StoreError, StoreResult};
+use crate::store::{CustomerStore, Duplicate, StoreError, StoreResult};
 
 async fn create_customer(conn: &mut Object, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer> {
     let tx = conn.transaction().await?;
@@ -42,12 +42,15 @@ async fn create_customer(conn: &mut Object, account: &AccountId, customer: &NewC
         )
         .await
         .map_err(|e| match unique_violation(&e) {
-            Some("customers_live_customer_id") => {
-                StoreError::Conflict(format!("a customer with customer_id '{}' already exists", customer.customer_id))
+            Some("customers_live_customer_id") => StoreError::Duplicate(
+                Duplicate::CustomerId,
+                format!("a customer with customer_id '{}' already exists", customer.customer_id),
+            ),
+            Some("customers_live_email") => {
+                StoreError::Duplicate(Duplicate::Email, "a customer with this email already exists".into())
             }
-            Some("customers_live_email") => StoreError::Conflict("a customer with this email already exists".into()),
             Some("customers_live_phone") => {
-                StoreError::Conflict("a customer with this phone_number already exists".into())
+                StoreError::Duplicate(Duplicate::PhoneNumber, "a customer with this phone_number already exists".into())
             }
             _ => e.into(),
         })?;
@@ -136,7 +139,9 @@ async fn delete_customer(
 ) -> StoreResult<Customer> {
     let tx = conn.transaction().await?;
     let sql = format!(
-        "UPDATE customers SET attributes = '{{}}', email_key = NULL, phone_number = NULL, deleted_at = $3, \
+        // CustomerResponse requires `type`: a deleted customer keeps it (and only it).
+        "UPDATE customers SET attributes = json_build_object('type', customer_type)::TEXT, email_key = NULL, \
+         phone_number = NULL, deleted_at = $3, \
          deleted_by = $4, updated_at = $3 WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL \
          RETURNING {CUSTOMER_COLUMNS}"
     );
@@ -210,8 +215,9 @@ async fn create_customer_token(
     let tx = conn.transaction().await?;
     let customer_seq = live_customer_seq(&tx, account, customer_id, true).await?;
     let token_value = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
-    let events_deleted =
-        token_events::delete_entry(&tx, account, &token_value).await?.map_or(0, |(_, deleted)| deleted);
+    let events_deleted = token_events::delete_entry(&tx, account, &token_value, token.created_at)
+        .await?
+        .map_or(0, |(_, deleted)| deleted);
     let sql = format!(
         "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata, created_at, \
          created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {TOKEN_COLUMNS}"
@@ -237,6 +243,7 @@ async fn create_customer_token(
         .await
         .map_err(|e| token_conflict(e, token))?;
     let created = rows::customer_token(&row)?;
+    token_events::ensure_entry_with_id(&tx, account, &token_value, &id, token.created_at).await?;
     append_audit(
         &tx,
         NewAuditRecord::customer_token_created(account, customer_id, token, delete_token_events, events_deleted),
@@ -283,6 +290,10 @@ async fn create_customer_token_at_once(
              SELECT $3::TEXT, $1::TEXT, locked.seq, $4::TEXT, $5::TEXT, $6::TEXT, $7::TEXT, $8::BIGINT, $9::TEXT, \
              $8::BIGINT FROM locked \
              RETURNING {TOKEN_COLUMNS}\
+         ), identified AS (\
+             INSERT INTO token_event_entries (id, account_id, token_type, value, updated_at, has_events) \
+             SELECT $3::TEXT, $1::TEXT, $5::TEXT, $6::TEXT, $8::BIGINT, FALSE FROM inserted \
+             ON CONFLICT (account_id, token_type, value) DO NOTHING\
          ), audited AS (\
              INSERT INTO audit_log (at, account_id, actor, action, resource_type, resource_id, details) \
              SELECT $10::BIGINT, $11::TEXT, $12::TEXT, $13::TEXT, $14::TEXT, $15::TEXT, $16::TEXT FROM inserted\
@@ -325,13 +336,14 @@ async fn create_customer_token_at_once(
 /// The friendly message for a token create that clashes with a live token.
 fn token_conflict(error: tokio_postgres::Error, token: &NewCustomerToken) -> StoreError {
     match unique_violation(&error) {
-        Some("customer_tokens_live_token_id") => StoreError::Conflict(format!(
-            "a live token with token_id '{}' already exists for this customer",
-            token.token_id
-        )),
-        Some("customer_tokens_live_type_value") => {
-            StoreError::Conflict("a live token with this type and value already belongs to a customer".into())
-        }
+        Some("customer_tokens_live_token_id") => StoreError::Duplicate(
+            Duplicate::TokenId,
+            format!("a live token with token_id '{}' already exists for this customer", token.token_id),
+        ),
+        Some("customer_tokens_live_type_value") => StoreError::Duplicate(
+            Duplicate::TokenTypeValue,
+            "a live token with this type and value already belongs to a customer".into(),
+        ),
         _ => error.into(),
     }
 }

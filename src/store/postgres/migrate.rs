@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("../../../migrations/postgresql/0007_customer_seq_lookup.sql")),
     (8, include_str!("../../../migrations/postgresql/0008_client_secret_generation.sql")),
     (9, include_str!("../../../migrations/postgresql/0009_shred_deleted_card_tokens.sql")),
+    (10, include_str!("../../../migrations/postgresql/0010_dintero_conformance.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

@@ -10,8 +10,9 @@ use super::{token_events, SqliteStore};
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::token_event::TokenTypeValue;
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
-use crate::store::{CustomerStore, StoreError, StoreResult};
+use crate::store::{CustomerStore, Duplicate, StoreError, StoreResult};
 
 const CUSTOMER_COLUMNS: &str =
     "c.id, c.customer_id, c.attributes, c.created_at, c.created_by, c.updated_at, c.deleted_at, c.deleted_by";
@@ -76,7 +77,10 @@ fn create_customer(conn: &Connection, account: &AccountId, new: &NewCustomer) ->
     let aid = account.as_str();
     let live = "SELECT 1 FROM customers WHERE account_id = ?1 AND deleted_at IS NULL";
     if sql::exists(conn, &format!("{live} AND customer_id = ?2"), params![aid, new.customer_id])? {
-        return Err(StoreError::Conflict(format!("a customer with customer_id '{}' already exists", new.customer_id)));
+        return Err(StoreError::Duplicate(
+            Duplicate::CustomerId,
+            format!("a customer with customer_id '{}' already exists", new.customer_id),
+        ));
     }
     if let Some(email) = &new.email_key {
         if sql::exists(
@@ -84,12 +88,15 @@ fn create_customer(conn: &Connection, account: &AccountId, new: &NewCustomer) ->
             &format!("{live} AND customer_type = ?2 AND email_key = ?3"),
             params![aid, new.customer_type, email],
         )? {
-            return Err(StoreError::Conflict("a customer with this email already exists".into()));
+            return Err(StoreError::Duplicate(Duplicate::Email, "a customer with this email already exists".into()));
         }
     }
     if let Some(phone) = &new.phone_number {
         if sql::exists(conn, &format!("{live} AND phone_number = ?2"), params![aid, phone])? {
-            return Err(StoreError::Conflict("a customer with this phone_number already exists".into()));
+            return Err(StoreError::Duplicate(
+                Duplicate::PhoneNumber,
+                "a customer with this phone_number already exists".into(),
+            ));
         }
     }
     sql::execute(
@@ -191,14 +198,17 @@ fn delete_customer(
     }
     sql::execute(
         conn,
-        "UPDATE customers SET attributes = '{}', email_key = NULL, phone_number = NULL,
+        // CustomerResponse requires `type`: a deleted customer keeps it (and only it).
+        "UPDATE customers SET attributes = json_object('type', customer_type), email_key = NULL, phone_number = NULL,
                               updated_at = ?2, deleted_at = ?2, deleted_by = ?3
          WHERE seq = ?1",
         params![seq, at.millis(), actor],
     )?;
     sql::audit(conn, &NewAuditRecord::customer_deleted(account, &customer, &deleted_tokens, actor, at))?;
+    let kept: Map<String, serde_json::Value> =
+        customer.attributes.get("type").map(|t| ("type".to_owned(), t.clone())).into_iter().collect();
     Ok(Customer {
-        attributes: Map::new(),
+        attributes: kept,
         updated_at: at,
         deleted_at: Some(at),
         deleted_by: Some(actor.to_owned()),
@@ -220,16 +230,20 @@ fn create_token(
         "SELECT 1 FROM customer_tokens WHERE customer_seq = ?1 AND token_id = ?2 AND deleted_at IS NULL",
         params![customer_seq, new.token_id],
     )? {
-        return Err(StoreError::Conflict(format!(
-            "a live token with token_id '{}' already exists for this customer",
-            new.token_id
-        )));
+        return Err(StoreError::Duplicate(
+            Duplicate::TokenId,
+            format!("a live token with token_id '{}' already exists for this customer", new.token_id),
+        ));
     }
     if live_token_by_value(conn, account, &new.token_type, &new.value)?.is_some() {
-        return Err(StoreError::Conflict("a live token with this type and value already belongs to a customer".into()));
+        return Err(StoreError::Duplicate(
+            Duplicate::TokenTypeValue,
+            "a live token with this type and value already belongs to a customer".into(),
+        ));
     }
     let events_deleted = if delete_token_events {
-        token_events::remove_entry(conn, account, &new.token_type, &new.value)?.map_or(0, |(_, deleted)| deleted)
+        token_events::remove_entry(conn, account, &new.token_type, &new.value, new.created_at)?
+            .map_or(0, |(_, deleted)| deleted)
     } else {
         0
     };
@@ -250,6 +264,9 @@ fn create_token(
             new.created_by,
         ],
     )?;
+    // Added to a customer: the type/value's id is fixed from now on (TokenDetail.id).
+    let type_value = TokenTypeValue { token_type: new.token_type.clone(), value: new.value.clone() };
+    token_events::ensure_entry_with_id(conn, account, &type_value, new.id, new.created_at)?;
     sql::audit(
         conn,
         &NewAuditRecord::customer_token_created(account, customer_id, new, delete_token_events, events_deleted),

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../../migrations/sqlite/0007_customer_seq_lookup.sql")),
     (8, include_str!("../../../migrations/sqlite/0008_client_secret_generation.sql")),
     (9, include_str!("../../../migrations/sqlite/0009_shred_deleted_card_tokens.sql")),
+    (10, include_str!("../../../migrations/sqlite/0010_dintero_conformance.sql")),
 ];
 
 /// Opens (creating the file if needed, but never its directory: a mistyped path must not grow a

@@ -152,7 +152,7 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +169,7 @@ async fn concurrent_conflicts_fail_alone() {
     while let Some(joined) = tasks.join_next().await {
         match joined.unwrap() {
             Ok(id) => won.push(id),
-            Err(StoreError::Conflict(message)) => {
+            Err(StoreError::Duplicate(_, message)) => {
                 assert_eq!(message, "a customer with customer_id 'same' already exists");
                 refused += 1;
             }
@@ -243,6 +243,7 @@ async fn every_list_query_searches_an_index() {
     let email = TokenTypeValue { token_type: "sha1:email".into(), value: "e1".into() };
     let event = TokenEvent { event: "seen".into(), status: None, metadata: None, created_at: at, expires_at: None };
     store.token_detail(&aid, &email, Some(&event), "x", at).await.unwrap();
+    store.clear_token_events(&aid, &email, Some(&event), "x", at).await.unwrap();
     let entry = store.list_token_events(&aid, None, &PageRequest::default()).await.unwrap().items[0].id.to_string();
 
     let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
@@ -272,6 +273,7 @@ async fn every_list_query_searches_an_index() {
         for since in [None, Some(at)] {
             super::token_events::list(&conn, &aid, since, &page).unwrap();
         }
+        super::token_events::list_deleted(&conn, &aid, at, &page).unwrap();
     }
     conn.trace_v2(TraceEventCodes::empty(), None);
 

@@ -184,6 +184,7 @@ fn duplicate(error: &StoreError) -> StoreError {
     match error {
         StoreError::NotFound(what) => StoreError::NotFound(what),
         StoreError::Conflict(m) => StoreError::Conflict(m.clone()),
+        StoreError::Duplicate(d, m) => StoreError::Duplicate(*d, m.clone()),
         StoreError::UnknownCursor => StoreError::UnknownCursor,
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Exhausted(m) => StoreError::Exhausted(m.clone()),

@@ -101,6 +101,7 @@ async fn every_list_query_searches_an_index() {
         .unwrap();
     let email = tv("sha1:email", "e1");
     store.token_detail(&aid, &email, Some(&event("seen", None, 5)), "x", at(5)).await.unwrap();
+    store.clear_token_events(&aid, &email, Some(&event("gone", Some("DELETED"), 5)), "x", at(5)).await.unwrap();
     let entry = store.list_token_events(&aid, None, &page(10, None)).await.unwrap().items[0].id.to_string();
 
     // 500 other accounts' rows, so the planner has statistics of tables that are not empty (on an
@@ -160,6 +161,7 @@ async fn every_list_query_searches_an_index() {
         for since in [None, Some(at(5))] {
             token_events::list_token_events(&mut conn, &aid, since, &request).await.unwrap();
         }
+        token_events::list_deleted_token_events(&mut conn, &aid, at(5), &request).await.unwrap();
     }
     let statements: Vec<(String, Vec<String>)> = conn
         .query(prepared, &[])
