@@ -185,7 +185,9 @@ async fn concurrent_conflicts_fail_alone() {
 #[tokio::test]
 async fn reads_give_up_when_no_connection_frees() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions { pool_size: 1, acquire_timeout: Duration::from_millis(50) };
+    // Long enough that the first read is surely taken by the reader thread on a loaded machine
+    // (at 50 ms it was abandoned there before it started, under parallel builds).
+    let options = StoreOptions { pool_size: 1, acquire_timeout: Duration::from_secs(1) };
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db"), &options).await.unwrap());
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
