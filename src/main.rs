@@ -2,6 +2,8 @@
 //! `audit`, `keys`, `export`, `import`.
 
 mod cli;
+#[path = "cli/health.rs"]
+mod health;
 
 use std::process::ExitCode;
 
@@ -110,6 +112,8 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`.
     Man,
+    /// Ask a running server's GET /health: exit 0 on 200, else 1 (the image's health check).
+    Health(health::HealthArgs),
 }
 
 #[derive(Subcommand)]
@@ -438,6 +442,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             clap_complete::generate(shell, &mut Cli::command(), "tokenvault", &mut std::io::stdout());
             Ok(())
         }
+        Command::Health(args) => health::run(args).await,
         Command::Man => clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string()),
         Command::Audit(args) => {
             let account = args.account.as_deref().map(parse_account).transpose()?;
