@@ -1,5 +1,5 @@
-//! The `tokenvault` command line: `serve`, `migrate`, `clients`, `card-tokens import`,
-//! `audit`, `keys`, `export`, `import`.
+//! The `tokenvault` command line: `serve`, `config`, `migrate`, `clients`, `card-tokens import`,
+//! `seed`, `audit`, `keys`, `export`, `import`, `health`.
 
 mod cli;
 
@@ -113,6 +113,8 @@ enum Command {
         #[arg(long)]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Ask a running server's GET /health: exit 0 on 200, else 1 (the image's health check).
+    Health(cli::health::HealthArgs),
 }
 
 #[derive(Subcommand)]
@@ -482,6 +484,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             clap_complete::generate(shell, &mut Cli::command(), "tokenvault", &mut std::io::stdout());
             Ok(())
         }
+        Command::Health(args) => cli::health::run(args).await,
         Command::Man { out_dir: None } => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string())
         }

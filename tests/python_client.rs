@@ -9,10 +9,19 @@ use tokenvault::auth::clients;
 use tokenvault::domain::AccountId;
 use tokenvault::settings::ServeConfig;
 
+#[path = "support/optional.rs"]
+mod optional;
+
+/// Skips without PyPI (or without Python's venv), with a notice; fails under this set to `1`.
+const REQUIRE: &str = "TOKENVAULT_REQUIRE_PYPI";
+const WHAT: &str = "the Python SDK example";
+
 /// A virtual environment with the example's requirements, kept between runs in Cargo's target
-/// directory. `None` (with a notice) where Python cannot provide one.
+/// directory (`TOKENVAULT_TEST_PYTHON_VENV` names another). `None` (with a notice) where Python
+/// cannot make one or pip cannot install the requirements (PyPI unreachable).
 fn python_with_requirements(example_dir: &Path) -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-example-venv");
+    let venv = std::env::var_os("TOKENVAULT_TEST_PYTHON_VENV")
+        .map_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-example-venv"), PathBuf::from);
     let python = venv.join("bin").join("python");
     let marker = venv.join(".requirements-installed");
     let requirements = example_dir.join("requirements.txt");
@@ -22,15 +31,23 @@ fn python_with_requirements(example_dir: &Path) -> Option<PathBuf> {
     }
     let created = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).status();
     if !created.is_ok_and(|s| s.success()) {
-        eprintln!("python3 -m venv is not available: skipping the Python SDK example");
+        optional::skip_or_require(REQUIRE, WHAT, "python3 -m venv is not available");
         return None;
     }
+    // A short timeout and few retries: where PyPI is unreachable, skip soon.
     let installed = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--timeout", "15", "--retries", "2"])
+        .arg("-r")
         .arg(&requirements)
-        .status()
+        .output()
         .unwrap();
-    assert!(installed.success(), "pip could not install {}", requirements.display());
+    if !installed.status.success() {
+        let stderr = String::from_utf8_lossy(&installed.stderr);
+        let last = stderr.lines().last().unwrap_or_default();
+        let reason = format!("pip could not install {} (is PyPI reachable?): {last}", requirements.display());
+        optional::skip_or_require(REQUIRE, WHAT, &reason);
+        return None;
+    }
     std::fs::write(&marker, wanted).unwrap();
     Some(python)
 }

@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod data;
+pub mod health;
 pub mod keys;
 pub mod progress;
 pub mod serve;

@@ -419,7 +419,7 @@ async fn expired_tokens_are_401(backend: Backend) {
     }
 }
 
-/// The 429 of decisions.md: `TOO MANY REQUESTS` with a `Retry-After` in whole seconds.
+/// The 429 of docs/wire-decisions.md: `TOO MANY REQUESTS` with a `Retry-After` in whole seconds.
 #[track_caller]
 fn assert_too_many_requests(response: &TestResponse) -> u64 {
     let retry_after: u64 = response

@@ -156,7 +156,7 @@ async fn shutdown_releases_the_database(backend: Backend) {
     assert_eq!(response.expect_json(200)["customer_id"], json!("c-1"));
 }
 
-/// decisions.md: statements are stepped to completion, so checkpoints can reset the WAL and it
+/// docs/wire-decisions.md: statements are stepped to completion, so checkpoints can reset the WAL and it
 /// stays bounded after a burst of writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_stays_bounded_after_a_burst_of_writes() {
