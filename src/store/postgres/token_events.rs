@@ -292,6 +292,16 @@ pub(super) async fn list_token_events(
         }
     };
     let (rows, total) = query.fetch(&tx, order, &limit, page.include_total).await?;
+    let items = entries_with_events(tx, &rows).await?;
+    Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+/// The entries of a page's rows (`seq, id, token_type, value, updated_at`) with their events,
+/// read in the page's snapshot, which then ends.
+async fn entries_with_events(
+    tx: deadpool_postgres::Transaction<'_>,
+    rows: &[tokio_postgres::Row],
+) -> StoreResult<Vec<TokenEventEntry>> {
     let seqs = rows.iter().map(|row| rows::get::<i64>(row, "seq")).collect::<StoreResult<Vec<_>>>()?;
     let mut events: HashMap<i64, Vec<TokenEvent>> = HashMap::new();
     for (seq, event) in events_of(&tx, &seqs).await? {
@@ -308,7 +318,7 @@ pub(super) async fn list_token_events(
             updated_at: Timestamp::from_millis(rows::get(row, "updated_at")?),
         });
     }
-    Ok(Page::from_overfetch(items, page.limit, total))
+    Ok(items)
 }
 
 pub(super) async fn list_deleted_token_events(
@@ -346,22 +356,7 @@ pub(super) async fn list_deleted_token_events(
         });
     }
     let (rows, total) = query.fetch(&tx, "deleted_at, seq", &limit, page.include_total).await?;
-    let seqs = rows.iter().map(|row| rows::get::<i64>(row, "seq")).collect::<StoreResult<Vec<_>>>()?;
-    let mut events: HashMap<i64, Vec<TokenEvent>> = HashMap::new();
-    for (seq, event) in events_of(&tx, &seqs).await? {
-        events.entry(seq).or_default().push(event);
-    }
-    end_snapshot(tx);
-
-    let mut items = Vec::with_capacity(rows.len());
-    for (row, seq) in rows.iter().zip(&seqs) {
-        items.push(TokenEventEntry {
-            id: rows::uuid(row, "id")?,
-            token: TokenTypeValue { token_type: rows::get(row, "token_type")?, value: rows::get(row, "value")? },
-            events: events.remove(seq).unwrap_or_default(),
-            updated_at: Timestamp::from_millis(rows::get(row, "updated_at")?),
-        });
-    }
+    let items = entries_with_events(tx, &rows).await?;
     Ok(Page::from_overfetch(items, page.limit, total))
 }
 

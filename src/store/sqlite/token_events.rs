@@ -209,11 +209,22 @@ pub(super) fn list(
         None => None,
     };
     let order_by = if since.is_some() { "updated_at, seq" } else { "seq" };
+    entries_page(conn, &query, after, order_by, page)
+}
+
+/// A page of entries in `order_by`, each with its events.
+fn entries_page(
+    conn: &Connection,
+    query: &Where,
+    after: Option<(&str, Vec<Value>)>,
+    order_by: &str,
+    page: &PageRequest,
+) -> StoreResult<Page<TokenEventEntry>> {
     let entries = sql::keyset_page(
         conn,
         "seq, id, token_type, value, updated_at",
         "token_event_entries",
-        &query,
+        query,
         after,
         order_by,
         page,
@@ -252,22 +263,7 @@ pub(super) fn list_deleted(
         }
         None => None,
     };
-    let entries = sql::keyset_page(
-        conn,
-        "seq, id, token_type, value, updated_at",
-        "token_event_entries",
-        &query,
-        after,
-        "deleted_at, seq",
-        page,
-        |row: &Row<'_>| Ok((row.get::<_, i64>(0)?, uuid_col(row, 1)?, row.get(2)?, row.get(3)?, time_col(row, 4)?)),
-    )?;
-    let mut items = Vec::with_capacity(entries.items.len());
-    for (seq, id, token_type, value, updated_at) in entries.items {
-        let events = events_of(conn, seq)?;
-        items.push(TokenEventEntry { id, token: TokenTypeValue { token_type, value }, events, updated_at });
-    }
-    Ok(Page { items, has_more: entries.has_more, total: entries.total })
+    entries_page(conn, &query, after, "deleted_at, seq", page)
 }
 
 fn clear(
