@@ -173,6 +173,10 @@ fn existing(database_url: DatabaseUrl) -> Result<DatabaseUrl, String> {
     }
 }
 
+/// The settings of `serve` as flags and environment variables. Deliberately repetitive: each
+/// field carries its own clap attribute (the boolean ones the same `0..=1` form, so that `--dev`
+/// and `--dev=false` both work) and its help text, which is what `--help`, the man pages and the
+/// completions show.
 #[derive(Args)]
 struct ServeArgs {
     /// A TOML file with any of the settings below (named as in the README's table); flags and

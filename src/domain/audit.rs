@@ -1,3 +1,7 @@
+//! The audit trail's records: one named constructor per audited action, each spelling out the
+//! resource and details it records (alike in shape on purpose: a reader finds what an action
+//! records in one place).
+
 use serde::Serialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
