@@ -18,7 +18,7 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 9] = [
+const EXTENSIONS: [&str; 10] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
@@ -28,6 +28,7 @@ const EXTENSIONS: [&str; 9] = [
     "aid_sandbox_reset_post",
     "openapi_get",
     "docs_get",
+    "tokenvault_session_complete_post",
 ];
 const PUBLIC: [&str; 5] = ["health_get", "jwks_get", "metrics_get", "openapi_get", "docs_get"];
 
