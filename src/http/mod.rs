@@ -147,6 +147,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::get))
         .routes(routes!(sessions::complete))
         .routes(routes!(sessions::transaction))
+        .routes(routes!(sessions::page, sessions::submit))
 }
 
 /// The OpenAPI 3.1 document of [`api_routes`], served at `/openapi.json`.

@@ -13,6 +13,7 @@ backend_tests!(
     decline_fail_and_cancel_create_no_token,
     sessions_are_isolated_between_accounts,
     no_card_number_or_cvc_is_stored,
+    the_session_page_approves_and_redirects,
 );
 
 fn session_body() -> Value {
@@ -240,4 +241,46 @@ async fn no_card_number_or_cvc_is_stored(app: TestApp) {
         }
         assert!(control, "the masked PAN (positive control) was not found");
     }
+}
+
+async fn the_session_page_approves_and_redirects(app: TestApp) {
+    let admin = app.admin().await;
+    let id = create_session(&app, &admin.token).await;
+    let page = app.http.get(format!("{}/v1/view/{id}", app.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("4111111111111111") && html.contains("5555555555554444"), "{html}");
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets: {html}");
+
+    let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let submit = |form: Vec<(&'static str, &'static str)>| {
+        let (client, url) = (no_redirect.clone(), format!("{}/v1/view/{id}", app.url));
+        async move { client.post(url).form(&form).send().await.unwrap() }
+    };
+    let bad =
+        submit(vec![("outcome", "approve"), ("number", "4111111111111112"), ("expiry", "12/39"), ("cvc", "123")]).await;
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("card.number: must be a valid card number"));
+    let done =
+        submit(vec![("outcome", "approve"), ("number", "4111111111111111"), ("expiry", "12/39"), ("cvc", "123")]).await;
+    assert_eq!(done.status(), 303);
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    let session = app.get(&format!("/v1/sessions/{id}"), &admin.token).await.expect_json(200);
+    let transaction_id = session["transaction_id"].as_str().unwrap();
+    assert_eq!(
+        location,
+        format!("https://shop.example.com/return?transaction_id={transaction_id}&merchant_reference=order-1&session_id={id}")
+    );
+    let again = app.http.get(format!("{}/v1/view/{id}", app.url)).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+
+    let id = create_session(&app, &admin.token).await;
+    let (client, url) = (no_redirect.clone(), format!("{}/v1/view/{id}", app.url));
+    let cancelled = client.post(url).form(&[("outcome", "cancel")]).send().await.unwrap();
+    assert_eq!(cancelled.status(), 303);
+    assert_eq!(
+        cancelled.headers()["location"].to_str().unwrap(),
+        format!("https://shop.example.com/return?error=cancelled&merchant_reference=order-1&session_id={id}")
+    );
 }

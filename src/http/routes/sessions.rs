@@ -165,3 +165,129 @@ pub async fn transaction(
     let transaction = app.vault.token_transaction(&caller.account, &id, include_token).await?;
     Ok(json(StatusCode::OK, &transaction))
 }
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+/// The session page: small, accessible, no external assets. The card fields are submitted to
+/// the same path; nothing on the page is stored but the outcome and the masked card.
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tokenvault test card</title>
+<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem}label{display:block;margin-top:.8rem}input,select{font-size:1rem;padding:.3rem;width:100%;box-sizing:border-box}.row{display:flex;gap:.5rem;flex-wrap:wrap;margin-top:1rem}button{font-size:1rem;padding:.4rem .8rem}.error{color:#a00}</style>
+</head><body><main>
+<h1>Save a test card</h1>
+<p>Merchant reference: <strong>{{REFERENCE}}</strong> &middot; tokenvault test page, no real payments.</p>
+{{ERRORS}}
+<form method="post" action="/v1/view/{{ID}}">
+<label for="pick">Published test card</label>
+<select id="pick" onchange="document.getElementById('number').value=this.value"><option value="">Choose a card…</option>{{CARDS}}</select>
+<label for="number">Card number</label><input id="number" name="number" inputmode="numeric" autocomplete="off" required>
+<label for="expiry">Expiry (MM/YY)</label><input id="expiry" name="expiry" placeholder="12/30" autocomplete="off">
+<label for="cvc">CVC</label><input id="cvc" name="cvc" inputmode="numeric" autocomplete="off" maxlength="3">
+<div class="row">
+<button type="submit" name="outcome" value="approve">Approve</button>
+<button type="submit" name="outcome" value="decline" formnovalidate>Decline</button>
+<button type="submit" name="outcome" value="fail" formnovalidate>Fail</button>
+<button type="submit" name="outcome" value="cancel" formnovalidate>Cancel</button>
+</div></form></main></body></html>
+"#;
+
+fn render_page(
+    session: &crate::domain::session::PaymentTokenSession,
+    errors: &[crate::domain::FieldError],
+) -> Response {
+    let cards: String = crate::domain::session::TEST_CARDS
+        .iter()
+        .map(|(brand, number)| format!("<option value=\"{number}\">{brand} {number}</option>"))
+        .collect();
+    let errors = if errors.is_empty() {
+        String::new()
+    } else {
+        let items: String =
+            errors.iter().map(|e| format!("<li>{}: {}</li>", escape(&e.field), escape(&e.message))).collect();
+        format!("<div class=\"error\" role=\"alert\"><ul>{items}</ul></div>")
+    };
+    let html = PAGE
+        .replace("{{REFERENCE}}", &escape(session.merchant_reference()))
+        .replace("{{ID}}", &escape(&session.id))
+        .replace("{{CARDS}}", &cards)
+        .replace("{{ERRORS}}", &errors);
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+    let mut response = Response::new(axum::body::Body::from(html));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/view/{session_id}",
+    operation_id = "checkout_sid_html_get",
+    tag = "sessions",
+    summary = "Session page",
+    description = "The page a payment-token session's `url` opens: pick or type a published Visa/Mastercard test number, expiry and CVC, then approve, decline, fail or cancel. No access token (the customer's browser opens it); no external assets.",
+    params(("session_id" = String, Path, description = "The session ID")),
+    responses(
+        (status = 200, description = "The session page", body = String, content_type = "text/html; charset=utf-8"),
+        (status = 404, response = crate::http::openapi::NotFound),
+        (status = 409, response = crate::http::openapi::Conflict),
+    ),
+)]
+pub async fn page(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let session = app.vault.session_for_page(&id).await?;
+    if session.status != crate::domain::session::SessionStatus::Open {
+        return Err(crate::service::ServiceError::Conflict(format!("session '{id}' is already completed")).into());
+    }
+    Ok(render_page(&session, &[]))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/view/{session_id}",
+    operation_id = "tokenvault_view_sid_post",
+    tag = "sessions",
+    summary = "Submit the session page",
+    description = "The session page's form (`application/x-www-form-urlencoded`: `outcome`, `number`, `expiry`, `cvc`): completes the session as the completion call does and answers 303 to `url.return_url` with Dintero's query; an invalid card shows the page again (400). The number and CVC are never stored or logged.",
+    params(("session_id" = String, Path, description = "The session ID")),
+    responses(
+        (status = 303, description = "Redirect to the session's return_url"),
+        (status = 400, response = crate::http::openapi::BadRequest),
+        (status = 404, response = crate::http::openapi::NotFound),
+        (status = 409, response = crate::http::openapi::Conflict),
+        (status = 415, response = crate::http::openapi::UnsupportedMediaType),
+    ),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
+pub async fn submit(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let session = app.vault.session_for_page(&id).await?;
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let outcome = Outcome::parse(field("outcome")).map_err(|e| ValidationError { errors: vec![e] })?;
+    let card = if outcome == Outcome::Approve {
+        match TestCard::parse(field("number"), field("expiry"), field("cvc"), Timestamp::now()) {
+            Ok(card) => Some(card),
+            Err(error) => return Ok(render_page(&session, &error.errors)),
+        }
+    } else {
+        None
+    };
+    let done = app.vault.complete_payment_token_session(session, outcome, card).await?;
+    if let Some(callback) = done.callback_url.clone() {
+        let vault = app.vault.clone();
+        tokio::spawn(async move { vault.call_session_callback(callback).await });
+    }
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    let location = axum::http::HeaderValue::from_str(&done.redirect_url)
+        .map_err(|_| ApiError::BadRequest("the return_url cannot be redirected to".to_owned()))?;
+    response.headers_mut().insert(axum::http::header::LOCATION, location);
+    Ok(response)
+}
