@@ -266,8 +266,16 @@ pub async fn page(State(app): State<AppState>, Path(id): Path<String>) -> Result
 pub async fn submit(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    let form_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
+    if !form_type {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let session = app.vault.session_for_page(&id).await?;
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let outcome = Outcome::parse(field("outcome")).map_err(|e| ValidationError { errors: vec![e] })?;
