@@ -78,6 +78,7 @@ pub const SCOPES: &[&str] = &[
     "create:customers:/users",
     "admin:checkout",
     "read:checkout",
+    "write:checkout",
     "admin:hooks",
     "read:hooks",
     "write:hooks",
@@ -107,6 +108,10 @@ impl Permission {
     pub const CUSTOMERS_CREATE_USER: Permission =
         Permission(&["admin:customers", "write:customers", "create:customers:/users"]);
     pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
+    /// Creating payment-token sessions (checkout_payment_token_session_post's x-scopes).
+    pub const CHECKOUT_WRITE: Permission = Permission(&["admin:checkout", "write:checkout"]);
+    /// Reading sessions and transactions (checkout_session_get, transactions_id_get).
+    pub const CHECKOUT_SESSION_READ: Permission = Permission(&["admin:checkout", "read:checkout"]);
     /// Listing and getting card tokens: `admin:checkout` only, as Dintero's spec lists for
     /// card_tokens_get and card_tokens_token_id_get (`read:checkout` does not grant them there).
     pub const CHECKOUT_READ: Permission = Permission(&["admin:checkout"]);

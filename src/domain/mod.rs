@@ -10,6 +10,7 @@ pub mod customer;
 pub mod customer_token;
 pub mod paging;
 pub mod sealed;
+pub mod session;
 pub mod time;
 pub mod token_event;
 pub mod validation;

@@ -30,6 +30,13 @@ impl Timestamp {
         DateTime::parse_from_rfc3339(raw).ok().map(|t| Self(t.timestamp_millis()))
     }
 
+    /// The UTC (year, month) of this moment.
+    pub fn year_month(self) -> (u32, u32) {
+        use chrono::Datelike;
+        let t = Utc.timestamp_millis_opt(self.0).single().unwrap_or_default();
+        (t.year() as u32, t.month())
+    }
+
     pub fn to_rfc3339(self) -> String {
         Utc.timestamp_millis_opt(self.0).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Secs, true)
     }

@@ -120,7 +120,7 @@ impl Limits {
 /// adds the route, so the router and the document are built from this one table. Handlers that
 /// share a path are registered together.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, token_events};
+    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, sessions, token_events};
 
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::health))
@@ -143,6 +143,11 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::list, hooks::create))
         .routes(routes!(hooks::get, hooks::delete))
         .routes(routes!(sandbox::reset))
+        .routes(routes!(sessions::create))
+        .routes(routes!(sessions::get))
+        .routes(routes!(sessions::complete))
+        .routes(routes!(sessions::transaction))
+        .routes(routes!(sessions::page, sessions::submit))
 }
 
 /// The OpenAPI 3.1 document of [`api_routes`], served at `/openapi.json`.

@@ -65,6 +65,8 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
         (name = "customer tokens", description = "Tokens (type/value pairs) attached to a customer."),
         (name = "token events", description = "What is known about a token type/value, with or without a customer."),
         (name = "card tokens", description = "Stored card tokens, on the checkout host's paths and the account-scoped aliases."),
+        (name = "sessions", description = "Payment-token sessions: a test card page creates card tokens as Dintero's checkout does."),
+        (name = "transactions", description = "The transactions approved payment-token sessions create (tokenvault processes no payments)."),
         (name = "hooks", description = "Webhook subscriptions for card-token events."),
         (name = "sandbox", description = "Conveniences for test accounts (tokenvault extension)."),
         (name = "server", description = "The server itself: health, signing keys, this document and its reference page."),

@@ -17,6 +17,7 @@ pub mod import;
 pub mod keys;
 pub mod sandbox;
 pub mod seed;
+pub mod sessions;
 pub mod token_events;
 pub mod transfer;
 pub mod webhook_targets;

@@ -51,6 +51,7 @@ pub const TABLES: &[Table] = &[
     Table::seq("token_event_entries"),
     Table::seq("token_events"),
     Table::seq("card_tokens"),
+    Table::seq("payment_token_sessions"),
     Table::seq("audit_log"),
     Table::seq("hook_subscriptions"),
     Table::seq("webhook_outbox"),

@@ -18,6 +18,7 @@ mod clients;
 mod customers;
 mod idempotency;
 mod keys;
+mod sessions;
 mod token_events;
 mod values;
 mod webhooks;
@@ -28,6 +29,7 @@ pub use clients::ClientStore;
 pub use customers::CustomerStore;
 pub use idempotency::IdempotencyStore;
 pub use keys::KeyStore;
+pub use sessions::SessionStore;
 pub use token_events::TokenEventStore;
 pub use values::TokenValueStore;
 pub use webhooks::WebhookStore;
@@ -285,6 +287,7 @@ store_of_roles!(
     CardTokenStore,
     WebhookStore,
     IdempotencyStore,
+    SessionStore,
 );
 
 /// Opens the store a database URL names. Migrations run before it is returned.

@@ -21,5 +21,6 @@ mod overload;
 mod paging_props;
 mod persistence;
 mod sandbox;
+mod sessions;
 mod token_events;
 mod token_values;

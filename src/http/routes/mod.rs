@@ -16,4 +16,5 @@ pub mod docs;
 pub mod hooks;
 pub mod meta;
 pub mod sandbox;
+pub mod sessions;
 pub mod token_events;

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("../../../migrations/postgresql/0008_client_secret_generation.sql")),
     (9, include_str!("../../../migrations/postgresql/0009_shred_deleted_card_tokens.sql")),
     (10, include_str!("../../../migrations/postgresql/0010_dintero_conformance.sql")),
+    (12, include_str!("../../../migrations/postgresql/0012_payment_token_sessions.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

@@ -26,6 +26,7 @@ mod idempotency;
 mod keys;
 mod migrate;
 mod rows;
+mod sessions;
 mod sql;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ mod idempotency;
 mod keys;
 mod migrate;
 mod pool;
+mod sessions;
 mod sql;
 mod token_events;
 mod values;

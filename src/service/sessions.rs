@@ -1,0 +1,202 @@
+//! Payment-token sessions (`checkout_payment_token_session_post`, `checkout_session_get`) and
+//! their completion on tokenvault's session page or through the test-account completion call:
+//! an approval creates the card token (through [`Vault::create_card_token`], which announces
+//! `checkout_token_add`) and a transaction that references it; the other outcomes create
+//! nothing. The card number and CVC are dropped once the masked PAN is derived.
+
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use serde_json::{Map, Value};
+
+use super::{test_accounts_only, ServiceError, ServiceResult, Vault};
+use crate::domain::card_token::{CardToken, CardTokenStatus, PAYMENT_TOKEN_TYPE};
+use crate::domain::session::{token_transaction, Outcome, PaymentTokenSession, TestCard};
+use crate::domain::{AccountId, Timestamp};
+
+/// A Dintero-shaped id: the account, a dot, and 22 random characters
+/// (`T12345678.4YmrGGyNPumBm4gPtkDSaG`).
+fn checkout_id(account: &AccountId) -> String {
+    let suffix: String = rand::thread_rng().sample_iter(&Alphanumeric).take(22).map(char::from).collect();
+    format!("{}.{suffix}", account.as_str())
+}
+
+/// What completing a session did: where the browser goes next, and the callback to make.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub session: PaymentTokenSession,
+    /// `return_url` with `transaction_id` or `error`, `merchant_reference` and `session_id`.
+    pub redirect_url: String,
+    /// `callback_url` with the same parameters and `time`, when the session has one and the
+    /// outcome calls it (an approval, or any outcome with `report_error=true`).
+    pub callback_url: Option<String>,
+}
+
+fn with_query(base: &str, query: &[(&str, String)]) -> String {
+    match url::Url::parse(base) {
+        Ok(mut url) => {
+            {
+                let mut pairs = url.query_pairs_mut();
+                for (key, value) in query {
+                    pairs.append_pair(key, value);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => base.to_owned(),
+    }
+}
+
+impl Vault {
+    /// Validates and stores a new `OPEN` session.
+    pub async fn create_payment_token_session(
+        &self,
+        account: &AccountId,
+        body: &Map<String, Value>,
+        actor: &str,
+    ) -> ServiceResult<PaymentTokenSession> {
+        let session =
+            PaymentTokenSession::from_create_body(body, account, checkout_id(account), actor, Timestamp::now())?;
+        self.store.create_session(&session).await?;
+        Ok(session)
+    }
+
+    /// A session of the caller's account; another account's is simply not found.
+    pub async fn payment_token_session(&self, account: &AccountId, id: &str) -> ServiceResult<PaymentTokenSession> {
+        self.store.get_session(account, id).await?.ok_or(ServiceError::NotFound("session"))
+    }
+
+    /// The session page's view of a session, found by id alone (the page is opened by the
+    /// customer's browser, without an access token; the id is the account plus 22 random
+    /// characters, as hard to guess as Dintero's).
+    pub async fn session_for_page(&self, id: &str) -> ServiceResult<PaymentTokenSession> {
+        let account = id
+            .split_once('.')
+            .and_then(|(aid, _)| AccountId::parse("session_id", aid).ok())
+            .ok_or(ServiceError::NotFound("session"))?;
+        self.payment_token_session(&account, id).await
+    }
+
+    /// Completes an `OPEN` session once. Approval needs a valid test card; it creates the card
+    /// token (`ACTIVE`, masked PAN and expiry only) and the transaction referencing it.
+    pub async fn complete_payment_token_session(
+        &self,
+        mut session: PaymentTokenSession,
+        outcome: Outcome,
+        card: Option<TestCard>,
+    ) -> ServiceResult<Completion> {
+        let now = Timestamp::now();
+        if session.status != crate::domain::session::SessionStatus::Open {
+            return Err(ServiceError::Conflict(format!("session '{}' is already completed", session.id)));
+        }
+        if session.expired(now) {
+            return Err(ServiceError::Conflict(format!("session '{}' has expired", session.id)));
+        }
+        session.status = outcome.status();
+        session.updated_at = now;
+        let mut card_token = None;
+        if outcome == Outcome::Approve {
+            let card = card.ok_or_else(|| {
+                ServiceError::Invalid(crate::domain::ValidationError::single("card", "is required to approve"))
+            })?;
+            let transaction_id = checkout_id(&session.account_id);
+            let token_id = uuid::Uuid::new_v4().to_string();
+            let token = CardToken {
+                id: token_id.clone(),
+                token_type: PAYMENT_TOKEN_TYPE,
+                status: CardTokenStatus::Active,
+                card_brand: card.brand,
+                account_id: session.account_id.clone(),
+                payment_product_type: session.payment_product_type().to_owned(),
+                created_at: now,
+                updated_at: now,
+                token: Some(format!("tv_pt_{}", uuid::Uuid::new_v4().simple())),
+                masked_pan: Some(card.masked_pan()),
+                pan_expiry_date: Some(card.expiry_date()),
+                token_expiry_date: None,
+                links: None,
+                customer_id: session.customer_id(),
+                relationship_id: None,
+                transaction_id: Some(transaction_id.clone()),
+                external_token_references: None,
+                created_by: session.created_by.clone(),
+                deleted_at: None,
+                deleted_by: None,
+            };
+            session.transaction = Some(token_transaction(&session, &transaction_id, &card, &token_id, now));
+            session.transaction_id = Some(transaction_id);
+            session.card_token_id = Some(token_id);
+            card_token = Some(token);
+        }
+        // The session is claimed first, so that two submissions cannot both create a token.
+        self.store.complete_session(&session).await?;
+        if let Some(token) = card_token {
+            self.create_card_token(token).await?;
+        }
+        let query = session.redirect_query(outcome);
+        let redirect_url = with_query(session.return_url(), &query);
+        let callback_url = session.callback_url().and_then(|callback| {
+            let report_error = url::Url::parse(callback)
+                .ok()
+                .is_some_and(|u| u.query_pairs().any(|(k, v)| k == "report_error" && v == "true"));
+            (outcome == Outcome::Approve || report_error).then(|| {
+                let mut query = query.clone();
+                query.push(("time", now.to_rfc3339()));
+                with_query(callback, &query)
+            })
+        });
+        Ok(Completion { session, redirect_url, callback_url })
+    }
+
+    /// The completion call (tokenvault extension): test accounts only.
+    pub async fn complete_session_for_test(
+        &self,
+        account: &AccountId,
+        id: &str,
+        outcome: Outcome,
+        card: Option<TestCard>,
+    ) -> ServiceResult<Completion> {
+        test_accounts_only(account, "session completion calls")?;
+        let session = self.payment_token_session(account, id).await?;
+        self.complete_payment_token_session(session, outcome, card).await
+    }
+
+    /// Calls a session's `callback_url` (GET, as Dintero does unless `method=POST`); failures
+    /// are logged, not retried. The webhook target policy applies: internal addresses are refused unless allowed.
+    pub async fn call_session_callback(&self, url: String) {
+        if let Err(error) = self.targets.check_destination(&url).await {
+            tracing::warn!(%error, "session callback refused by the target policy");
+            return;
+        }
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build();
+        match client {
+            Ok(client) => match client.get(&url).send().await {
+                Ok(response) if response.status().is_success() => {}
+                Ok(response) => tracing::warn!(status = response.status().as_u16(), "session callback refused"),
+                Err(error) => tracing::warn!(%error, "session callback failed"),
+            },
+            Err(error) => tracing::warn!(%error, "session callback client"),
+        }
+    }
+
+    /// `GET /v1/transactions/{id}`: a transaction an approved payment-token session created,
+    /// with `card.payment_token` when `include_payment_token` (read from its card token).
+    pub async fn token_transaction(
+        &self,
+        account: &AccountId,
+        id: &str,
+        include_payment_token: bool,
+    ) -> ServiceResult<Map<String, Value>> {
+        let session =
+            self.store.get_session_by_transaction(account, id).await?.ok_or(ServiceError::NotFound("transaction"))?;
+        let mut transaction = session.transaction.clone().ok_or(ServiceError::NotFound("transaction"))?;
+        if include_payment_token {
+            if let Some(token_id) = &session.card_token_id {
+                let card = self.card_token(account, token_id).await?;
+                if let (Some(token), Some(Value::Object(out))) = (card.token, transaction.get_mut("card")) {
+                    out.insert("payment_token".into(), Value::String(token));
+                }
+            }
+        }
+        Ok(transaction)
+    }
+}
