@@ -161,20 +161,18 @@ impl Vault {
     }
 
     /// Calls a session's `callback_url` (GET, as Dintero does unless `method=POST`); failures
-    /// are logged, not retried. The webhook target policy applies: internal addresses are refused unless allowed.
+    /// are logged, not retried. The webhook target policy applies as to deliveries: internal
+    /// addresses are refused unless allowed, also after name resolution, and no redirect is
+    /// followed.
     pub async fn call_session_callback(&self, url: String) {
         if let Err(error) = self.targets.check_destination(&url).await {
             tracing::warn!(%error, "session callback refused by the target policy");
             return;
         }
-        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build();
-        match client {
-            Ok(client) => match client.get(&url).send().await {
-                Ok(response) if response.status().is_success() => {}
-                Ok(response) => tracing::warn!(status = response.status().as_u16(), "session callback refused"),
-                Err(error) => tracing::warn!(%error, "session callback failed"),
-            },
-            Err(error) => tracing::warn!(%error, "session callback client"),
+        match self.targets.client(std::time::Duration::from_secs(10)).get(&url).send().await {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => tracing::warn!(status = response.status().as_u16(), "session callback refused"),
+            Err(error) => tracing::warn!(%error, "session callback failed"),
         }
     }
 

@@ -57,6 +57,22 @@ impl TargetPolicy {
         }
     }
 
+    /// The HTTP client for calls to targets this policy admits (webhook deliveries, session
+    /// callbacks): no redirects (a 3xx is a failed attempt: a redirect could lead anywhere), no
+    /// proxy from the environment (the proxy would resolve the name, past the guarded resolver),
+    /// and, unless private targets are allowed, names resolved through [`GuardedResolver`].
+    pub fn client(self, timeout: Duration) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION")));
+        if !self.allow_private {
+            builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver));
+        }
+        builder.build().expect("a default HTTP client builds")
+    }
+
     /// At delivery time, before anything is sent: the form again (for subscriptions stored
     /// before these rules) and an IP-literal host, which the HTTP client does not resolve and
     /// [`GuardedResolver`] therefore never sees.

@@ -13,7 +13,7 @@ use sha1::Sha1;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::webhook_targets::{GuardedResolver, TargetPolicy};
+use super::webhook_targets::TargetPolicy;
 use super::Vault;
 use crate::domain::webhook::{retry_delay_millis, DeliveryResult, WebhookDelivery, MAX_ATTEMPTS};
 use crate::domain::Timestamp;
@@ -112,17 +112,7 @@ impl Worker {
 pub fn spawn(vault: Arc<Vault>, settings: WebhookSettings) -> Worker {
     let wake = vault.outbox.clone();
     let policy = TargetPolicy { allow_private: settings.allow_private_targets };
-    // No redirects (a 3xx is a failed attempt: a redirect could lead anywhere) and no proxy from
-    // the environment (the proxy would resolve the name, past the guarded resolver).
-    let mut builder = reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent(concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION")));
-    if !policy.allow_private {
-        builder = builder.dns_resolver(Arc::new(GuardedResolver));
-    }
-    let client = builder.build().expect("a default HTTP client builds");
+    let client = policy.client(SEND_TIMEOUT);
     let stopping = Arc::new(AtomicBool::new(false));
     let (flag, woken) = (stopping.clone(), wake.clone());
     let task = tokio::spawn(async move {
