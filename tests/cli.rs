@@ -382,6 +382,7 @@ async fn the_dev_client_can_be_pinned_has_every_scope_and_each_request_is_logged
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let _stop_on_failure = KillOnDrop(server.id());
     let http = reqwest::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while http.get(format!("{base}/health")).send().await.is_err() {
@@ -429,5 +430,14 @@ async fn the_dev_client_can_be_pinned_has_every_scope_and_each_request_is_logged
         .unwrap_or_else(|| panic!("no line for the request: {stderr}"));
     for part in [" INFO ", "method=GET", "request_id=", &format!("client_id={id}"), "answered status=200 latency_ms="] {
         assert!(line.contains(part), "{part:?} missing in {line:?}");
+    }
+}
+
+/// Stops a spawned server when the test ends, also when it fails before stopping it itself.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).stderr(std::process::Stdio::null()).status();
     }
 }
