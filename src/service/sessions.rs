@@ -76,6 +76,14 @@ impl Vault {
         self.payment_token_session(&account, id).await
     }
 
+    /// [`Vault::session_for_page`] for a session that can still be completed: the page offers
+    /// no choice on a completed one.
+    pub async fn open_session_for_page(&self, id: &str) -> ServiceResult<PaymentTokenSession> {
+        let session = self.session_for_page(id).await?;
+        require_open(&session)?;
+        Ok(session)
+    }
+
     /// Completes an `OPEN` session once. Approval needs a valid test card; it creates the card
     /// token (`ACTIVE`, masked PAN and expiry only) and the transaction referencing it.
     pub async fn complete_payment_token_session(
@@ -85,9 +93,7 @@ impl Vault {
         card: Option<TestCard>,
     ) -> ServiceResult<Completion> {
         let now = Timestamp::now();
-        if session.status != crate::domain::session::SessionStatus::Open {
-            return Err(ServiceError::Conflict(format!("session '{}' is already completed", session.id)));
-        }
+        require_open(&session)?;
         if session.expired(now) {
             return Err(ServiceError::Conflict(format!("session '{}' has expired", session.id)));
         }
@@ -196,5 +202,14 @@ impl Vault {
             }
         }
         Ok(transaction)
+    }
+}
+
+/// A session is completed once: later attempts (and the page) find it completed.
+fn require_open(session: &PaymentTokenSession) -> ServiceResult<()> {
+    if session.status == crate::domain::session::SessionStatus::Open {
+        Ok(())
+    } else {
+        Err(ServiceError::Conflict(format!("session '{}' is already completed", session.id)))
     }
 }

@@ -136,6 +136,20 @@ impl Layers {
         Ok(value)
     }
 
+    /// The defaults on the layered database URL and master key (checked as base64 of 32 bytes),
+    /// as every command reads them.
+    fn database(&mut self) -> Result<ServeConfig, SettingError> {
+        let url = self.pick("database_url", |s| s.database_url.take(), DEFAULT_DATABASE_URL.to_owned());
+        let database_url: DatabaseUrl = url.parse().map_err(|e| invalid("database_url", format!("{e}")))?;
+        let mut config = ServeConfig::new(database_url);
+        config.encryption_key = self.pick("encryption_key", |s| s.encryption_key.take().map(Some), None).map(Secret);
+        if let Some(key) = &config.encryption_key {
+            TokenCipher::from_base64(&key.0)
+                .map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
+        }
+        Ok(config)
+    }
+
     /// A positive number of milliseconds (settings named `…_ms`).
     fn millis(
         &mut self,
@@ -156,16 +170,10 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     let listen: SocketAddr = listen
         .parse()
         .map_err(|_| invalid("listen", format!("{listen:?} is not an address such as 127.0.0.1:8080")))?;
-    let database_url = l.pick("database_url", |s| s.database_url.take(), DEFAULT_DATABASE_URL.to_owned());
-    let database_url: DatabaseUrl = database_url.parse().map_err(|e| invalid("database_url", format!("{e}")))?;
-    let mut config = ServeConfig::new(database_url);
-    let defaults = config.clone();
+    let mut config = l.database()?;
+    let defaults = ServeConfig::new(config.database_url.clone());
     config.listen = listen;
-    config.encryption_key = l.pick("encryption_key", |s| s.encryption_key.take().map(Some), None).map(Secret);
-    if let Some(key) = &config.encryption_key {
-        TokenCipher::from_base64(&key.0)
-            .map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
-    } else if config.database_url.is_postgres() {
+    if config.encryption_key.is_none() && config.database_url.is_postgres() {
         return Err(invalid(
             "encryption_key",
             "must be set when the database is PostgreSQL (the same on every instance)",
@@ -246,15 +254,7 @@ pub fn resolve_database(
     file: Option<FileSettings>,
 ) -> Result<ServeConfig, SettingError> {
     let given = Given { database_url, encryption_key, ..Given::default() };
-    let mut l = Layers { given, file: file.unwrap_or_default(), sources: Vec::new() };
-    let url = l.pick("database_url", |s| s.database_url.take(), DEFAULT_DATABASE_URL.to_owned());
-    let mut config = ServeConfig::new(url.parse().map_err(|e| invalid("database_url", format!("{e}")))?);
-    config.encryption_key = l.pick("encryption_key", |s| s.encryption_key.take().map(Some), None).map(Secret);
-    if let Some(key) = &config.encryption_key {
-        TokenCipher::from_base64(&key.0)
-            .map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
-    }
-    Ok(config)
+    Layers { given, file: file.unwrap_or_default(), sources: Vec::new() }.database()
 }
 
 impl Resolved {

@@ -239,10 +239,7 @@ fn render_page(
     ),
 )]
 pub async fn page(State(app): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let session = app.vault.session_for_page(&id).await?;
-    if session.status != crate::domain::session::SessionStatus::Open {
-        return Err(crate::service::ServiceError::Conflict(format!("session '{id}' is already completed")).into());
-    }
+    let session = app.vault.open_session_for_page(&id).await?;
     Ok(render_page(&session, &[]))
 }
 
