@@ -14,6 +14,7 @@ use crate::auth::AuthError;
 use crate::crypto::{CryptoError, TokenCipher};
 use crate::http::{self, AppState, Limits};
 use crate::service::admin::Admin;
+use crate::service::backup::{self, BackupKey, BackupStatus};
 use crate::service::keys::{self, MasterKey};
 use crate::service::webhook_targets::TargetPolicy;
 use crate::service::{webhook_worker, ServiceError, Vault};
@@ -135,6 +136,20 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         config.credential_checks,
         config.api_calls_per_second,
     );
+    let (backups, backup_task) = match (&config.backups, &config.backup_key) {
+        (Some(schedule), Some(key)) => {
+            let key = BackupKey::from_base64(&key.0).map_err(|e| StartupError::Config(format!("backup_key: {e}")))?;
+            let status = Arc::new(BackupStatus::default());
+            let task = backup::spawn_scheduled_backups(
+                config.database_url.clone(),
+                Arc::new(key),
+                schedule.clone(),
+                status.clone(),
+            );
+            (Some(status), Some(task))
+        }
+        _ => (None, None),
+    };
     let metrics = Arc::new(http::metrics::Metrics::default());
     let state = AppState {
         vault: vault.clone(),
@@ -142,6 +157,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         limits: Arc::new(limits),
         metrics: metrics.clone(),
         idempotency: config.idempotency,
+        backups,
     };
     let router = http::router(state, config.requests);
 
@@ -162,6 +178,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         // and removes its WAL when the last connection closes).
         key_refresher.abort();
         let _ = key_refresher.await;
+        if let Some(backups) = backup_task {
+            backups.abort();
+            let _ = backups.await;
+        }
         served
     });
     Ok(RunningServer { addr, vault, store, shutdown, task })

@@ -1,5 +1,5 @@
 //! The `tokenvault` command line: `serve`, `config`, `migrate`, `clients`, `card-tokens import`,
-//! `seed`, `audit`, `keys`, `export`, `import`, `health`.
+//! `seed`, `audit`, `keys`, `export`, `import`, `backup`, `restore`, `health`.
 
 mod cli;
 
@@ -10,6 +10,8 @@ use cli::data::{export, import_dataset, import_file};
 use cli::serve::serve;
 use tokenvault::app;
 use tokenvault::domain::AccountId;
+use tokenvault::service::backup::BackupKey;
+use tokenvault::service::keys::MasterKey;
 use tokenvault::service::seed;
 use tokenvault::settings::{self, DatabaseUrl, ServeConfig};
 use tracing_subscriber::EnvFilter;
@@ -105,6 +107,23 @@ enum Command {
         #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
         encryption_key: Option<String>,
     },
+    /// Take an encrypted, consistent backup while servers keep serving (`backup --output FILE`),
+    /// check one (`backup verify FILE`), or make a backup key (`backup new-key --output FILE`).
+    Backup(BackupArgs),
+    /// Restore a backup into an empty database (SQLite or PostgreSQL, whichever the backup came
+    /// from), after checking the file is whole; a failed restore leaves the database empty.
+    Restore {
+        /// The backup file.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        backup_key: BackupKeyArgs,
+        /// The master key the restored database's servers will use, checked against the
+        /// backup's data keys and sealed values before anything is stored.
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
+    },
     /// Print a shell completion script (e.g. `tokenvault completions bash > /etc/bash_completion.d/tokenvault`).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff), e.g. `tokenvault man > tokenvault.1`; with `--out-dir`, write
@@ -115,6 +134,62 @@ enum Command {
     },
     /// Ask a running server's GET /health: exit 0 on 200, else 1 (the image's health check).
     Health(cli::health::HealthArgs),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    command: Option<BackupCommand>,
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// Where to write the backup (mode 0600; replaced only once the new one is complete).
+    #[arg(long, short)]
+    output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    backup_key: BackupKeyArgs,
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Check a backup without restoring it: its checksum (no key needed); with the backup key,
+    /// that every part opens and its counts are the header's; with the master key too, that the
+    /// data keys and sealed values open. Prints the header as JSON; exits 1 on any fault.
+    Verify {
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        backup_key: BackupKeyArgs,
+        /// The master key (see `serve --help`); an SQLite database's key file holds it too.
+        #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
+        encryption_key: Option<String>,
+    },
+    /// Write a new random backup key (base64) to a file of mode 0600; refuses to overwrite one.
+    /// Keep it apart from the database, the master key and the backups.
+    NewKey {
+        #[arg(long, short)]
+        output: std::path::PathBuf,
+    },
+}
+
+/// The key backups are sealed with: given, or read from a file.
+#[derive(Args)]
+struct BackupKeyArgs {
+    /// Base64 of the 32-byte backup key.
+    #[arg(long, env = "TOKENVAULT_BACKUP_KEY", hide_env_values = true, conflicts_with = "backup_key_file")]
+    backup_key: Option<String>,
+    /// A file holding the backup key (as `backup new-key` writes it).
+    #[arg(long, env = "TOKENVAULT_BACKUP_KEY_FILE")]
+    backup_key_file: Option<std::path::PathBuf>,
+}
+
+impl BackupKeyArgs {
+    fn load(self) -> Result<Option<BackupKey>, String> {
+        settings::backup_key(self.backup_key, self.backup_key_file).map_err(|e| e.to_string())
+    }
+
+    fn require(self) -> Result<BackupKey, String> {
+        self.load()?.ok_or_else(|| "a backup key is needed: --backup-key-file or --backup-key".to_owned())
+    }
 }
 
 #[derive(Subcommand)]
@@ -282,6 +357,22 @@ struct ServeArgs {
     /// credentials [default: a new random one at every start].
     #[arg(long, env = "TOKENVAULT_DEV_CLIENT_SECRET", hide_env_values = true)]
     dev_client_secret: Option<String>,
+    /// Take an encrypted backup into this directory every --backup-interval (run it on one
+    /// instance of a PostgreSQL deployment) [default: none].
+    #[arg(long, env = "TOKENVAULT_BACKUP_DIR")]
+    backup_dir: Option<std::path::PathBuf>,
+    /// Seconds between scheduled backups [default: 3600].
+    #[arg(long, env = "TOKENVAULT_BACKUP_INTERVAL")]
+    backup_interval: Option<u64>,
+    /// Scheduled backups kept; older ones are removed [default: 168].
+    #[arg(long, env = "TOKENVAULT_BACKUP_KEEP")]
+    backup_keep: Option<usize>,
+    /// Base64 of the key scheduled backups are sealed with (`tokenvault backup new-key`).
+    #[arg(long, env = "TOKENVAULT_BACKUP_KEY", hide_env_values = true)]
+    backup_key: Option<String>,
+    /// A file holding the backup key.
+    #[arg(long, env = "TOKENVAULT_BACKUP_KEY_FILE")]
+    backup_key_file: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -313,6 +404,11 @@ impl ServeArgs {
             webhook_allow_private_targets: self.webhook_allow_private_targets,
             dev_client_id: self.dev_client_id,
             dev_client_secret: self.dev_client_secret,
+            backup_dir: self.backup_dir,
+            backup_interval: self.backup_interval,
+            backup_keep: self.backup_keep,
+            backup_key: self.backup_key,
+            backup_key_file: self.backup_key_file,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }
@@ -528,6 +624,25 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             Ok(())
+        }
+        Command::Backup(BackupArgs { command: Some(BackupCommand::NewKey { output }), .. }) => {
+            cli::backup::new_key(&output)
+        }
+        Command::Backup(BackupArgs {
+            command: Some(BackupCommand::Verify { file, backup_key, encryption_key }),
+            ..
+        }) => {
+            let master = encryption_key.map(|key| MasterKey::Given(key.trim().to_owned()));
+            cli::backup::verify(&file, backup_key.load()?.as_ref(), master.as_ref()).await
+        }
+        Command::Backup(BackupArgs { command: None, database, output, backup_key }) => {
+            let output = output.ok_or("--output FILE is needed (where to write the backup)")?;
+            let key = backup_key.require()?;
+            cli::backup::take(&database.existing()?, &key, &output).await
+        }
+        Command::Restore { file, database, backup_key, encryption_key } => {
+            let key = backup_key.require()?;
+            cli::backup::restore(&file, &key, database.resolve(encryption_key)?).await
         }
         Command::Export { database, output } => export(&database.existing()?, &output).await,
         Command::Import { file, database, encryption_key } => {

@@ -207,7 +207,11 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          credential_checks = 2  # from: flag or environment\n\
          webhook_allow_private_targets = false  # from: default\n\
          dev_client_id = \"tokenvault-dev-T00000001\"  # from: default\n\
-         # dev_client_secret not set: a new one at every start  (from: default)\n"
+         # dev_client_secret not set: a new one at every start  (from: default)\n\
+         # backup_dir not set: no scheduled backups  (from: default)\n\
+         backup_interval = 3600  # from: default\n\
+         backup_keep = 168  # from: default\n\
+         # backup_key not set  (from: default)\n"
     );
 
     std::fs::write(&file, "max_in_flight = 0\n").unwrap();

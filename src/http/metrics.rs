@@ -195,6 +195,23 @@ pub async fn render(State(app): State<super::AppState>) -> Response {
         ),
         Err(_) => String::new(),
     };
+    let gauges = match &app.backups {
+        Some(backups) => format!(
+            "{gauges}# HELP tokenvault_backup_last_success_timestamp_seconds When the last scheduled backup succeeded (0: none yet).\n\
+             # TYPE tokenvault_backup_last_success_timestamp_seconds gauge\n\
+             tokenvault_backup_last_success_timestamp_seconds {}\n\
+             # HELP tokenvault_backup_last_size_bytes The size of the last scheduled backup.\n\
+             # TYPE tokenvault_backup_last_size_bytes gauge\n\
+             tokenvault_backup_last_size_bytes {}\n\
+             # HELP tokenvault_backup_failures_total Scheduled backups that failed.\n\
+             # TYPE tokenvault_backup_failures_total counter\n\
+             tokenvault_backup_failures_total {}\n",
+            backups.last_success_unix(),
+            backups.last_size_bytes(),
+            backups.failures()
+        ),
+        None => gauges,
+    };
     let mut response = Response::new(axum::body::Body::from(app.metrics.render(&gauges)));
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

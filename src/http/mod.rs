@@ -74,6 +74,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub metrics: Arc<metrics::Metrics>,
     pub idempotency: IdempotencySettings,
+    /// Scheduled backups' outcome, for `/metrics`; `None` when `serve` takes none.
+    pub backups: Option<Arc<crate::service::backup::BackupStatus>>,
 }
 
 /// Request limits: token requests per client id (against brute force) and in all (a budget no

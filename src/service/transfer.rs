@@ -92,11 +92,17 @@ pub struct Progress<'a> {
     pub total: u64,
 }
 
-/// What a transfer moved: rows per table, in order.
+/// What a transfer moved: rows per table, in order, and what a backup's header repeats of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub tables: Vec<(String, u64)>,
     pub rows: u64,
+    /// The exporting database's newest migration (the export header's `schema_version`).
+    pub schema_version: i64,
+    /// `sqlite` or `postgresql`: the exporting database's backend.
+    pub source: String,
+    /// The ids of the data keys the dataset carries (wrapped under the master key).
+    pub data_key_ids: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +209,8 @@ async fn export_snapshot(
     serde_json::to_writer(&mut *out, &header).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     let total = counts.iter().map(|(_, count)| count).sum();
-    let mut summary = Summary::default();
+    let mut summary =
+        Summary { schema_version: header.schema_version, source: header.source.clone(), ..Summary::default() };
     for (table, expected) in counts {
         let mut after = None;
         let mut written = 0u64;
@@ -213,6 +220,9 @@ async fn export_snapshot(
             after = Some(last.get(table.key).cloned().unwrap_or(Value::Null));
             if table.name == "signing_keys" {
                 rows.iter().try_for_each(refuse_clear_signing_key)?;
+            }
+            if table.name == "encryption_keys" {
+                summary.data_key_ids.extend(rows.iter().filter_map(data_key_id));
             }
             for row in &rows {
                 serde_json::to_writer(&mut *out, &LineOut { table: table.name, row }).map_err(std::io::Error::from)?;
@@ -308,7 +318,7 @@ pub async fn import(
     let imported: Vec<&'static Table> =
         TABLES.iter().filter(|table| expected.iter().any(|(t, _)| t == table)).collect();
     match store(destination, lines, &expected, &imported, cipher, &mut progress).await {
-        Ok(summary) => Ok(summary),
+        Ok(summary) => Ok(Summary { schema_version: header.schema_version, source: header.source, ..summary }),
         Err(error) => match destination.abandon_import(&present).await {
             Ok(()) => Err(error),
             Err(cleanup) => Err(TransferError::NotUndone { error: Box::new(error), cleanup }),
@@ -335,6 +345,7 @@ async fn store(
     // Checked once every row is read, so that a wrong key is first reported by the card-token or
     // value check when the export has those (their messages say more).
     let mut signing_keys = Vec::new();
+    let mut data_key_ids = Vec::new();
     for (index, line) in lines.enumerate() {
         let line = line?;
         let number = index + 2;
@@ -350,6 +361,7 @@ async fn store(
         let table = slot.0;
         if table.name == "encryption_keys" {
             install_key(cipher, &row, number)?;
+            data_key_ids.extend(data_key_id(&row));
         }
         if table.name == "vault_settings" && row.get("name") == Some(&Value::from("token_values")) {
             values_sealed = row.get("value").is_some_and(|mode| mode != "plain");
@@ -381,7 +393,7 @@ async fn store(
     }
 
     let mut mismatches = Vec::new();
-    let mut summary = Summary::default();
+    let mut summary = Summary { data_key_ids, ..Summary::default() };
     for ((table, expected), (_, lines)) in expected.iter().zip(&read) {
         let stored = destination.count_rows(table).await?.unwrap_or(0);
         if *lines != *expected || stored != *expected {
@@ -409,11 +421,16 @@ async fn flush(
     Ok(count)
 }
 
+/// The id of an `encryption_keys` row.
+fn data_key_id(row: &Row) -> Option<u32> {
+    row.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok())
+}
+
 /// Adds an exported data key to the checking cipher: the key must unwrap under the destination's
 /// master key, and card tokens sealed with it can then be checked.
 fn install_key(cipher: Option<&TokenCipher>, row: &Row, line: usize) -> Result<(), TransferError> {
     let Some(cipher) = cipher else { return Ok(()) };
-    let id = row.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
+    let id = data_key_id(row);
     let wrapped = row.get("wrapped_key").and_then(Value::as_str).and_then(|text| STANDARD.decode(text).ok());
     let (Some(id), Some(wrapped)) = (id, wrapped) else {
         return Err(TransferError::Format(format!(

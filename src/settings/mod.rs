@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::auth::clients::MIN_GIVEN_SECRET_CHARS;
 use crate::crypto::TokenCipher;
+use crate::service::backup::{BackupKey, BackupSchedule};
 pub use serve::{
     DatabaseUrl, Secret, ServeConfig, UnsupportedUrl, DEFAULT_DATABASE_URL, DEFAULT_ISSUER, DEFAULT_LISTEN,
     DEFAULT_TOKEN_ENDPOINT_PER_SECOND, DEFAULT_TOKEN_TTL_SECONDS,
@@ -57,6 +58,11 @@ pub struct FileSettings {
     pub webhook_allow_private_targets: Option<bool>,
     pub dev_client_id: Option<String>,
     pub dev_client_secret: Option<String>,
+    pub backup_dir: Option<std::path::PathBuf>,
+    pub backup_interval: Option<u64>,
+    pub backup_keep: Option<usize>,
+    pub backup_key: Option<String>,
+    pub backup_key_file: Option<std::path::PathBuf>,
 }
 
 /// A setting that cannot be used, named.
@@ -242,7 +248,46 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
             ));
         }
     }
+    let directory = l.pick("backup_dir", |s| s.backup_dir.take().map(Some), None);
+    let interval = l.positive("backup_interval", |s| s.backup_interval.take(), DEFAULT_BACKUP_INTERVAL_SECONDS)?;
+    let keep = l.positive("backup_keep", |s| s.backup_keep.take(), DEFAULT_BACKUP_KEEP)?;
+    let key = l.pick("backup_key", |s| s.backup_key.take().map(Some), None);
+    // Shown as `backup_key` (where it came from is that setting's concern).
+    let key_file = l.given.backup_key_file.take().or_else(|| l.file.backup_key_file.take());
+    config.backup_key = backup_key_text(key, key_file)?.map(Secret);
+    if let Some(directory) = directory {
+        if config.backup_key.is_none() {
+            return Err(invalid("backup_key", "must be set (or backup_key_file) when backup_dir is"));
+        }
+        if !directory.is_dir() {
+            return Err(invalid("backup_dir", format!("{} is not a directory", directory.display())));
+        }
+        config.backups = Some(BackupSchedule { directory, interval: Duration::from_secs(interval), keep });
+    }
     Ok(Resolved { config, sources: l.sources })
+}
+
+/// Scheduled backups, when `backup_dir` is set: hourly, the newest week's kept.
+pub const DEFAULT_BACKUP_INTERVAL_SECONDS: u64 = 3600;
+pub const DEFAULT_BACKUP_KEEP: usize = 168;
+
+/// The backup key's base64 text, given or read from a file (not both), checked.
+fn backup_key_text(given: Option<String>, file: Option<std::path::PathBuf>) -> Result<Option<String>, SettingError> {
+    let text = match (given, file) {
+        (Some(_), Some(_)) => return Err(invalid("backup_key", "give backup_key or backup_key_file, not both")),
+        (Some(text), None) => text,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map_err(|e| invalid("backup_key_file", format!("{}: {e}", path.display())))?,
+        (None, None) => return Ok(None),
+    };
+    let text = text.trim().to_owned();
+    BackupKey::from_base64(&text).map_err(|_| invalid("backup_key", "must be base64 of exactly 32 bytes"))?;
+    Ok(Some(text))
+}
+
+/// The backup key of `backup`, `backup verify` and `restore`: given, or read from a file.
+pub fn backup_key(given: Option<String>, file: Option<std::path::PathBuf>) -> Result<Option<BackupKey>, SettingError> {
+    Ok(backup_key_text(given, file)?.map(|text| BackupKey::from_base64(&text).expect("checked")))
 }
 
 /// The database (and master key) of a command other than `serve`, layered the same way: flag,
@@ -301,6 +346,19 @@ impl Resolved {
                     .as_ref()
                     .map_or_else(|| "# not set: a new one at every start".to_owned(), |_| "\"****\"".to_owned()),
             ),
+            (
+                "backup_dir",
+                c.backups.as_ref().map_or_else(
+                    || "# not set: no scheduled backups".to_owned(),
+                    |b| format!("{:?}", b.directory.display().to_string()),
+                ),
+            ),
+            (
+                "backup_interval",
+                c.backups.as_ref().map_or(DEFAULT_BACKUP_INTERVAL_SECONDS, |b| b.interval.as_secs()).to_string(),
+            ),
+            ("backup_keep", c.backups.as_ref().map_or(DEFAULT_BACKUP_KEEP, |b| b.keep).to_string()),
+            ("backup_key", c.backup_key.as_ref().map_or_else(|| "# not set".to_owned(), |_| "\"****\"".to_owned())),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {
@@ -368,7 +426,7 @@ mod tests {
         assert!(allowed(Given { webhook_allow_private_targets: Some(true), ..Given::default() }, ""));
         let text = resolve(Given::default(), None).unwrap().render();
         assert!(text.contains("\nwebhook_allow_private_targets = false  # from: default\n"), "{text}");
-        assert!(text.ends_with("# dev_client_secret not set: a new one at every start  (from: default)\n"), "{text}");
+        assert!(text.contains("\n# dev_client_secret not set: a new one at every start  (from: default)\n"), "{text}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use crate::auth::clients::CredentialChecks;
 use crate::http::server::ConnectionLimits;
 use crate::http::RequestSettings;
+use crate::service::backup::BackupSchedule;
 use crate::service::idempotency::IdempotencySettings;
 use crate::service::keys::MasterKey;
 use crate::service::webhook_worker::WebhookSettings;
@@ -74,6 +75,10 @@ pub struct ServeConfig {
     /// Encrypt customer token `value`s at rest (searchable: see `crypto::values`). Turning it on
     /// converts the stored values at start; once on, the database keeps it on.
     pub seal_token_values: bool,
+    /// Backups `serve` takes by itself (`backup_dir`); none when not set.
+    pub backups: Option<BackupSchedule>,
+    /// Base64 of the key scheduled backups are sealed with.
+    pub backup_key: Option<Secret>,
 }
 
 impl ServeConfig {
@@ -98,6 +103,8 @@ impl ServeConfig {
             webhooks: WebhookSettings::default(),
             idempotency: IdempotencySettings::default(),
             seal_token_values: false,
+            backups: None,
+            backup_key: None,
         }
     }
 
