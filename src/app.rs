@@ -21,6 +21,10 @@ use crate::service::{webhook_worker, ServiceError, Vault};
 use crate::settings::{DatabaseUrl, ServeConfig};
 use crate::store::{self, Store, StoreError};
 
+/// How often a server chains new audit records: the window in which a fresh record is not yet
+/// covered by the chain.
+const AUDIT_SEAL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why the server (or a command) could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -129,6 +133,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     }
     let keys = KeyRing::load(store.clone(), cipher, config.issuer.clone(), config.token_ttl_seconds).await?;
     let key_refresher = vault.spawn_key_refresher();
+    let audit_sealer = vault.spawn_audit_sealer(AUDIT_SEAL_INTERVAL, config.audit_checkpoint_interval);
     let worker = webhook_worker::spawn(vault.clone(), config.webhooks);
     let limits = Limits::new(
         config.token_requests_per_minute,
@@ -178,6 +183,8 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         // and removes its WAL when the last connection closes).
         key_refresher.abort();
         let _ = key_refresher.await;
+        audit_sealer.abort();
+        let _ = audit_sealer.await;
         if let Some(backups) = backup_task {
             backups.abort();
             let _ = backups.await;

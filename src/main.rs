@@ -373,6 +373,9 @@ struct ServeArgs {
     /// A file holding the backup key.
     #[arg(long, env = "TOKENVAULT_BACKUP_KEY_FILE")]
     backup_key_file: Option<std::path::PathBuf>,
+    /// Seconds between the audit chain checkpoints `serve` logs [default: 3600].
+    #[arg(long, env = "TOKENVAULT_AUDIT_CHECKPOINT_INTERVAL")]
+    audit_checkpoint_interval: Option<u64>,
 }
 
 impl ServeArgs {
@@ -409,6 +412,7 @@ impl ServeArgs {
             backup_keep: self.backup_keep,
             backup_key: self.backup_key,
             backup_key_file: self.backup_key_file,
+            audit_checkpoint_interval: self.audit_checkpoint_interval,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }
@@ -488,12 +492,36 @@ struct KeyArgs {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct AuditArgs {
+    #[command(subcommand)]
+    command: Option<AuditCommand>,
     /// Only this account's records.
     #[arg(long)]
     account: Option<String>,
     #[command(flatten)]
     database: DatabaseArgs,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the audit trail's hash chain and name the first record that breaks it (edited,
+    /// deleted, moved); with --checkpoint, also find a tail cut off after that checkpoint. Prints
+    /// a JSON report; exits 1 when the chain is broken. Needs the master key.
+    Verify {
+        /// A checkpoint `{"position":N,"hash":"…"}` as `audit checkpoint` printed it (or
+        /// `serve` logged it), or a file holding one.
+        #[arg(long)]
+        checkpoint: Option<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Chain what is waiting and print the chain's head as JSON: a checkpoint to keep apart from
+    /// the database. Needs the master key.
+    Checkpoint {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
 }
 
 /// `TOKENVAULT_LOG` (default `info`), except that the PostgreSQL driver never logs below info:
@@ -591,11 +619,21 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Man { out_dir: Some(dir) } => {
             clap_mangen::generate_to(Cli::command(), &dir).map_err(|e| format!("{}: {e}", dir.display()))
         }
+        Command::Audit(AuditArgs { command: Some(AuditCommand::Verify { checkpoint, key }), .. }) => {
+            let config = key.database.resolve(key.encryption_key)?;
+            existing(config.database_url.clone())?;
+            cli::audit::verify(config, checkpoint.as_deref()).await
+        }
+        Command::Audit(AuditArgs { command: Some(AuditCommand::Checkpoint { key }), .. }) => {
+            let config = key.database.resolve(key.encryption_key)?;
+            existing(config.database_url.clone())?;
+            cli::audit::checkpoint(config).await
+        }
         Command::Audit(args) => {
             let account = args.account.as_deref().map(parse_account).transpose()?;
             let admin = app::open_admin(&args.database.existing()?).await.map_err(|e| e.to_string())?;
             admin
-                .walk_audit(account.as_ref(), |record| {
+                .walk_audit(account.as_ref(), "cli:audit", |record| {
                     println!("{}", serde_json::to_string(record).map_err(|e| e.to_string())?);
                     Ok(())
                 })

@@ -211,7 +211,8 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          # backup_dir not set: no scheduled backups  (from: default)\n\
          backup_interval = 3600  # from: default\n\
          backup_keep = 168  # from: default\n\
-         # backup_key not set  (from: default)\n"
+         # backup_key not set  (from: default)\n\
+         audit_checkpoint_interval = 3600  # from: default\n"
     );
 
     std::fs::write(&file, "max_in_flight = 0\n").unwrap();

@@ -1,5 +1,6 @@
 //! The command implementations behind `main.rs`'s argument definitions.
 
+pub mod audit;
 pub mod backup;
 pub mod clients;
 pub mod data;

@@ -66,6 +66,7 @@ pub struct TokenCipher {
     ring: RwLock<Ring>,
     fingerprint_key: [u8; 32],
     request_key: [u8; 32],
+    audit_chain_key: [u8; 32],
     value_key: Aes256Gcm,
     value_nonce_key: [u8; 32],
     /// Whether customer token values are sealed: the database's mode, followed by `refresh`.
@@ -92,6 +93,7 @@ impl TokenCipher {
             ring: RwLock::new(Ring { keys: HashMap::from([(0, Aes256Gcm::new(&aead_key.into()))]), active: 0 }),
             fingerprint_key: derive(b"tokenvault card-token fingerprint v1"),
             request_key: derive(b"tokenvault idempotency request digest v1"),
+            audit_chain_key: derive(b"tokenvault audit chain v1"),
             value_key: Aes256Gcm::new(&derive(b"tokenvault customer-token value encryption v1").into()),
             value_nonce_key: derive(b"tokenvault customer-token value index v1"),
             seals_values: AtomicBool::new(false),
@@ -190,6 +192,16 @@ impl TokenCipher {
             mac.update(part);
         }
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// The audit chain's next link: a keyed hash over the previous link's hash and a record's
+    /// bytes. Derived from the master key (like the fingerprints, it never rotates): without it
+    /// nobody can forge a link, so an edited, removed or moved record shows.
+    pub fn audit_link(&self, previous: &[u8], record: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.audit_chain_key).expect("HMAC takes any key length");
+        mac.update(previous);
+        mac.update(record);
+        mac.finalize().into_bytes().to_vec()
     }
 
     /// A keyed hash of a token within its account: equal tokens, equal fingerprints.

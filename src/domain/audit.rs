@@ -28,6 +28,46 @@ pub struct AuditRecord {
     pub details: Value,
 }
 
+/// A record's place in the audit trail's hash chain: its position (1, 2, …, without gaps) and
+/// the keyed hash over the previous link and the record (see `service::audit_chain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    pub position: i64,
+    pub hash: Vec<u8>,
+}
+
+impl AuditRecord {
+    /// The bytes the chain hashes for this record at `position`: every field, the JSON details
+    /// with their keys sorted, so that the same record hashes alike on either backend and after
+    /// an export.
+    pub fn chain_bytes(&self, position: i64) -> Vec<u8> {
+        fn sorted(value: &Value) -> Value {
+            match value {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&map[k]))).collect())
+                }
+                Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+                other => other.clone(),
+            }
+        }
+        json!([
+            position,
+            self.seq,
+            self.at.millis(),
+            self.account_id,
+            self.actor,
+            self.action,
+            self.resource_type,
+            self.resource_id,
+            sorted(&self.details)
+        ])
+        .to_string()
+        .into_bytes()
+    }
+}
+
 /// An audit record about to be appended; the store assigns `seq`. Stores build them only with the
 /// constructors below, so every backend writes the same trail for the same change (an export from
 /// one store imported into another reads alike).
@@ -47,6 +87,13 @@ impl NewAuditRecord {
     /// A data key was added to the key ring (`tokenvault keys rotate`).
     pub fn data_key_added(key_id: u32, actor: &str, at: Timestamp) -> Self {
         Self::vault_wide(at, actor, "encryption_key.add", "encryption_key", key_id.to_string(), json!({}))
+    }
+
+    /// The audit trail was read (`tokenvault audit`), whole or for one account: reading it is
+    /// itself on record.
+    pub fn audit_read(account: Option<&AccountId>, actor: &str, at: Timestamp) -> Self {
+        let scope = account.map_or("*", AccountId::as_str).to_owned();
+        Self::vault_wide(at, actor, "audit.read", "audit_log", scope.clone(), json!({"account": scope}))
     }
 
     /// The customer-token value mode changed (`--seal-token-values`).

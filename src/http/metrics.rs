@@ -188,10 +188,18 @@ pub async fn render(State(app): State<super::AppState>) -> Response {
              tokenvault_db_pool_connections{{state=\"in_use\"}} {}\n\
              # HELP tokenvault_webhook_outbox_pending Webhook deliveries neither delivered nor given up.\n\
              # TYPE tokenvault_webhook_outbox_pending gauge\n\
-             tokenvault_webhook_outbox_pending {}\n",
+             tokenvault_webhook_outbox_pending {}\n\
+             # HELP tokenvault_audit_chain_head_position The audit hash chain's last position (see `tokenvault audit verify`).\n\
+             # TYPE tokenvault_audit_chain_head_position gauge\n\
+             tokenvault_audit_chain_head_position {}\n\
+             # HELP tokenvault_audit_unchained Audit records not in the hash chain yet.\n\
+             # TYPE tokenvault_audit_unchained gauge\n\
+             tokenvault_audit_unchained {}\n",
             stats.pool_idle,
             stats.pool_size.saturating_sub(stats.pool_idle),
-            stats.webhook_outbox_pending
+            stats.webhook_outbox_pending,
+            stats.audit_chain_head,
+            stats.audit_unchained
         ),
         Err(_) => String::new(),
     };

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use super::ServiceResult;
 use crate::auth::clients::{self, ClientCredentials, ClientSummary};
 use crate::auth::AuthError;
-use crate::domain::audit::AuditRecord;
-use crate::domain::AccountId;
+use crate::domain::audit::{AuditRecord, NewAuditRecord};
+use crate::domain::{AccountId, Timestamp};
 use crate::store::Store;
 
 /// Audit records read per query.
@@ -57,12 +57,16 @@ impl Admin {
     }
 
     /// Every audit record (of one account, or all), oldest first, handed to `each` a page at a
-    /// time so that a long trail never sits in memory whole.
+    /// time so that a long trail never sits in memory whole. The read itself is recorded first
+    /// (`audit.read`, by `actor`): who looked at the trail is on it too.
     pub async fn walk_audit(
         &self,
         account: Option<&AccountId>,
+        actor: &str,
         mut each: impl FnMut(&AuditRecord) -> Result<(), String>,
     ) -> Result<(), String> {
+        let read = NewAuditRecord::audit_read(account, actor, Timestamp::now());
+        self.store.append_audit(read).await.map_err(|e| e.to_string())?;
         let mut after = 0;
         loop {
             let records = self.audit_page(account, after).await.map_err(|e| e.to_string())?;

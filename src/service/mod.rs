@@ -8,6 +8,7 @@
 //! handle of the commands that need no encryption key (clients, audit trail).
 
 pub mod admin;
+pub mod audit_chain;
 pub mod backup;
 pub mod card_tokens;
 pub mod customer_tokens;

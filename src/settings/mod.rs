@@ -63,6 +63,7 @@ pub struct FileSettings {
     pub backup_keep: Option<usize>,
     pub backup_key: Option<String>,
     pub backup_key_file: Option<std::path::PathBuf>,
+    pub audit_checkpoint_interval: Option<u64>,
 }
 
 /// A setting that cannot be used, named.
@@ -264,6 +265,12 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
         }
         config.backups = Some(BackupSchedule { directory, interval: Duration::from_secs(interval), keep });
     }
+    let checkpoint = l.positive(
+        "audit_checkpoint_interval",
+        |s| s.audit_checkpoint_interval.take(),
+        defaults.audit_checkpoint_interval.as_secs(),
+    )?;
+    config.audit_checkpoint_interval = Duration::from_secs(checkpoint);
     Ok(Resolved { config, sources: l.sources })
 }
 
@@ -359,6 +366,7 @@ impl Resolved {
             ),
             ("backup_keep", c.backups.as_ref().map_or(DEFAULT_BACKUP_KEEP, |b| b.keep).to_string()),
             ("backup_key", c.backup_key.as_ref().map_or_else(|| "# not set".to_owned(), |_| "\"****\"".to_owned())),
+            ("audit_checkpoint_interval", c.audit_checkpoint_interval.as_secs().to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {

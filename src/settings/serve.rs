@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::auth::clients::CredentialChecks;
 use crate::http::server::ConnectionLimits;
@@ -15,6 +16,8 @@ use crate::service::webhook_worker::WebhookSettings;
 use crate::service::StoreOptions;
 pub use crate::store::url::{DatabaseUrl, UnsupportedUrl};
 
+/// The audit chain's head is logged hourly.
+pub const DEFAULT_AUDIT_CHECKPOINT_SECONDS: u64 = 3600;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://tokenvault.db";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Dintero's example `expires_in`.
@@ -79,6 +82,8 @@ pub struct ServeConfig {
     pub backups: Option<BackupSchedule>,
     /// Base64 of the key scheduled backups are sealed with.
     pub backup_key: Option<Secret>,
+    /// How often `serve` logs the audit chain's head (a checkpoint).
+    pub audit_checkpoint_interval: Duration,
 }
 
 impl ServeConfig {
@@ -105,6 +110,7 @@ impl ServeConfig {
             seal_token_values: false,
             backups: None,
             backup_key: None,
+            audit_checkpoint_interval: Duration::from_secs(DEFAULT_AUDIT_CHECKPOINT_SECONDS),
         }
     }
 

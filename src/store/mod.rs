@@ -193,6 +193,9 @@ pub struct StoreStats {
     pub pool_idle: u64,
     /// Webhook deliveries neither delivered nor given up.
     pub webhook_outbox_pending: u64,
+    /// The audit chain's last position (0 before the first), and records not chained yet.
+    pub audit_chain_head: u64,
+    pub audit_unchained: u64,
 }
 
 /// What an import did with one card token.

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::sql::append_audit;
 use super::{rows, PostgresStore};
-use crate::domain::audit::{AuditRecord, NewAuditRecord};
+use crate::domain::audit::{AuditRecord, ChainLink, NewAuditRecord};
 use crate::domain::{AccountId, Timestamp};
 use crate::store::{AdminStore, ResetCounts, ResetParts, StoreError, StoreResult, StoreStats};
 
@@ -34,6 +34,89 @@ impl AdminStore for PostgresStore {
             let account = account.map(AccountId::as_str);
             let rows = conn.query(&statement, &[&after_seq, &account, &i64::from(limit)]).await?;
             rows.iter().map(rows::audit_record).collect()
+        })
+    }
+
+    async fn append_audit(&self, record: NewAuditRecord) -> StoreResult<()> {
+        with_conn!(self, |conn| {
+            let tx = conn.transaction().await?;
+            append_audit(&tx, record.clone()).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn unsealed_audit(&self, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        with_conn!(self, |conn| {
+            let statement = conn
+                .prepare_cached(
+                    "SELECT seq, at, account_id, actor, action, resource_type, resource_id, details FROM audit_log \
+                     WHERE chain_pos IS NULL ORDER BY seq LIMIT $1",
+                )
+                .await?;
+            let rows = conn.query(&statement, &[&i64::from(limit)]).await?;
+            rows.iter().map(rows::audit_record).collect()
+        })
+    }
+
+    async fn audit_chain_head(&self) -> StoreResult<Option<ChainLink>> {
+        with_conn!(self, |conn| {
+            let statement = conn
+                .prepare_cached(
+                    "SELECT chain_pos, chain_hash FROM audit_log WHERE chain_pos IS NOT NULL \
+                     ORDER BY chain_pos DESC LIMIT 1",
+                )
+                .await?;
+            let row = conn.query_opt(&statement, &[]).await?;
+            Ok(row.map(|row| ChainLink { position: row.get(0), hash: row.get(1) }))
+        })
+    }
+
+    async fn extend_audit_chain(&self, head: Option<i64>, links: Vec<(i64, ChainLink)>) -> StoreResult<bool> {
+        with_conn!(self, |conn| {
+            let tx = conn.transaction().await?;
+            // Sealers take turns (requests never take this lock): the head read below is then
+            // the one this transaction extends.
+            tx.execute("SELECT pg_advisory_xact_lock(7320516001)", &[]).await?;
+            let current: Option<i64> = tx.query_one("SELECT MAX(chain_pos) FROM audit_log", &[]).await?.get(0);
+            if current != head {
+                return Ok(false);
+            }
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE audit_log SET chain_pos = $1, chain_hash = $2 WHERE seq = $3 AND chain_pos IS NULL",
+                )
+                .await?;
+            for (seq, link) in &links {
+                if tx.execute(&statement, &[&link.position, &link.hash, seq]).await? != 1 {
+                    return Ok(false);
+                }
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    async fn audit_chain(&self, after: i64, limit: u32) -> StoreResult<Vec<(AuditRecord, ChainLink)>> {
+        with_conn!(self, |conn| {
+            let statement = conn
+                .prepare_cached(
+                    "SELECT seq, at, account_id, actor, action, resource_type, resource_id, details, chain_pos, \
+                     chain_hash FROM audit_log WHERE chain_pos > $1 ORDER BY chain_pos LIMIT $2",
+                )
+                .await?;
+            let rows = conn.query(&statement, &[&after, &i64::from(limit)]).await?;
+            rows.iter()
+                .map(|row| Ok((rows::audit_record(row)?, ChainLink { position: row.get(8), hash: row.get(9) })))
+                .collect()
+        })
+    }
+
+    async fn count_unsealed_audit(&self) -> StoreResult<u64> {
+        with_conn!(self, |conn| {
+            let count: i64 =
+                conn.query_one("SELECT COUNT(*) FROM audit_log WHERE chain_pos IS NULL", &[]).await?.get(0);
+            Ok(count as u64)
         })
     }
 
@@ -88,16 +171,23 @@ impl AdminStore for PostgresStore {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         let status = self.pool.status();
-        let webhook_outbox_pending: i64 = with_conn!(self, |conn| {
+        let (webhook_outbox_pending, audit_chain_head, audit_unchained): (i64, i64, i64) = with_conn!(self, |conn| {
             let statement = conn
-                .prepare_cached("SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL")
+                .prepare_cached(
+                    "SELECT (SELECT COUNT(*) FROM webhook_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL), \
+                     COALESCE((SELECT MAX(chain_pos) FROM audit_log), 0), \
+                     (SELECT COUNT(*) FROM audit_log WHERE chain_pos IS NULL)",
+                )
                 .await?;
-            Ok::<_, StoreError>(conn.query_one(&statement, &[]).await?.get(0))
+            let row = conn.query_one(&statement, &[]).await?;
+            Ok::<_, StoreError>((row.get(0), row.get(1), row.get(2)))
         })?;
         Ok(StoreStats {
             pool_size: status.max_size as u64,
             pool_idle: status.available as u64,
             webhook_outbox_pending: webhook_outbox_pending as u64,
+            audit_chain_head: audit_chain_head as u64,
+            audit_unchained: audit_unchained as u64,
         })
     }
 }

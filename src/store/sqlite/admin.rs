@@ -5,24 +5,28 @@ use rusqlite::{params, Connection};
 
 use super::sql::{self, json_col};
 use super::SqliteStore;
-use crate::domain::audit::{AuditRecord, NewAuditRecord};
+use crate::domain::audit::{AuditRecord, ChainLink, NewAuditRecord};
 use crate::domain::{AccountId, Timestamp};
-use crate::store::{AdminStore, ResetCounts, ResetParts, StoreResult, StoreStats};
+use crate::store::{AdminStore, ResetCounts, ResetParts, StoreError, StoreResult, StoreStats};
+
+const AUDIT_COLUMNS: &str = "seq, at, account_id, actor, action, resource_type, resource_id, details";
+
+fn audit_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: row.get(0)?,
+        at: Timestamp::from_millis(row.get(1)?),
+        account_id: row.get(2)?,
+        actor: row.get(3)?,
+        action: row.get(4)?,
+        resource_type: row.get(5)?,
+        resource_id: row.get(6)?,
+        details: json_col(row, 7)?,
+    })
+}
 
 fn list_audit(conn: &Connection, account: Option<&str>, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
-    let columns = "seq, at, account_id, actor, action, resource_type, resource_id, details";
-    let map = |row: &rusqlite::Row<'_>| {
-        Ok(AuditRecord {
-            seq: row.get(0)?,
-            at: Timestamp::from_millis(row.get(1)?),
-            account_id: row.get(2)?,
-            actor: row.get(3)?,
-            action: row.get(4)?,
-            resource_type: row.get(5)?,
-            resource_id: row.get(6)?,
-            details: json_col(row, 7)?,
-        })
-    };
+    let columns = AUDIT_COLUMNS;
+    let map = audit_row;
     match account {
         Some(account) => sql::rows(
             conn,
@@ -74,6 +78,40 @@ fn reset_account(
     Ok(counts)
 }
 
+/// The links of [`AdminStore::extend_audit_chain`], or a conflict (which rolls back the job's
+/// savepoint: nothing of it stays).
+fn extend_audit_chain(conn: &Connection, head: Option<i64>, links: &[(i64, ChainLink)]) -> StoreResult<()> {
+    let current: Option<i64> =
+        sql::first(conn, "SELECT MAX(chain_pos) FROM audit_log", [], |row| row.get(0))?.flatten();
+    if current != head {
+        return Err(StoreError::Conflict("the audit chain moved".into()));
+    }
+    for (seq, link) in links {
+        let changed = sql::execute(
+            conn,
+            "UPDATE audit_log SET chain_pos = ?1, chain_hash = ?2 WHERE seq = ?3 AND chain_pos IS NULL",
+            params![link.position, link.hash, seq],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::Conflict("the audit chain moved".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The chain's last position and the records not chained yet (both through their indexes).
+fn audit_chain_figures(conn: &Connection) -> StoreResult<(u64, u64)> {
+    let figures = sql::first(
+        conn,
+        "SELECT COALESCE((SELECT MAX(chain_pos) FROM audit_log), 0), \
+         (SELECT COUNT(*) FROM audit_log WHERE chain_pos IS NULL)",
+        [],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+    )?
+    .unwrap_or((0, 0));
+    Ok((figures.0 as u64, figures.1 as u64))
+}
+
 /// Webhook deliveries still to be made (the partial index holds exactly these).
 fn pending_deliveries(conn: &Connection) -> StoreResult<u64> {
     let count: i64 = sql::first(
@@ -102,6 +140,71 @@ impl AdminStore for SqliteStore {
         self.readers.read(move |conn| list_audit(conn, account.as_deref(), after_seq, limit)).await
     }
 
+    async fn append_audit(&self, record: NewAuditRecord) -> StoreResult<()> {
+        self.writer.submit(move |conn| sql::audit(conn, &record)).await
+    }
+
+    async fn unsealed_audit(&self, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        self.readers
+            .read(move |conn| {
+                sql::rows(
+                    conn,
+                    &format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE chain_pos IS NULL ORDER BY seq LIMIT ?1"),
+                    params![limit],
+                    audit_row,
+                )
+            })
+            .await
+    }
+
+    async fn audit_chain_head(&self) -> StoreResult<Option<ChainLink>> {
+        self.readers
+            .read(|conn| {
+                sql::first(
+                    conn,
+                    "SELECT chain_pos, chain_hash FROM audit_log WHERE chain_pos IS NOT NULL ORDER BY chain_pos DESC LIMIT 1",
+                    [],
+                    |row| Ok(ChainLink { position: row.get(0)?, hash: row.get(1)? }),
+                )
+            })
+            .await
+    }
+
+    async fn extend_audit_chain(&self, head: Option<i64>, links: Vec<(i64, ChainLink)>) -> StoreResult<bool> {
+        match self.writer.submit(move |conn| extend_audit_chain(conn, head, &links)).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn audit_chain(&self, after: i64, limit: u32) -> StoreResult<Vec<(AuditRecord, ChainLink)>> {
+        self.readers
+            .read(move |conn| {
+                sql::rows(
+                    conn,
+                    &format!(
+                        "SELECT {AUDIT_COLUMNS}, chain_pos, chain_hash FROM audit_log WHERE chain_pos > ?1 \
+                         ORDER BY chain_pos LIMIT ?2"
+                    ),
+                    params![after, limit],
+                    |row| Ok((audit_row(row)?, ChainLink { position: row.get(8)?, hash: row.get(9)? })),
+                )
+            })
+            .await
+    }
+
+    async fn count_unsealed_audit(&self) -> StoreResult<u64> {
+        self.readers
+            .read(|conn| {
+                let count: i64 =
+                    sql::first(conn, "SELECT COUNT(*) FROM audit_log WHERE chain_pos IS NULL", [], |row| row.get(0))?
+                        .unwrap_or(0);
+                Ok(count as u64)
+            })
+            .await
+    }
+
     async fn reset_account(
         &self,
         account: &AccountId,
@@ -116,6 +219,7 @@ impl AdminStore for SqliteStore {
     async fn stats(&self) -> StoreResult<StoreStats> {
         let (pool_size, pool_idle) = self.readers.status();
         let webhook_outbox_pending = self.readers.read(pending_deliveries).await?;
-        Ok(StoreStats { pool_size, pool_idle, webhook_outbox_pending })
+        let (audit_chain_head, audit_unchained) = self.readers.read(audit_chain_figures).await?;
+        Ok(StoreStats { pool_size, pool_idle, webhook_outbox_pending, audit_chain_head, audit_unchained })
     }
 }
