@@ -142,6 +142,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         limits: Arc::new(limits),
         metrics: metrics.clone(),
         idempotency: config.idempotency,
+        public_url: config.public_url.as_deref().map(Arc::from),
     };
     let router = http::router(state, config.requests);
 

@@ -151,6 +151,7 @@ async fn build_fixture() -> Fixture {
         limits: Arc::new(Limits::new(60, 50, 2, 0)),
         metrics: Arc::default(),
         idempotency: Default::default(),
+        public_url: None,
     };
     Fixture {
         store,

@@ -74,6 +74,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub metrics: Arc<metrics::Metrics>,
     pub idempotency: IdempotencySettings,
+    /// The base URL clients reach this server at (`--public-url`), for the URLs tokenvault hands
+    /// out (a session's `url`); `None`: the request's `Host`, over `http`.
+    pub public_url: Option<Arc<str>>,
 }
 
 /// Request limits: token requests per client id (against brute force) and in all (a budget no
@@ -120,7 +123,9 @@ impl Limits {
 /// adds the route, so the router and the document are built from this one table. Handlers that
 /// share a path are registered together.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, sessions, token_events};
+    use routes::{
+        auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, sessions, token_events, transactions,
+    };
 
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::health))
@@ -146,7 +151,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::get))
         .routes(routes!(sessions::complete))
-        .routes(routes!(sessions::transaction))
+        .routes(routes!(sessions::transaction, transactions::update))
+        .routes(routes!(transactions::list))
+        .routes(routes!(transactions::capture))
+        .routes(routes!(transactions::refund))
+        .routes(routes!(transactions::void))
+        .routes(routes!(transactions::extend_authorization))
         .routes(routes!(sessions::page, sessions::submit))
 }
 
