@@ -42,9 +42,9 @@ fn browser_available() -> bool {
     if missing.is_empty() {
         return true;
     }
-    let reason = format!("{} not installed (Debian packages chromium, chromium-driver)", missing.join(" and "));
+    let reason = format!("no {} (Debian packages chromium, chromium-driver)", missing.join(" and "));
     if std::env::var(REQUIRE).as_deref() == Ok("1") {
-        panic!("the browser test needs {reason} ({REQUIRE}=1)");
+        panic!("the browser test cannot run: {reason} ({REQUIRE}=1)");
     }
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIPPED: the browser test: {reason} (set {REQUIRE}=1 to require it)");
