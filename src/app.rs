@@ -163,6 +163,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         metrics: metrics.clone(),
         idempotency: config.idempotency,
         backups,
+        public_url: config.public_url.as_deref().map(Arc::from),
     };
     let router = http::router(state, config.requests);
 

@@ -276,6 +276,10 @@ struct ServeArgs {
     /// The `iss` claim of issued access tokens [default: tokenvault].
     #[arg(long, env = "TOKENVAULT_ISSUER")]
     issuer: Option<String>,
+    /// The base URL clients reach this server at, e.g. https://vault.example.com behind a
+    /// reverse proxy: session `url`s use it [default: http:// and the request's Host].
+    #[arg(long, env = "TOKENVAULT_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Database connections (PostgreSQL) or read connections (SQLite) [default: 8].
     #[arg(long, env = "TOKENVAULT_POOL_SIZE")]
     pool_size: Option<usize>,
@@ -388,6 +392,7 @@ impl ServeArgs {
             encryption_key: self.encryption_key,
             token_ttl: self.token_ttl,
             issuer: self.issuer,
+            public_url: self.public_url,
             pool_size: self.pool_size,
             acquire_timeout_ms: self.acquire_timeout_ms,
             dev: self.dev,

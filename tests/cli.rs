@@ -179,6 +179,7 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
         .env("TOKENVAULT_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
         // Its default depends on the machine's cores.
         .env("TOKENVAULT_CREDENTIAL_CHECKS", "2")
+        .env("TOKENVAULT_PUBLIC_URL", "https://vault.example.com/")
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -189,6 +190,7 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          encryption_key = \"****\"  # from: flag or environment\n\
          token_ttl = 86400  # from: default\n\
          issuer = \"from-flag\"  # from: flag or environment\n\
+         public_url = \"https://vault.example.com\"  # from: flag or environment\n\
          pool_size = 3  # from: config file\n\
          acquire_timeout_ms = 5000  # from: default\n\
          dev = false  # from: default\n\

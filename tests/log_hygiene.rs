@@ -13,6 +13,12 @@ mod pg;
 
 const ACCOUNT: &str = "T12345678";
 const ENCRYPTION_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// Published test card numbers (and a Luhn-invalid one) entered for payment-token sessions.
+const CARD_NUMBER: &str = "5555555555554444";
+const BAD_CARD_NUMBER: &str = "5555555555554445";
+const PAGE_CARD_NUMBER: &str = "4111111111111111";
+/// A CVC: too short to search for alone, so searched for in the forms a log would show it.
+const CVC: &str = "987";
 
 async fn run_and_collect_logs(log_format: &str, database_url: &str) -> (String, Vec<String>) {
     let created = Command::new(env!("CARGO_BIN_EXE_tokenvault"))
@@ -104,6 +110,45 @@ async fn run_and_collect_logs(log_format: &str, database_url: &str) -> (String, 
             http.post(format!("{url}{path}")).bearer_auth(&access_token).json(&body).send().await.unwrap().status();
         assert!(status.as_u16() < 500, "{path}: {status}");
     }
+    // Card numbers and CVCs entered for payment-token sessions: through the completion call
+    // (approved, and refused for a bad number) and through the session page's form.
+    let session_body = json!({
+        "session": {"order": {"currency": "NOK", "merchant_reference": "log-order"}, "url": {"return_url": "https://shop.example.com/r"}},
+        "token_provider": {"payment_product_type": "dintero_psp.creditcard"},
+    });
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let response = http
+            .post(format!("{url}/v1/sessions/payment-token"))
+            .bearer_auth(&access_token)
+            .json(&session_body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        sessions.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    for (id, number) in [(&sessions[0], CARD_NUMBER), (&sessions[1], BAD_CARD_NUMBER)] {
+        let card = json!({"number": number, "expiry": "12/39", "cvc": CVC});
+        let status = http
+            .post(format!("{url}/v1/sessions/{id}/complete"))
+            .bearer_auth(&access_token)
+            .json(&json!({"outcome": "approve", "card": card}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status == 200 || status == 400, "{status}");
+    }
+    let page = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let submitted = page
+        .post(format!("{url}/v1/view/{}", sessions[2]))
+        .form(&[("outcome", "approve"), ("number", PAGE_CARD_NUMBER), ("expiry", "11/38"), ("cvc", CVC)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 303);
+
     // The webhook worker tries (and fails) to deliver to the closed port in the meantime.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -119,6 +164,9 @@ async fn run_and_collect_logs(log_format: &str, database_url: &str) -> (String, 
         customer_value.to_owned(),
         hook_secret.to_owned(),
         ENCRYPTION_KEY.to_owned(),
+        CARD_NUMBER.to_owned(),
+        BAD_CARD_NUMBER.to_owned(),
+        PAGE_CARD_NUMBER.to_owned(),
     ];
     (logs, secrets.to_vec())
 }
@@ -129,6 +177,10 @@ async fn assert_no_secret_in_logs(log_format: &str, database_url: &str) {
     assert!(logs.contains("/v1/card-tokens") && logs.contains("starting tokenvault"), "{log_format}: {logs}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "{log_format} logs contain a secret ({}…):\n{logs}", &secret[..8]);
+    }
+    assert!(logs.contains("/v1/sessions/") && logs.contains("/v1/view/"), "{log_format}: the card calls are logged");
+    for shown in [format!("\"{CVC}\""), format!("cvc={CVC}"), format!("cvc: {CVC}"), format!("cvc\\\":\\\"{CVC}")] {
+        assert!(!logs.contains(&shown), "{log_format} logs contain the CVC ({shown}):\n{logs}");
     }
 }
 

@@ -1,6 +1,8 @@
 //! Dintero's own Python SDK (`dintero` on PyPI) against a local tokenvault: runs
 //! `examples/python/token_walkthrough.py` in a virtual environment this test creates, so a change
-//! that breaks real clients is noticed.
+//! that breaks real clients is noticed. The example ends with a payment-token session completed
+//! by the browser-less completion call (create the session, complete it, read the transaction,
+//! list the card token).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -98,10 +100,18 @@ async fn dinteros_python_sdk_drives_the_token_endpoints() {
             "customer token deleted",
             "card token created",
             "card tokens listed",
-            "card token deleted"
+            "card token deleted",
+            "payment-token session created",
+            "session completed",
+            "transaction read",
+            "session card token listed"
         ]
     );
     assert!(stdout.contains("customer tokens listed: 1 (total-count 1)\n"), "{stdout}");
     assert!(stdout.contains("bad token refused: type\n"), "{stdout}");
     assert!(stdout.contains("card token deleted: DELETED\n"), "{stdout}");
+    assert!(stdout.contains("payment-token session created: True\n"), "{stdout}");
+    assert!(stdout.contains("session completed: https://shop.example.com/return\n"), "{stdout}");
+    assert!(stdout.contains("transaction read: AUTHORIZED 411111******1111\n"), "{stdout}");
+    assert!(stdout.contains("session card token listed: True\n"), "{stdout}");
 }

@@ -4,6 +4,10 @@ The SDK (`pip install dintero`) does the client-credentials flow exactly as it d
 api.dintero.com; only its base URLs point at tokenvault. The token endpoints are then called with
 the SDK's bearer token and checked with the SDK's own response handling.
 
+The last part saves a card as Dintero's checkout does: a payment-token session, completed without
+a browser by tokenvault's completion call (test accounts only; a customer would enter the card on
+the session's `url`), then the transaction with its payment token, and the card token it created.
+
     TOKENVAULT_URL=http://127.0.0.1:8080 TOKENVAULT_ACCOUNT=T00000001 \
     TOKENVAULT_CLIENT_ID=... TOKENVAULT_CLIENT_SECRET=... python token_walkthrough.py
 """
@@ -83,3 +87,32 @@ step("card tokens listed", len(cards))
 
 removed = call("DELETE", f"{sdk.checkout_url}/v1/card-tokens/{card['id']}", 200, {"reason": "Profile deleted", "requestor": "MERCHANT"}).json()
 step("card token deleted", removed["status"])
+
+session = call(
+    "POST",
+    f"{sdk.checkout_url}/v1/sessions/payment-token",
+    200,
+    {"session": {"order": {"currency": "NOK", "merchant_reference": f"order-{customer_id}"},
+                 "url": {"return_url": "https://shop.example.com/return"},
+                 "customer": {"customer_id": customer_id}},
+     "token_provider": {"payment_product_type": "dintero_psp.creditcard"}},
+).json()
+step("payment-token session created", session["url"].endswith(f"/v1/view/{session['id']}"))
+
+done = call(
+    "POST",
+    f"{sdk.checkout_url}/v1/sessions/{session['id']}/complete",
+    200,
+    {"outcome": "approve", "card": {"number": "4111 1111 1111 1111", "expiry": "12/39", "cvc": "123"}},
+).json()
+assert done["redirect_url"].startswith("https://shop.example.com/return?transaction_id="), done
+step("session completed", done["redirect_url"].split("?")[0])
+
+transaction = call("GET", f"{sdk.checkout_url}/v1/transactions/{done['transaction_id']}?includes=card.payment_token", 200).json()
+assert transaction["session_id"] == session["id"] and transaction["card"]["payment_token"], transaction
+step("transaction read", f"{transaction['status']} {transaction['card']['masked_pan']}")
+
+saved = call("GET", f"{sdk.checkout_url}/v1/card-tokens?customer_id={customer_id}&status=ACTIVE", 200).json()
+assert [c["id"] for c in saved] == [transaction["card"]["payment_token_id"]], saved
+assert saved[0]["token"] == transaction["card"]["payment_token"], saved
+step("session card token listed", saved[0]["transaction_id"] == transaction["id"])

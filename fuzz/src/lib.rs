@@ -152,6 +152,7 @@ async fn build_fixture() -> Fixture {
         metrics: Arc::default(),
         idempotency: Default::default(),
         backups: None,
+        public_url: None,
     };
     Fixture {
         store,

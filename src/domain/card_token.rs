@@ -177,16 +177,29 @@ pub struct CardToken {
     pub deleted_by: Option<String>,
 }
 
-/// `type` on the wire: the one value seed 004 allows.
+/// `type` on the wire: seed 004's one value, and the recurrence tokens payment-token sessions
+/// create (Dintero's card-token paths take a `payment_token_id` or a `recurrence_token_id`).
 fn payment_token_type() -> utoipa::openapi::schema::Object {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some([PAYMENT_TOKEN_TYPE]))
+        .enum_values(Some([PAYMENT_TOKEN_TYPE, RECURRENCE_TOKEN_TYPE]))
         .build()
 }
 
-/// The only card token type seed 004 allows.
+/// The card token type seed 004 allows, and the only one a create or an import takes.
 pub const PAYMENT_TOKEN_TYPE: &str = "payment_token";
+/// A recurrence token (for charges without the payer), made only by payment-token sessions of
+/// product types whose token provider offers one.
+pub const RECURRENCE_TOKEN_TYPE: &str = "recurrence_token";
+
+/// The stored type's constant; anything but a recurrence token reads as a payment token.
+pub fn token_type_from_str(raw: &str) -> &'static str {
+    if raw == RECURRENCE_TOKEN_TYPE {
+        RECURRENCE_TOKEN_TYPE
+    } else {
+        PAYMENT_TOKEN_TYPE
+    }
+}
 
 const CREATE_FIELDS: [&str; 14] = [
     "id",

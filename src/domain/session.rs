@@ -93,6 +93,18 @@ impl Outcome {
 /// The payment product types whose token sessions tokenvault emulates (card products only).
 pub const PAYMENT_PRODUCT_TYPES: &[&str] = &["dintero_psp.creditcard", "bambora.creditcard", "payex.creditcard"];
 
+/// The product types whose token provider takes `token_types` (Dintero's `PayExTokenProvider` and
+/// `BamboraTokenProvider`, where it is required): they can make recurrence tokens. The base
+/// `TokenProvider` (dintero_psp.creditcard) has no `token_types`: payment tokens only.
+pub const TOKEN_TYPE_PRODUCT_TYPES: &[&str] = &["bambora.creditcard", "payex.creditcard"];
+
+/// Which card tokens an approved session creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTypes {
+    pub payment_token: bool,
+    pub recurrence_token: bool,
+}
+
 /// A payment-token session as stored: the merchant's `session` object as given (validated), the
 /// token provider, and once completed, the outcome and its transaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,16 +243,33 @@ impl PaymentTokenSession {
                     ));
                 }
             }
-            if let Some(types) = provider.get("token_types") {
-                let valid = types.as_array().is_some_and(|types| {
-                    !types.is_empty()
-                        && types.iter().all(|t| matches!(t.as_str(), Some("payment_token" | "recurrence_token")))
-                });
-                if !valid {
-                    errors.push(FieldError::new(
-                        "token_provider.token_types",
-                        "must be a non-empty array of payment_token, recurrence_token",
-                    ));
+            let takes_types = provider
+                .get("payment_product_type")
+                .and_then(Value::as_str)
+                .is_some_and(|ppt| TOKEN_TYPE_PRODUCT_TYPES.contains(&ppt));
+            match provider.get("token_types") {
+                None | Some(Value::Null) if takes_types => {
+                    errors.push(FieldError::new("token_provider.token_types", "is required"));
+                }
+                None | Some(Value::Null) => {}
+                Some(types) => {
+                    let valid = types.as_array().is_some_and(|types| {
+                        !types.is_empty()
+                            && types.iter().all(|t| matches!(t.as_str(), Some("payment_token" | "recurrence_token")))
+                    });
+                    if !valid {
+                        errors.push(FieldError::new(
+                            "token_provider.token_types",
+                            "must be a non-empty array of payment_token, recurrence_token",
+                        ));
+                    } else if !takes_types
+                        && types.as_array().is_some_and(|t| t.iter().any(|t| t == "recurrence_token"))
+                    {
+                        errors.push(FieldError::new(
+                            "token_provider.token_types",
+                            format!("recurrence_token is offered by {} only", TOKEN_TYPE_PRODUCT_TYPES.join(", ")),
+                        ));
+                    }
                 }
             }
         }
@@ -286,6 +315,19 @@ impl PaymentTokenSession {
 
     pub fn payment_product_type(&self) -> &str {
         self.token_provider.get("payment_product_type").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// The tokens an approval creates: those of `token_provider.token_types`, a payment token
+    /// when it names none.
+    pub fn token_types(&self) -> TokenTypes {
+        let named = |name: &str| {
+            self.token_provider
+                .get("token_types")
+                .and_then(Value::as_array)
+                .is_some_and(|types| types.iter().any(|t| t == name))
+        };
+        let recurrence_token = named("recurrence_token");
+        TokenTypes { payment_token: named("payment_token") || !recurrence_token, recurrence_token }
     }
 
     pub fn customer_id(&self) -> Option<String> {
@@ -445,13 +487,22 @@ impl TestCard {
     }
 }
 
+/// The ids of the card tokens an approval created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedTokens {
+    pub payment_token_id: Option<String>,
+    pub recurrence_token_id: Option<String>,
+}
+
 /// The transaction an approved payment-token session creates, as `transactions_id_get` shows it
-/// (no amount is reserved: `amount` 0). `card.payment_token` is added only when asked for.
+/// (no amount is reserved: `amount` 0), with `card.payment_token_id` and/or
+/// `card.recurrence_token_id` (Dintero's `TransactionPayEx` card fields). The tokens themselves
+/// (`card.payment_token`, `card.recurrence_token`) are added only when asked for.
 pub fn token_transaction(
     session: &PaymentTokenSession,
     transaction_id: &str,
     card: &TestCard,
-    card_token_id: &str,
+    tokens: &CreatedTokens,
     now: Timestamp,
 ) -> Map<String, Value> {
     let ppt = session.payment_product_type();
@@ -469,12 +520,19 @@ pub fn token_transaction(
             "brand": card.brand.as_str(),
             "masked_pan": card.masked_pan(),
             "expiry_date": card.expiry_date(),
-            "payment_token_id": card_token_id,
         },
         "created_at": now.to_rfc3339(),
         "updated_at": now.to_rfc3339(),
     });
     let out = transaction.as_object_mut().expect("object");
+    if let Some(Value::Object(card)) = out.get_mut("card") {
+        if let Some(id) = &tokens.payment_token_id {
+            card.insert("payment_token_id".into(), json!(id));
+        }
+        if let Some(id) = &tokens.recurrence_token_id {
+            card.insert("recurrence_token_id".into(), json!(id));
+        }
+    }
     if let Some(reference) = session.order_field("merchant_reference_2") {
         out.insert("merchant_reference_2".into(), json!(reference));
     }
@@ -496,6 +554,46 @@ mod tests {
         assert_eq!(card.masked_pan(), "411111******1111");
         assert_eq!(card.expiry_date(), "12/2099");
         assert_eq!(format!("{card:?}"), "TestCard(411111******1111)");
+    }
+
+    #[test]
+    fn token_types_default_to_a_payment_token() {
+        let session = |provider: Value| {
+            let body = json!({
+                "session": {"order": {"currency": "NOK", "merchant_reference": "r"}, "url": {"return_url": "https://x.example/r"}},
+                "token_provider": provider,
+            });
+            let account = AccountId::parse("aid", "T12345678").unwrap();
+            PaymentTokenSession::from_create_body(
+                body.as_object().unwrap(),
+                &account,
+                "id".into(),
+                "c",
+                Timestamp::now(),
+            )
+        };
+        let types = |provider: Value| session(provider).unwrap().token_types();
+        let both = TokenTypes { payment_token: true, recurrence_token: true };
+        assert_eq!(
+            types(json!({"payment_product_type": "dintero_psp.creditcard"})),
+            TokenTypes { payment_token: true, recurrence_token: false }
+        );
+        assert_eq!(
+            types(json!({"payment_product_type": "payex.creditcard", "token_types": ["recurrence_token"]})),
+            TokenTypes { payment_token: false, recurrence_token: true }
+        );
+        assert_eq!(
+            types(
+                json!({"payment_product_type": "bambora.creditcard", "token_types": ["recurrence_token", "payment_token"]})
+            ),
+            both
+        );
+        let error = session(json!({"payment_product_type": "payex.creditcard"})).unwrap_err();
+        assert_eq!(error.errors, [FieldError::new("token_provider.token_types", "is required")]);
+        let error =
+            session(json!({"payment_product_type": "dintero_psp.creditcard", "token_types": ["recurrence_token"]}))
+                .unwrap_err();
+        assert_eq!(error.errors[0].message, "recurrence_token is offered by bambora.creditcard, payex.creditcard only");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("a request with this Idempotency-Key is in progress; retry shortly")]
     IdempotencyInProgress,
+    /// A Dintero operation tokenvault does not implement (501), with why.
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 /// A use case's invalid input is a validation error like any other.
@@ -105,6 +108,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyInProgress => StatusCode::CONFLICT,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -129,7 +133,9 @@ fn code(status: StatusCode) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        // 503 and 501 say what happened; other 5xx hide their details (logged instead).
+        let told = [StatusCode::SERVICE_UNAVAILABLE, StatusCode::NOT_IMPLEMENTED];
+        let message = if status.is_server_error() && !told.contains(&status) {
             tracing::error!(error = %self, "request failed");
             "internal server error".to_owned()
         } else if let Self::Service(ServiceError::Unavailable(detail)) = &self {

@@ -76,6 +76,9 @@ pub struct AppState {
     pub idempotency: IdempotencySettings,
     /// Scheduled backups' outcome, for `/metrics`; `None` when `serve` takes none.
     pub backups: Option<Arc<crate::service::backup::BackupStatus>>,
+    /// The base URL clients reach this server at (`--public-url`), for the URLs tokenvault hands
+    /// out (a session's `url`); `None`: the request's `Host`, over `http`.
+    pub public_url: Option<Arc<str>>,
 }
 
 /// Request limits: token requests per client id (against brute force) and in all (a budget no
@@ -122,7 +125,9 @@ impl Limits {
 /// adds the route, so the router and the document are built from this one table. Handlers that
 /// share a path are registered together.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, sessions, token_events};
+    use routes::{
+        auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, sessions, token_events, transactions,
+    };
 
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::health))
@@ -148,7 +153,12 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::get))
         .routes(routes!(sessions::complete))
-        .routes(routes!(sessions::transaction))
+        .routes(routes!(sessions::transaction, transactions::update))
+        .routes(routes!(transactions::list))
+        .routes(routes!(transactions::capture))
+        .routes(routes!(transactions::refund))
+        .routes(routes!(transactions::void))
+        .routes(routes!(transactions::extend_authorization))
         .routes(routes!(sessions::page, sessions::submit))
 }
 

@@ -86,6 +86,7 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
             TooManyRequests,
             UnprocessableEntity,
             InternalServerError,
+            NotImplemented,
             ServiceUnavailable
         ),
     )
@@ -209,6 +210,8 @@ const EXTENSION_SCHEMAS: &[&str] = &[
     "/components/schemas/HookSubscriptionCreated/properties/account_id",
     "/components/schemas/HookSubscriptionCreated/properties/config/properties/secret",
     "/components/schemas/HookSubscriptionCreate/properties/config/properties/secret",
+    // Dintero's operations tokenvault answers with 501 (its spec lists no 501).
+    "/components/responses/NotImplemented",
 ];
 
 /// The serialised document with `x-tokenvault-extension: true` on what Dintero's spec lacks
@@ -426,6 +429,7 @@ error_responses! {
     TooManyRequests => "Too many requests; retry after `Retry-After` seconds.";
     UnprocessableEntity => "The `Idempotency-Key` was already used with a different request.";
     InternalServerError => "An unexpected server error (never caused by the request).";
+    NotImplemented => "Dintero's operation, not implemented by tokenvault (it processes no payments): `code` `NOT IMPLEMENTED`, and a message saying what is missing (tokenvault extension).";
     ServiceUnavailable => "The server is overloaded, the request took too long, or the database is unavailable or out of disk space or memory (a write refused for lack of room changed nothing).";
 }
 

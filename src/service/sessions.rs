@@ -9,8 +9,8 @@ use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::{test_accounts_only, ServiceError, ServiceResult, Vault};
-use crate::domain::card_token::{CardToken, CardTokenStatus, PAYMENT_TOKEN_TYPE};
-use crate::domain::session::{token_transaction, Outcome, PaymentTokenSession, TestCard};
+use crate::domain::card_token::{CardToken, CardTokenStatus, PAYMENT_TOKEN_TYPE, RECURRENCE_TOKEN_TYPE};
+use crate::domain::session::{token_transaction, CreatedTokens, Outcome, PaymentTokenSession, TestCard};
 use crate::domain::{AccountId, Timestamp};
 
 /// A Dintero-shaped id: the account, a dot, and 22 random characters
@@ -26,9 +26,26 @@ pub struct Completion {
     pub session: PaymentTokenSession,
     /// `return_url` with `transaction_id` or `error`, `merchant_reference` and `session_id`.
     pub redirect_url: String,
-    /// `callback_url` with the same parameters and `time`, when the session has one and the
-    /// outcome calls it (an approval, or any outcome with `report_error=true`).
-    pub callback_url: Option<String>,
+    /// The `callback_url` call, when the session has one and the outcome calls it (an approval,
+    /// or any outcome with `report_error=true`).
+    pub callback: Option<SessionCallback>,
+}
+
+/// The call Dintero makes to a session's `callback_url` (its `CallbackUrl` description): `GET`
+/// with the redirect's parameters and `time`, or, when the URL holds `method=POST`, a `POST`
+/// with the transaction as its JSON body (none when no transaction was created).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionCallback {
+    pub url: String,
+    pub method: CallbackMethod,
+}
+
+/// How a callback is delivered: `GET` by default, `POST` when the `callback_url` asks for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallbackMethod {
+    Get,
+    /// With the transaction as the body; without a body for an error callback.
+    Post(Option<Map<String, Value>>),
 }
 
 fn with_query(base: &str, query: &[(&str, String)]) -> String {
@@ -99,58 +116,80 @@ impl Vault {
         }
         session.status = outcome.status();
         session.updated_at = now;
-        let mut card_token = None;
+        let mut card_tokens = Vec::new();
         if outcome == Outcome::Approve {
             let card = card.ok_or_else(|| {
                 ServiceError::Invalid(crate::domain::ValidationError::single("card", "is required to approve"))
             })?;
             let transaction_id = checkout_id(&session.account_id);
-            let token_id = uuid::Uuid::new_v4().to_string();
-            let token = CardToken {
-                id: token_id.clone(),
-                token_type: PAYMENT_TOKEN_TYPE,
-                status: CardTokenStatus::Active,
-                card_brand: card.brand,
-                account_id: session.account_id.clone(),
-                payment_product_type: session.payment_product_type().to_owned(),
-                created_at: now,
-                updated_at: now,
-                token: Some(format!("tv_pt_{}", uuid::Uuid::new_v4().simple())),
-                masked_pan: Some(card.masked_pan()),
-                pan_expiry_date: Some(card.expiry_date()),
-                token_expiry_date: None,
-                links: None,
-                customer_id: session.customer_id(),
-                relationship_id: None,
-                transaction_id: Some(transaction_id.clone()),
-                external_token_references: None,
-                created_by: session.created_by.clone(),
-                deleted_at: None,
-                deleted_by: None,
-            };
-            session.transaction = Some(token_transaction(&session, &transaction_id, &card, &token_id, now));
+            let wanted = session.token_types();
+            let mut created = CreatedTokens::default();
+            for (token_type, prefix, wanted) in [
+                (PAYMENT_TOKEN_TYPE, "tv_pt", wanted.payment_token),
+                (RECURRENCE_TOKEN_TYPE, "tv_rt", wanted.recurrence_token),
+            ] {
+                if !wanted {
+                    continue;
+                }
+                let token_id = uuid::Uuid::new_v4().to_string();
+                card_tokens.push(CardToken {
+                    id: token_id.clone(),
+                    token_type,
+                    status: CardTokenStatus::Active,
+                    card_brand: card.brand,
+                    account_id: session.account_id.clone(),
+                    payment_product_type: session.payment_product_type().to_owned(),
+                    created_at: now,
+                    updated_at: now,
+                    token: Some(format!("{prefix}_{}", uuid::Uuid::new_v4().simple())),
+                    masked_pan: Some(card.masked_pan()),
+                    pan_expiry_date: Some(card.expiry_date()),
+                    token_expiry_date: None,
+                    links: None,
+                    customer_id: session.customer_id(),
+                    relationship_id: None,
+                    transaction_id: Some(transaction_id.clone()),
+                    external_token_references: None,
+                    created_by: session.created_by.clone(),
+                    deleted_at: None,
+                    deleted_by: None,
+                });
+                if token_type == PAYMENT_TOKEN_TYPE {
+                    created.payment_token_id = Some(token_id);
+                } else {
+                    created.recurrence_token_id = Some(token_id);
+                }
+            }
+            session.transaction = Some(token_transaction(&session, &transaction_id, &card, &created, now));
             session.transaction_id = Some(transaction_id);
-            session.card_token_id = Some(token_id);
-            card_token = Some(token);
+            session.card_token_id = created.payment_token_id.or(created.recurrence_token_id);
         }
         // The session is claimed first, so that two submissions cannot both create a token.
         self.store.complete_session(&session).await?;
-        if let Some(token) = card_token {
+        for token in card_tokens {
             self.create_card_token(token).await?;
         }
         let query = session.redirect_query(outcome);
         let redirect_url = with_query(session.return_url(), &query);
-        let callback_url = session.callback_url().and_then(|callback| {
-            let report_error = url::Url::parse(callback)
-                .ok()
-                .is_some_and(|u| u.query_pairs().any(|(k, v)| k == "report_error" && v == "true"));
+        let callback = session.callback_url().and_then(|callback| {
+            let given: Vec<(String, String)> =
+                url::Url::parse(callback).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default();
+            let flag = |name: &str, value: &str| given.iter().any(|(k, v)| k == name && v.eq_ignore_ascii_case(value));
+            let report_error = flag("report_error", "true");
             (outcome == Outcome::Approve || report_error).then(|| {
                 let mut query = query.clone();
                 query.push(("time", now.to_rfc3339()));
-                with_query(callback, &query)
+                SessionCallback {
+                    url: with_query(callback, &query),
+                    method: if flag("method", "POST") {
+                        CallbackMethod::Post(session.transaction.clone())
+                    } else {
+                        CallbackMethod::Get
+                    },
+                }
             })
         });
-        Ok(Completion { session, redirect_url, callback_url })
+        Ok(Completion { session, redirect_url, callback })
     }
 
     /// The completion call (tokenvault extension): test accounts only.
@@ -166,16 +205,25 @@ impl Vault {
         self.complete_payment_token_session(session, outcome, card).await
     }
 
-    /// Calls a session's `callback_url` (GET, as Dintero does unless `method=POST`); failures
-    /// are logged, not retried. The webhook target policy applies as to deliveries: internal
-    /// addresses are refused unless allowed, also after name resolution, and no redirect is
-    /// followed.
-    pub async fn call_session_callback(&self, url: String) {
-        if let Err(error) = self.targets.check_destination(&url).await {
+    /// Calls a session's `callback_url` (GET, or POST with the transaction for `method=POST`,
+    /// as Dintero does); failures are logged, not retried. The webhook target policy applies as
+    /// to deliveries: internal addresses are refused unless allowed, also after name resolution,
+    /// and no redirect is followed.
+    pub async fn call_session_callback(&self, callback: SessionCallback) {
+        if let Err(error) = self.targets.check_destination(&callback.url).await {
             tracing::warn!(%error, "session callback refused by the target policy");
             return;
         }
-        match self.targets.client(std::time::Duration::from_secs(10)).get(&url).send().await {
+        let client = self.targets.client(std::time::Duration::from_secs(10));
+        let request = match callback.method {
+            CallbackMethod::Get => client.get(&callback.url),
+            CallbackMethod::Post(None) => client.post(&callback.url),
+            CallbackMethod::Post(Some(transaction)) => client
+                .post(&callback.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(Value::Object(transaction).to_string()),
+        };
+        match request.send().await {
             Ok(response) if response.status().is_success() => {}
             Ok(response) => tracing::warn!(status = response.status().as_u16(), "session callback refused"),
             Err(error) => tracing::warn!(%error, "session callback failed"),
@@ -183,26 +231,40 @@ impl Vault {
     }
 
     /// `GET /v1/transactions/{id}`: a transaction an approved payment-token session created,
-    /// with `card.payment_token` when `include_payment_token` (read from its card token).
+    /// with `card.payment_token` and `card.recurrence_token` when asked for (each read from its
+    /// card token; a token deleted since has no `token` left to show).
     pub async fn token_transaction(
         &self,
         account: &AccountId,
         id: &str,
-        include_payment_token: bool,
+        includes: TransactionIncludes,
     ) -> ServiceResult<Map<String, Value>> {
         let session =
             self.store.get_session_by_transaction(account, id).await?.ok_or(ServiceError::NotFound("transaction"))?;
         let mut transaction = session.transaction.clone().ok_or(ServiceError::NotFound("transaction"))?;
-        if include_payment_token {
-            if let Some(token_id) = &session.card_token_id {
-                let card = self.card_token(account, token_id).await?;
-                if let (Some(token), Some(Value::Object(out))) = (card.token, transaction.get_mut("card")) {
-                    out.insert("payment_token".into(), Value::String(token));
+        for (wanted, id_field, field) in [
+            (includes.payment_token, "payment_token_id", "payment_token"),
+            (includes.recurrence_token, "recurrence_token_id", "recurrence_token"),
+        ] {
+            let Some(Value::Object(card)) = transaction.get_mut("card") else { break };
+            let Some(token_id) = card.get(id_field).and_then(Value::as_str).map(str::to_owned) else { continue };
+            if wanted {
+                if let Some(token) = self.card_token(account, &token_id).await?.token {
+                    card.insert(field.into(), Value::String(token));
                 }
             }
         }
         Ok(transaction)
     }
+}
+
+/// What `includes` asks `transactions_id_get` to add.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransactionIncludes {
+    /// `card.payment_token`
+    pub payment_token: bool,
+    /// `card.recurrence_token`
+    pub recurrence_token: bool,
 }
 
 /// A session is completed once: later attempts (and the page) find it completed.

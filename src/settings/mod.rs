@@ -39,6 +39,7 @@ pub struct FileSettings {
     pub encryption_key: Option<String>,
     pub token_ttl: Option<u64>,
     pub issuer: Option<String>,
+    pub public_url: Option<String>,
     pub pool_size: Option<usize>,
     pub acquire_timeout_ms: Option<u64>,
     pub dev: Option<bool>,
@@ -76,6 +77,23 @@ pub struct SettingError {
 
 fn invalid(setting: &str, message: impl Into<String>) -> SettingError {
     SettingError { setting: setting.to_owned(), message: message.into() }
+}
+
+/// `--public-url`: an absolute `http`/`https` URL of a host, with an optional path prefix, and
+/// neither query nor fragment; a trailing `/` is dropped, so that paths can be appended.
+fn public_url(raw: String) -> Result<String, SettingError> {
+    let bad = || invalid("public_url", format!("{raw:?} is not an http(s) URL such as https://vault.example.com"));
+    let url = url::Url::parse(&raw).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// Reads the TOML file; syntax errors and unknown keys name the line and key.
@@ -194,6 +212,7 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     if config.issuer.is_empty() {
         return Err(invalid("issuer", "must not be empty"));
     }
+    config.public_url = l.pick("public_url", |s| s.public_url.take().map(Some), None).map(public_url).transpose()?;
     config.store.pool_size = l.positive("pool_size", |s| s.pool_size.take(), defaults.store.pool_size)?;
     config.store.acquire_timeout =
         l.millis("acquire_timeout_ms", |s| s.acquire_timeout_ms.take(), defaults.store.acquire_timeout)?;
@@ -329,6 +348,10 @@ impl Resolved {
             ),
             ("token_ttl", c.token_ttl_seconds.to_string()),
             ("issuer", format!("{:?}", c.issuer)),
+            (
+                "public_url",
+                c.public_url.as_ref().map_or_else(|| "# not set: the request's Host".to_owned(), |u| format!("{u:?}")),
+            ),
             ("pool_size", c.store.pool_size.to_string()),
             ("acquire_timeout_ms", c.store.acquire_timeout.as_millis().to_string()),
             ("dev", c.dev.to_string()),
@@ -435,6 +458,28 @@ mod tests {
         let text = resolve(Given::default(), None).unwrap().render();
         assert!(text.contains("\nwebhook_allow_private_targets = false  # from: default\n"), "{text}");
         assert!(text.contains("\n# dev_client_secret not set: a new one at every start  (from: default)\n"), "{text}");
+    }
+
+    #[test]
+    fn public_url_is_an_http_base_without_trailing_slash() {
+        let url = |text: &str| resolve(Given::default(), Some(file(text))).map(|r| r.config.public_url);
+        assert_eq!(url("").unwrap(), None);
+        assert_eq!(
+            url("public_url = \"https://vault.example.com/\"").unwrap().as_deref(),
+            Some("https://vault.example.com")
+        );
+        assert_eq!(
+            url("public_url = \"http://127.0.0.1:9/pre/fix/\"").unwrap().as_deref(),
+            Some("http://127.0.0.1:9/pre/fix")
+        );
+        for bad in ["vault.example.com", "ftp://x", "https://x/?q=1", "https://x/#f", "https://u:p@x"] {
+            assert_eq!(
+                url(&format!("public_url = \"{bad}\"")).unwrap_err().to_string(),
+                format!("public_url: {bad:?} is not an http(s) URL such as https://vault.example.com")
+            );
+        }
+        let text = resolve(Given::default(), None).unwrap().render();
+        assert!(text.contains("\n# public_url not set: the request's Host  (from: default)\n"), "{text}");
     }
 
     #[test]

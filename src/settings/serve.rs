@@ -52,6 +52,10 @@ pub struct ServeConfig {
     pub encryption_key: Option<Secret>,
     /// The `iss` claim of issued tokens, checked on every call.
     pub issuer: String,
+    /// The base URL clients reach the server at (`https://vault.example.com`, no trailing
+    /// slash), used for the session `url`s it hands out; without it, the request's `Host`. Set it
+    /// behind a reverse proxy or TLS terminator, where `Host` is not what the browser can open.
+    pub public_url: Option<String>,
     pub token_ttl_seconds: u64,
     pub store: StoreOptions,
     pub requests: RequestSettings,
@@ -94,6 +98,7 @@ impl ServeConfig {
             database_url,
             encryption_key: None,
             issuer: DEFAULT_ISSUER.to_owned(),
+            public_url: None,
             token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
             store: StoreOptions::default(),
             requests: RequestSettings::default(),

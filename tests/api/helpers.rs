@@ -237,6 +237,7 @@ pub fn error_code(status: u16) -> &'static str {
         422 => "UNPROCESSABLE ENTITY",
         429 => "TOO MANY REQUESTS",
         431 => "REQUEST HEADER FIELDS TOO LARGE",
+        501 => "NOT IMPLEMENTED",
         503 => "SERVICE UNAVAILABLE",
         other => panic!("no error code for {other}"),
     }

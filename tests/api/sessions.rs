@@ -14,6 +14,8 @@ backend_tests!(
     sessions_are_isolated_between_accounts,
     no_card_number_or_cvc_is_stored,
     the_session_page_approves_and_redirects,
+    other_transaction_operations_answer_501,
+    recurrence_tokens_where_the_token_provider_offers_them,
 );
 
 fn session_body() -> Value {
@@ -28,7 +30,16 @@ fn session_body() -> Value {
 }
 
 async fn create_session(app: &TestApp, token: &str) -> String {
-    let body = app.post_json("/v1/sessions/payment-token", token, &session_body()).await.expect_json(200);
+    create_session_with(app, token, None).await
+}
+
+/// A session of [`session_body`], with `url.callback_url` when given; returns its id.
+async fn create_session_with(app: &TestApp, token: &str, callback_url: Option<&str>) -> String {
+    let mut body = session_body();
+    if let Some(callback_url) = callback_url {
+        body["session"]["url"]["callback_url"] = json!(callback_url);
+    }
+    let body = app.post_json("/v1/sessions/payment-token", token, &body).await.expect_json(200);
     body["id"].as_str().unwrap().to_owned()
 }
 
@@ -230,17 +241,42 @@ async fn no_card_number_or_cvc_is_stored(app: TestApp) {
     app.post_json(&format!("/v1/sessions/{id}/complete"), &admin.token, &json!({"outcome": "approve", "card": card}))
         .await
         .expect_json(200);
-    if let Backend::Sqlite = app.backend {
-        let dir = app.dir.as_ref().unwrap().path();
-        let mut control = false;
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            control |= bytes.windows(16).any(|w| w == b"555555******4444");
-            assert!(!bytes.windows(16).any(|w| w == b"5555555555554444"), "a full card number is stored");
-            assert!(!bytes.windows(5).any(|w| w == b"\"987\"" || w == b"cvc\":"), "a CVC is stored");
+    let mut control = false;
+    let mut check = |what: &str, bytes: &[u8]| {
+        control |= bytes.windows(16).any(|w| w == b"555555******4444");
+        assert!(!bytes.windows(16).any(|w| w == b"5555555555554444"), "a full card number is stored in {what}");
+        assert!(!bytes.windows(5).any(|w| w == b"\"987\"" || w == b"cvc\":"), "a CVC is stored in {what}");
+    };
+    match app.backend {
+        Backend::Sqlite => {
+            for entry in std::fs::read_dir(app.dir.as_ref().unwrap().path()).unwrap() {
+                let path = entry.unwrap().path();
+                check(&path.display().to_string(), &std::fs::read(&path).unwrap());
+            }
         }
-        assert!(control, "the masked PAN (positive control) was not found");
+        Backend::Postgres => {
+            // Every row of every table of the test's database, as text.
+            let client = crate::pg::connect_plain(&app.database_url).await.unwrap();
+            let tables = client
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert!(tables.len() >= 10, "{} tables", tables.len());
+            for table in tables {
+                let table: String = table.get(0);
+                let rows = client.query(&format!("SELECT t::text FROM \"{table}\" t"), &[]).await.unwrap();
+                for row in rows {
+                    let text: String = row.get(0);
+                    check(&table, text.as_bytes());
+                }
+            }
+        }
     }
+    assert!(control, "the masked PAN (positive control) was not found");
 }
 
 async fn the_session_page_approves_and_redirects(app: TestApp) {
@@ -283,4 +319,420 @@ async fn the_session_page_approves_and_redirects(app: TestApp) {
         cancelled.headers()["location"].to_str().unwrap(),
         format!("https://shop.example.com/return?error=cancelled&merchant_reference=order-1&session_id={id}")
     );
+}
+
+async fn other_transaction_operations_answer_501(app: TestApp) {
+    let admin = app.admin().await;
+    let id = create_session(&app, &admin.token).await;
+    let done = app
+        .post_json(&format!("/v1/sessions/{id}/complete"), &admin.token, &json!({"outcome": "approve", "card": visa()}))
+        .await
+        .expect_json(200);
+    let transaction_id = done["transaction_id"].as_str().unwrap();
+    let reader = app.token_for(ACCOUNT, &["read:checkout"]).await;
+    let writer = app.token_for(ACCOUNT, &["write:checkout"]).await;
+    use reqwest::Method;
+    // Dintero's transaction operations besides transactions_id_get (spec-payments, Checkout API).
+    let operations = [
+        (Method::GET, "/v1/transactions".to_owned(), "listing transactions", &reader),
+        (Method::PUT, format!("/v1/transactions/{transaction_id}"), "updating a transaction", &writer),
+        (Method::POST, format!("/v1/transactions/{transaction_id}/capture"), "capturing a transaction", &writer),
+        (Method::POST, format!("/v1/transactions/{transaction_id}/refund"), "refunding a transaction", &writer),
+        (Method::POST, format!("/v1/transactions/{transaction_id}/void"), "voiding a transaction", &writer),
+        (
+            Method::POST,
+            format!("/v1/transactions/{transaction_id}/authorization"),
+            "extending a transaction's authorization",
+            &writer,
+        ),
+    ];
+    for (method, path, what, token) in operations {
+        let body = (method != Method::GET).then(|| json!({"amount": 0}));
+        for token in [&admin.token, token] {
+            let answer = app.send(method.clone(), &path, Some(token), body.as_ref(), &[]).await;
+            assert_error(
+                &answer,
+                501,
+                &format!("{what} is not implemented: tokenvault processes no payments"),
+                json!([]),
+            );
+        }
+        // Credentials and scopes first, as for an implemented operation.
+        let anonymous = app.send(method.clone(), &path, None, body.as_ref(), &[]).await;
+        assert_error_status(&anonymous, 401);
+        let customers = app.token_for(ACCOUNT, &["admin:customers"]).await;
+        let refused = app.send(method.clone(), &path, Some(&customers), body.as_ref(), &[]).await;
+        assert_error_status(&refused, 403);
+    }
+    // A read-only client may not write, a write-only one may not list.
+    assert_error_status(
+        &app.send(Method::POST, &format!("/v1/transactions/{transaction_id}/void"), Some(&reader), None, &[]).await,
+        403,
+    );
+    assert_error_status(&app.get("/v1/transactions", &writer).await, 403);
+    // The transaction is untouched.
+    let transaction = app.get(&format!("/v1/transactions/{transaction_id}"), &admin.token).await.expect_json(200);
+    assert_eq!(transaction["status"], json!("AUTHORIZED"));
+}
+
+async fn recurrence_tokens_where_the_token_provider_offers_them(app: TestApp) {
+    let admin = app.admin().await;
+    let with_provider = |provider: Value| {
+        let mut body = session_body();
+        body["token_provider"] = provider;
+        body
+    };
+    // PayExTokenProvider and BamboraTokenProvider require token_types; the base TokenProvider
+    // (dintero_psp.creditcard) has none, so no recurrence token.
+    for ppt in ["payex.creditcard", "bambora.creditcard"] {
+        let missing = app
+            .post_json("/v1/sessions/payment-token", &admin.token, &with_provider(json!({"payment_product_type": ppt})))
+            .await;
+        assert_validation(&missing, &[("token_provider.token_types", "is required")]);
+    }
+    let psp =
+        with_provider(json!({"payment_product_type": "dintero_psp.creditcard", "token_types": ["recurrence_token"]}));
+    assert_validation(
+        &app.post_json("/v1/sessions/payment-token", &admin.token, &psp).await,
+        &[("token_provider.token_types", "recurrence_token is offered by bambora.creditcard, payex.creditcard only")],
+    );
+
+    // Both tokens: two card tokens of the transaction, each readable through `includes`.
+    let both = with_provider(
+        json!({"payment_product_type": "payex.creditcard", "token_types": ["payment_token", "recurrence_token"]}),
+    );
+    let id = app.post_json("/v1/sessions/payment-token", &admin.token, &both).await.expect_json(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = app
+        .post_json(&format!("/v1/sessions/{id}/complete"), &admin.token, &json!({"outcome": "approve", "card": visa()}))
+        .await
+        .expect_json(200);
+    let transaction_id = done["transaction_id"].as_str().unwrap();
+    let path = format!("/v1/transactions/{transaction_id}");
+    let plain = app.get(&path, &admin.token).await.expect_json(200);
+    let card = plain["card"].as_object().unwrap();
+    let keys: Vec<&str> = card.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["brand", "masked_pan", "expiry_date", "payment_token_id", "recurrence_token_id"]);
+    let payment_id = card["payment_token_id"].as_str().unwrap();
+    let recurrence_id = card["recurrence_token_id"].as_str().unwrap();
+    assert_ne!(payment_id, recurrence_id);
+    let payment = app.get(&format!("/v1/card-tokens/{payment_id}"), &admin.token).await.expect_json(200);
+    let recurrence = app.get(&format!("/v1/card-tokens/{recurrence_id}"), &admin.token).await.expect_json(200);
+    assert_eq!(payment["type"], json!("payment_token"));
+    assert_eq!(recurrence["type"], json!("recurrence_token"));
+    for token in [&payment, &recurrence] {
+        assert_eq!(token["transaction_id"], json!(transaction_id));
+        assert_eq!(token["payment_product_type"], json!("payex.creditcard"));
+        assert_eq!(token["masked_pan"], json!("411111******1111"));
+        assert_eq!(token["status"], json!("ACTIVE"));
+    }
+    assert_ne!(payment["token"], recurrence["token"]);
+    let only_recurrence =
+        app.get(&format!("{path}?includes=card.recurrence_token"), &admin.token).await.expect_json(200);
+    assert_eq!(only_recurrence["card"]["recurrence_token"], recurrence["token"]);
+    assert_eq!(only_recurrence["card"].get("payment_token"), None);
+    let everything = app
+        .get(&format!("{path}?includes=card.payment_token&includes=card.recurrence_token"), &admin.token)
+        .await
+        .expect_json(200);
+    assert_eq!(everything["card"]["payment_token"], payment["token"]);
+    assert_eq!(everything["card"]["recurrence_token"], recurrence["token"]);
+
+    // A recurrence token alone.
+    let alone =
+        with_provider(json!({"payment_product_type": "bambora.creditcard", "token_types": ["recurrence_token"]}));
+    let id = app.post_json("/v1/sessions/payment-token", &admin.token, &alone).await.expect_json(200)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = app
+        .post_json(&format!("/v1/sessions/{id}/complete"), &admin.token, &json!({"outcome": "approve", "card": visa()}))
+        .await
+        .expect_json(200);
+    let transaction = app
+        .get(
+            &format!(
+                "/v1/transactions/{}?includes=card.payment_token&includes=card.recurrence_token",
+                done["transaction_id"].as_str().unwrap()
+            ),
+            &admin.token,
+        )
+        .await
+        .expect_json(200);
+    let card = transaction["card"].as_object().unwrap();
+    let keys: Vec<&str> = card.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["brand", "masked_pan", "expiry_date", "recurrence_token_id", "recurrence_token"]);
+    let cards = app.get("/v1/card-tokens?limit=10", &admin.token).await.expect_json(200);
+    let types: Vec<&str> = cards.as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["payment_token", "recurrence_token", "recurrence_token"]);
+}
+
+// ---- webhooks and callback_url (both backends) ----------------------------------------------
+
+mod announcements {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, Uri};
+    use hmac::{Hmac, Mac};
+    use serde_json::{json, Value};
+    use sha1::Sha1;
+    use tokenvault::service::webhook_worker::WebhookSettings;
+
+    use super::{create_session_with, visa};
+    use crate::helpers::*;
+
+    backend_tests!(backend:
+        approval_announces_the_token_once_and_calls_back,
+        a_post_callback_carries_the_transaction,
+        declines_fails_and_cancels_announce_no_token,
+    );
+
+    const SECRET: &str = "sessions-hook-secret";
+    /// Every wait for a delivery gives up after this.
+    const PATIENCE: Duration = Duration::from_secs(10);
+    /// How long "nothing more arrives" is watched for.
+    const QUIET: Duration = Duration::from_millis(600);
+
+    #[derive(Debug, Clone)]
+    struct Received {
+        method: Method,
+        path: String,
+        query: Vec<(String, String)>,
+        headers: HeaderMap,
+        body: Bytes,
+    }
+
+    #[derive(Clone, Default)]
+    struct Receiver(Arc<Mutex<Vec<Received>>>);
+
+    async fn record(State(receiver): State<Receiver>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) {
+        let query = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+        receiver.0.lock().unwrap().push(Received { method, path: uri.path().to_owned(), query, headers, body });
+    }
+
+    struct RunningReceiver {
+        url: String,
+        receiver: Receiver,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl RunningReceiver {
+        async fn start() -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let receiver = Receiver::default();
+            let router = axum::Router::new().fallback(record).with_state(receiver.clone());
+            let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+            Self { url, receiver, task }
+        }
+
+        fn received(&self, path: &str) -> Vec<Received> {
+            self.receiver.0.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+        }
+
+        async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                let received = self.received(path);
+                if received.len() >= count {
+                    return received;
+                }
+                assert!(Instant::now() < deadline, "{count} requests to {path} expected, got {received:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    impl Drop for RunningReceiver {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    /// A server whose webhook worker polls often and may reach the receiver on 127.0.0.1, a
+    /// receiver, and a client with checkout and hooks scopes subscribed to `checkout_token_add`.
+    async fn start(backend: Backend) -> (TestApp, RunningReceiver, Auth) {
+        let app = spawn_app_with(backend, |config| {
+            config.webhooks = WebhookSettings {
+                poll_interval: Duration::from_millis(50),
+                allow_private_targets: true,
+                ..Default::default()
+            };
+        })
+        .await;
+        let receiver = RunningReceiver::start().await;
+        let auth = app.auth(ACCOUNT, &["admin:checkout", "admin:hooks"]).await;
+        let subscription = json!({
+            "config": {"url": format!("{}/hook", receiver.url), "secret": SECRET},
+            "events": ["checkout_token_add"],
+        });
+        app.post_json(&format!("/v1/accounts/{ACCOUNT}/hooks/subscriptions"), &auth.token, &subscription)
+            .await
+            .expect_json(201);
+        (app, receiver, auth)
+    }
+
+    fn hmac_sha1_hex(body: &[u8]) -> String {
+        let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn keys(query: &[(String, String)]) -> Vec<&str> {
+        query.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    fn param<'a>(query: &'a [(String, String)], name: &str) -> &'a str {
+        query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    async fn approval_announces_the_token_once_and_calls_back(backend: Backend) {
+        let (app, receiver, auth) = start(backend).await;
+        let callback_url = format!("{}/callback", receiver.url);
+        let id = create_session_with(&app, &auth.token, Some(&callback_url)).await;
+        let done = app
+            .post_json(
+                &format!("/v1/sessions/{id}/complete"),
+                &auth.token,
+                &json!({"outcome": "approve", "card": visa()}),
+            )
+            .await
+            .expect_json(200);
+        let transaction_id = done["transaction_id"].as_str().unwrap().to_owned();
+
+        // One signed checkout_token_add delivery, carrying the card token (with its
+        // transaction_id) as the API shows it, without its secret token.
+        let deliveries = receiver.wait_for("/hook", 1).await;
+        let delivery = &deliveries[0];
+        assert_eq!(delivery.method, Method::POST);
+        assert_eq!(delivery.headers["content-type"], "application/json");
+        assert_eq!(delivery.headers["event"], "checkout_token_add");
+        assert_eq!(delivery.headers["event-signature"].to_str().unwrap(), hmac_sha1_hex(&delivery.body));
+        let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+        let cards = app.get("/v1/card-tokens", &auth.token).await.expect_json(200);
+        let mut card = cards[0].clone();
+        assert_eq!(card["transaction_id"], json!(transaction_id));
+        let secret = card.as_object_mut().unwrap().shift_remove("token").unwrap();
+        assert_json_eq(
+            &body,
+            &json!({
+                "account_id": ACCOUNT,
+                "event_delivery": delivery.headers["event-delivery"].to_str().unwrap(),
+                "event": "checkout_token_add",
+                "token": card,
+            }),
+        );
+        assert!(!String::from_utf8_lossy(&delivery.body).contains(secret.as_str().unwrap()));
+
+        // The callback: GET with transaction_id, merchant_reference, session_id and time.
+        let callbacks = receiver.wait_for("/callback", 1).await;
+        let callback = &callbacks[0];
+        assert_eq!(callback.method, Method::GET);
+        assert!(callback.body.is_empty());
+        assert_eq!(keys(&callback.query), ["transaction_id", "merchant_reference", "session_id", "time"]);
+        assert_eq!(param(&callback.query, "transaction_id"), transaction_id);
+        assert_eq!(param(&callback.query, "merchant_reference"), "order-1");
+        assert_eq!(param(&callback.query, "session_id"), id);
+        let time = param(&callback.query, "time");
+        let sent = chrono::DateTime::parse_from_rfc3339(time).unwrap_or_else(|e| panic!("time {time}: {e}"));
+        assert!((chrono::Utc::now().timestamp() - sent.timestamp()).abs() < 60, "{time}");
+
+        // Exactly one of each.
+        tokio::time::sleep(QUIET).await;
+        assert_eq!(receiver.received("/hook").len(), 1);
+        assert_eq!(receiver.received("/callback").len(), 1);
+    }
+
+    async fn a_post_callback_carries_the_transaction(backend: Backend) {
+        let (app, receiver, auth) = start(backend).await;
+        let callback_url = format!("{}/callback?method=POST", receiver.url);
+        let id = create_session_with(&app, &auth.token, Some(&callback_url)).await;
+        let done = app
+            .post_json(
+                &format!("/v1/sessions/{id}/complete"),
+                &auth.token,
+                &json!({"outcome": "approve", "card": visa()}),
+            )
+            .await
+            .expect_json(200);
+        let transaction_id = done["transaction_id"].as_str().unwrap();
+        let callback = receiver.wait_for("/callback", 1).await.remove(0);
+        assert_eq!(callback.method, Method::POST);
+        assert_eq!(callback.headers["content-type"], "application/json");
+        assert_eq!(keys(&callback.query), ["method", "transaction_id", "merchant_reference", "session_id", "time"]);
+        let body: Value = serde_json::from_slice(&callback.body).unwrap();
+        let transaction = app.get(&format!("/v1/transactions/{transaction_id}"), &auth.token).await.expect_json(200);
+        assert_json_eq(&body, &transaction);
+    }
+
+    async fn declines_fails_and_cancels_announce_no_token(backend: Backend) {
+        let (app, receiver, auth) = start(backend).await;
+        let quiet = format!("{}/quiet", receiver.url);
+        let reporting = format!("{}/reported?report_error=true", receiver.url);
+        let mut reported = BTreeMap::new();
+        for (outcome, error) in [("decline", "authorization"), ("fail", "failed"), ("cancel", "cancelled")] {
+            for callback in [&quiet, &reporting] {
+                let id = create_session_with(&app, &auth.token, Some(callback)).await;
+                app.post_json(&format!("/v1/sessions/{id}/complete"), &auth.token, &json!({"outcome": outcome}))
+                    .await
+                    .expect_json(200);
+                if callback == &reporting {
+                    reported.insert(id, error);
+                }
+            }
+        }
+        // The session page's cancel button too.
+        let id = create_session_with(&app, &auth.token, Some(&reporting)).await;
+        let page = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let cancelled =
+            page.post(format!("{}/v1/view/{id}", app.url)).form(&[("outcome", "cancel")]).send().await.unwrap();
+        assert_eq!(cancelled.status(), 303);
+        reported.insert(id, "cancelled");
+
+        // With report_error=true: a GET with the error and no transaction_id; without: nothing.
+        let callbacks = receiver.wait_for("/reported", reported.len()).await;
+        let mut seen = BTreeMap::new();
+        for callback in &callbacks {
+            assert_eq!(callback.method, Method::GET);
+            assert_eq!(keys(&callback.query), ["report_error", "error", "merchant_reference", "session_id", "time"]);
+            seen.insert(param(&callback.query, "session_id").to_owned(), param(&callback.query, "error").to_owned());
+        }
+        let expected: BTreeMap<String, String> = reported.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        assert_eq!(seen, expected);
+        tokio::time::sleep(QUIET).await;
+        assert_eq!(receiver.received("/quiet").len(), 0, "no callback without report_error");
+        assert_eq!(receiver.received("/reported").len(), expected.len());
+        assert_eq!(receiver.received("/hook").len(), 0, "no token, so no checkout_token_add");
+        assert_eq!(app.get("/v1/card-tokens", &auth.token).await.expect_json(200), json!([]));
+    }
+}
+
+// ---- --public-url ----------------------------------------------------------------------------
+
+mod public_url {
+    use crate::helpers::*;
+
+    backend_tests!(backend: the_session_url_uses_the_public_url_when_set);
+
+    /// Behind a proxy the request's `Host` is not what a browser opens: `--public-url` wins, with
+    /// its path prefix; the page itself is still served at `/v1/view/{id}`.
+    async fn the_session_url_uses_the_public_url_when_set(backend: Backend) {
+        let app = spawn_app_with(backend, |config| {
+            config.public_url = Some("https://vault.example.com/sandbox".to_owned());
+        })
+        .await;
+        let admin = app.admin().await;
+        let body =
+            app.post_json("/v1/sessions/payment-token", &admin.token, &super::session_body()).await.expect_json(200);
+        let id = body["id"].as_str().unwrap();
+        assert_eq!(body["url"], serde_json::json!(format!("https://vault.example.com/sandbox/v1/view/{id}")));
+        let page = app.http.get(format!("{}/v1/view/{id}", app.url)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+    }
 }

@@ -18,3 +18,4 @@ pub mod meta;
 pub mod sandbox;
 pub mod sessions;
 pub mod token_events;
+pub mod transactions;

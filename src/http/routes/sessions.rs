@@ -16,10 +16,16 @@ use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::response::json;
 use crate::http::AppState;
 
-/// The session page's address on this server (Dintero's is `…/v1/view/{session_id}`).
-fn page_url(headers: &HeaderMap, id: &str) -> String {
-    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}/v1/view/{id}")
+/// The session page's address on this server (Dintero's is `…/v1/view/{session_id}`): under
+/// `--public-url` when set, else `http://` and the request's `Host`.
+fn page_url(public_url: Option<&str>, headers: &HeaderMap, id: &str) -> String {
+    match public_url {
+        Some(base) => format!("{base}/v1/view/{id}"),
+        None => {
+            let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("http://{host}/v1/view/{id}")
+        }
+    }
 }
 
 #[utoipa::path(
@@ -51,7 +57,7 @@ pub async fn create(
     let include_session = query.bool(&mut errors, "include_session", false);
     errors.finish(|| ())?;
     let session = app.vault.create_payment_token_session(&caller.account, &body.required()?, &caller.client_id).await?;
-    let mut out = json!({"id": session.id, "url": page_url(&headers, &session.id)});
+    let mut out = json!({"id": session.id, "url": page_url(app.public_url.as_deref(), &headers, &session.id)});
     if include_session {
         out["session"] = session.to_json();
     }
@@ -121,7 +127,7 @@ pub async fn complete(
         Some(_) => return Err(ApiError::field("card", "must be an object")),
     };
     let done = app.vault.complete_session_for_test(&caller.account, &id, outcome, card).await?;
-    if let Some(callback) = done.callback_url.clone() {
+    if let Some(callback) = done.callback.clone() {
         let vault = app.vault.clone();
         tokio::spawn(async move { vault.call_session_callback(callback).await });
     }
@@ -139,7 +145,7 @@ pub async fn complete(
     operation_id = "transactions_id_get",
     tag = "transactions",
     summary = "Get transaction",
-    description = "A transaction an approved payment-token session created (tokenvault processes no payments, so there are no others). `includes=card.payment_token` adds `card.payment_token`.",
+    description = "A transaction an approved payment-token session created (tokenvault processes no payments, so there are no others). `card.payment_token_id` and `card.recurrence_token_id` name the card tokens it created (a recurrence token only for `payex.creditcard` and `bambora.creditcard` sessions whose `token_types` asked for one); `includes=card.payment_token` adds `card.payment_token`, `includes=card.recurrence_token` adds `card.recurrence_token`.",
     params(
         ("id" = String, Path, description = "The transaction ID"),
         ("includes" = Option<Vec<String>>, Query, description = "`card.payment_token`, `card.recurrence_token`"),
@@ -161,8 +167,11 @@ pub async fn transaction(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::CHECKOUT_SESSION_READ)?;
     let includes = query.all("includes");
-    let include_token = includes.contains(&"card.payment_token");
-    let transaction = app.vault.token_transaction(&caller.account, &id, include_token).await?;
+    let includes = crate::service::sessions::TransactionIncludes {
+        payment_token: includes.contains(&"card.payment_token"),
+        recurrence_token: includes.contains(&"card.recurrence_token"),
+    };
+    let transaction = app.vault.token_transaction(&caller.account, &id, includes).await?;
     Ok(json(StatusCode::OK, &transaction))
 }
 
@@ -285,7 +294,7 @@ pub async fn submit(
         None
     };
     let done = app.vault.complete_payment_token_session(session, outcome, card).await?;
-    if let Some(callback) = done.callback_url.clone() {
+    if let Some(callback) = done.callback.clone() {
         let vault = app.vault.clone();
         tokio::spawn(async move { vault.call_session_callback(callback).await });
     }

@@ -27,8 +27,9 @@ async fn insert(
     let sql = format!(
         "INSERT INTO card_tokens (account_id, id, status, card_brand, payment_product_type, token_sealed, \
          token_fingerprint, masked_pan, pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, \
-         transaction_id, external_token_references, created_at, created_by, updated_at, deleted_at, deleted_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         transaction_id, external_token_references, created_at, created_by, updated_at, deleted_at, deleted_by, \
+         token_type) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
          ON CONFLICT DO NOTHING RETURNING {CARD_COLUMNS}"
     );
     let statement = client.prepare_cached(&sql).await?;
@@ -58,6 +59,7 @@ async fn insert(
                 &card.updated_at.millis(),
                 &card.deleted_at.map(Timestamp::millis),
                 &card.deleted_by,
+                &card.token_type,
             ],
         )
         .await?;

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::domain::audit::AuditRecord;
-use crate::domain::card_token::{CardToken, CardTokenLink, PAYMENT_TOKEN_TYPE};
+use crate::domain::card_token::{token_type_from_str, CardToken, CardTokenLink};
 use crate::domain::customer::Customer;
 use crate::domain::customer_token::CustomerToken;
 use crate::domain::token_event::TokenEvent;
@@ -24,7 +24,7 @@ pub(super) const EVENT_COLUMNS: &str = "entry_seq, event, status, metadata, crea
 
 pub(super) const CARD_COLUMNS: &str = "seq, account_id, id, status, card_brand, payment_product_type, token_sealed, \
      masked_pan, pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, transaction_id, \
-     external_token_references, created_at, created_by, updated_at, deleted_at, deleted_by";
+     external_token_references, created_at, created_by, updated_at, deleted_at, deleted_by, token_type";
 
 pub(super) fn get<'a, T: FromSql<'a>>(row: &'a Row, column: &str) -> StoreResult<T> {
     row.try_get(column).map_err(|e| StoreError::Internal(format!("column {column}: {e}")))
@@ -139,7 +139,7 @@ pub(super) fn card_token(row: &Row) -> StoreResult<CardTokenRecord> {
     };
     let card = CardToken {
         id: get(row, "id")?,
-        token_type: PAYMENT_TOKEN_TYPE,
+        token_type: token_type_from_str(&get::<String>(row, "token_type")?),
         status: parsed(row, "status")?,
         card_brand: parsed(row, "card_brand")?,
         account_id: account(row, "account_id")?,

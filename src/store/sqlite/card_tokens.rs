@@ -10,7 +10,7 @@ use serde_json::Map;
 use super::sql::{self, json_opt_col, parsed_col, text, time_col, time_opt_col, Where};
 use super::{webhooks, SqliteStore};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus, PAYMENT_TOKEN_TYPE};
+use crate::domain::card_token::{token_type_from_str, CardToken, CardTokenFilter, CardTokenLink, CardTokenStatus};
 use crate::domain::webhook::{CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{
@@ -19,7 +19,7 @@ use crate::store::{
 
 const COLUMNS: &str = "id, status, card_brand, account_id, payment_product_type, created_at, updated_at, masked_pan, \
                        pan_expiry_date, token_expiry_date, links, customer_id, relationship_id, transaction_id, \
-                       external_token_references, created_by, deleted_at, deleted_by, token_sealed";
+                       external_token_references, created_by, deleted_at, deleted_by, token_sealed, token_type";
 
 fn record_row(row: &Row<'_>) -> rusqlite::Result<CardTokenRecord> {
     let account_id: String = row.get(3)?;
@@ -33,7 +33,7 @@ fn record_row(row: &Row<'_>) -> rusqlite::Result<CardTokenRecord> {
     let links: Option<Vec<Map<String, serde_json::Value>>> = json_opt_col(row, 10)?;
     let card = CardToken {
         id: row.get(0)?,
-        token_type: PAYMENT_TOKEN_TYPE,
+        token_type: token_type_from_str(&row.get::<_, String>(19)?),
         status: parsed_col(row, 1)?,
         card_brand: parsed_col(row, 2)?,
         account_id,
@@ -111,8 +111,8 @@ fn insert(
         "INSERT INTO card_tokens (account_id, id, status, card_brand, payment_product_type, token_sealed, token_fingerprint,
                                   masked_pan, pan_expiry_date, token_expiry_date, links, customer_id, relationship_id,
                                   transaction_id, external_token_references, created_at, created_by, updated_at,
-                                  deleted_at, deleted_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                                  deleted_at, deleted_by, token_type)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
         params![
             card.account_id.as_str(),
             card.id,
@@ -134,6 +134,7 @@ fn insert(
             card.updated_at.millis(),
             card.deleted_at.map(Timestamp::millis),
             card.deleted_by,
+            card.token_type,
         ],
     )?;
     sql::audit(conn, &audit(card))
