@@ -8,6 +8,7 @@
 //! Every sealed value names its key, so values under any key of the ring stay readable. JWT
 //! signing keys are wrapped under the master key like data keys ([`signing`]).
 
+pub mod digest;
 pub mod keyring;
 pub mod signing;
 pub mod values;

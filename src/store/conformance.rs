@@ -34,16 +34,9 @@ pub(crate) fn customer_token_filters() -> [CustomerTokenFilter; 2] {
 }
 
 /// See [`customer_token_filters`].
-pub(crate) fn customer_filters() -> [CustomerFilter; 2] {
+pub(crate) fn customer_filters() -> [CustomerFilter; 3] {
     [
-        CustomerFilter {
-            token: None,
-            email_prefix: None,
-            phone_number_prefix: None,
-            customer_type: None,
-            all_types: false,
-            include_deleted: false,
-        },
+        CustomerFilter::default(),
         CustomerFilter {
             token: Some(("sha1:email".into(), "v1".into())),
             email_prefix: Some("ada".into()),
@@ -51,6 +44,17 @@ pub(crate) fn customer_filters() -> [CustomerFilter; 2] {
             customer_type: Some("customer".into()),
             all_types: false,
             include_deleted: true,
+            ..CustomerFilter::default()
+        },
+        // aid_customers_get's other filters: `since_datetime` pages in `updated_at` order.
+        CustomerFilter {
+            search: Some(crate::domain::customer::CustomerSearch::new("Ada")),
+            since: Some(Timestamp::from_millis(1)),
+            attributes: vec![
+                crate::domain::customer::AttributeFilter { key: "tier".into(), value: Some("gold".into()) },
+                crate::domain::customer::AttributeFilter { key: "vip".into(), value: None },
+            ],
+            ..CustomerFilter::default()
         },
     ]
 }
