@@ -79,6 +79,8 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
             Forbidden,
             NotFound,
             MethodNotAllowed,
+            NoCustomerMatch,
+            DisabledByCustomerSettings,
             Conflict,
             PayloadTooLarge,
             RequestTimeout,
@@ -419,6 +421,8 @@ error_responses! {
     Forbidden => "Valid credentials without one of the operation's scopes, or for another account.";
     NotFound => "The resource does not exist (in the caller's account).";
     MethodNotAllowed => "The path does not serve this method.";
+    NoCustomerMatch => "No user match given query parameters (a HEAD answer carries no body).";
+    DisabledByCustomerSettings => "Method not allowed by customer settings: `PUT …/customers/settings` with `users.head.enabled: true` enables it (a HEAD answer carries no body).";
     Conflict => "The request conflicts with the stored state, or a request with the same `Idempotency-Key` is still in progress (then with `Retry-After`).";
     PayloadTooLarge => "The request body is larger than the server accepts.";
     RequestTimeout => "The request body did not arrive within the server's body-read timeout (tokenvault extension: a bound against clients that trickle bodies).";

@@ -187,8 +187,8 @@ fn attribute_filters(query: &Query, errors: &mut ValidationError) -> Vec<Attribu
         (status = 400, response = oa::BadRequest),
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
-        (status = 404, description = "No user match given query parameters"),
-        (status = 405, description = "Method not allowed by customer settings"),
+        (status = 404, response = oa::NoCustomerMatch),
+        (status = 405, response = oa::DisabledByCustomerSettings),
     ),
     security(("bearerAuth" = ["admin:customers", "read:customers", "public:customers"])),
 )]
