@@ -125,7 +125,7 @@ fn scopes_are_checked_against_the_ones_tokenvault_knows() {
     assert_eq!(
         stderr,
         "tokenvault: --scopes: unknown scope \"admin:customers,admin:checkout\" (scopes are separated by spaces; \
-         known: admin:customers read:customers write:customers create:customers:/users admin:checkout read:checkout write:checkout \
+         known: admin:customers read:customers write:customers create:customers:/users public:customers admin:accounts admin:checkout read:checkout write:checkout \
          admin:hooks read:hooks write:hooks)\n"
     );
     let (ok, _, stderr) =
@@ -412,7 +412,7 @@ async fn the_dev_client_can_be_pinned_has_every_scope_and_each_request_is_logged
     .unwrap();
     assert_eq!(
         claims["scope"],
-        "admin:customers read:customers write:customers create:customers:/users admin:checkout read:checkout write:checkout \
+        "admin:customers read:customers write:customers create:customers:/users public:customers admin:accounts admin:checkout read:checkout write:checkout \
          admin:hooks read:hooks write:hooks"
     );
     let hooks = http

@@ -15,7 +15,7 @@ use tokenvault::domain::AccountId;
 use tokenvault::settings::ServeConfig;
 
 const ACCOUNT: &str = "T00000001";
-const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
 const EXTENSIONS: [&str; 11] = [
@@ -369,6 +369,11 @@ async fn the_router_and_the_document_name_the_same_routes() {
     assert!(operations.len() >= 25, "{}", operations.len());
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in METHODS {
+            // HEAD is served wherever GET is (HTTP semantics: axum answers it with the GET
+            // handler); only a HEAD of its own (aid_customers_head) is documented.
+            if method == "head" && item.get("head").is_none() && item.get("get").is_some() {
+                continue;
+            }
             let url = app.url(&concrete(path));
             let response = app
                 .http
@@ -414,6 +419,11 @@ async fn documented_scopes_are_the_ones_the_handlers_check() {
         let response = request.send().await.unwrap();
         let at = format!("{} {path}", method.to_uppercase());
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{at}");
+        if method == "head" {
+            // No body to read the message from.
+            checked += 1;
+            continue;
+        }
         let body: Value = response.json().await.unwrap();
         assert_eq!(
             body["error"]["message"],

@@ -76,6 +76,8 @@ pub const SCOPES: &[&str] = &[
     "read:customers",
     "write:customers",
     "create:customers:/users",
+    "public:customers",
+    "admin:accounts",
     "admin:checkout",
     "read:checkout",
     "write:checkout",
@@ -107,6 +109,12 @@ impl Permission {
     pub const CUSTOMERS_WRITE: Permission = Permission(&["admin:customers", "write:customers"]);
     pub const CUSTOMERS_CREATE_USER: Permission =
         Permission(&["admin:customers", "write:customers", "create:customers:/users"]);
+    /// aid_customers_head and aid_customers_atributes_get also grant `public:customers`.
+    pub const CUSTOMERS_HEAD: Permission = Permission(&["admin:customers", "read:customers", "public:customers"]);
+    /// See [`Permission::CUSTOMERS_HEAD`].
+    pub const CUSTOMERS_SETTINGS_READ: Permission = Self::CUSTOMERS_HEAD;
+    /// aid_customers_cid_change_customer_id_post lists `admin:customers` and `admin:accounts`.
+    pub const CUSTOMERS_CHANGE_ID: Permission = Permission(&["admin:customers", "admin:accounts"]);
     pub const CHECKOUT_ADMIN: Permission = Permission(&["admin:checkout"]);
     /// Creating payment-token sessions (checkout_payment_token_session_post's x-scopes).
     pub const CHECKOUT_WRITE: Permission = Permission(&["admin:checkout", "write:checkout"]);

@@ -9,6 +9,7 @@
 //! signing keys are wrapped under the master key like data keys ([`signing`]).
 
 pub mod backup_stream;
+pub mod digest;
 pub mod keyring;
 pub mod signing;
 pub mod values;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::card_token::{CardToken, CardTokenStatus, DeleteRequestor};
 use super::client::ClientRecord;
-use super::customer::{Customer, NewCustomer};
+use super::customer::{Customer, CustomerUpdate, NewCustomer};
 use super::customer_token::{CustomerToken, NewCustomerToken};
 use super::token_event::{TokenEvent, TokenTypeValue};
 use super::webhook::HookSubscription;
@@ -147,6 +147,53 @@ impl NewAuditRecord {
             "customer",
             customer.id.to_string(),
             json!({"customer_id": customer.customer_id, "deleted_tokens": deleted_tokens}),
+        )
+    }
+
+    /// A customer was updated (aid_customers_cid_put): the names of the fields the update sent.
+    pub fn customer_updated(account: &AccountId, customer: &Customer, update: &CustomerUpdate) -> Self {
+        let fields: Vec<&String> = update.changes.keys().collect();
+        Self::in_account(
+            account,
+            &update.updated_by,
+            update.updated_at,
+            "customer.update",
+            "customer",
+            customer.id.to_string(),
+            json!({"customer_id": customer.customer_id, "fields": fields}),
+        )
+    }
+
+    /// A customer got a new `customer_id` (aid_customers_cid_change_customer_id_post).
+    pub fn customer_id_changed(
+        account: &AccountId,
+        customer: &Customer,
+        old: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "customer.change_customer_id",
+            "customer",
+            customer.id.to_string(),
+            json!({"old": old, "new": customer.customer_id}),
+        )
+    }
+
+    /// The account's customer settings were replaced (aid_customers_atributes_put): the
+    /// top-level fields set, never their values (an HMAC auto-token `secret` is among them).
+    pub fn customer_settings_put(account: &AccountId, fields: Vec<String>, actor: &str, at: Timestamp) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            "customer_settings.put",
+            "customer_settings",
+            account.to_string(),
+            json!({"fields": fields}),
         )
     }
 

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod card_token;
 pub mod client;
 pub mod customer;
+pub mod customer_settings;
 pub mod customer_token;
 pub mod paging;
 pub mod sealed;

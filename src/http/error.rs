@@ -96,6 +96,7 @@ impl ApiError {
                 ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
                 ServiceError::Conflict(_) => StatusCode::CONFLICT,
                 ServiceError::TestAccountsOnly { .. } => StatusCode::FORBIDDEN,
+                ServiceError::DisabledBySettings(_) => StatusCode::METHOD_NOT_ALLOWED,
                 ServiceError::Unavailable(_) | ServiceError::Exhausted(_) => StatusCode::SERVICE_UNAVAILABLE,
                 ServiceError::Key(_) | ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },

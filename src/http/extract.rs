@@ -155,6 +155,11 @@ impl Query {
             .collect()
     }
 
+    /// Every value of `name` (or `name[]`) in order, each whole (no splitting at commas).
+    pub fn each(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(key, _)| is_key(key, name)).map(|(_, value)| value.as_str()).collect()
+    }
+
     /// A boolean parameter: `true` or `false`, anything else is an error.
     pub fn bool(&self, errors: &mut ValidationError, name: &str, default: bool) -> bool {
         match self.get(name) {

@@ -79,6 +79,8 @@ Operations marked `x-tokenvault-extension: true` are tokenvault's own and not pa
             Forbidden,
             NotFound,
             MethodNotAllowed,
+            NoCustomerMatch,
+            DisabledByCustomerSettings,
             Conflict,
             PayloadTooLarge,
             RequestTimeout,
@@ -116,7 +118,7 @@ pub fn finish(doc: &mut OpenApi) {
     }
 
     // Customers keep every field a client sends.
-    for open in ["CustomerCreate", "CustomerResponse"] {
+    for open in ["CustomerCreate", "CustomerResponse", "CustomerUpdate", "CustomersSettings"] {
         if let Some(RefOr::T(Schema::Object(customer))) = components.schemas.get_mut(open) {
             customer.additional_properties =
                 Some(Box::new(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)));
@@ -422,6 +424,8 @@ error_responses! {
     Forbidden => "Valid credentials without one of the operation's scopes, or for another account.";
     NotFound => "The resource does not exist (in the caller's account).";
     MethodNotAllowed => "The path does not serve this method.";
+    NoCustomerMatch => "No user match given query parameters (a HEAD answer carries no body).";
+    DisabledByCustomerSettings => "Method not allowed by customer settings: `PUT …/customers/settings` with `users.head.enabled: true` enables it (a HEAD answer carries no body).";
     Conflict => "The request conflicts with the stored state, or a request with the same `Idempotency-Key` is still in progress (then with `Retry-After`).";
     PayloadTooLarge => "The request body is larger than the server accepts.";
     RequestTimeout => "The request body did not arrive within the server's body-read timeout (tokenvault extension: a bound against clients that trickle bodies).";
@@ -538,6 +542,42 @@ pub struct CustomerListQuery {
     /// Include deleted customers.
     #[param(default = false)]
     include_deleted: Option<bool>,
+    /// lookup customer where search term match name, phone number, customer_id or email: a
+    /// prefix of the customer_id or phone number (as given), of the e-mail, or of the name or any
+    /// word in it (`first_name last_name`; e-mail and name case-insensitively).
+    #[param(min_length = 1)]
+    search: Option<String>,
+    /// lookup customers by tag id. tokenvault keeps no tags (Dintero's tag operations are not
+    /// implemented), so no customer matches.
+    #[param(min_length = 1)]
+    tag_id: Option<String>,
+    /// include customers that has all the attributes (keys of the customer's `attributes`).
+    #[param(rename = "attributes_keys[]", style = Form, explode)]
+    attributes_keys: Option<Vec<String>>,
+    /// Combine with `attributes_keys` to include customers with match on attribute values: the
+    /// n-th value belongs to the n-th key (a string equal to it, a number or boolean whose JSON
+    /// text equals it, or an array with such an element). More values than keys is 400.
+    #[param(rename = "attributes_values[]", style = Form, explode)]
+    attributes_values: Option<Vec<String>>,
+    /// lookup customers that has been added or modified since an ISO timestamp (RFC 3339), listed
+    /// in order of `updated_at`. NOTE: this parameter can't be combined with `starting_after`
+    /// parameter (400). Retrieve next page by updating since_datetime to the latest updated_at
+    /// value found in the result.
+    #[param(format = DateTime)]
+    since_datetime: Option<String>,
+}
+
+/// Parameters of `HEAD …/customers/users`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CustomerHeadQuery {
+    /// lookup customer by email (a prefix, case-insensitive)
+    #[param(min_length = 1)]
+    email: Option<String>,
+    /// lookup customer by phone_number (a prefix; encode `+` as `%2B`)
+    #[param(min_length = 1)]
+    phone_number: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -654,6 +694,65 @@ pub struct CustomerCreate {
     status: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Value>,
+}
+
+/// A customer update (Dintero's `BasicUser`): only the fields sent change; fields beyond those
+/// listed are stored and returned as sent, `null` removes a field. `customer_id` may only repeat
+/// the path's; `id`, `created_*`, `updated_at`, `deleted_*`, `password` and `pin` are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomerUpdate {
+    #[schema(rename = "type", inline)]
+    customer_type: Option<CustomerType>,
+    /// Unique per account and customer type, compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
+    email: Option<String>,
+    /// E.164; unique per account.
+    #[schema(pattern = r"^\+?[1-9]\d{1,14}$")]
+    phone_number: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    /// Status of the customer: the status of its tokens in `POST …/customers/tokens/events`.
+    status: Option<String>,
+    /// Custom attributes (`attributes_keys[]` in the list looks in them).
+    #[schema(value_type = Option<Object>)]
+    attributes: Option<serde_json::Value>,
+    /// Merged key by key: a key set to `null` is removed; `null` clears it.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
+}
+
+/// The body of `change_customer_id`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ChangeCustomerId {
+    /// New customer_id (must not have trailing or leading spaces). Required by tokenvault (the
+    /// spec leaves it optional; without it there is nothing to change to).
+    #[schema(min_length = 1, max_length = 255)]
+    customer_id: String,
+}
+
+/// Customer settings for the account (Dintero's `CustomersSettings`). Fields beyond those listed
+/// are kept and returned as given.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CustomersSettings {
+    /// customers user configurations; `head.enabled` (default false) enables `HEAD
+    /// …/customers/users`. Other fields (`phone_number_validation`, `customer_id_format`, `mfa`,
+    /// `verifications`) are kept but change nothing in tokenvault.
+    #[schema(value_type = Option<Object>)]
+    users: Option<serde_json::Value>,
+    /// Automatically generate tokens for these properties on the customer:
+    /// `{email?: AutoTokenType[], phone_number?: AutoTokenType[]}`, each `{type: SHA256 |
+    /// HMAC-SHA256, secret}` (`secret` required for HMAC-SHA256).
+    #[schema(value_type = Option<Object>)]
+    auto_tokens: Option<serde_json::Value>,
+    /// tokens configuration: `event_expiry: [{status, time_to_live}]` (seconds).
+    #[schema(value_type = Option<Object>)]
+    tokens: Option<serde_json::Value>,
+    /// user attributes (kept as given).
+    #[schema(value_type = Option<Vec<Object>>)]
+    attributes: Option<serde_json::Value>,
 }
 
 /// A stored customer (Dintero's `CustomerResponse`): `id` and `customer_id`, then every other

@@ -55,6 +55,10 @@ pub enum ServiceError {
     /// `starting_after` names no item of this list.
     #[error("starting_after does not name an item of this list")]
     UnknownCursor,
+    /// The account's settings leave this operation off (aid_customers_head: 405 "Method not
+    /// allowed by customer settings").
+    #[error("{0}")]
+    DisabledBySettings(&'static str),
     /// Sandbox operations and fixtures (`what`) never touch a production account.
     #[error("{what} are only for test accounts (T…), not {account}")]
     TestAccountsOnly { what: &'static str, account: String },

@@ -2,6 +2,7 @@
 //! type/value, with or without a customer.
 
 use super::{ServiceResult, Vault};
+use crate::domain::customer_settings::EventExpiry;
 use crate::domain::token_event::{TokenDetail, TokenEvent, TokenEventEntry, TokenTypeValue, DELETED_STATUS};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
@@ -18,7 +19,23 @@ impl Vault {
         let token = self.cipher.stored_token(account, token);
         let mut detail = self.store.token_detail(account, &token, event, actor, now).await?;
         detail.token = detail.token.map(|token| self.cipher.shown_token(account, token)).transpose()?;
+        let expiry = self.customer_settings(account).await?.event_expiry();
+        EventExpiry::retain_live(&expiry, &mut detail.events, now);
         Ok(detail)
+    }
+
+    /// The account's `tokens.event_expiry` applied to a page of entries.
+    async fn expire_events(
+        &self,
+        account: &AccountId,
+        mut entries: Page<TokenEventEntry>,
+    ) -> ServiceResult<Page<TokenEventEntry>> {
+        let expiry = self.customer_settings(account).await?.event_expiry();
+        let now = Timestamp::now();
+        for entry in &mut entries.items {
+            EventExpiry::retain_live(&expiry, &mut entry.events, now);
+        }
+        Ok(entries)
     }
 
     /// Type/values with events, oldest first; with `since`, those updated at or after it.
@@ -28,7 +45,8 @@ impl Vault {
         since: Option<Timestamp>,
         page: &PageRequest,
     ) -> ServiceResult<Page<TokenEventEntry>> {
-        Ok(self.store.list_token_events(account, since, page).await?)
+        let entries = self.store.list_token_events(account, since, page).await?;
+        self.expire_events(account, entries).await
     }
 
     /// Type/values whose events were deleted at or after `deleted_since` (`?deleted_since=`), in
@@ -39,7 +57,8 @@ impl Vault {
         deleted_since: Timestamp,
         page: &PageRequest,
     ) -> ServiceResult<Page<TokenEventEntry>> {
-        Ok(self.store.list_deleted_token_events(account, deleted_since, page).await?)
+        let entries = self.store.list_deleted_token_events(account, deleted_since, page).await?;
+        self.expire_events(account, entries).await
     }
 
     /// Removes the events of a type/value; a given `event` is then recorded alone, as the

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
-use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer::{Customer, CustomerFilter, CustomerSearch, CustomerUpdate, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenEvent, TokenTypeValue};
 use crate::domain::webhook::{
@@ -34,16 +34,9 @@ pub(crate) fn customer_token_filters() -> [CustomerTokenFilter; 2] {
 }
 
 /// See [`customer_token_filters`].
-pub(crate) fn customer_filters() -> [CustomerFilter; 2] {
+pub(crate) fn customer_filters() -> [CustomerFilter; 3] {
     [
-        CustomerFilter {
-            token: None,
-            email_prefix: None,
-            phone_number_prefix: None,
-            customer_type: None,
-            all_types: false,
-            include_deleted: false,
-        },
+        CustomerFilter::default(),
         CustomerFilter {
             token: Some(("sha1:email".into(), "v1".into())),
             email_prefix: Some("ada".into()),
@@ -51,6 +44,17 @@ pub(crate) fn customer_filters() -> [CustomerFilter; 2] {
             customer_type: Some("customer".into()),
             all_types: false,
             include_deleted: true,
+            ..CustomerFilter::default()
+        },
+        // aid_customers_get's other filters: `since_datetime` pages in `updated_at` order.
+        CustomerFilter {
+            search: Some(crate::domain::customer::CustomerSearch::new("Ada")),
+            since: Some(Timestamp::from_millis(1)),
+            attributes: vec![
+                crate::domain::customer::AttributeFilter { key: "tier".into(), value: Some("gold".into()) },
+                crate::domain::customer::AttributeFilter { key: "vip".into(), value: None },
+            ],
+            ..CustomerFilter::default()
         },
     ]
 }
@@ -87,6 +91,7 @@ macro_rules! conformance_suite {
             customers_create_get_and_conflicts,
             customers_paging_and_filters,
             customer_delete_and_delete_tokens,
+            customer_update_change_id_and_settings,
             customer_tokens_create_and_conflicts,
             customer_tokens_paging_and_filters,
             customer_token_delete_is_idempotent,
@@ -532,6 +537,82 @@ pub async fn customer_delete_and_delete_tokens(store: Arc<dyn Store>) {
     assert_ne!(delete.details["deleted_tokens"][0], json!(earlier.id.to_string()));
     assert_eq!(earlier.deleted_by.as_deref(), Some("alice"));
     assert_eq!(other.customer_id, "other");
+}
+
+/// aid_customers_cid_put, aid_customers_cid_change_customer_id_post and the customer settings:
+/// the derived columns follow an update (search finds the new name), auto tokens are added and
+/// retired in the customer's transaction (one whose type/value is taken is left out), tokens
+/// follow a new customer_id.
+pub async fn customer_update_change_id_and_settings(store: Arc<dyn Store>) {
+    assert_eq!(store.customer_settings(&a()).await.unwrap(), None);
+    let settings = object(json!({"users": {"head": {"enabled": true}}, "custom": [1]}));
+    store.put_customer_settings(&a(), &settings, "admin", t(1500)).await.unwrap();
+    assert_eq!(store.customer_settings(&a()).await.unwrap(), Some(settings.clone()));
+    assert_eq!(store.customer_settings(&b()).await.unwrap(), None);
+
+    token(
+        &store,
+        &a(),
+        &customer(&store, &a(), json!({"customer_id": "other"})).await.customer_id,
+        "x",
+        "auto",
+        "taken",
+    )
+    .await;
+    let mut new = new_customer(json!({"customer_id": "c1", "first_name": "Ada", "email": "ada@example.com"}));
+    new.auto_tokens = vec![new_token("auto:1", "auto", "v1"), new_token("auto:2", "auto", "taken")];
+    customer(&store, &a(), json!({"customer_id": "c2", "phone_number": "+4712345678"})).await;
+    store.create_customer(&a(), &new).await.unwrap();
+    let tokens =
+        store.list_customer_tokens(&a(), "c1", &CustomerTokenFilter::default(), &page(10, None)).await.unwrap();
+    assert_eq!(token_ids(&tokens), ["auto:1"]);
+
+    let mut update = CustomerUpdate::from_body(
+        object(json!({"first_name": null, "last_name": "Lovelace", "metadata": {"k": 1}})),
+        "c1",
+        "editor",
+        t(2000),
+    )
+    .unwrap();
+    update.retired_auto_tokens = vec!["auto:1".into()];
+    update.auto_tokens = vec![new_token("auto:3", "auto", "v3")];
+    let updated = store.update_customer(&a(), "c1", &update).await.unwrap();
+    assert_eq!(
+        serde_json::to_string(&updated.attributes).unwrap(),
+        r#"{"email":"ada@example.com","type":"customer","last_name":"Lovelace","metadata":{"k":1}}"#
+    );
+    assert_eq!((updated.created_at, updated.updated_at), (t(1000), t(2000)));
+    assert_eq!(store.get_customer(&a(), "c1").await.unwrap().unwrap(), updated);
+    let tokens =
+        store.list_customer_tokens(&a(), "c1", &CustomerTokenFilter::default(), &page(10, None)).await.unwrap();
+    let states: Vec<_> = tokens.items.iter().map(|t| (t.token_id.as_str(), t.deleted_by.as_deref())).collect();
+    assert_eq!(states, [("auto:1", Some("editor")), ("auto:3", None)]);
+    let search = |term: &str| CustomerFilter { search: Some(CustomerSearch::new(term)), ..CustomerFilter::default() };
+    let found = store.list_customers(&a(), &search("LOVE"), &page(10, None)).await.unwrap();
+    assert_eq!(customer_ids(&found), ["c1"]);
+    assert!(store.list_customers(&a(), &search("ada l"), &page(10, None)).await.unwrap().items.is_empty());
+    let since = CustomerFilter { since: Some(t(2000)), all_types: true, ..CustomerFilter::default() };
+    assert_eq!(customer_ids(&store.list_customers(&a(), &since, &page(10, None)).await.unwrap()), ["c1"]);
+
+    let clash = CustomerUpdate::from_body(object(json!({"phone_number": "+4712345678"})), "c1", "x", t(2500)).unwrap();
+    assert_eq!(
+        conflict(store.update_customer(&a(), "c1", &clash).await),
+        "a customer with this phone_number already exists"
+    );
+    assert_eq!(not_found(store.update_customer(&a(), "nobody", &clash).await), "customer");
+
+    let changed = store.change_customer_id(&a(), "c1", "c9", "admin", t(3000)).await.unwrap();
+    assert_eq!((changed.id, changed.customer_id.as_str(), changed.updated_at), (updated.id, "c9", t(3000)));
+    assert_eq!(changed.attributes["metadata"].as_object().unwrap().len(), 2);
+    assert_eq!(store.get_customer(&a(), "c1").await.unwrap(), None);
+    let tokens =
+        store.list_customer_tokens(&a(), "c9", &CustomerTokenFilter::default(), &page(10, None)).await.unwrap();
+    assert_eq!(token_ids(&tokens), ["auto:1", "auto:3"]);
+    for taken in ["c2", "c9"] {
+        let duplicate = store.change_customer_id(&a(), "c9", taken, "admin", t(3500)).await;
+        assert_eq!(conflict(duplicate), format!("a customer with customer_id '{taken}' already exists"));
+    }
+    assert_eq!(not_found(store.change_customer_id(&a(), "c1", "c5", "admin", t(3500)).await), "customer");
 }
 
 pub async fn customer_tokens_create_and_conflicts(store: Arc<dyn Store>) {

@@ -1,9 +1,10 @@
 //! Customers and their tokens.
 
 use async_trait::async_trait;
+use serde_json::{Map, Value};
 
 use super::StoreResult;
-use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer::{Customer, CustomerFilter, CustomerUpdate, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
@@ -11,8 +12,9 @@ use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 /// appends its audit record in that same transaction.
 #[async_trait]
 pub trait CustomerStore: Send + Sync {
-    /// Conflict when a live customer of the account already has this `customer_id`, e-mail (per
-    /// customer type, case-insensitive) or phone number.
+    /// Duplicate when a live customer of the account already has this `customer_id`, e-mail (per
+    /// customer type, case-insensitive) or phone number. The customer's `auto_tokens` are added
+    /// in the same transaction (one whose type/value is live on another customer is left out).
     async fn create_customer(&self, account: &AccountId, customer: &NewCustomer) -> StoreResult<Customer>;
 
     /// The live (not deleted) customer with this `customer_id`.
@@ -35,6 +37,43 @@ pub trait CustomerStore: Send + Sync {
         actor: &str,
         at: Timestamp,
     ) -> StoreResult<Customer>;
+
+    /// Applies a partial update (aid_customers_cid_put) to the live customer: merges the
+    /// changes, keeps the derived columns in step, deletes `retired_auto_tokens` of the customer
+    /// and adds its `auto_tokens` (one whose type/value is live on another customer is left
+    /// out). NotFound("customer") without a live customer; Duplicate as for a create when the new
+    /// e-mail (per type) or phone number is another live customer's.
+    async fn update_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        update: &CustomerUpdate,
+    ) -> StoreResult<Customer>;
+
+    /// Gives the live customer `new_customer_id` (aid_customers_cid_change_customer_id_post) and
+    /// records the change in its `metadata`; its tokens follow, as they belong to the customer
+    /// row, not to the id. NotFound("customer") without a live customer; Duplicate(CustomerId)
+    /// when a live customer (itself included) already has the new id.
+    async fn change_customer_id(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        new_customer_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer>;
+
+    /// The account's customer settings as last put (aid_customers_atributes_get), if ever.
+    async fn customer_settings(&self, account: &AccountId) -> StoreResult<Option<Map<String, Value>>>;
+
+    /// Replaces the account's customer settings (aid_customers_atributes_put).
+    async fn put_customer_settings(
+        &self,
+        account: &AccountId,
+        settings: &Map<String, Value>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// NotFound("customer") without a live customer; Conflict on a live duplicate `token_id`
     /// for the customer or `type`+`value` in the account. With `delete_token_events`, the

@@ -47,6 +47,7 @@ pub const TABLES: &[Table] = &[
     Table::keyed("clients", "client_id"),
     Table::keyed("signing_keys", "kid"),
     Table::seq("customers"),
+    Table::keyed("customer_settings", "account_id"),
     Table::seq("customer_tokens"),
     Table::seq("token_event_entries"),
     Table::seq("token_events"),

@@ -1,6 +1,10 @@
-//! `/v1/accounts/{aid}/customers/users[/{customer_id}]`: create, get, list, delete.
+//! `/v1/accounts/{aid}/customers/users[/{customer_id}]`: create, get, list (every filter of
+//! aid_customers_get), delete.
 
+use hmac::{Hmac, Mac};
+use reqwest::Method;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::helpers::*;
 
@@ -17,6 +21,16 @@ backend_tests!(
     list_pages_with_link_headers,
     delete_keeps_only_the_audit_fields,
     delete_tokens_removes_the_customers_tokens,
+    list_search_matches_name_phone_customer_id_or_email,
+    list_since_datetime_lists_added_or_modified_customers_by_update,
+    list_tag_id_matches_no_customer,
+    list_attributes_keys_and_values_match_custom_attributes,
+    put_updates_only_the_fields_sent,
+    put_status_drives_the_token_status,
+    head_answers_200_or_404_once_settings_enable_it,
+    change_customer_id_moves_the_customer_and_its_tokens,
+    settings_are_stored_and_returned,
+    auto_tokens_follow_the_email_and_phone_number,
 );
 
 /// Checks the server-set fields of a created customer and blanks them.
@@ -478,4 +492,628 @@ async fn delete_tokens_removes_the_customers_tokens(app: TestApp) {
         let response = app.get(&tokens_path(ACCOUNT, customer), &admin.token).await;
         assert_error(&response, 404, "customer not found", json!([]));
     }
+}
+
+/// aid_customers_get `search`: "lookup customer where search term match name, phone number,
+/// customer_id or email" ("Search is done by prefix match"): combined with the other filters
+/// (AND) and with paging.
+async fn list_search_matches_name_phone_customer_id_or_email(app: TestApp) {
+    let admin = app.admin().await;
+    let ada = json!({"customer_id": "ada-1", "first_name": "Ada", "last_name": "Lovelace", "email": "Ada.L@example.com", "phone_number": "+4791111111"});
+    let grace = json!({"customer_id": "g-2", "first_name": "Grace", "last_name": "Hopper", "email": "grace@navy.example", "phone_number": "+4692222222"});
+    let ola = json!({"customer_id": "ola-3", "first_name": "Øla", "last_name": "Adams", "type": "company"});
+    let contact = json!({"customer_id": "adc-4", "first_name": "Adrian", "type": "contact"});
+    for body in [&ada, &grace, &ola, &contact] {
+        app.create_customer(&admin.token, body).await;
+    }
+    let path = customers_path(ACCOUNT);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        // customer_id prefix, as given (ids are case-sensitive)
+        ("search=ada-", vec!["ada-1"]),
+        ("search=g-", vec!["g-2"]),
+        ("search=G-", vec![]),
+        // e-mail prefix, case-insensitive
+        ("search=ada.l%40", vec!["ada-1"]),
+        ("search=GRACE%40NAVY", vec!["g-2"]),
+        // phone number prefix (`+` encoded)
+        ("search=%2B4791", vec!["ada-1"]),
+        ("search=%2B46", vec!["g-2"]),
+        // a name: the first name, the last name or the whole name, case-insensitive
+        ("search=lovelace", vec!["ada-1"]),
+        ("search=ada%20lov", vec!["ada-1"]),
+        ("search=HOP", vec!["g-2"]),
+        ("search=%C3%B8la", vec!["ola-3"]),
+        // "ada" starts Ada's first name, customer_id and e-mail, and Øla Adams' last name; the
+        // contact (Adrian, adc-4) is left out as the list leaves contacts out.
+        ("search=ada", vec!["ada-1", "ola-3"]),
+        ("search=ad", vec!["ada-1", "ola-3"]),
+        ("search=ad&type=any", vec!["ada-1", "ola-3", "adc-4"]),
+        // a prefix, not a substring
+        ("search=velace", vec![]),
+        ("search=example", vec![]),
+        // AND with the other filters
+        ("search=ada&type=company", vec!["ola-3"]),
+        ("search=ada&email=ada", vec!["ada-1"]),
+        ("search=ada&phone_number=%2B46", vec![]),
+        // LIKE wildcards match literally
+        ("search=%25", vec![]),
+        ("search=_", vec![]),
+    ];
+    for (query, expected) in cases {
+        let response = app.get(&format!("{path}?{query}"), &admin.token).await;
+        assert_eq!(customer_ids(&response.expect_json(200)), expected, "?{query}");
+    }
+    // Paging and the count follow the filter.
+    let response = app.get(&format!("{path}?search=ad&type=any&limit=2&total=true"), &admin.token).await;
+    assert_eq!(response.header("total-count"), Some("3"));
+    let first = response.expect_json(200);
+    assert_eq!(customer_ids(&first), ["ada-1", "ola-3"]);
+    let next = parse_next_link(response.header("link").expect("a next page"));
+    let response = app.get(&next, &admin.token).await;
+    response.assert_last_page();
+    assert_eq!(customer_ids(&response.expect_json(200)), ["adc-4"]);
+
+    // A deleted customer keeps only its customer_id to be found by.
+    app.delete(&customer_path(ACCOUNT, "ada-1"), &admin.token).await.expect_json(200);
+    let response = app.get(&format!("{path}?search=lovelace&include_deleted=true"), &admin.token).await;
+    assert_eq!(customer_ids(&response.expect_json(200)), Vec::<&str>::new());
+    let response = app.get(&format!("{path}?search=ada-&include_deleted=true"), &admin.token).await;
+    assert_eq!(customer_ids(&response.expect_json(200)), ["ada-1"]);
+
+    let response = app.get(&format!("{path}?search="), &admin.token).await;
+    assert_validation(&response, &[("search", "must have at least 1 character")]);
+}
+
+/// RFC 3339 with whole seconds, as the API writes times.
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// aid_customers_get `since_datetime`: "lookup customers that has been added or modified since
+/// an ISO timestamp. NOTE: this parameter can't be combined with `starting_after` parameter.
+/// Retrieve next page by updating since_datetime to the latest updated_at value found in the
+/// result" (so the list is in `updated_at` order).
+async fn list_since_datetime_lists_added_or_modified_customers_by_update(app: TestApp) {
+    let admin = app.admin().await;
+    for id in ["a", "b", "c"] {
+        app.create_customer(&admin.token, &json!({"customer_id": id})).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // A whole second after a, b and c were created, at or before what follows.
+    let since = rfc3339(chrono::Utc::now());
+    let d = app.create_customer(&admin.token, &json!({"customer_id": "d"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // b is modified (deleted) after d was added: b comes after d although it is older.
+    let b = app.delete(&customer_path(ACCOUNT, "b"), &admin.token).await.expect_json(200);
+    let path = customers_path(ACCOUNT);
+    let since_query = format!("since_datetime={}", since.replace('+', "%2B"));
+
+    let response = app.get(&format!("{path}?{since_query}&include_deleted=true"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([d, b]));
+    let response = app.get(&format!("{path}?{since_query}"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([d]));
+    let response =
+        app.get(&format!("{path}?{since_query}&include_deleted=true&total=true&limit=1"), &admin.token).await;
+    assert_eq!(response.header("total-count"), Some("2"));
+    assert_json_eq(&response.expect_json(200), &json!([d]));
+    // The next page: since_datetime moved to the latest updated_at of the result.
+    let latest = b["updated_at"].as_str().unwrap();
+    let response = app.get(&format!("{path}?since_datetime={latest}&include_deleted=true"), &admin.token).await;
+    // (times have whole seconds: d is there too when it was added in b's second)
+    let expected = if d["updated_at"] == b["updated_at"] { json!([d, b]) } else { json!([b]) };
+    assert_json_eq(&response.expect_json(200), &expected);
+    // Before everything: every customer, still in updated_at order (a, c, d, then b).
+    let response =
+        app.get(&format!("{path}?since_datetime=2000-01-01T00:00:00Z&include_deleted=true"), &admin.token).await;
+    assert_eq!(customer_ids(&response.expect_json(200)), ["a", "c", "d", "b"]);
+    // An offset other than Z, and a future time.
+    let response = app.get(&format!("{path}?since_datetime=2000-01-01T01:00:00%2B01:00"), &admin.token).await;
+    assert_eq!(customer_ids(&response.expect_json(200)), ["a", "c", "d"]);
+    let response = app.get(&format!("{path}?since_datetime=2999-01-01T00:00:00Z"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([]));
+
+    let response = app.get(&format!("{path}?since_datetime=yesterday"), &admin.token).await;
+    assert_validation(&response, &[("since_datetime", "must be an RFC 3339 date-time")]);
+    let cursor = d["id"].as_str().unwrap();
+    let response = app.get(&format!("{path}?{since_query}&starting_after={cursor}"), &admin.token).await;
+    assert_validation(&response, &[("starting_after", "cannot be combined with since_datetime")]);
+}
+
+/// aid_customers_get `tag_id`: "lookup customers by tag id". tokenvault has no tag operations,
+/// so no customer has a tag: the filter matches nobody (it is not ignored).
+async fn list_tag_id_matches_no_customer(app: TestApp) {
+    let admin = app.admin().await;
+    app.create_customer(&admin.token, &json!({"customer_id": "c-1", "tags": ["vip"]})).await;
+    let path = customers_path(ACCOUNT);
+    let response = app.get(&format!("{path}?tag_id=vip&total=true"), &admin.token).await;
+    assert_eq!(response.header("total-count"), Some("0"));
+    assert_json_eq(&response.expect_json(200), &json!([]));
+    let response = app.get(&format!("{path}?tag_id="), &admin.token).await;
+    assert_validation(&response, &[("tag_id", "must have at least 1 character")]);
+}
+
+/// aid_customers_get `attributes_keys[]` ("include customers that has all the attributes") and
+/// `attributes_values[]` ("Combine with `attributes_keys` to include customers with match on
+/// attribute values"), in BasicUser's `attributes` ("Custom attributes").
+async fn list_attributes_keys_and_values_match_custom_attributes(app: TestApp) {
+    let admin = app.admin().await;
+    for body in [
+        json!({"customer_id": "gold", "attributes": {"tier": "gold", "vip": true, "visits": 12}}),
+        json!({"customer_id": "silver", "attributes": {"tier": "silver", "stores": ["oslo", "bergen, sentrum"]}}),
+        json!({"customer_id": "plain", "metadata": {"tier": "gold"}}),
+        json!({"customer_id": "other", "attributes": {"Tier": "gold", "note": "a,b"}}),
+    ] {
+        app.create_customer(&admin.token, &body).await;
+    }
+    let path = customers_path(ACCOUNT);
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("attributes_keys[]=tier", vec!["gold", "silver"]),
+        ("attributes_keys=tier", vec!["gold", "silver"]),
+        ("attributes_keys[]=tier&attributes_keys[]=vip", vec!["gold"]),
+        ("attributes_keys[]=tier&attributes_values[]=gold", vec!["gold"]),
+        ("attributes_keys[]=tier&attributes_values[]=GOLD", vec![]),
+        ("attributes_keys[]=vip&attributes_values[]=true", vec!["gold"]),
+        ("attributes_keys[]=visits&attributes_values[]=12", vec!["gold"]),
+        ("attributes_keys[]=stores&attributes_values[]=oslo", vec!["silver"]),
+        // a value is taken whole, commas included
+        ("attributes_keys[]=stores&attributes_values[]=bergen%2C%20sentrum", vec!["silver"]),
+        ("attributes_keys[]=note&attributes_values[]=a%2Cb", vec!["other"]),
+        // the n-th value goes with the n-th key; a key without a value only has to be there
+        ("attributes_keys[]=tier&attributes_keys[]=vip&attributes_values[]=gold", vec!["gold"]),
+        ("attributes_keys[]=tier&attributes_keys[]=vip&attributes_values[]=silver", vec![]),
+        ("attributes_keys[]=missing", vec![]),
+        ("attributes_keys[]=tier&search=s", vec!["silver"]),
+    ];
+    for (query, expected) in cases {
+        let response = app.get(&format!("{path}?{query}"), &admin.token).await;
+        assert_eq!(customer_ids(&response.expect_json(200)), expected, "?{query}");
+    }
+    let response = app.get(&format!("{path}?attributes_values[]=gold"), &admin.token).await;
+    assert_validation(&response, &[("attributes_values", "each value needs an attributes_keys entry at its position")]);
+    let response = app.get(&format!("{path}?attributes_keys[]="), &admin.token).await;
+    assert_validation(&response, &[("attributes_keys", "must have at least 1 character")]);
+    // `attributes` is an object (BasicUser: "Custom attributes").
+    let response = app.post_json(&path, &admin.token, &json!({"attributes": ["tier"]})).await;
+    assert_validation(&response, &[("attributes", "must be an object")]);
+}
+
+/// aid_customers_cid_put: "Update customer properties, properties not included in the body will
+/// remain unchanged" (body BasicUser; CustomerData.metadata: "You can unset an individual key by
+/// setting its value to null ... To clear all keys, set metadata to null").
+async fn put_updates_only_the_fields_sent(app: TestApp) {
+    let admin = app.admin().await;
+    let created = app
+        .create_customer(
+            &admin.token,
+            &json!({"customer_id": "c-1", "first_name": "Ada", "email": "ada@example.com", "metadata": {"a": 1, "b": 2}, "status": "ACTIVE"}),
+        )
+        .await;
+    let writer = app.auth(ACCOUNT, &["write:customers"]).await;
+    let path = customer_path(ACCOUNT, "c-1");
+    let response = app
+        .put_json(
+            &path,
+            &writer.token,
+            &json!({"last_name": "Lovelace", "first_name": "Grace", "metadata": {"b": null, "c": 3}, "status": null, "customer_id": "c-1", "created_by": "forged"}),
+        )
+        .await;
+    let mut body = response.expect_json(200);
+    let updated_at = take_ts(&mut body, "updated_at");
+    assert!(assert_timestamp(&updated_at) >= assert_timestamp(created["created_at"].as_str().unwrap()));
+    // Changed fields keep their place, new ones follow, removed ones are gone.
+    let expected = json!({
+        "id": created["id"],
+        "customer_id": "c-1",
+        "first_name": "Grace",
+        "email": "ada@example.com",
+        "metadata": {"a": 1, "c": 3},
+        "type": "customer",
+        "last_name": "Lovelace",
+        "created_at": created["created_at"],
+        "created_by": admin.client_id,
+        "updated_at": "<ts>",
+    });
+    assert_json_eq(&body, &expected);
+    let mut got = app.get(&path, &admin.token).await.expect_json(200);
+    take_ts(&mut got, "updated_at");
+    assert_json_eq(&got, &expected);
+    // The list's search follows the new name.
+    let response = app.get(&format!("{}?search=lovelace", customers_path(ACCOUNT)), &admin.token).await;
+    assert_eq!(customer_ids(&response.expect_json(200)), ["c-1"]);
+
+    // An empty body changes nothing but updated_at; `metadata: null` clears it.
+    let mut body = app.put_json(&path, &admin.token, &json!({})).await.expect_json(200);
+    take_ts(&mut body, "updated_at");
+    assert_json_eq(&body, &expected);
+    let body = app.put_json(&path, &admin.token, &json!({"metadata": null, "type": "company"})).await.expect_json(200);
+    assert_eq!(body.get("metadata"), None, "{body}");
+    assert_eq!(body["type"], json!("company"));
+
+    // e-mail (per type) and phone number stay unique: 400 naming the duplicate.
+    app.create_customer(
+        &admin.token,
+        &json!({"customer_id": "c-2", "email": "bob@example.com", "phone_number": "+4799999999", "type": "company"}),
+    )
+    .await;
+    for (change, code, field, message) in [
+        (
+            json!({"phone_number": "+4799999999"}),
+            "DUPLICATE_PHONE_NUMBER",
+            "phone_number",
+            "a customer with this phone_number already exists",
+        ),
+        (json!({"email": "BOB@example.com"}), "DUPLICATE_EMAIL", "email", "a customer with this email already exists"),
+    ] {
+        let response = app.put_json(&path, &admin.token, &change).await;
+        assert_json_eq(
+            &response.expect_json(400),
+            &json!({"error": {"code": code, "message": message, "errors": [{"field": field, "message": "is already in use"}]}}),
+        );
+    }
+    // Its own values, and an e-mail of another type, are fine.
+    app.put_json(&path, &admin.token, &json!({"email": "ADA@example.com", "type": "customer"})).await.expect_json(200);
+    app.put_json(&path, &admin.token, &json!({"email": "bob@example.com"})).await.expect_json(200);
+
+    for (change, fields) in [
+        (json!({"email": "nope"}), vec![("email", "must be an e-mail address")]),
+        (json!({"type": null}), vec![("type", "must be one of customer, company, contact, employee, other")]),
+        (json!({"type": "any"}), vec![("type", "must be one of customer, company, contact, employee, other")]),
+        (
+            json!({"customer_id": "c-9"}),
+            vec![(
+                "customer_id",
+                "cannot be changed here; use POST …/customers/users/{customer_id}/change_customer_id",
+            )],
+        ),
+        (
+            json!({"first_name": 1, "attributes": "x"}),
+            vec![("first_name", "must be a string"), ("attributes", "must be an object")],
+        ),
+    ] {
+        let response = app.put_json(&path, &admin.token, &change).await;
+        assert_validation(&response, &fields);
+    }
+    let response = app.put_json(&path, &admin.token, &json!([])).await;
+    assert_error(&response, 400, "the request body must be a JSON object", json!([]));
+
+    let response = app.put_json(&customer_path(ACCOUNT, "nobody"), &admin.token, &json!({})).await;
+    assert_error(&response, 404, "customer not found", json!([]));
+    app.delete(&customer_path(ACCOUNT, "c-2"), &admin.token).await.expect_json(200);
+    let response = app.put_json(&customer_path(ACCOUNT, "c-2"), &admin.token, &json!({})).await;
+    assert_error(&response, 404, "customer not found", json!([]));
+    // Scopes: admin:customers, write:customers (user:customers is an end-user scope tokenvault
+    // does not issue).
+    let read = app.token_for(ACCOUNT, &["read:customers"]).await;
+    let response = app.put_json(&path, &read, &json!({})).await;
+    assert_error(
+        &response,
+        403,
+        "the access token lacks the required scope: one of admin:customers, write:customers",
+        json!([]),
+    );
+}
+
+/// aid_customers_cid_put `status` ("Status of the customer") and TokenDetail.status: "The status
+/// will be set to `customer.status` and fallback to the status of the latest event."
+async fn put_status_drives_the_token_status(app: TestApp) {
+    let admin = app.admin().await;
+    app.create_customer(&admin.token, &json!({"customer_id": "c-1"})).await;
+    app.create_token(&admin.token, "c-1", &json!({"type": "sha1:email", "value": "v1", "token_id": "t-1"})).await;
+    let token = json!({"token": {"type": "sha1:email", "value": "v1"}});
+    let detail = app
+        .token_detail(
+            &admin.token,
+            &json!({"token": token["token"], "event": {"event": "declined", "status": "OPT_OUT"}}),
+        )
+        .await;
+    assert_eq!(detail["status"], json!("OPT_OUT"));
+
+    app.put_json(&customer_path(ACCOUNT, "c-1"), &admin.token, &json!({"status": "VIP"})).await.expect_json(200);
+    let detail = app.token_detail(&admin.token, &token).await;
+    assert_eq!(detail["status"], json!("VIP"), "{detail}");
+    assert_eq!(detail["customer"]["status"], json!("VIP"), "{detail}");
+
+    app.put_json(&customer_path(ACCOUNT, "c-1"), &admin.token, &json!({"status": null})).await.expect_json(200);
+    let detail = app.token_detail(&admin.token, &token).await;
+    assert_eq!(detail["status"], json!("OPT_OUT"), "{detail}");
+    assert_eq!(detail["customer"].get("status"), None, "{detail}");
+}
+
+/// aid_customers_head: "Check if there is users that match the parameters ... This endpoint must
+/// be enabled from PUT /customers/settings": 200 "Customer user exist", 404 "No user match given
+/// query parameters", 405 "Method not allowed by customer settings"; scopes admin:customers,
+/// read:customers, public:customers.
+async fn head_answers_200_or_404_once_settings_enable_it(app: TestApp) {
+    let admin = app.admin().await;
+    app.create_customer(
+        &admin.token,
+        &json!({"customer_id": "c-1", "email": "Ada@Example.com", "phone_number": "+4799999999"}),
+    )
+    .await;
+    app.create_customer(&admin.token, &json!({"customer_id": "c-2", "email": "bob@example.com", "type": "contact"}))
+        .await;
+    let path = customers_path(ACCOUNT);
+    let head = |query: &str| {
+        let url = format!("{path}?{query}");
+        let (app, token) = (&app, admin.token.clone());
+        async move { app.send(Method::HEAD, &url, Some(&token), None, &[]).await }
+    };
+
+    // Off by default: 405, not the list's 200.
+    let response = head("email=ada%40example.com").await;
+    assert_eq!(response.status.as_u16(), 405);
+    assert_eq!(response.text, "");
+    assert_eq!(response.header("content-type"), Some(JSON_UTF8));
+
+    let enabled = json!({"users": {"head": {"enabled": true}}});
+    app.put_json(&settings_path(ACCOUNT), &admin.token, &enabled).await.expect_json(200);
+    for (query, status) in [
+        ("email=ada%40example.com", 200),
+        ("email=ADA%40EXAMPLE.COM", 200),
+        ("email=ada", 200),
+        ("phone_number=%2B4799999999", 200),
+        ("email=ada%40example.com&phone_number=%2B4799999999", 200),
+        ("email=ada%40example.com&phone_number=%2B46", 404),
+        ("email=nobody%40example.com", 404),
+        ("email=bob%40example.com", 404),
+    ] {
+        let response = head(query).await;
+        assert_eq!(response.status.as_u16(), status, "?{query}");
+        assert_eq!(response.text, "", "HEAD has no body");
+    }
+    let response = head("").await;
+    assert_eq!(response.status.as_u16(), 400);
+    // The list is unchanged (GET still lists).
+    let response = app.get(&format!("{path}?email=nobody"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([]));
+
+    for (scopes, status) in [
+        (&["read:customers"][..], 200),
+        (&["public:customers"][..], 200),
+        (&["write:customers"][..], 403),
+        (&["admin:checkout"][..], 403),
+    ] {
+        let token = app.token_for(ACCOUNT, scopes).await;
+        let response = app.send(Method::HEAD, &format!("{path}?email=ada"), Some(&token), None, &[]).await;
+        assert_eq!(response.status.as_u16(), status, "{scopes:?}");
+    }
+    // Disabled again.
+    let disabled = json!({"users": {"head": {"enabled": false}}});
+    app.put_json(&settings_path(ACCOUNT), &admin.token, &disabled).await.expect_json(200);
+    assert_eq!(head("email=ada").await.status.as_u16(), 405);
+}
+
+/// aid_customers_cid_change_customer_id_post: "Update customer_id for an customer ... A new
+/// metadata property `dintero_change_customer_id_{timestamp}.{hash}` will be added everytime the
+/// customer_id is changed" (created_at, created_by, old, new); scopes admin:customers,
+/// admin:accounts. The customer's tokens follow it.
+async fn change_customer_id_moves_the_customer_and_its_tokens(app: TestApp) {
+    let admin = app.admin().await;
+    let created = app.create_customer(&admin.token, &json!({"customer_id": "c-1", "metadata": {"k": 1}})).await;
+    let token =
+        app.create_token(&admin.token, "c-1", &json!({"type": "sha1:email", "value": "v1", "token_id": "t-1"})).await;
+    let change = |from: &str| format!("{}/change_customer_id", customer_path(ACCOUNT, from));
+
+    let response = app.post_json(&change("c-1"), &admin.token, &json!({"customer_id": "c-9"})).await;
+    let mut body = response.expect_json(200);
+    take_ts(&mut body, "updated_at");
+    let metadata = body["metadata"].as_object().unwrap().clone();
+    assert_eq!(metadata.len(), 2, "{body}");
+    let (key, entry) = metadata.iter().nth(1).unwrap();
+    let suffix = key.strip_prefix("dintero_change_customer_id_").unwrap_or_else(|| panic!("{key}"));
+    let (millis, hash) = suffix.split_once('.').unwrap();
+    assert!(millis.parse::<i64>().is_ok() && hash.len() == 8, "{key}");
+    let mut entry = entry.clone();
+    take_ts(&mut entry, "created_at");
+    assert_json_eq(&entry, &json!({"created_at": "<ts>", "created_by": admin.client_id, "old": "c-1", "new": "c-9"}));
+    let changed = app.get(&customer_path(ACCOUNT, "c-9"), &admin.token).await.expect_json(200);
+    assert_eq!(changed["id"], created["id"]);
+    assert_eq!(changed["customer_id"], json!("c-9"));
+    assert_eq!(changed["metadata"]["k"], json!(1));
+
+    // The old id is gone; the tokens are listed under the new one and resolve to it.
+    let response = app.get(&customer_path(ACCOUNT, "c-1"), &admin.token).await;
+    assert_error(&response, 404, "customer not found", json!([]));
+    let response = app.get(&tokens_path(ACCOUNT, "c-1"), &admin.token).await;
+    assert_error(&response, 404, "customer not found", json!([]));
+    let response = app.get(&tokens_path(ACCOUNT, "c-9"), &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!([token]));
+    let detail = app.token_detail(&admin.token, &json!({"token": {"type": "sha1:email", "value": "v1"}})).await;
+    assert_eq!(detail["customer"]["customer_id"], json!("c-9"), "{detail}");
+    let response = app.delete(&format!("{}/t-1", tokens_path(ACCOUNT, "c-9")), &admin.token).await;
+    assert_eq!(response.expect_json(200)["token_id"], json!("t-1"));
+
+    // An id a live customer has (its own included) is a duplicate: 400, as on create.
+    app.create_customer(&admin.token, &json!({"customer_id": "c-2"})).await;
+    for taken in ["c-2", "c-9"] {
+        let response = app.post_json(&change("c-9"), &admin.token, &json!({"customer_id": taken})).await;
+        assert_json_eq(
+            &response.expect_json(400),
+            &json!({"error": {"code": "DUPLICATE_CUSTOMER_ID", "message": format!("a customer with customer_id '{taken}' already exists"), "errors": [{"field": "customer_id", "message": "is already in use"}]}}),
+        );
+    }
+    // A deleted customer's id, and the old id, are free.
+    app.delete(&customer_path(ACCOUNT, "c-2"), &admin.token).await.expect_json(200);
+    let body = app.post_json(&change("c-9"), &admin.token, &json!({"customer_id": "c-2"})).await.expect_json(200);
+    assert_eq!(body["metadata"].as_object().unwrap().len(), 3, "a second entry: {body}");
+    app.post_json(&change("c-2"), &admin.token, &json!({"customer_id": "c-1"})).await.expect_json(200);
+
+    for (body, fields) in [
+        (json!({}), vec![("customer_id", "is required")]),
+        (json!({"customer_id": null}), vec![("customer_id", "is required")]),
+        (json!({"customer_id": 7}), vec![("customer_id", "must be a string")]),
+        (json!({"customer_id": " c"}), vec![("customer_id", "must not have leading or trailing spaces")]),
+    ] {
+        let response = app.post_json(&change("c-1"), &admin.token, &body).await;
+        assert_validation(&response, &fields);
+    }
+    let response = app.post_json(&change("nobody"), &admin.token, &json!({"customer_id": "c-5"})).await;
+    assert_error(&response, 404, "customer not found", json!([]));
+
+    let message = "the access token lacks the required scope: one of admin:customers, admin:accounts";
+    for scopes in [&["write:customers"][..], &["read:customers"][..]] {
+        let token = app.token_for(ACCOUNT, scopes).await;
+        let response = app.post_json(&change("c-1"), &token, &json!({"customer_id": "c-5"})).await;
+        assert_error(&response, 403, message, json!([]));
+    }
+    let accounts = app.token_for(ACCOUNT, &["admin:accounts"]).await;
+    let body = app.post_json(&change("c-1"), &accounts, &json!({"customer_id": "c-5"})).await.expect_json(200);
+    assert_eq!(body["customer_id"], json!("c-5"));
+}
+
+fn settings_path(account: &str) -> String {
+    format!("/v1/accounts/{account}/customers/settings")
+}
+
+/// aid_customers_atributes_get / aid_customers_atributes_put (CustomersSettings): stored and
+/// returned as given; read scopes admin/read/public:customers, write admin/write:customers.
+async fn settings_are_stored_and_returned(app: TestApp) {
+    let admin = app.admin().await;
+    let path = settings_path(ACCOUNT);
+    let response = app.get(&path, &admin.token).await;
+    assert_json_eq(&response.expect_json(200), &json!({}));
+
+    let settings = json!({
+        "users": {"head": {"enabled": true}, "customer_id_format": "uuid", "phone_number_validation": {"allow_duplicates": false}},
+        "auto_tokens": {"email": [{"type": "SHA256"}, {"type": "HMAC-SHA256", "secret": "s3cret"}], "phone_number": []},
+        "tokens": {"event_expiry": [{"status": "OPT_OUT", "time_to_live": 15780000}]},
+        "attributes": [{"name": "tier", "type": "string"}],
+        "custom": {"kept": true}
+    });
+    let response = app.put_json(&path, &admin.token, &settings).await;
+    assert_json_eq(&response.expect_json(200), &settings);
+    for scopes in [&["admin:customers"][..], &["read:customers"][..], &["public:customers"][..]] {
+        let token = app.token_for(ACCOUNT, scopes).await;
+        assert_json_eq(&app.get(&path, &token).await.expect_json(200), &settings);
+    }
+    // A PUT replaces the whole object.
+    let next = json!({"tokens": {"event_expiry": []}});
+    app.put_json(&path, &admin.token, &next).await.expect_json(200);
+    assert_json_eq(&app.get(&path, &admin.token).await.expect_json(200), &next);
+    // Per account.
+    let other = app.token_for(OTHER_ACCOUNT, &["admin:customers"]).await;
+    assert_json_eq(&app.get(&settings_path(OTHER_ACCOUNT), &other).await.expect_json(200), &json!({}));
+
+    for (body, fields) in [
+        (json!({"users": {"head": {"enabled": "yes"}}}), vec![("users.head.enabled", "must be true or false")]),
+        (json!({"users": []}), vec![("users", "must be an object")]),
+        (
+            json!({"auto_tokens": {"email": [{"type": "MD5"}, {"type": "HMAC-SHA256"}], "phone_number": {}}}),
+            vec![
+                ("auto_tokens.email[0].type", "must be one of SHA256, HMAC-SHA256"),
+                ("auto_tokens.email[1].secret", "is required for HMAC-SHA256"),
+                ("auto_tokens.phone_number", "must be an array"),
+            ],
+        ),
+        (
+            json!({"tokens": {"event_expiry": [{"status": "", "time_to_live": -1}, {"status": "X", "time_to_live": 1.5}]}}),
+            vec![
+                ("tokens.event_expiry[0].status", "is required (a non-empty string)"),
+                ("tokens.event_expiry[0].time_to_live", "must be a whole number of seconds, 0 or more"),
+                ("tokens.event_expiry[1].time_to_live", "must be a whole number of seconds, 0 or more"),
+            ],
+        ),
+    ] {
+        let response = app.put_json(&path, &admin.token, &body).await;
+        assert_validation(&response, &fields);
+    }
+    // Refused puts changed nothing.
+    assert_json_eq(&app.get(&path, &admin.token).await.expect_json(200), &next);
+
+    let write_scopes = "the access token lacks the required scope: one of admin:customers, write:customers";
+    for scopes in [&["read:customers"][..], &["public:customers"][..]] {
+        let token = app.token_for(ACCOUNT, scopes).await;
+        assert_error(&app.put_json(&path, &token, &json!({})).await, 403, write_scopes, json!([]));
+    }
+    let write = app.token_for(ACCOUNT, &["write:customers"]).await;
+    let read_scopes =
+        "the access token lacks the required scope: one of admin:customers, read:customers, public:customers";
+    assert_error(&app.get(&path, &write).await, 403, read_scopes, json!([]));
+    app.put_json(&path, &write, &json!({})).await.expect_json(200);
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn hmac_sha256_hex(key: &str, text: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// CustomersSettings `auto_tokens` ("Automatically generate tokens for these properties on the
+/// customer", AutoTokenType `SHA256` / `HMAC-SHA256` with `secret`: "Use the secret to compute
+/// HMAC SHA256 digest of the source value"), on create (aid_customers_post) and update
+/// (aid_customers_cid_put).
+async fn auto_tokens_follow_the_email_and_phone_number(app: TestApp) {
+    let admin = app.admin().await;
+    app.create_customer(&admin.token, &json!({"customer_id": "before", "email": "early@example.com"})).await;
+    let settings = json!({"auto_tokens": {
+        "email": [{"type": "SHA256"}, {"type": "HMAC-SHA256", "secret": "s3cret"}],
+        "phone_number": [{"type": "SHA256"}]
+    }});
+    app.put_json(&settings_path(ACCOUNT), &admin.token, &settings).await.expect_json(200);
+    // Customers from before keep what they had.
+    assert_json_eq(&app.get(&tokens_path(ACCOUNT, "before"), &admin.token).await.expect_json(200), &json!([]));
+
+    app.create_customer(
+        &admin.token,
+        &json!({"customer_id": "c-1", "email": "Ada@Example.com", "phone_number": "+4799999999"}),
+    )
+    .await;
+    let summary = |list: &Value| -> Vec<(String, String, String, bool)> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                assert_eq!(t["created_by"], json!(admin.client_id));
+                (
+                    t["token_id"].as_str().unwrap().to_owned(),
+                    t["type"].as_str().unwrap().to_owned(),
+                    t["value"].as_str().unwrap().to_owned(),
+                    t.get("deleted_at").is_some(),
+                )
+            })
+            .collect()
+    };
+    let ada = "ada@example.com";
+    let ada_tokens = vec![
+        ("auto:sha256:email".to_owned(), "sha256:email".to_owned(), sha256_hex(ada), false),
+        ("auto:hmac-sha256:email".to_owned(), "hmac-sha256:email".to_owned(), hmac_sha256_hex("s3cret", ada), false),
+        ("auto:sha256:phone_number".to_owned(), "sha256:phone_number".to_owned(), sha256_hex("+4799999999"), false),
+    ];
+    let list = app.get(&tokens_path(ACCOUNT, "c-1"), &admin.token).await.expect_json(200);
+    assert_eq!(summary(&list), ada_tokens);
+    // They find their customer like any token.
+    let path = format!("{}?token_type=sha256:email&token_value={}", customers_path(ACCOUNT), sha256_hex(ada));
+    assert_eq!(customer_ids(&app.get(&path, &admin.token).await.expect_json(200)), ["c-1"]);
+
+    // A new e-mail replaces the e-mail tokens; the phone number's stays.
+    app.put_json(&customer_path(ACCOUNT, "c-1"), &admin.token, &json!({"email": "grace@example.com"}))
+        .await
+        .expect_json(200);
+    // A removed phone number takes its token away.
+    app.put_json(&customer_path(ACCOUNT, "c-1"), &admin.token, &json!({"phone_number": null})).await.expect_json(200);
+    let list = app.get(&tokens_path(ACCOUNT, "c-1"), &admin.token).await.expect_json(200);
+    let grace = "grace@example.com";
+    let mut expected: Vec<_> =
+        ada_tokens.iter().map(|(id, t, v, _)| (id.clone(), t.clone(), v.clone(), true)).collect();
+    expected.push(("auto:sha256:email".to_owned(), "sha256:email".to_owned(), sha256_hex(grace), false));
+    expected.push((
+        "auto:hmac-sha256:email".to_owned(),
+        "hmac-sha256:email".to_owned(),
+        hmac_sha256_hex("s3cret", grace),
+        false,
+    ));
+    assert_eq!(summary(&list), expected);
+    // Other changes leave the tokens alone.
+    app.put_json(&customer_path(ACCOUNT, "c-1"), &admin.token, &json!({"first_name": "Grace"})).await.expect_json(200);
+    assert_eq!(summary(&app.get(&tokens_path(ACCOUNT, "c-1"), &admin.token).await.expect_json(200)), expected);
+
+    // The same e-mail on a customer of another type: its digest belongs to c-1 already, so that
+    // token is left out (the customer is created all the same).
+    app.create_customer(&admin.token, &json!({"customer_id": "c-2", "email": "GRACE@example.com", "type": "company"}))
+        .await;
+    assert_json_eq(&app.get(&tokens_path(ACCOUNT, "c-2"), &admin.token).await.expect_json(200), &json!([]));
 }

@@ -16,6 +16,7 @@ backend_tests!(
     delete_validates_the_body,
     token_detail_id_is_stable_once_added_or_recorded,
     list_deleted_since,
+    settings_event_expiry_hides_events_past_their_time_to_live,
 );
 
 fn token(value: &str) -> Value {
@@ -491,4 +492,43 @@ async fn list_deleted_since(app: TestApp) {
     assert_validation(&response, &[("deleted_since", "must be an RFC 3339 date-time")]);
     let response = app.get(&format!("{path}?deleted_since={before}&since_datetime={before}"), &admin.token).await;
     assert_validation(&response, &[("deleted_since", "cannot be combined with since_datetime")]);
+}
+
+/// CustomersSettings `tokens.event_expiry` ("configure the expire behaviour of token events":
+/// `status`, `time_to_live` "Time-To-Live (TTL) for the token event status in seconds") with
+/// TokenDetail.status ("set to the previous event status (or UNKNOWN) if the event has
+/// expired"): an event past its status's time to live is no longer shown or counted, in
+/// aid_customers_tokens_events_post and aid_customers_tokens_events_get.
+async fn settings_event_expiry_hides_events_past_their_time_to_live(app: TestApp) {
+    let admin = app.admin().await;
+    let settings_path = format!("/v1/accounts/{ACCOUNT}/customers/settings");
+    let expiry = json!({"tokens": {"event_expiry": [{"status": "OPT_OUT", "time_to_live": 0}, {"status": "PENDING", "time_to_live": 3600}]}});
+    app.put_json(&settings_path, &admin.token, &expiry).await.expect_json(200);
+
+    app.token_detail(&admin.token, &json!({"token": token("v1"), "event": {"event": "a", "status": "PENDING"}})).await;
+    let mut detail = app
+        .token_detail(&admin.token, &json!({"token": token("v1"), "event": {"event": "b", "status": "OPT_OUT"}}))
+        .await;
+    let id = take_uuid(&mut detail, "id");
+    normalize_events(&mut detail);
+    let pending_only = json!({"id": "<id>", "status": "PENDING", "events": [{"event": "a", "status": "PENDING", "created_at": "<ts>"}]});
+    assert_json_eq(&detail, &pending_only);
+    let mut list = app.get(&events_path(ACCOUNT), &admin.token).await.expect_json(200);
+    take_uuid(&mut list[0], "id");
+    normalize_events(&mut list[0]);
+    assert_json_eq(&list, &json!([pending_only]));
+
+    // An event with only an expired status: UNKNOWN.
+    let detail = app
+        .token_detail(&admin.token, &json!({"token": token("v2"), "event": {"event": "x", "status": "OPT_OUT"}}))
+        .await;
+    assert_eq!(detail["status"], json!("UNKNOWN"), "{detail}");
+    assert_eq!(detail["events"], json!([]), "{detail}");
+
+    // The events are kept: without the setting they count again.
+    app.put_json(&settings_path, &admin.token, &json!({})).await.expect_json(200);
+    let detail = app.token_detail(&admin.token, &json!({"token": token("v1")})).await;
+    assert_eq!(detail["id"], json!(id));
+    assert_eq!(detail["status"], json!("OPT_OUT"), "{detail}");
+    assert_eq!(detail["events"].as_array().unwrap().len(), 2, "{detail}");
 }

@@ -146,6 +146,7 @@ impl AdminStore for PostgresStore {
                     .await?,
                 );
                 delete("DELETE FROM token_event_entries WHERE account_id = $1").await?;
+                delete("DELETE FROM customer_settings WHERE account_id = $1").await?;
             }
             if parts.card_tokens {
                 counts.card_tokens = Some(delete("DELETE FROM card_tokens WHERE account_id = $1").await?);

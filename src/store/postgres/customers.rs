@@ -2,13 +2,17 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Object};
+use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
 
 use super::rows::{self, CUSTOMER_COLUMNS, TOKEN_COLUMNS};
 use super::sql::{append_audit, end_snapshot, like_prefix, lock_list, overfetch, snapshot, ListQuery};
 use super::{token_events, unique_violation, PostgresStore};
 use crate::domain::audit::NewAuditRecord;
-use crate::domain::customer::{Customer, CustomerFilter, NewCustomer};
+use crate::domain::customer::{
+    customer_id_change_entry, with_customer_id_change, Customer, CustomerFilter, CustomerKeys, CustomerUpdate,
+    NewCustomer,
+};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::TokenTypeValue;
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
@@ -20,7 +24,8 @@ async fn create_customer(conn: &mut Object, account: &AccountId, customer: &NewC
     lock_list(&tx, "customers", account.as_str()).await?;
     let sql = format!(
         "INSERT INTO customers (id, account_id, customer_id, customer_type, email_key, phone_number, attributes, \
-         created_at, created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) RETURNING {CUSTOMER_COLUMNS}"
+         created_at, created_by, updated_at, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10) \
+         RETURNING {CUSTOMER_COLUMNS}"
     );
     let statement = tx.prepare_cached(&sql).await?;
     let id = customer.id.to_string();
@@ -38,26 +43,227 @@ async fn create_customer(conn: &mut Object, account: &AccountId, customer: &NewC
                 &attributes,
                 &customer.created_at.millis(),
                 &customer.created_by,
+                &customer.name_key,
             ],
         )
         .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("customers_live_customer_id") => StoreError::Duplicate(
-                Duplicate::CustomerId,
-                format!("a customer with customer_id '{}' already exists", customer.customer_id),
-            ),
-            Some("customers_live_email") => {
-                StoreError::Duplicate(Duplicate::Email, "a customer with this email already exists".into())
-            }
-            Some("customers_live_phone") => {
-                StoreError::Duplicate(Duplicate::PhoneNumber, "a customer with this phone_number already exists".into())
-            }
-            _ => e.into(),
-        })?;
+        .map_err(|e| customer_conflict(e, &customer.customer_id))?;
+    let seq: i64 = rows::get(&row, "seq")?;
     let created = rows::customer(&row)?;
     append_audit(&tx, NewAuditRecord::customer_created(account, customer)).await?;
+    add_auto_tokens(&tx, account, seq, &customer.customer_id, &customer.auto_tokens).await?;
     tx.commit().await?;
     Ok(created)
+}
+
+/// The friendly message for a customer write that clashes with a live customer.
+fn customer_conflict(error: tokio_postgres::Error, customer_id: &str) -> StoreError {
+    match unique_violation(&error) {
+        Some("customers_live_customer_id") => customer_conflict_id(customer_id),
+        Some("customers_live_email") => {
+            StoreError::Duplicate(Duplicate::Email, "a customer with this email already exists".into())
+        }
+        Some("customers_live_phone") => {
+            StoreError::Duplicate(Duplicate::PhoneNumber, "a customer with this phone_number already exists".into())
+        }
+        _ => error.into(),
+    }
+}
+
+fn customer_conflict_id(customer_id: &str) -> StoreError {
+    StoreError::Duplicate(Duplicate::CustomerId, format!("a customer with customer_id '{customer_id}' already exists"))
+}
+
+/// Adds the customer's auto tokens in the caller's transaction, leaving out one whose type/value
+/// is already live or whose `token_id` the customer already uses (`ON CONFLICT DO NOTHING` on
+/// either unique index, which also waits for a concurrent insert of the same token).
+async fn add_auto_tokens(
+    tx: &deadpool_postgres::Transaction<'_>,
+    account: &AccountId,
+    customer_seq: i64,
+    customer_id: &str,
+    tokens: &[NewCustomerToken],
+) -> StoreResult<()> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO customer_tokens (id, account_id, customer_seq, token_id, token_type, value, metadata, created_at, \
+         created_by, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8) ON CONFLICT DO NOTHING \
+         RETURNING {TOKEN_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    for token in tokens {
+        let id = token.id.to_string();
+        let metadata = token.metadata.as_ref().map(rows::json_text).transpose()?;
+        let inserted = tx
+            .query_opt(
+                &statement,
+                &[
+                    &id,
+                    &account.as_str(),
+                    &customer_seq,
+                    &token.token_id,
+                    &token.token_type,
+                    &token.value,
+                    &metadata,
+                    &token.created_at.millis(),
+                    &token.created_by,
+                ],
+            )
+            .await?;
+        if inserted.is_some() {
+            let token_value = TokenTypeValue { token_type: token.token_type.clone(), value: token.value.clone() };
+            token_events::ensure_entry_with_id(tx, account, &token_value, &id, token.created_at).await?;
+            append_audit(tx, NewAuditRecord::customer_token_created(account, customer_id, token, false, 0)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the customer's live tokens with these `token_id`s (auto tokens a change replaces).
+async fn retire_tokens(
+    tx: &deadpool_postgres::Transaction<'_>,
+    account: &AccountId,
+    customer_seq: i64,
+    customer_id: &str,
+    token_ids: &[String],
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let sql = format!(
+        "UPDATE customer_tokens SET deleted_at = $3, deleted_by = $4, updated_at = $3 \
+         WHERE customer_seq = $1 AND token_id = $2 AND deleted_at IS NULL RETURNING {TOKEN_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    for token_id in token_ids {
+        if let Some(row) = tx.query_opt(&statement, &[&customer_seq, token_id, &at.millis(), &actor]).await? {
+            let deleted = rows::customer_token(&row)?;
+            append_audit(tx, NewAuditRecord::customer_token_deleted(account, customer_id, &deleted, actor, at)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The live customer, locked until the transaction ends (`FOR NO KEY UPDATE`, as token creates
+/// lock it), with its `seq`.
+async fn locked_customer(
+    tx: &deadpool_postgres::Transaction<'_>,
+    account: &AccountId,
+    customer_id: &str,
+) -> StoreResult<(i64, Customer)> {
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL \
+         FOR NO KEY UPDATE"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let row =
+        tx.query_opt(&statement, &[&account.as_str(), &customer_id]).await?.ok_or(StoreError::NotFound("customer"))?;
+    Ok((rows::get(&row, "seq")?, rows::customer(&row)?))
+}
+
+async fn update_customer(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    update: &CustomerUpdate,
+) -> StoreResult<Customer> {
+    let tx = conn.transaction().await?;
+    let (seq, customer) = locked_customer(&tx, account, customer_id).await?;
+    let attributes = update.apply(&customer.attributes);
+    let keys = CustomerKeys::of(&attributes);
+    let sql = format!(
+        "UPDATE customers SET attributes = $2, customer_type = $3, email_key = $4, phone_number = $5, name_key = $6, \
+         updated_at = $7 WHERE seq = $1 RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let text = rows::json_text(&attributes)?;
+    let at = update.updated_at;
+    let row = tx
+        .query_one(
+            &statement,
+            &[&seq, &text, &keys.customer_type, &keys.email_key, &keys.phone_number, &keys.name_key, &at.millis()],
+        )
+        .await
+        .map_err(|e| customer_conflict(e, customer_id))?;
+    let updated = rows::customer(&row)?;
+    append_audit(&tx, NewAuditRecord::customer_updated(account, &customer, update)).await?;
+    retire_tokens(&tx, account, seq, customer_id, &update.retired_auto_tokens, &update.updated_by, at).await?;
+    add_auto_tokens(&tx, account, seq, customer_id, &update.auto_tokens).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+async fn change_customer_id(
+    conn: &mut Object,
+    account: &AccountId,
+    customer_id: &str,
+    new_customer_id: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<Customer> {
+    let tx = conn.transaction().await?;
+    let (seq, customer) = locked_customer(&tx, account, customer_id).await?;
+    if new_customer_id == customer_id {
+        // Its own id: a live duplicate too (an update to the same value violates no index).
+        return Err(customer_conflict_id(new_customer_id));
+    }
+    let entry = customer_id_change_entry(customer_id, new_customer_id, actor, at);
+    let attributes = with_customer_id_change(&customer.attributes, entry);
+    let sql = format!(
+        "UPDATE customers SET customer_id = $2, attributes = $3, updated_at = $4 WHERE seq = $1 \
+         RETURNING {CUSTOMER_COLUMNS}"
+    );
+    let statement = tx.prepare_cached(&sql).await?;
+    let text = rows::json_text(&attributes)?;
+    // The customer's own id is a live duplicate too: the unique index reports it.
+    let row = tx
+        .query_one(&statement, &[&seq, &new_customer_id, &text, &at.millis()])
+        .await
+        .map_err(|e| customer_conflict(e, new_customer_id))?;
+    let changed = rows::customer(&row)?;
+    append_audit(&tx, NewAuditRecord::customer_id_changed(account, &changed, customer_id, actor, at)).await?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+async fn customer_settings(
+    client: &impl GenericClient,
+    account: &AccountId,
+) -> StoreResult<Option<Map<String, Value>>> {
+    let statement = client.prepare_cached("SELECT settings FROM customer_settings WHERE account_id = $1").await?;
+    match client.query_opt(&statement, &[&account.as_str()]).await? {
+        Some(row) => {
+            let text: String = rows::get(&row, "settings")?;
+            let settings = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Internal(format!("customer settings are not a JSON object: {e}")))?;
+            Ok(Some(settings))
+        }
+        None => Ok(None),
+    }
+}
+
+async fn put_customer_settings(
+    conn: &mut Object,
+    account: &AccountId,
+    settings: &Map<String, Value>,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let tx = conn.transaction().await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO customer_settings (account_id, settings, updated_at, updated_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (account_id) DO UPDATE SET settings = EXCLUDED.settings, updated_at = EXCLUDED.updated_at, \
+             updated_by = EXCLUDED.updated_by",
+        )
+        .await?;
+    let text = rows::json_text(settings)?;
+    tx.execute(&statement, &[&account.as_str(), &text, &at.millis(), &actor]).await?;
+    let fields = settings.keys().cloned().collect();
+    append_audit(&tx, NewAuditRecord::customer_settings_put(account, fields, actor, at)).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn get_customer(
@@ -84,9 +290,10 @@ pub(super) async fn list_customers(
     let cursor = match &page.starting_after {
         None => None,
         Some(id) => {
-            let statement = tx.prepare_cached("SELECT seq FROM customers WHERE account_id = $1 AND id = $2").await?;
+            let statement =
+                tx.prepare_cached("SELECT seq, updated_at FROM customers WHERE account_id = $1 AND id = $2").await?;
             let row = tx.query_opt(&statement, &[&account, id]).await?.ok_or(StoreError::UnknownCursor)?;
-            Some(rows::get::<i64>(&row, "seq")?)
+            Some((rows::get::<i64>(&row, "seq")?, rows::get::<i64>(&row, "updated_at")?))
         }
     };
     let email = filter.email_prefix.as_deref().map(|p| like_prefix(&p.to_lowercase()));
@@ -120,13 +327,73 @@ pub(super) async fn list_customers(
     if !filter.include_deleted {
         query.filter("c.deleted_at IS NULL".into());
     }
-    if let Some(seq) = &cursor {
-        query.after(|q| format!("c.seq > {}", q.bind(seq)));
+    // Bound values must outlive the query: made here, bound below.
+    let search = filter.search.as_ref().map(|search| {
+        let lower = like_prefix(&search.lower);
+        let word = format!("% {lower}");
+        let length = i32::try_from(search.exact.chars().count()).unwrap_or(i32::MAX);
+        (length, search.exact.clone(), like_prefix(&search.exact), lower, word)
+    });
+    if let Some((length, exact, exact_like, lower, word)) = &search {
+        // Prefixes: of the customer_id and phone number as given, of the lower-cased e-mail, and
+        // of the lower-cased name or any word in it.
+        let (n, e, el) = (query.bind(length), query.bind(exact), query.bind(exact_like));
+        let (l, w) = (query.bind(lower), query.bind(word));
+        query.filter(format!(
+            "(substr(c.customer_id, 1, {n}) = {e} OR c.phone_number LIKE {el} ESCAPE '\\' \
+             OR c.email_key LIKE {l} ESCAPE '\\' OR c.name_key LIKE {l} ESCAPE '\\' OR c.name_key LIKE {w} ESCAPE '\\')"
+        ));
     }
-    let (rows, total) = query.fetch(&tx, "c.seq", &limit, page.include_total).await?;
+    let since = filter.since.map(Timestamp::millis);
+    if let Some(since) = &since {
+        let p = query.bind(since);
+        query.filter(format!("c.updated_at >= {p}"));
+    }
+    if filter.tag_id.is_some() {
+        // No customer has tags in tokenvault (see CustomerFilter::tag_id).
+        query.filter("FALSE".into());
+    }
+    for attribute in &filter.attributes {
+        let k = query.bind(&attribute.key);
+        let attributes = "jsonb_each(CASE WHEN jsonb_typeof(c.attributes::jsonb -> 'attributes') = 'object' \
+                          THEN c.attributes::jsonb -> 'attributes' ELSE '{}'::jsonb END) a";
+        match &attribute.value {
+            None => query.filter(format!("EXISTS (SELECT 1 FROM {attributes} WHERE a.key = {k})")),
+            Some(value) => {
+                let v = query.bind(value);
+                query.filter(format!(
+                    "EXISTS (SELECT 1 FROM {attributes} WHERE a.key = {k} AND ({} = {v} OR \
+                     (jsonb_typeof(a.value) = 'array' AND EXISTS (SELECT 1 FROM jsonb_array_elements(a.value) e \
+                     WHERE {} = {v}))))",
+                    attribute_text("a.value"),
+                    attribute_text("e"),
+                ));
+            }
+        }
+    }
+    if let Some((seq, updated_at)) = &cursor {
+        if filter.since.is_some() {
+            query.after(|q| format!("(c.updated_at, c.seq) > ({}, {})", q.bind(updated_at), q.bind(seq)));
+        } else {
+            query.after(|q| format!("c.seq > {}", q.bind(seq)));
+        }
+    }
+    let order_by = if filter.since.is_some() { "c.updated_at, c.seq" } else { "c.seq" };
+    let (rows, total) = query.fetch(&tx, order_by, &limit, page.include_total).await?;
+
     let items = rows.iter().map(rows::customer).collect::<StoreResult<Vec<_>>>()?;
     end_snapshot(tx);
     Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+/// The text an attribute filter value is compared with, for a JSON value `value`: a string
+/// itself, a number or boolean as its JSON text, nothing for other JSON (so only arrays'
+/// elements are looked into).
+fn attribute_text(value: &str) -> String {
+    format!(
+        "(CASE jsonb_typeof({value}) WHEN 'string' THEN {value} #>> '{{}}' WHEN 'number' THEN {value}::TEXT \
+         WHEN 'boolean' THEN {value}::TEXT END)"
+    )
 }
 
 async fn delete_customer(
@@ -141,7 +408,7 @@ async fn delete_customer(
     let sql = format!(
         // CustomerResponse requires `type`: a deleted customer keeps it (and only it).
         "UPDATE customers SET attributes = json_build_object('type', customer_type)::TEXT, email_key = NULL, \
-         phone_number = NULL, deleted_at = $3, \
+         phone_number = NULL, name_key = NULL, deleted_at = $3, \
          deleted_by = $4, updated_at = $3 WHERE account_id = $1 AND customer_id = $2 AND deleted_at IS NULL \
          RETURNING {CUSTOMER_COLUMNS}"
     );
@@ -492,6 +759,40 @@ impl CustomerStore for PostgresStore {
         at: Timestamp,
     ) -> StoreResult<Customer> {
         with_conn!(self, |conn| delete_customer(&mut conn, account, customer_id, delete_tokens, actor, at).await)
+    }
+
+    async fn update_customer(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        update: &CustomerUpdate,
+    ) -> StoreResult<Customer> {
+        with_conn!(self, |conn| update_customer(&mut conn, account, customer_id, update).await)
+    }
+
+    async fn change_customer_id(
+        &self,
+        account: &AccountId,
+        customer_id: &str,
+        new_customer_id: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<Customer> {
+        with_conn!(self, |conn| change_customer_id(&mut conn, account, customer_id, new_customer_id, actor, at).await)
+    }
+
+    async fn customer_settings(&self, account: &AccountId) -> StoreResult<Option<Map<String, Value>>> {
+        with_conn!(self, |conn| customer_settings(&conn, account).await)
+    }
+
+    async fn put_customer_settings(
+        &self,
+        account: &AccountId,
+        settings: &Map<String, Value>,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        with_conn!(self, |conn| put_customer_settings(&mut conn, account, settings, actor, at).await)
     }
 
     async fn create_customer_token(

@@ -60,6 +60,7 @@ fn reset_account(
             "DELETE FROM token_events WHERE entry_seq IN (SELECT seq FROM token_event_entries WHERE account_id = ?1)",
         )?);
         delete("DELETE FROM token_event_entries WHERE account_id = ?1")?;
+        delete("DELETE FROM customer_settings WHERE account_id = ?1")?;
     }
     if parts.card_tokens {
         counts.card_tokens = Some(delete("DELETE FROM card_tokens WHERE account_id = ?1")?);

@@ -152,7 +152,7 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 15, 16]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 15, 16]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,9 +293,12 @@ async fn every_list_query_searches_an_index() {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let bad = plan
-            .iter()
-            .any(|step| (step.starts_with("SCAN ") && step != "SCAN CONSTANT ROW") || step.contains("TEMP B-TREE"));
+        // A `json_each` virtual table walks one row's JSON (the customer's `attributes` for
+        // `attributes_keys[]`), not a table: not a scan of the data.
+        let bad = plan.iter().any(|step| {
+            (step.starts_with("SCAN ") && step != "SCAN CONSTANT ROW" && !step.contains(" VIRTUAL TABLE "))
+                || step.contains("TEMP B-TREE")
+        });
         if bad {
             offenders.push(format!("{sql}\n  -> {}", plan.join("\n  -> ")));
         }
