@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("../../../migrations/postgresql/0009_shred_deleted_card_tokens.sql")),
     (10, include_str!("../../../migrations/postgresql/0010_dintero_conformance.sql")),
     (12, include_str!("../../../migrations/postgresql/0012_payment_token_sessions.sql")),
+    (14, include_str!("../../../migrations/postgresql/0014_webhook_deliveries.sql")),
     (16, include_str!("../../../migrations/postgresql/0016_audit_chain.sql")),
 ];
 
