@@ -799,7 +799,7 @@ async fn wait_for_detail(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -
 }
 
 fn not_found(message: &str) -> Value {
-    json!({"error": {"code": "NOT FOUND", "message": message}})
+    json!({"error": {"code": "NOT FOUND", "message": message, "errors": []}})
 }
 
 /// aid_source_hooks_hid_deliveries_get (`HookDelivery[]`: `id`, `event_delivery`, `created_at`,

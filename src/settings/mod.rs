@@ -458,6 +458,27 @@ mod tests {
     }
 
     #[test]
+    fn webhook_delivery_settings_default_to_dintero_and_layer() {
+        let webhooks = |given: Given, text: &str| resolve(given, Some(file(text))).map(|r| r.config.webhooks);
+        let defaults = webhooks(Given::default(), "").unwrap();
+        assert_eq!((defaults.max_attempts, defaults.delete_after_failures), (5, 10));
+        assert_eq!(defaults.retention, Duration::from_secs(7 * 86_400));
+        let set = webhooks(
+            Given { webhook_max_attempts: Some(3), ..Given::default() },
+            "webhook_max_attempts = 8\nwebhook_delete_after_failures = 0\nwebhook_retention_hours = 2\n",
+        )
+        .unwrap();
+        assert_eq!((set.max_attempts, set.delete_after_failures), (3, 0));
+        assert_eq!(set.retention, Duration::from_secs(7200));
+        let error = webhooks(Given::default(), "webhook_max_attempts = 0").err().unwrap();
+        assert_eq!(error.to_string(), "webhook_max_attempts: must be at least 1");
+        let error = webhooks(Given::default(), "webhook_retention_hours = 0").err().unwrap();
+        assert_eq!(error.to_string(), "webhook_retention_hours: must be at least 1");
+        let text = resolve(Given::default(), None).unwrap().render();
+        assert!(text.contains("\nwebhook_max_attempts = 5  # from: default\nwebhook_delete_after_failures = 10  # from: default\nwebhook_retention_hours = 168  # from: default\n"), "{text}");
+    }
+
+    #[test]
     fn rendering_masks_secrets() {
         let given = Given {
             database_url: Some("postgres://u:hunter2@db/tv".into()),
