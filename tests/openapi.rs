@@ -861,7 +861,8 @@ async fn dintero_differences_are_marked_as_extensions() {
         let schema = doc.pointer(pointer).unwrap_or_else(|| panic!("{pointer} not in the document"));
         assert!(marked(schema), "{pointer}");
     }
-    for name in ["CustomerToken", "CardToken", "TokenDetail", "TokenEvent", "Error", "CustomerResponse", "HookDelivery"] {
+    for name in ["CustomerToken", "CardToken", "TokenDetail", "TokenEvent", "Error", "CustomerResponse", "HookDelivery"]
+    {
         assert!(!marked(&doc["components"]["schemas"][name]), "{name}");
     }
     // CustomerResponse: `{type (required …)} & {customer_id (required)}` (S-CUST definitions).

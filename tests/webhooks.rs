@@ -154,7 +154,8 @@ impl TestDb {
 
     /// Attempt records whose delivery is no longer in the outbox (there must be none).
     async fn orphaned_attempts(&self) -> i64 {
-        self.count("SELECT count(*) FROM webhook_attempts WHERE delivery_id NOT IN (SELECT id FROM webhook_outbox)").await
+        self.count("SELECT count(*) FROM webhook_attempts WHERE delivery_id NOT IN (SELECT id FROM webhook_outbox)")
+            .await
     }
 
     async fn count(&self, sql: &str) -> i64 {
@@ -306,7 +307,8 @@ async fn record(
     let received = Received { method, path: uri.path().to_owned(), headers, body, at: Instant::now() };
     let ping = received.is_ping();
     receiver.requests.lock().unwrap().push(received);
-    let fail = !ping && receiver.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let fail =
+        !ping && receiver.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if fail {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
@@ -955,7 +957,8 @@ async fn ping_sends_a_ping_now(db: TestDb) {
     receiver.wait_for_pings("/hook", 1).await;
     let ping_path = format!("{}/{hid}/ping", subscriptions_path());
 
-    let response = writer.http.post(format!("{}{ping_path}", writer.base)).bearer_auth(&writer.access_token).send().await.unwrap();
+    let response =
+        writer.http.post(format!("{}{ping_path}", writer.base)).bearer_auth(&writer.access_token).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(response.text().await.unwrap(), "");
     let pings = receiver.wait_for_pings("/hook", 2).await;
@@ -964,10 +967,17 @@ async fn ping_sends_a_ping_now(db: TestDb) {
     assert_eq!(again.json(), without_secret(&created));
     let id = again.header("event-delivery").to_owned();
     assert_ne!(id, pings[0].header("event-delivery"));
-    let detail = wait_for_detail(&reader, &format!("{}/{id}", deliveries_path(&hid)), |d| d["state"] == "DELIVERED").await;
-    assert_eq!((detail["event"].as_str(), detail["request"]["headers"]["event"].as_str()), (Some("ping"), Some("ping")));
+    let detail =
+        wait_for_detail(&reader, &format!("{}/{id}", deliveries_path(&hid)), |d| d["state"] == "DELIVERED").await;
+    assert_eq!(
+        (detail["event"].as_str(), detail["request"]["headers"]["event"].as_str()),
+        (Some("ping"), Some("ping"))
+    );
     let (status, listed) = reader.call(Method::GET, &deliveries_path(&hid), None).await;
-    assert_eq!((status, listed.as_array().unwrap().len(), listed[0]["id"].as_str()), (StatusCode::OK, 2, Some(id.as_str())));
+    assert_eq!(
+        (status, listed.as_array().unwrap().len(), listed[0]["id"].as_str()),
+        (StatusCode::OK, 2, Some(id.as_str()))
+    );
 
     // Scopes, unknown and foreign subscriptions.
     let (status, error) = reader.call(Method::POST, &ping_path, None).await;
@@ -1093,7 +1103,11 @@ async fn resend_queues_the_event_again(db: TestDb) {
     for (api, path, message) in [
         (&admin, format!("{}/{}/resend", deliveries_path(&hid), Uuid::new_v4()), "delivery not found"),
         (&admin, format!("{}/not-a-uuid/resend", deliveries_path(&hid)), "delivery not found"),
-        (&admin, format!("{}/{original}/resend", deliveries_path(&Uuid::new_v4().to_string())), "subscription not found"),
+        (
+            &admin,
+            format!("{}/{original}/resend", deliveries_path(&Uuid::new_v4().to_string())),
+            "subscription not found",
+        ),
         (&other, resend_path.replace(ACCOUNT, "T87654321"), "subscription not found"),
     ] {
         let (status, body) = api.call(Method::POST, &path, None).await;

@@ -236,7 +236,10 @@ async fn send(
                         .filter(|(name, _)| *name != reqwest::header::SET_COOKIE)
                         .take(MAX_RESPONSE_HEADERS)
                         .map(|(name, value)| {
-                            (name.as_str().to_owned(), bounded(&String::from_utf8_lossy(value.as_bytes()), MAX_HEADER_VALUE_CHARS))
+                            (
+                                name.as_str().to_owned(),
+                                bounded(&String::from_utf8_lossy(value.as_bytes()), MAX_HEADER_VALUE_CHARS),
+                            )
                         })
                         .collect();
                     attempt.response_body = Some(read_bounded(response).await);

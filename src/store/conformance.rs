@@ -1600,7 +1600,10 @@ pub async fn webhook_completions(store: Arc<dyn Store>) {
     assert_eq!(claimed.iter().map(announced).collect::<Vec<_>>(), ["ct-1", "ct-2", "ct-3", "ct-4"]);
     let [delivered, retried, given_up, abandoned] = [0, 1, 2, 3].map(|i| claimed[i].clone());
 
-    store.complete_webhook_delivery(delivered.id, &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0).await.unwrap();
+    store
+        .complete_webhook_delivery(delivered.id, &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     let retry = DeliveryResult::Retry { at: at(30), error: "the receiver answered 500".into() };
     store.complete_webhook_delivery(retried.id, &retry, &attempt(Some(200)), 0).await.unwrap();
     let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
@@ -1617,19 +1620,40 @@ pub async fn webhook_completions(store: Arc<dyn Store>) {
     assert_eq!(store.claim_webhook_deliveries(at(60), at(1000), 10).await.unwrap(), std::slice::from_ref(&abandoned));
     let back = store.claim_webhook_deliveries(at(100), at(1000), 10).await.unwrap();
     assert_eq!(back, [WebhookDelivery { attempts: 2, ..retried.clone() }]);
-    store.complete_webhook_delivery(retried.id, &DeliveryResult::Delivered { at: at(100) }, &attempt(Some(200)), 0).await.unwrap();
-    store.complete_webhook_delivery(abandoned.id, &DeliveryResult::Delivered { at: at(100) }, &attempt(Some(200)), 0).await.unwrap();
+    store
+        .complete_webhook_delivery(retried.id, &DeliveryResult::Delivered { at: at(100) }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
+    store
+        .complete_webhook_delivery(abandoned.id, &DeliveryResult::Delivered { at: at(100) }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
 
     // Delivered and given-up rows are done for good; late or unknown results change nothing.
     let far = at(30 * 86_400);
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
     store
-        .complete_webhook_delivery(delivered.id, &DeliveryResult::Retry { at: now, error: "late".into() }, &attempt(Some(200)), 0).await
+        .complete_webhook_delivery(
+            delivered.id,
+            &DeliveryResult::Retry { at: now, error: "late".into() },
+            &attempt(Some(200)),
+            0,
+        )
+        .await
         .unwrap();
     store
-        .complete_webhook_delivery(given_up.id, &DeliveryResult::Retry { at: now, error: "late".into() }, &attempt(Some(200)), 0).await
+        .complete_webhook_delivery(
+            given_up.id,
+            &DeliveryResult::Retry { at: now, error: "late".into() },
+            &attempt(Some(200)),
+            0,
+        )
+        .await
         .unwrap();
-    store.complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0).await.unwrap();
+    store
+        .complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
 }
 
@@ -1680,7 +1704,10 @@ pub async fn webhook_delivery_history(store: Arc<dyn Store>) {
     let statuses: Vec<_> = detail.attempts.iter().map(|attempt| attempt.status).collect();
     assert_eq!(statuses, [Some(503), Some(200)]);
     assert_eq!(detail.attempts[0].error.as_deref(), Some("the receiver answered 503"));
-    assert_eq!(detail.attempts[1], DeliveryAttempt { attempted_at: detail.attempts[1].attempted_at, ..attempt(Some(200)) });
+    assert_eq!(
+        detail.attempts[1],
+        DeliveryAttempt { attempted_at: detail.attempts[1].attempted_at, ..attempt(Some(200)) }
+    );
     assert!(matches!(detail.state, DeliveryState::Delivered { .. }), "{detail:?}");
     assert_eq!((detail.event.as_str(), detail.body.as_str()), (CARD_TOKEN_ADD, sent.body.as_str()));
     assert_eq!((detail.url.as_str(), &detail.account_id), (hook.config.url.as_str(), &a()));
@@ -1797,7 +1824,10 @@ pub async fn stats_count_pending_deliveries(store: Arc<dyn Store>) {
     store.create_card_token(&card(&a(), json!({"id": "card-2"})), None).await.unwrap();
     assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 2);
     let claimed = drain(&store).await;
-    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: t(9000) }, &attempt(Some(200)), 0).await.unwrap();
+    store
+        .complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: t(9000) }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
 }
 
@@ -2070,7 +2100,10 @@ pub async fn webhook_outbox_pruning(store: Arc<dyn Store>) {
     let now = Timestamp::now().plus_seconds(1);
     let claimed = store.claim_webhook_deliveries(now, now.plus_seconds(60), 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
-    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0).await.unwrap();
+    store
+        .complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
     store.complete_webhook_delivery(claimed[1].id, &give_up, &attempt(Some(200)), 0).await.unwrap();
     let retry = DeliveryResult::Retry { at: now.plus_seconds(3600), error: "the receiver answered 500".into() };

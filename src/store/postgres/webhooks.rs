@@ -347,7 +347,9 @@ async fn complete(
             let failures = tx.query_opt(&statement, &[&subscription_key]).await?;
             let failures = failures.as_ref().map(|row| get::<i32>(row, "consecutive_failures")).transpose()?;
             match failures {
-                Some(failures) if delete_after_failures > 0 && i64::from(failures) >= i64::from(delete_after_failures) => {
+                Some(failures)
+                    if delete_after_failures > 0 && i64::from(failures) >= i64::from(delete_after_failures) =>
+                {
                     delete_subscription_in(&tx, &account, subscription, WORKER_ACTOR, Timestamp::now()).await?;
                     Some(subscription)
                 }
@@ -398,7 +400,9 @@ fn delivery_row(row: &Row) -> StoreResult<DeliveryRecord> {
     let state = match (delivered_at, gave_up_at) {
         (Some(at), _) => DeliveryState::Delivered { at: Timestamp::from_millis(at) },
         (None, Some(at)) => DeliveryState::GaveUp { at: Timestamp::from_millis(at) },
-        (None, None) => DeliveryState::Pending { next_attempt_at: Timestamp::from_millis(get(row, "next_attempt_at")?) },
+        (None, None) => {
+            DeliveryState::Pending { next_attempt_at: Timestamp::from_millis(get(row, "next_attempt_at")?) }
+        }
     };
     Ok(DeliveryRecord {
         id,

@@ -449,7 +449,13 @@ fn get_delivery(conn: &Connection, account: &AccountId, subscription: Uuid, id: 
     Ok(delivery)
 }
 
-fn ping(conn: &Connection, account: &AccountId, subscription: Uuid, actor: &str, at: Timestamp) -> StoreResult<DeliveryRecord> {
+fn ping(
+    conn: &Connection,
+    account: &AccountId,
+    subscription: Uuid,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<DeliveryRecord> {
     let hook = subscription_of(conn, account, subscription)?;
     let id = Uuid::new_v4();
     insert_delivery(conn, id, None, &subscription.to_string(), account, PING, &ping_event_body(&hook), at)?;
