@@ -32,10 +32,13 @@ pub const DEFAULT_DELETE_AFTER_FAILURES: u32 = 10;
 /// The actor of the audit record when the worker deletes a failing subscription.
 pub const WORKER_ACTOR: &str = "tokenvault:webhook-worker";
 /// Bounds of what an attempt record keeps of an error and of the receiver's answer, so that a
-/// chatty receiver cannot grow the history without bound.
+/// chatty receiver cannot grow the history without bound: characters of an error,
 pub const MAX_ERROR_CHARS: usize = 500;
+/// bytes of the receiver's body (the rest is not even read),
 pub const MAX_RESPONSE_BODY_BYTES: usize = 4096;
+/// headers of the receiver's answer,
 pub const MAX_RESPONSE_HEADERS: usize = 50;
+/// and characters of each header value.
 pub const MAX_HEADER_VALUE_CHARS: usize = 512;
 
 /// A subscription to webhook events, as stored and shown (its secret is kept apart, sealed).
@@ -231,11 +234,14 @@ pub fn bounded(text: &str, max: usize) -> String {
     }
 }
 
-/// Where a delivery stands.
+/// Where a delivery stands, so the detail can say whether more attempts follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
+    /// More attempts follow; the next is due then.
     Pending { next_attempt_at: Timestamp },
+    /// A receiver answered 2xx.
     Delivered { at: Timestamp },
+    /// Every attempt failed.
     GaveUp { at: Timestamp },
 }
 
@@ -243,7 +249,9 @@ pub enum DeliveryState {
 /// shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRecord {
+    /// The delivery's own id.
     pub id: Uuid,
+    /// The `event-delivery` GUID sent (a resend carries the original's).
     pub event_delivery: Uuid,
     pub subscription_id: Uuid,
     pub account_id: AccountId,

@@ -934,6 +934,7 @@ fn delivery_state() -> utoipa::openapi::schema::Object {
     string().enum_values(Some(["PENDING", "DELIVERED", "FAILED"])).build()
 }
 
+/// `HookDeliveryDetail.request`: what was sent.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct DeliveryRequest {
@@ -944,6 +945,7 @@ pub struct DeliveryRequest {
     body: serde_json::Value,
 }
 
+/// `HookDeliveryDetail.response`: what the receiver answered.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct DeliveryResponse {
@@ -952,6 +954,7 @@ pub struct DeliveryResponse {
     body: String,
 }
 
+/// `HookDeliveryDetail.details`: the latest attempt.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct DeliveryDetails {
@@ -963,6 +966,7 @@ pub struct DeliveryDetails {
     delivery_success: bool,
 }
 
+/// One entry of `HookDeliveryDetail.attempts` (tokenvault extension).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct DeliveryAttemptShown {
