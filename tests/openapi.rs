@@ -613,6 +613,36 @@ async fn success_and_error_bodies_match_their_schemas() {
         assert!(schema.is_object(), "{at}: no schema");
         conforms(&doc, schema, &value, &at, &mut problems);
     }
+    // aid_source_hooks_hid_deliveries_get and aid_source_hooks_hid_deliveries_did_get: the new
+    // subscription's ping, listed and in detail (its attempt, if made yet, is refused: the
+    // target is internal), and the resend extension's 202.
+    let hooks = format!("{aid}/hooks/subscriptions");
+    let created: Value =
+        app.http.get(app.url(&hooks)).bearer_auth(&token).send().await.unwrap().json::<Value>().await.unwrap()[0]
+            .clone();
+    let hid = created["id"].as_str().unwrap();
+    let list = format!("{hooks}/{hid}/deliveries");
+    let listed: Value = app.http.get(app.url(&list)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let template = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries";
+    conforms(&doc, response_schema(&doc, template, "get", 200), &listed, "GET deliveries", &mut problems);
+    let ping = listed[0]["id"].as_str().unwrap();
+    let detail: Value = app
+        .http
+        .get(app.url(&format!("{list}/{ping}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let template = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}";
+    conforms(&doc, response_schema(&doc, template, "get", 200), &detail, "GET delivery", &mut problems);
+    let response = app.http.post(app.url(&format!("{list}/{ping}/resend"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let resent: Value = response.json().await.unwrap();
+    let template = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}/resend";
+    conforms(&doc, response_schema(&doc, template, "post", 202), &resent, "POST resend", &mut problems);
     assert!(problems.is_empty(), "{problems:#?}");
     app.server.shutdown().await;
 }
