@@ -354,6 +354,15 @@ struct ServeArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     webhook_allow_private_targets: Option<bool>,
+    /// Attempts per webhook delivery before it is given up, with exponential back-off between them [default: 5, as Dintero].
+    #[arg(long, env = "TOKENVAULT_WEBHOOK_MAX_ATTEMPTS")]
+    webhook_max_attempts: Option<u32>,
+    /// Webhook deliveries given up in a row after which their subscription is deleted, as Dintero does; 0 never deletes [default: 10].
+    #[arg(long, env = "TOKENVAULT_WEBHOOK_DELETE_AFTER_FAILURES")]
+    webhook_delete_after_failures: Option<u32>,
+    /// How long finished webhook deliveries and their attempts are kept (deliveries API), in hours [default: 168].
+    #[arg(long, env = "TOKENVAULT_WEBHOOK_RETENTION_HOURS")]
+    webhook_retention_hours: Option<u64>,
     /// The `--dev` client's id [default: tokenvault-dev-T00000001].
     #[arg(long, env = "TOKENVAULT_DEV_CLIENT_ID")]
     dev_client_id: Option<String>,
@@ -410,6 +419,9 @@ impl ServeArgs {
             token_endpoint_rate: self.token_endpoint_rate,
             credential_checks: self.credential_checks,
             webhook_allow_private_targets: self.webhook_allow_private_targets,
+            webhook_max_attempts: self.webhook_max_attempts,
+            webhook_delete_after_failures: self.webhook_delete_after_failures,
+            webhook_retention_hours: self.webhook_retention_hours,
             dev_client_id: self.dev_client_id,
             dev_client_secret: self.dev_client_secret,
             backup_dir: self.backup_dir,

@@ -208,6 +208,9 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          token_endpoint_rate = 50  # from: default\n\
          credential_checks = 2  # from: flag or environment\n\
          webhook_allow_private_targets = false  # from: default\n\
+         webhook_max_attempts = 5  # from: default\n\
+         webhook_delete_after_failures = 10  # from: default\n\
+         webhook_retention_hours = 168  # from: default\n\
          dev_client_id = \"tokenvault-dev-T00000001\"  # from: default\n\
          # dev_client_secret not set: a new one at every start  (from: default)\n\
          # backup_dir not set: no scheduled backups  (from: default)\n\

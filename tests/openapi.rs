@@ -18,7 +18,7 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 11] = [
+const EXTENSIONS: [&str; 12] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
@@ -30,6 +30,7 @@ const EXTENSIONS: [&str; 11] = [
     "docs_get",
     "tokenvault_session_complete_post",
     "tokenvault_view_sid_post",
+    "tokenvault_hooks_hid_deliveries_did_resend_post",
 ];
 const PUBLIC: [&str; 7] = [
     "health_get",
@@ -156,7 +157,7 @@ fn concrete(path: &str) -> String {
     path.split('/')
         .map(|segment| match segment {
             "{aid}" | "{oid}" => ACCOUNT.to_owned(),
-            "{subscription_id}" => "00000000-0000-4000-8000-000000000000".to_owned(),
+            "{hid}" => "00000000-0000-4000-8000-000000000000".to_owned(),
             s if s.starts_with('{') => "placeholder".to_owned(),
             s => s.to_owned(),
         })
@@ -623,6 +624,36 @@ async fn success_and_error_bodies_match_their_schemas() {
         assert!(schema.is_object(), "{at}: no schema");
         conforms(&doc, schema, &value, &at, &mut problems);
     }
+    // aid_source_hooks_hid_deliveries_get and aid_source_hooks_hid_deliveries_did_get: the new
+    // subscription's ping, listed and in detail (its attempt, if made yet, is refused: the
+    // target is internal), and the resend extension's 202.
+    let hooks = format!("{aid}/hooks/subscriptions");
+    let created: Value =
+        app.http.get(app.url(&hooks)).bearer_auth(&token).send().await.unwrap().json::<Value>().await.unwrap()[0]
+            .clone();
+    let hid = created["id"].as_str().unwrap();
+    let list = format!("{hooks}/{hid}/deliveries");
+    let listed: Value = app.http.get(app.url(&list)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let template = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries";
+    conforms(&doc, response_schema(&doc, template, "get", 200), &listed, "GET deliveries", &mut problems);
+    let ping = listed[0]["id"].as_str().unwrap();
+    let detail: Value = app
+        .http
+        .get(app.url(&format!("{list}/{ping}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let template = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}";
+    conforms(&doc, response_schema(&doc, template, "get", 200), &detail, "GET delivery", &mut problems);
+    let response = app.http.post(app.url(&format!("{list}/{ping}/resend"))).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let resent: Value = response.json().await.unwrap();
+    let template = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}/resend";
+    conforms(&doc, response_schema(&doc, template, "post", 202), &resent, "POST resend", &mut problems);
     assert!(problems.is_empty(), "{problems:#?}");
     app.server.shutdown().await;
 }
@@ -761,10 +792,28 @@ async fn dintero_differences_are_marked_as_extensions() {
         "aid_source_hooks_post",
         "aid_source_hooks_hid_get",
         "aid_source_hooks_hid_delete",
+        "aid_source_hooks_hid_deliveries_get",
+        "aid_source_hooks_hid_deliveries_did_get",
+        "aid_source_hooks_hid_ping_post",
     ] {
         let operation = by_id.get(id).unwrap_or_else(|| panic!("Dintero's operationId {id} missing"));
         assert!(!marked(operation), "{id} is Dintero's, not an extension");
     }
+    // S-HOOKS names the subscription `hid` in every path, and the delivery `delivery_id`.
+    for (path, _, operation) in operations(&doc).iter().filter(|(path, _, _)| path.contains("/hooks/subscriptions/")) {
+        assert!(path.starts_with("/v1/accounts/{aid}/hooks/subscriptions/{hid}"), "{path}");
+        let names: BTreeSet<String> = operation["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| deref(&doc, p))
+            .filter(|p| p["in"] == "path")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, placeholders(path), "{path}");
+    }
+    // The resend is tokenvault's (issue 18 part 4).
+    assert!(marked(&by_id["tokenvault_hooks_hid_deliveries_did_resend_post"]));
 
     let parameter = |id: &str, name: &str| -> Value {
         by_id[id]["parameters"]
@@ -786,6 +835,10 @@ async fn dintero_differences_are_marked_as_extensions() {
     }
     for id in ["aid_customers_cid_tokens_get", "aid_customers_get"] {
         assert!(!marked(&parameter(id, "total")), "{id}: total is Dintero's");
+    }
+    // aid_source_hooks_hid_deliveries_get: Dintero names only `aid` and `hid`.
+    for name in ["limit", "starting_after", "total"] {
+        assert!(marked(&parameter("aid_source_hooks_hid_deliveries_get", name)), "deliveries: {name}");
     }
     // aid_customers_tokens_events_get `deleted_since`: Dintero's, documented, a date-time.
     let deleted_since = parameter("aid_customers_tokens_events_get", "deleted_since");
@@ -841,11 +894,16 @@ async fn dintero_differences_are_marked_as_extensions() {
         "/components/schemas/HookSubscriptionCreated/properties/account_id",
         "/components/schemas/HookSubscriptionCreated/properties/config/properties/secret",
         "/components/schemas/HookSubscriptionCreate/properties/config/properties/secret",
+        "/components/schemas/HookDeliveryDetail/properties/event",
+        "/components/schemas/HookDeliveryDetail/properties/state",
+        "/components/schemas/HookDeliveryDetail/properties/next_attempt_at",
+        "/components/schemas/HookDeliveryDetail/properties/attempts",
     ] {
         let schema = doc.pointer(pointer).unwrap_or_else(|| panic!("{pointer} not in the document"));
         assert!(marked(schema), "{pointer}");
     }
-    for name in ["CustomerToken", "CardToken", "TokenDetail", "TokenEvent", "Error", "CustomerResponse"] {
+    for name in ["CustomerToken", "CardToken", "TokenDetail", "TokenEvent", "Error", "CustomerResponse", "HookDelivery"]
+    {
         assert!(!marked(&doc["components"]["schemas"][name]), "{name}");
     }
     // CustomerResponse: `{type (required …)} & {customer_id (required)}` (S-CUST definitions).

@@ -1,7 +1,9 @@
 //! Card-token webhooks end to end: subscriptions over HTTP, signed deliveries to a receiver on
-//! 127.0.0.1, a retry after the receiver fails, and a delivery after a server restart. Every
-//! test runs on SQLite and on PostgreSQL (skipped with a notice when PostgreSQL is unreachable,
-//! unless `TOKENVAULT_REQUIRE_POSTGRES=1`).
+//! 127.0.0.1, a retry after the receiver fails, a delivery after a server restart, and Dintero's
+//! deliveries API (every attempt recorded), pings, giving up after 5 attempts, deleting a
+//! subscription after consecutive failures, and resending. Every test runs on SQLite and on
+//! PostgreSQL (skipped with a notice when PostgreSQL is unreachable, unless
+//! `TOKENVAULT_REQUIRE_POSTGRES=1`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,7 +66,12 @@ on_both_backends!(
     delivery_survives_a_restart,
     finished_deliveries_are_pruned_after_the_retention,
     internal_targets_are_refused_at_subscription,
-    deliveries_never_reach_internal_addresses
+    deliveries_never_reach_internal_addresses,
+    deliveries_show_every_attempt,
+    ping_sends_a_ping_now,
+    deliveries_give_up_after_five_attempts,
+    subscriptions_are_deleted_after_consecutive_failures,
+    resend_queues_the_event_again,
 );
 
 // ---- databases and servers ------------------------------------------------------------------
@@ -116,10 +123,11 @@ impl TestDb {
     }
 
     /// Each outbox row's URL path, attempts, last error and whether it was delivered, read
-    /// straight from the database, ordered by the subscription's URL.
+    /// straight from the database, ordered by the subscription's URL; pings left out.
     async fn outbox_attempts(&self) -> Vec<(String, i64, Option<String>, bool)> {
         const SELECT: &str = "SELECT s.url, o.attempts, o.last_error, o.delivered_at IS NOT NULL \
-                              FROM webhook_outbox o JOIN hook_subscriptions s ON s.id = o.subscription_id ORDER BY s.url";
+                              FROM webhook_outbox o JOIN hook_subscriptions s ON s.id = o.subscription_id \
+                              WHERE o.event <> 'ping' ORDER BY s.url";
         match &self._dir {
             Some(dir) => {
                 let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
@@ -141,15 +149,24 @@ impl TestDb {
 
     /// Rows in the webhook outbox, pending or finished, read straight from the database.
     async fn outbox_rows(&self) -> i64 {
-        const COUNT: &str = "SELECT count(*) FROM webhook_outbox";
+        self.count("SELECT count(*) FROM webhook_outbox").await
+    }
+
+    /// Attempt records whose delivery is no longer in the outbox (there must be none).
+    async fn orphaned_attempts(&self) -> i64 {
+        self.count("SELECT count(*) FROM webhook_attempts WHERE delivery_id NOT IN (SELECT id FROM webhook_outbox)")
+            .await
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
         match &self._dir {
             Some(dir) => {
                 let conn = rusqlite::Connection::open(dir.path().join("tokenvault.db")).unwrap();
-                conn.query_row(COUNT, [], |row| row.get(0)).unwrap()
+                conn.query_row(sql, [], |row| row.get(0)).unwrap()
             }
             None => {
                 let client = pg::connect_plain(self.config.database_url.expose()).await.unwrap();
-                client.query_one(COUNT, &[]).await.unwrap().get(0)
+                client.query_one(sql, &[]).await.unwrap().get(0)
             }
         }
     }
@@ -266,9 +283,14 @@ impl Received {
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
+
+    fn is_ping(&self) -> bool {
+        self.headers.get("event").is_some_and(|event| event == "ping")
+    }
 }
 
-/// Records every request; answers 500 to the first `failures` of them, then 200.
+/// Records every request; answers 500 to the first `failures` of them that are not pings (every
+/// new subscription is pinged first, as Dintero does), then 200.
 #[derive(Clone, Default)]
 struct Receiver {
     requests: Arc<Mutex<Vec<Received>>>,
@@ -283,8 +305,10 @@ async fn record(
     body: Bytes,
 ) -> StatusCode {
     let received = Received { method, path: uri.path().to_owned(), headers, body, at: Instant::now() };
+    let ping = received.is_ping();
     receiver.requests.lock().unwrap().push(received);
-    let fail = receiver.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    let fail =
+        !ping && receiver.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if fail {
         StatusCode::INTERNAL_SERVER_ERROR
     } else {
@@ -313,8 +337,32 @@ impl RunningReceiver {
         Self { url, receiver, task }
     }
 
+    /// The events that reached `path`, pings left out.
     fn received(&self, path: &str) -> Vec<Received> {
-        self.receiver.requests.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+        self.receiver.requests.lock().unwrap().iter().filter(|r| r.path == path && !r.is_ping()).cloned().collect()
+    }
+
+    /// The pings that reached `path`.
+    fn pings(&self, path: &str) -> Vec<Received> {
+        self.receiver.requests.lock().unwrap().iter().filter(|r| r.path == path && r.is_ping()).cloned().collect()
+    }
+
+    /// Waits until `count` pings reached `path`; fails the test after [`PATIENCE`].
+    async fn wait_for_pings(&self, path: &str, count: usize) -> Vec<Received> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let received = self.pings(path);
+            if received.len() >= count {
+                return received;
+            }
+            assert!(Instant::now() < deadline, "{count} pings to {path} expected, got {received:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every event request (pings left out), wherever it went.
+    fn events(&self) -> usize {
+        self.receiver.requests.lock().unwrap().iter().filter(|r| !r.is_ping()).count()
     }
 
     /// Waits until `count` requests to `path` arrived; fails the test after [`PATIENCE`].
@@ -484,7 +532,7 @@ async fn subscriptions_and_signed_deliveries(db: TestDb) {
     assert!(ids.iter().enumerate().all(|(i, id)| !ids[..i].contains(id)), "delivery ids repeat: {ids:?}");
     receiver.assert_exactly("/hook", 3).await;
     receiver.assert_exactly("/other", 1).await;
-    assert_eq!(receiver.receiver.requests.lock().unwrap().len(), 4);
+    assert_eq!(receiver.events(), 4);
 
     // Unsubscribing: the subscription is returned, and it receives nothing more.
     let path = format!("{}/{}", subscriptions_path(), deletes["id"].as_str().unwrap());
@@ -533,7 +581,9 @@ async fn failed_deliveries_are_retried_with_backoff(db: TestDb) {
     server.shutdown().await;
 }
 
-async fn delivery_survives_a_restart(db: TestDb) {
+async fn delivery_survives_a_restart(mut db: TestDb) {
+    // However long the restart takes, the delivery must not run out of attempts meanwhile.
+    db.config.webhooks.max_attempts = 20;
     // The subscription's URL is fixed when it is created: reserve a port, then close it, so that
     // deliveries fail until the receiver comes up on it after the restart.
     let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -572,6 +622,8 @@ async fn delivery_survives_a_restart(db: TestDb) {
 /// start and hourly); pending ones stay, whatever their age.
 async fn finished_deliveries_are_pruned_after_the_retention(mut db: TestDb) {
     db.config.webhooks.retention = Duration::ZERO;
+    // The deliveries to the closed port stay pending throughout.
+    db.config.webhooks.max_attempts = 1000;
     let receiver = RunningReceiver::start(0).await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let server = db.start().await;
@@ -580,20 +632,24 @@ async fn finished_deliveries_are_pruned_after_the_retention(mut db: TestDb) {
         let (status, _) = admin.subscribe(json!({"config": {"url": url}, "events": ["checkout_token_add"]})).await;
         assert_eq!(status, StatusCode::CREATED);
     }
+    receiver.wait_for_pings("/hook", 1).await;
     admin.create_card("ct-1").await;
     receiver.wait_for("/hook", 1).await;
-    // One delivered, one still retrying against the closed port; the worker pruned only at start.
-    assert_eq!(db.outbox_rows().await, 2);
+    // Each subscription's ping and card event: two delivered, two still retrying against the
+    // closed port; the worker pruned only at start.
+    assert_eq!(db.outbox_rows().await, 4);
     server.shutdown().await;
 
     let server = db.start().await;
     let mut rows = db.outbox_rows().await;
     let waited = std::time::Instant::now();
-    while rows != 1 && waited.elapsed() < PATIENCE {
+    while rows != 2 && waited.elapsed() < PATIENCE {
         tokio::time::sleep(Duration::from_millis(20)).await;
         rows = db.outbox_rows().await;
     }
-    assert_eq!(rows, 1, "the delivered row is pruned at start, the pending one stays");
+    assert_eq!(rows, 2, "the delivered rows are pruned at start, the pending ones stay");
+    // Their attempt records went with them.
+    assert_eq!(db.orphaned_attempts().await, 0);
     receiver.assert_exactly("/hook", 1).await;
     server.shutdown().await;
 }
@@ -655,14 +711,15 @@ async fn internal_targets_are_refused_at_subscription(mut db: TestDb) {
         )
         .await;
     assert_eq!((status, body), (StatusCode::BAD_REQUEST, refused.clone()));
-    // Nothing was stored; a public address is accepted (no card token changes: nothing is sent).
+    // Nothing was stored; a public name is accepted (one that does not resolve, so that the ping
+    // every new subscription gets leaves this machine for nowhere).
     let (status, listed) = admin.call(Method::GET, &subscriptions_path(), None).await;
     assert_eq!((status, listed), (StatusCode::OK, json!([])));
     let (status, created) = production
         .call(
             Method::POST,
             path,
-            Some(json!({"config": {"url": "https://1.1.1.1/hook"}, "events": ["checkout_token_add"]})),
+            Some(json!({"config": {"url": "https://hooks.tokenvault.invalid/hook"}, "events": ["checkout_token_add"]})),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -696,7 +753,8 @@ async fn deliveries_never_reach_internal_addresses(mut db: TestDb) {
         rows = db.outbox_attempts().await;
     }
     server.shutdown().await;
-    assert_eq!(receiver.receiver.requests.lock().unwrap().len(), 0, "the receiver was reached");
+    // (Pings of the first run, with private targets allowed, may have reached it.)
+    assert_eq!(receiver.events(), 0, "the receiver was reached");
     let (by_address, by_name) = (&rows[0], &rows[1]);
     assert_eq!(by_address.0, format!("http://127.0.0.1:{port}/by-address"));
     assert_eq!(
@@ -712,4 +770,349 @@ async fn deliveries_never_reach_internal_addresses(mut db: TestDb) {
         error.ends_with("the host name resolves only to loopback, private, link-local or other internal addresses"),
         "{error}"
     );
+}
+
+// ---- deliveries, pings, give-up, deletion, resend (issue 17 item 8, issue 18 part 4) ----------
+
+fn deliveries_path(hid: &str) -> String {
+    format!("{}/{hid}/deliveries", subscriptions_path())
+}
+
+/// Subscribes `url` with `secret` to `checkout_token_add`; returns the subscription as created.
+async fn subscribe_to(api: &Api, url: &str, secret: &str) -> Value {
+    let (status, created) =
+        api.subscribe(json!({"config": {"url": url, "secret": secret}, "events": ["checkout_token_add"]})).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    created
+}
+
+/// Polls the delivery's detail until `done` holds; fails the test after [`PATIENCE`].
+async fn wait_for_detail(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, detail) = api.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::OK, "{detail}");
+        if done(&detail) {
+            return detail;
+        }
+        assert!(Instant::now() < deadline, "{path}: {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn not_found(message: &str) -> Value {
+    json!({"error": {"code": "NOT FOUND", "message": message, "errors": []}})
+}
+
+/// aid_source_hooks_hid_deliveries_get (`HookDelivery[]`: `id`, `event_delivery`, `created_at`,
+/// `status`) and aid_source_hooks_hid_deliveries_did_get (`HookDeliveryDetail`: `url`,
+/// `request.headers`/`body`, `response.headers`/`body`, `details.delivery_at`/
+/// `delivery_duration`/`delivery_success`): every attempt of the worker is recorded with its
+/// outcome; another account sees nothing; scopes admin:hooks/read:hooks.
+async fn deliveries_show_every_attempt(db: TestDb) {
+    let server = db.start().await;
+    // The card event fails once (500), then is taken; the ping is taken at once.
+    let receiver = RunningReceiver::start(1).await;
+    let admin = Api::login(&server, &["admin:checkout", "admin:hooks"]).await;
+    let reader = Api::login(&server, &["read:hooks"]).await;
+    let checkout_only = Api::login(&server, &["admin:checkout"]).await;
+    let secret = "deliveries-secret";
+    let created = subscribe_to(&admin, &format!("{}/hook", receiver.url), secret).await;
+    let hid = created["id"].as_str().unwrap().to_owned();
+
+    // Dintero pings a new subscription: `event: ping`, signed, the subscription as the body.
+    let pings = receiver.wait_for_pings("/hook", 1).await;
+    let ping = &pings[0];
+    assert_eq!(ping.method, Method::POST);
+    assert_eq!(ping.header("content-type"), "application/json");
+    assert_eq!(ping.header("event-signature"), hmac_sha1_hex(secret, &ping.body));
+    assert!(ping.header("user-agent").starts_with("Dintero-Hook/"));
+    assert_eq!(ping.json(), without_secret(&created));
+    let ping_id = ping.header("event-delivery").to_owned();
+
+    let card = admin.create_card("ct-1").await;
+    let received = receiver.wait_for("/hook", 2).await;
+    let delivery = assert_delivery(&received[1], "checkout_token_add", secret, &card).to_string();
+    let path = format!("{}/{delivery}", deliveries_path(&hid));
+    let detail = wait_for_detail(&admin, &path, |d| d["state"] == "DELIVERED").await;
+
+    // The list: newest first, each with its latest attempt's status.
+    let (status, listed) = reader.call(Method::GET, &deliveries_path(&hid), None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let created_at = |i: usize| listed[i]["created_at"].as_str().unwrap().to_owned();
+    assert!(created_at(0).ends_with('Z') && created_at(1).ends_with('Z'), "{listed}");
+    assert_eq!(
+        listed,
+        json!([
+            {"id": delivery, "event_delivery": delivery, "created_at": created_at(0), "status": 200},
+            {"id": ping_id, "event_delivery": ping_id, "created_at": created_at(1), "status": 200},
+        ])
+    );
+
+    // The detail: Dintero's fields for the latest attempt, and every attempt.
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{detail}");
+    let at = |i: usize, field: &str| attempts[i][field].clone();
+    for i in 0..2 {
+        assert!(at(i, "attempted_at").as_str().unwrap().ends_with('Z'));
+        assert!(at(i, "duration").as_i64().unwrap() >= 0);
+    }
+    assert_eq!(
+        detail["attempts"],
+        json!([
+            {"attempted_at": at(0, "attempted_at"), "duration": at(0, "duration"), "status": 500,
+             "error": "the receiver answered 500 Internal Server Error", "success": false},
+            {"attempted_at": at(1, "attempted_at"), "duration": at(1, "duration"), "status": 200, "success": true},
+        ])
+    );
+    let sent = &received[1];
+    let response_date = detail["response"]["headers"]["date"].clone();
+    assert!(response_date.is_string(), "{detail}");
+    assert_eq!(
+        detail,
+        json!({
+            "id": delivery,
+            "event_delivery": delivery,
+            "created_at": created_at(0),
+            "status": 200,
+            "url": format!("{}/hook", receiver.url),
+            "request": {
+                "headers": {
+                    "content-type": "application/json",
+                    "event": "checkout_token_add",
+                    "event-delivery": delivery,
+                    "event-signature": sent.header("event-signature"),
+                    "user-agent": sent.header("user-agent"),
+                },
+                "body": sent.json(),
+            },
+            "response": {"headers": {"content-length": "0", "date": response_date}, "body": ""},
+            "details": {
+                "delivery_at": at(1, "attempted_at"),
+                "delivery_duration": at(1, "duration"),
+                "delivery_success": true,
+            },
+            "event": "checkout_token_add",
+            "state": "DELIVERED",
+            "attempts": detail["attempts"].clone(),
+        })
+    );
+    assert!(!detail.to_string().contains(secret), "the secret is never shown");
+
+    // Paging (limit, starting_after, total: tokenvault's additions).
+    let response = reader
+        .http
+        .get(format!("{}{}?limit=1&total=true", reader.base, deliveries_path(&hid)))
+        .bearer_auth(&reader.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["paging-token"], delivery.as_str());
+    assert_eq!(response.headers()["total-count"], "2");
+    let (status, next) =
+        reader.call(Method::GET, &format!("{}?limit=1&starting_after={delivery}", deliveries_path(&hid)), None).await;
+    assert_eq!((status, next[0]["id"].as_str()), (StatusCode::OK, Some(ping_id.as_str())));
+    let (status, error) = reader.call(Method::GET, &format!("{}?limit=0", deliveries_path(&hid)), None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("BAD REQUEST")));
+    let (status, error) =
+        reader.call(Method::GET, &format!("{}?starting_after=nope", deliveries_path(&hid)), None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("BAD REQUEST")));
+
+    // Scopes: admin:hooks or read:hooks.
+    let (status, error) = checkout_only.call(Method::GET, &deliveries_path(&hid), None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));
+    assert_eq!(checkout_only.call(Method::GET, &path, None).await.0, StatusCode::FORBIDDEN);
+
+    // Unknown and malformed ids, and another account's subscription: 404 in Dintero's body.
+    let other = Api::login_to(&server, "T87654321", &["admin:hooks"]).await;
+    let foreign_path = |p: &str| p.replace(ACCOUNT, "T87654321");
+    for (api, path, message) in [
+        (&admin, format!("{}/{}", deliveries_path(&hid), Uuid::new_v4()), "delivery not found"),
+        (&admin, format!("{}/not-a-uuid", deliveries_path(&hid)), "delivery not found"),
+        (&admin, deliveries_path(&Uuid::new_v4().to_string()), "subscription not found"),
+        (&admin, deliveries_path("not-a-uuid"), "subscription not found"),
+        (&admin, format!("{}/x/deliveries/{delivery}", subscriptions_path()), "subscription not found"),
+        (&other, foreign_path(&deliveries_path(&hid)), "subscription not found"),
+        (&other, foreign_path(&path), "subscription not found"),
+    ] {
+        let (status, body) = api.call(Method::GET, &path, None).await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, not_found(message)), "{path}");
+    }
+    // Another account's path with this account's token: 403.
+    assert_eq!(admin.call(Method::GET, &foreign_path(&path), None).await.0, StatusCode::FORBIDDEN);
+    server.shutdown().await;
+}
+
+/// aid_source_hooks_hid_ping_post: 204, a `ping` sent now and listed as a delivery; scopes
+/// admin:hooks/write:hooks; 404 for an unknown or another account's subscription.
+async fn ping_sends_a_ping_now(db: TestDb) {
+    let server = db.start().await;
+    let receiver = RunningReceiver::start(0).await;
+    let writer = Api::login(&server, &["write:hooks"]).await;
+    let reader = Api::login(&server, &["read:hooks"]).await;
+    let secret = "ping-secret-value";
+    let created = subscribe_to(&writer, &format!("{}/hook", receiver.url), secret).await;
+    let hid = created["id"].as_str().unwrap().to_owned();
+    receiver.wait_for_pings("/hook", 1).await;
+    let ping_path = format!("{}/{hid}/ping", subscriptions_path());
+
+    let response =
+        writer.http.post(format!("{}{ping_path}", writer.base)).bearer_auth(&writer.access_token).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(response.text().await.unwrap(), "");
+    let pings = receiver.wait_for_pings("/hook", 2).await;
+    let again = &pings[1];
+    assert_eq!(again.header("event-signature"), hmac_sha1_hex(secret, &again.body));
+    assert_eq!(again.json(), without_secret(&created));
+    let id = again.header("event-delivery").to_owned();
+    assert_ne!(id, pings[0].header("event-delivery"));
+    let detail =
+        wait_for_detail(&reader, &format!("{}/{id}", deliveries_path(&hid)), |d| d["state"] == "DELIVERED").await;
+    assert_eq!(
+        (detail["event"].as_str(), detail["request"]["headers"]["event"].as_str()),
+        (Some("ping"), Some("ping"))
+    );
+    let (status, listed) = reader.call(Method::GET, &deliveries_path(&hid), None).await;
+    assert_eq!(
+        (status, listed.as_array().unwrap().len(), listed[0]["id"].as_str()),
+        (StatusCode::OK, 2, Some(id.as_str()))
+    );
+
+    // Scopes, unknown and foreign subscriptions.
+    let (status, error) = reader.call(Method::POST, &ping_path, None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));
+    let other = Api::login_to(&server, "T87654321", &["admin:hooks"]).await;
+    for (api, path) in [
+        (&writer, format!("{}/{}/ping", subscriptions_path(), Uuid::new_v4())),
+        (&writer, format!("{}/not-a-uuid/ping", subscriptions_path())),
+        (&other, ping_path.replace(ACCOUNT, "T87654321")),
+    ] {
+        let (status, body) = api.call(Method::POST, &path, None).await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, not_found("subscription not found")), "{path}");
+    }
+    receiver.assert_exactly("/hook", 0).await;
+    assert_eq!(receiver.pings("/hook").len(), 2);
+    server.shutdown().await;
+}
+
+/// Dintero retries "to a total of 5 times" (the `webhook_max_attempts` default): a receiver that
+/// always fails gets exactly 5 attempts of a delivery, then the delivery is `FAILED`.
+async fn deliveries_give_up_after_five_attempts(mut db: TestDb) {
+    db.config.webhooks.max_attempts = WebhookSettings::default().max_attempts;
+    assert_eq!(db.config.webhooks.max_attempts, 5);
+    let server = db.start().await;
+    let receiver = RunningReceiver::start(usize::MAX).await;
+    let admin = Api::login(&server, &["admin:checkout", "admin:hooks"]).await;
+    let created = subscribe_to(&admin, &format!("{}/hook", receiver.url), "give-up-secret").await;
+    let hid = created["id"].as_str().unwrap();
+    admin.create_card("ct-1").await;
+    let received = receiver.wait_for("/hook", 1).await;
+    let delivery = received[0].header("event-delivery").to_owned();
+    let detail =
+        wait_for_detail(&admin, &format!("{}/{delivery}", deliveries_path(hid)), |d| d["state"] == "FAILED").await;
+    let statuses: Vec<&Value> = detail["attempts"].as_array().unwrap().iter().map(|a| &a["status"]).collect();
+    assert_eq!(statuses, [&json!(500); 5], "{detail}");
+    assert_eq!(detail["details"]["delivery_success"], json!(false));
+    assert!(detail.get("next_attempt_at").is_none(), "{detail}");
+    // Given up: no sixth attempt.
+    assert_eq!(receiver.received("/hook").len(), 5);
+    receiver.assert_exactly("/hook", 5).await;
+    server.shutdown().await;
+}
+
+/// "A webhook will be deleted if there are consecutive failures" (aid_source_hooks_post): after
+/// `webhook_delete_after_failures` deliveries given up in a row the subscription is gone; one
+/// that is delivered to is not touched.
+async fn subscriptions_are_deleted_after_consecutive_failures(mut db: TestDb) {
+    db.config.webhooks.max_attempts = 1;
+    db.config.webhooks.delete_after_failures = 2;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let receiver = RunningReceiver::start(0).await;
+    let server = db.start().await;
+    let admin = Api::login(&server, &["admin:checkout", "admin:hooks"]).await;
+    let failing = subscribe_to(&admin, &format!("http://{closed}/never"), "failing-secret").await;
+    let working = subscribe_to(&admin, &format!("{}/hook", receiver.url), "working-secret").await;
+    let failing_path = format!("{}/{}", subscriptions_path(), failing["id"].as_str().unwrap());
+    receiver.wait_for_pings("/hook", 1).await;
+    // Its ping failed: one failure, still there.
+    let failing_deliveries = deliveries_path(failing["id"].as_str().unwrap());
+    let listed = wait_for_detail(&admin, &failing_deliveries, |listed| listed[0]["id"].is_string()).await;
+    let ping_detail = format!("{failing_deliveries}/{}", listed[0]["id"].as_str().unwrap());
+    wait_for_detail(&admin, &ping_detail, |d| d["state"] == "FAILED").await;
+    assert_eq!(admin.call(Method::GET, &failing_path, None).await.0, StatusCode::OK);
+
+    // The card event fails too: the second in a row, and the subscription is deleted.
+    admin.create_card("ct-1").await;
+    receiver.wait_for("/hook", 1).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, body) = admin.call(Method::GET, &failing_path, None).await;
+        if status == StatusCode::NOT_FOUND {
+            assert_eq!(body, not_found("subscription not found"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "still there: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, listed) = admin.call(Method::GET, &subscriptions_path(), None).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([without_secret(&working)])));
+    server.shutdown().await;
+}
+
+/// Issue 18 part 4 (extension `…/deliveries/{delivery_id}/resend`): the event goes out again
+/// through the outbox, signed as usual, byte for byte the same, under the original
+/// `event-delivery`, as a new delivery; 202 with it.
+async fn resend_queues_the_event_again(db: TestDb) {
+    let server = db.start().await;
+    let receiver = RunningReceiver::start(0).await;
+    let admin = Api::login(&server, &["admin:checkout", "admin:hooks"]).await;
+    let reader = Api::login(&server, &["read:hooks"]).await;
+    let secret = "resend-secret-value";
+    let created = subscribe_to(&admin, &format!("{}/hook", receiver.url), secret).await;
+    let hid = created["id"].as_str().unwrap().to_owned();
+    let card = admin.create_card("ct-1").await;
+    let first = receiver.wait_for("/hook", 1).await;
+    let original = assert_delivery(&first[0], "checkout_token_add", secret, &card).to_string();
+    let resend_path = format!("{}/{original}/resend", deliveries_path(&hid));
+
+    let (status, queued) = admin.call(Method::POST, &resend_path, None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let new_id = queued["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, original);
+    let created_at = queued["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with('Z'));
+    assert_eq!(queued, json!({"id": new_id, "event_delivery": original, "created_at": created_at}));
+
+    let again = receiver.wait_for("/hook", 2).await;
+    assert_eq!(assert_delivery(&again[1], "checkout_token_add", secret, &card).to_string(), original);
+    assert_eq!(again[1].body, first[0].body);
+    assert_eq!(again[1].header("event-signature"), first[0].header("event-signature"));
+    let detail =
+        wait_for_detail(&reader, &format!("{}/{new_id}", deliveries_path(&hid)), |d| d["state"] == "DELIVERED").await;
+    assert_eq!((detail["event_delivery"].as_str(), detail["status"].as_u64()), (Some(original.as_str()), Some(200)));
+    let (status, listed) = reader.call(Method::GET, &deliveries_path(&hid), None).await;
+    let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap()).collect();
+    assert_eq!((status, &ids[..2]), (StatusCode::OK, &[new_id.as_str(), original.as_str()][..]));
+    assert_eq!(ids.len(), 3, "the resend, the original and the ping: {listed}");
+
+    // Scopes admin:hooks/write:hooks; unknown ids and other accounts: 404.
+    let (status, error) = reader.call(Method::POST, &resend_path, None).await;
+    assert_eq!((status, error["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("FORBIDDEN")));
+    let other = Api::login_to(&server, "T87654321", &["admin:hooks"]).await;
+    for (api, path, message) in [
+        (&admin, format!("{}/{}/resend", deliveries_path(&hid), Uuid::new_v4()), "delivery not found"),
+        (&admin, format!("{}/not-a-uuid/resend", deliveries_path(&hid)), "delivery not found"),
+        (
+            &admin,
+            format!("{}/{original}/resend", deliveries_path(&Uuid::new_v4().to_string())),
+            "subscription not found",
+        ),
+        (&other, resend_path.replace(ACCOUNT, "T87654321"), "subscription not found"),
+    ] {
+        let (status, body) = api.call(Method::POST, &path, None).await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, not_found(message)), "{path}");
+    }
+    receiver.assert_exactly("/hook", 2).await;
+    server.shutdown().await;
 }

@@ -11,7 +11,7 @@ use super::client::ClientRecord;
 use super::customer::{Customer, CustomerUpdate, NewCustomer};
 use super::customer_token::{CustomerToken, NewCustomerToken};
 use super::token_event::{TokenEvent, TokenTypeValue};
-use super::webhook::HookSubscription;
+use super::webhook::{HookSubscription, QueuedBy};
 use super::{AccountId, Timestamp};
 
 /// One append-only record of a change: who did what to which resource, and why. It never holds
@@ -381,6 +381,30 @@ impl NewAuditRecord {
             "hook_subscription",
             id.to_string(),
             json!({"dropped_deliveries": dropped_deliveries}),
+        )
+    }
+
+    /// A delivery was queued on request (`how`: `"ping"` for `aid_source_hooks_hid_ping_post`,
+    /// `"resend"` for the resend extension), so that who made the receiver get it stays on record.
+    pub fn webhook_delivery_queued(
+        account: &AccountId,
+        subscription: Uuid,
+        delivery: Uuid,
+        how: QueuedBy,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::in_account(
+            account,
+            actor,
+            at,
+            match how {
+                QueuedBy::Ping => "hook_subscription.ping",
+                QueuedBy::Resend => "hook_subscription.resend",
+            },
+            "hook_subscription",
+            subscription.to_string(),
+            json!({"delivery": delivery}),
         )
     }
 

@@ -18,9 +18,28 @@ pub const CARD_TOKEN_UPDATE: &str = "checkout_token_update";
 /// A card token was deleted (tokenvault extension).
 pub const CARD_TOKEN_DELETE: &str = "checkout_token_delete";
 pub const EVENTS: [&str; 3] = [CARD_TOKEN_ADD, CARD_TOKEN_UPDATE, CARD_TOKEN_DELETE];
+/// Dintero's ping event: sent when a subscription is created and on
+/// `aid_source_hooks_hid_ping_post`, so an integrator sees at once that the hook works.
+pub const PING: &str = "ping";
 
-/// Attempts before a delivery is given up.
-pub const MAX_ATTEMPTS: u32 = 8;
+/// Dintero's attempts per delivery ("we retry the connection to a total of 5 times"); the
+/// default of the `webhook_max_attempts` setting.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// Deliveries given up in a row after which the worker deletes the subscription. Dintero deletes
+/// a hook "if there are consecutive failures" without saying how many; this is tokenvault's
+/// choice, the default of the `webhook_delete_after_failures` setting.
+pub const DEFAULT_DELETE_AFTER_FAILURES: u32 = 10;
+/// The actor of the audit record when the worker deletes a failing subscription.
+pub const WORKER_ACTOR: &str = "tokenvault:webhook-worker";
+/// Bounds of what an attempt record keeps of an error and of the receiver's answer, so that a
+/// chatty receiver cannot grow the history without bound: characters of an error,
+pub const MAX_ERROR_CHARS: usize = 500;
+/// bytes of the receiver's body (the rest is not even read),
+pub const MAX_RESPONSE_BODY_BYTES: usize = 4096;
+/// headers of the receiver's answer,
+pub const MAX_RESPONSE_HEADERS: usize = 50;
+/// and characters of each header value.
+pub const MAX_HEADER_VALUE_CHARS: usize = 512;
 
 /// A subscription to webhook events, as stored and shown (its secret is kept apart, sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -139,11 +158,29 @@ pub fn card_token_event_body(event: &str, delivery: Uuid, card: &CardToken) -> S
     json!({"account_id": card.account_id, "event_delivery": delivery, "event": event, "token": token}).to_string()
 }
 
+/// The body of Dintero's `ping` event: the subscription as `aid_source_hooks_hid_get` shows it
+/// (Dintero's ping payload is the `Hook`), without its secret.
+pub fn ping_event_body(subscription: &HookSubscription) -> String {
+    serde_json::to_string(subscription).unwrap_or_default()
+}
+
+/// Why a delivery was queued outside a card-token change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueuedBy {
+    /// `aid_source_hooks_hid_ping_post`.
+    Ping,
+    /// The resend extension: the same event again, under the original's `event-delivery`.
+    Resend,
+}
+
 /// One outbox row ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookDelivery {
-    /// Also the `event-delivery` header and the body's `event_delivery`.
+    /// The delivery's own id (one event to one subscription; a resend is a new delivery).
     pub id: Uuid,
+    /// The `event-delivery` header and a card-token body's `event_delivery`: the delivery's `id`,
+    /// or for a resend the original delivery's.
+    pub event_delivery: Uuid,
     pub subscription_id: Uuid,
     pub account_id: AccountId,
     pub url: String,
@@ -160,6 +197,194 @@ pub enum DeliveryResult {
     Delivered { at: Timestamp },
     Retry { at: Timestamp, error: String },
     GiveUp { error: String },
+}
+
+/// One attempt to deliver, as the worker records it in the transaction that records its outcome,
+/// so the deliveries API can show what was sent and what came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub attempted_at: Timestamp,
+    /// From sending the request to the end of reading the (bounded) answer.
+    pub duration_millis: i64,
+    /// The receiver's HTTP status; `None` when no answer came (refused target, connection error,
+    /// timeout).
+    pub status: Option<u16>,
+    /// Why the attempt failed, at most [`MAX_ERROR_CHARS`]; never a secret or the URL.
+    pub error: Option<String>,
+    /// The headers sent, in order; empty when nothing was sent.
+    pub request_headers: Vec<(String, String)>,
+    /// The receiver's headers, at most [`MAX_RESPONSE_HEADERS`], `set-cookie` left out.
+    pub response_headers: Vec<(String, String)>,
+    /// The first [`MAX_RESPONSE_BODY_BYTES`] of the receiver's answer.
+    pub response_body: Option<String>,
+}
+
+impl DeliveryAttempt {
+    /// Whether the receiver took it (any 2xx).
+    pub fn succeeded(&self) -> bool {
+        self.status.is_some_and(|status| (200..300).contains(&status)) && self.error.is_none()
+    }
+}
+
+/// `text` cut to at most `max` characters, marked with `…` when cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// Where a delivery stands, so the detail can say whether more attempts follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// More attempts follow; the next is due then.
+    Pending { next_attempt_at: Timestamp },
+    /// A receiver answered 2xx.
+    Delivered { at: Timestamp },
+    /// Every attempt failed.
+    GaveUp { at: Timestamp },
+}
+
+/// A delivery with its history, as the store keeps it: what `aid_source_hooks_hid_deliveries_did_get`
+/// shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    /// The delivery's own id.
+    pub id: Uuid,
+    /// The `event-delivery` GUID sent (a resend carries the original's).
+    pub event_delivery: Uuid,
+    pub subscription_id: Uuid,
+    pub account_id: AccountId,
+    /// The subscription's `config.url`, where every attempt went.
+    pub url: String,
+    pub event: String,
+    /// The exact JSON sent (and signed).
+    pub body: String,
+    pub created_at: Timestamp,
+    pub state: DeliveryState,
+    /// Oldest first.
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+impl DeliveryRecord {
+    /// The list entry: the latest attempt's status.
+    pub fn summary(&self) -> HookDelivery {
+        HookDelivery {
+            id: self.id,
+            event_delivery: self.event_delivery,
+            created_at: self.created_at,
+            status: self.attempts.last().and_then(|attempt| attempt.status),
+        }
+    }
+
+    /// Dintero's `HookDeliveryDetail` (`url`, `request`, `response`, `details` of the latest
+    /// attempt) with tokenvault's additions: `event`, `state`, `next_attempt_at` while pending, and
+    /// every attempt in `attempts`.
+    pub fn detail(&self) -> Value {
+        let mut detail = Map::new();
+        detail.insert("id".into(), json!(self.id));
+        detail.insert("event_delivery".into(), json!(self.event_delivery));
+        detail.insert("created_at".into(), json!(self.created_at));
+        let last = self.attempts.last();
+        if let Some(status) = last.and_then(|attempt| attempt.status) {
+            detail.insert("status".into(), json!(status));
+        }
+        detail.insert("url".into(), json!(self.url));
+        let mut request = Map::new();
+        if let Some(sent) = self.attempts.iter().rev().find(|attempt| !attempt.request_headers.is_empty()) {
+            request.insert("headers".into(), headers_object(&sent.request_headers));
+        }
+        request.insert("body".into(), serde_json::from_str(&self.body).unwrap_or(Value::String(self.body.clone())));
+        detail.insert("request".into(), Value::Object(request));
+        if let Some(answered) = last.filter(|attempt| attempt.status.is_some()) {
+            detail.insert(
+                "response".into(),
+                json!({
+                    "headers": headers_object(&answered.response_headers),
+                    "body": answered.response_body.clone().unwrap_or_default(),
+                }),
+            );
+        }
+        if let Some(attempt) = last {
+            detail.insert(
+                "details".into(),
+                json!({
+                    "delivery_at": attempt.attempted_at,
+                    "delivery_duration": attempt.duration_millis,
+                    "delivery_success": attempt.succeeded(),
+                }),
+            );
+        }
+        detail.insert("event".into(), json!(self.event));
+        let state = match self.state {
+            DeliveryState::Pending { .. } => "PENDING",
+            DeliveryState::Delivered { .. } => "DELIVERED",
+            DeliveryState::GaveUp { .. } => "FAILED",
+        };
+        detail.insert("state".into(), json!(state));
+        if let DeliveryState::Pending { next_attempt_at } = self.state {
+            detail.insert("next_attempt_at".into(), json!(next_attempt_at));
+        }
+        let attempts: Vec<Value> = self
+            .attempts
+            .iter()
+            .map(|attempt| {
+                let mut shown = Map::new();
+                shown.insert("attempted_at".into(), json!(attempt.attempted_at));
+                shown.insert("duration".into(), json!(attempt.duration_millis));
+                if let Some(status) = attempt.status {
+                    shown.insert("status".into(), json!(status));
+                }
+                if let Some(error) = &attempt.error {
+                    shown.insert("error".into(), json!(error));
+                }
+                shown.insert("success".into(), json!(attempt.succeeded()));
+                Value::Object(shown)
+            })
+            .collect();
+        detail.insert("attempts".into(), Value::Array(attempts));
+        Value::Object(detail)
+    }
+}
+
+/// Headers as a JSON object; a repeated name keeps its values joined with `, ` (RFC 9110).
+pub fn headers_object(headers: &[(String, String)]) -> Value {
+    let mut object = Map::new();
+    for (name, value) in headers {
+        match object.get_mut(name) {
+            Some(Value::String(joined)) => {
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+            _ => {
+                object.insert(name.clone(), Value::String(value.clone()));
+            }
+        }
+    }
+    Value::Object(object)
+}
+
+/// Headers from a JSON object as [`headers_object`] writes it (stores keep them so).
+pub fn headers_from_json(text: Option<&str>) -> Vec<(String, String)> {
+    let Some(Ok(Value::Object(object))) = text.map(serde_json::from_str::<Value>) else { return Vec::new() };
+    object.into_iter().map(|(name, value)| (name, value.as_str().unwrap_or_default().to_owned())).collect()
+}
+
+/// A delivery as Dintero's `HookDelivery` lists it (`aid_source_hooks_hid_deliveries_get`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(description = "A delivery of one event to the subscription (Dintero's `HookDelivery`).")]
+pub struct HookDelivery {
+    /// The delivery's id (`delivery_id` in the detail's path).
+    pub id: Uuid,
+    /// The `event-delivery` GUID sent with it (a resend carries the original's).
+    pub event_delivery: Uuid,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// HTTP status code of the latest attempt; absent before the first attempt and when the
+    /// receiver did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = 200)]
+    pub status: Option<u16>,
 }
 
 /// Exponential back-off after the `attempts`-th failure: base, 2×base, 4×base… capped at an hour.

@@ -192,6 +192,9 @@ pub fn finish(doc: &mut OpenApi) {
 /// Query parameters that tokenvault takes on a Dintero operation whose spec does not name them
 /// (by Dintero's operationId).
 const EXTENSION_QUERY_PARAMETERS: &[(&str, &str)] = &[
+    ("aid_source_hooks_hid_deliveries_get", "limit"),
+    ("aid_source_hooks_hid_deliveries_get", "starting_after"),
+    ("aid_source_hooks_hid_deliveries_get", "total"),
     ("card_tokens_get", "total"),
     ("aid_payments_card_tokens_get", "total"),
     ("aid_customers_tokens_events_get", "total"),
@@ -214,6 +217,10 @@ const EXTENSION_SCHEMAS: &[&str] = &[
     "/components/schemas/HookSubscriptionCreate/properties/config/properties/secret",
     // Dintero's operations tokenvault answers with 501 (its spec lists no 501).
     "/components/responses/NotImplemented",
+    "/components/schemas/HookDeliveryDetail/properties/event",
+    "/components/schemas/HookDeliveryDetail/properties/state",
+    "/components/schemas/HookDeliveryDetail/properties/next_attempt_at",
+    "/components/schemas/HookDeliveryDetail/properties/attempts",
 ];
 
 /// The serialised document with `x-tokenvault-extension: true` on what Dintero's spec lacks
@@ -491,14 +498,23 @@ pub struct CardTokenPath {
     token_id: String,
 }
 
-/// `subscription_id`.
+/// `hid`, as Dintero names the subscription in its paths.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
 pub struct SubscriptionPath {
-    /// The subscription's `id`.
+    /// subscription id (the subscription's `id`).
     #[param(format = Uuid)]
-    subscription_id: String,
+    hid: String,
+}
+
+/// `delivery_id`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct DeliveryPath {
+    /// delivery id (a delivery's `id` from the deliveries list).
+    delivery_id: String,
 }
 
 /// `limit`, `starting_after` and `total`, as every paged list takes them.
@@ -980,6 +996,93 @@ pub struct HookConfigWithSecret {
 
 // ---------------------------------------------------------------------------------------------
 // Bodies that handlers build with `json!`.
+
+/// Dintero's `HookDeliveryDetail`, with tokenvault's additions (`event`, `state`,
+/// `next_attempt_at`, `attempts`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct HookDeliveryDetail {
+    id: uuid::Uuid,
+    /// The `event-delivery` GUID sent (a resend carries the original's).
+    event_delivery: uuid::Uuid,
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// HTTP status code of the latest attempt, when the receiver answered.
+    #[schema(example = 200)]
+    status: Option<u16>,
+    /// The payload URL.
+    url: String,
+    #[schema(inline)]
+    request: DeliveryRequest,
+    /// The receiver's answer to the latest attempt, when it answered.
+    #[schema(inline)]
+    response: Option<DeliveryResponse>,
+    /// The latest attempt, once there was one.
+    #[schema(inline)]
+    details: Option<DeliveryDetails>,
+    /// The event name (the `event` header).
+    event: String,
+    /// `PENDING` (more attempts follow), `DELIVERED` or `FAILED` (given up).
+    #[schema(schema_with = delivery_state)]
+    state: String,
+    /// When the next attempt is due, while `PENDING`.
+    #[schema(format = DateTime)]
+    next_attempt_at: Option<String>,
+    /// Every attempt, oldest first.
+    #[schema(inline)]
+    attempts: Vec<DeliveryAttemptShown>,
+}
+
+fn delivery_state() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(["PENDING", "DELIVERED", "FAILED"])).build()
+}
+
+/// `HookDeliveryDetail.request`: what was sent.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeliveryRequest {
+    /// The headers sent (`content-type`, `event`, `event-delivery`, `event-signature`,
+    /// `user-agent`); absent until something was sent.
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// The JSON body sent.
+    body: serde_json::Value,
+}
+
+/// `HookDeliveryDetail.response`: what the receiver answered.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeliveryResponse {
+    headers: std::collections::BTreeMap<String, String>,
+    /// The first 4 KiB of the receiver's body.
+    body: String,
+}
+
+/// `HookDeliveryDetail.details`: the latest attempt.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeliveryDetails {
+    #[schema(format = DateTime)]
+    delivery_at: String,
+    /// Milliseconds.
+    #[schema(example = 848)]
+    delivery_duration: i64,
+    delivery_success: bool,
+}
+
+/// One entry of `HookDeliveryDetail.attempts` (tokenvault extension).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DeliveryAttemptShown {
+    #[schema(format = DateTime)]
+    attempted_at: String,
+    /// Milliseconds.
+    duration: i64,
+    /// The receiver's HTTP status, when it answered.
+    status: Option<u16>,
+    /// Why the attempt failed (at most 500 characters).
+    error: Option<String>,
+    success: bool,
+}
 
 /// Client token credential.
 #[derive(ToSchema)]

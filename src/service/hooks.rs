@@ -7,8 +7,8 @@ use rand::RngCore;
 use uuid::Uuid;
 
 use super::{ServiceError, ServiceResult, Vault};
-use crate::domain::webhook::HookSubscription;
-use crate::domain::{AccountId, Timestamp, ValidationError};
+use crate::domain::webhook::{DeliveryRecord, HookDelivery, HookSubscription};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp, ValidationError};
 
 impl Vault {
     /// Stores a subscription whose target the policy allows, with the secret the client gave or
@@ -29,6 +29,8 @@ impl Vault {
         });
         let sealed = self.cipher.seal(&subscription.account_id, &subscription.id.to_string(), &secret);
         self.store.create_hook_subscription(subscription, &sealed.ciphertext).await?;
+        // Its ping is in the outbox.
+        self.announce();
         Ok(secret)
     }
 
@@ -53,6 +55,68 @@ impl Vault {
         let id = subscription_id(id)?;
         Ok(self.store.delete_hook_subscription(account, id, actor, Timestamp::now()).await?)
     }
+}
+
+impl Vault {
+    /// The subscription's recent deliveries, newest first (`aid_source_hooks_hid_deliveries_get`).
+    pub async fn hook_deliveries(
+        &self,
+        account: &AccountId,
+        subscription: &str,
+        page: &PageRequest,
+    ) -> ServiceResult<Page<HookDelivery>> {
+        let subscription = subscription_id(subscription)?;
+        Ok(self.store.list_webhook_deliveries(account, subscription, page).await?)
+    }
+
+    /// One delivery with every attempt (`aid_source_hooks_hid_deliveries_did_get`). Ids that are
+    /// not UUIDs name nothing: the subscription is still checked first, so its absence wins.
+    pub async fn hook_delivery(
+        &self,
+        account: &AccountId,
+        subscription: &str,
+        delivery: &str,
+    ) -> ServiceResult<DeliveryRecord> {
+        let subscription = subscription_id(subscription)?;
+        Ok(self.store.get_webhook_delivery(account, subscription, delivery_id(delivery)).await?)
+    }
+
+    /// Queues a `ping` to the subscription and wakes the worker, which sends it at once
+    /// (`aid_source_hooks_hid_ping_post`).
+    pub async fn ping_hook_subscription(
+        &self,
+        account: &AccountId,
+        subscription: &str,
+        actor: &str,
+    ) -> ServiceResult<DeliveryRecord> {
+        let subscription = subscription_id(subscription)?;
+        let queued = self.store.ping_hook_subscription(account, subscription, actor, Timestamp::now()).await?;
+        self.announce();
+        Ok(queued)
+    }
+
+    /// Sends a delivery's event again through the outbox, as a new delivery under the original's
+    /// `event-delivery` (extension).
+    pub async fn resend_hook_delivery(
+        &self,
+        account: &AccountId,
+        subscription: &str,
+        delivery: &str,
+        actor: &str,
+    ) -> ServiceResult<DeliveryRecord> {
+        let subscription = subscription_id(subscription)?;
+        let queued = self
+            .store
+            .resend_webhook_delivery(account, subscription, delivery_id(delivery), actor, Timestamp::now())
+            .await?;
+        self.announce();
+        Ok(queued)
+    }
+}
+
+/// A path's delivery id; one that is not a UUID becomes the nil UUID, which names no delivery.
+fn delivery_id(raw: &str) -> Uuid {
+    Uuid::parse_str(raw).unwrap_or(Uuid::nil())
 }
 
 fn subscription_id(raw: &str) -> ServiceResult<Uuid> {

@@ -14,6 +14,9 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 pub use crate::domain::webhook_target::TargetError;
+
+/// The `user-agent` of every call to a target: Dintero's deliveries say `Dintero-Hook/<hash>`.
+pub const USER_AGENT: &str = concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION"));
 use crate::domain::webhook_target::{allowed, check_url_form, is_forbidden, is_localhost_name, literal_ip, Url};
 use crate::domain::AccountId;
 
@@ -66,7 +69,7 @@ impl TargetPolicy {
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .user_agent(concat!("Dintero-Hook/tokenvault-", env!("CARGO_PKG_VERSION")));
+            .user_agent(USER_AGENT);
         if !self.allow_private {
             builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver));
         }

@@ -1,8 +1,10 @@
 //! Delivers webhook events from the durable outbox: at least once, signed like Dintero's
 //! (`event-signature`: HMAC-SHA1 of the body keyed with the subscription's secret), with
-//! exponential back-off, and safe with several instances (deliveries are leased). Deliveries
-//! reach only the targets [`super::webhook_targets`] allows, checked after DNS resolution, and follow no
-//! redirects.
+//! exponential back-off up to Dintero's 5 attempts, and safe with several instances (deliveries
+//! are leased). Deliveries reach only the targets [`super::webhook_targets`] allows, checked after
+//! DNS resolution, and follow no redirects. Every attempt is recorded (status, latency, error,
+//! the request and the start of the answer) with its outcome, for Dintero's deliveries API; a
+//! subscription whose deliveries keep failing is deleted, as Dintero does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +17,10 @@ use tokio::task::JoinHandle;
 
 use super::webhook_targets::TargetPolicy;
 use super::Vault;
-use crate::domain::webhook::{retry_delay_millis, DeliveryResult, WebhookDelivery, MAX_ATTEMPTS};
+use crate::domain::webhook::{
+    bounded, retry_delay_millis, DeliveryAttempt, DeliveryResult, WebhookDelivery, DEFAULT_DELETE_AFTER_FAILURES,
+    DEFAULT_MAX_ATTEMPTS, MAX_ERROR_CHARS, MAX_HEADER_VALUE_CHARS, MAX_RESPONSE_BODY_BYTES, MAX_RESPONSE_HEADERS,
+};
 use crate::domain::Timestamp;
 use crate::store::Store;
 
@@ -41,6 +46,12 @@ pub struct WebhookSettings {
     /// addresses (local development: `--webhook-allow-private-targets`, on with `serve --dev`).
     /// Off, such targets are refused at subscription and again after resolution on delivery.
     pub allow_private_targets: bool,
+    /// Attempts per delivery before it is given up (`webhook_max_attempts`; Dintero's 5).
+    pub max_attempts: u32,
+    /// Deliveries given up in a row after which the subscription is deleted
+    /// (`webhook_delete_after_failures`; 0: never). Dintero deletes such hooks without saying
+    /// after how many.
+    pub delete_after_failures: u32,
 }
 
 impl Default for WebhookSettings {
@@ -50,6 +61,8 @@ impl Default for WebhookSettings {
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 86_400),
             allow_private_targets: false,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            delete_after_failures: DEFAULT_DELETE_AFTER_FAILURES,
         }
     }
 }
@@ -129,9 +142,21 @@ pub fn spawn(vault: Arc<Vault>, settings: WebhookSettings) -> Worker {
                     let sends = deliveries.into_iter().map(|delivery| {
                         let (vault, client) = (vault.clone(), client.clone());
                         async move {
-                            let result = send(&client, &vault, &delivery, settings).await;
-                            if let Err(error) = vault.store.complete_webhook_delivery(delivery.id, &result).await {
-                                tracing::warn!(%error, delivery = %delivery.id, "could not record a webhook attempt");
+                            let (result, attempt) = send(&client, &vault, &delivery, settings).await;
+                            let recorded = vault
+                                .store
+                                .complete_webhook_delivery(delivery.id, &result, &attempt, settings.delete_after_failures)
+                                .await;
+                            match recorded {
+                                Ok(Some(subscription)) => tracing::warn!(
+                                    %subscription,
+                                    failures = settings.delete_after_failures,
+                                    "deleted a webhook subscription after consecutive failed deliveries"
+                                ),
+                                Ok(None) => {}
+                                Err(error) => {
+                                    tracing::warn!(%error, delivery = %delivery.id, "could not record a webhook attempt")
+                                }
                             }
                         }
                     });
@@ -158,12 +183,13 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
     while set.join_next().await.is_some() {}
 }
 
+/// One attempt: what happened to the delivery, and the record of the attempt.
 async fn send(
     client: &reqwest::Client,
     vault: &Vault,
     delivery: &WebhookDelivery,
     settings: WebhookSettings,
-) -> DeliveryResult {
+) -> (DeliveryResult, DeliveryAttempt) {
     let policy = TargetPolicy { allow_private: settings.allow_private_targets };
     let secret = match vault.ensure_keys([delivery.sealed_secret.as_slice()]).await {
         Ok(()) => vault
@@ -172,39 +198,98 @@ async fn send(
             .map_err(|error| error.to_string()),
         Err(error) => Err(error.to_string()),
     };
+    let attempted_at = Timestamp::now();
+    let started = std::time::Instant::now();
+    let mut attempt = DeliveryAttempt {
+        attempted_at,
+        duration_millis: 0,
+        status: None,
+        error: None,
+        request_headers: Vec::new(),
+        response_headers: Vec::new(),
+        response_body: None,
+    };
     let outcome = match (policy.check_delivery(&delivery.url, &delivery.account_id), secret) {
         (Err(refused), _) => Err(format!("refused before sending: the URL {refused}")),
         (Ok(()), Err(error)) => Err(error),
-        (Ok(()), Ok(secret)) => client
-            .post(&delivery.url)
-            .header("content-type", "application/json")
-            .header("event", &delivery.event)
-            .header("event-delivery", delivery.id.to_string())
-            .header("event-signature", signature(&secret, delivery.body.as_bytes()))
-            .body(delivery.body.clone())
-            .send()
-            .await
-            .map_err(|error| with_causes(&error.without_url()))
-            .and_then(|response| {
-                if response.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("the receiver answered {}", response.status()))
+        (Ok(()), Ok(secret)) => {
+            let headers = [
+                ("content-type", "application/json".to_owned()),
+                ("event", delivery.event.clone()),
+                ("event-delivery", delivery.event_delivery.to_string()),
+                ("event-signature", signature(&secret, delivery.body.as_bytes())),
+            ];
+            let mut request = client.post(&delivery.url);
+            for (name, value) in &headers {
+                request = request.header(*name, value);
+            }
+            attempt.request_headers = headers.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect();
+            attempt.request_headers.push(("user-agent".to_owned(), super::webhook_targets::USER_AGENT.to_owned()));
+            match request.body(delivery.body.clone()).send().await {
+                Err(error) => Err(with_causes(&error.without_url())),
+                Ok(response) => {
+                    let status = response.status();
+                    attempt.status = Some(status.as_u16());
+                    attempt.response_headers = response
+                        .headers()
+                        .iter()
+                        .filter(|(name, _)| *name != reqwest::header::SET_COOKIE)
+                        .take(MAX_RESPONSE_HEADERS)
+                        .map(|(name, value)| {
+                            (
+                                name.as_str().to_owned(),
+                                bounded(&String::from_utf8_lossy(value.as_bytes()), MAX_HEADER_VALUE_CHARS),
+                            )
+                        })
+                        .collect();
+                    attempt.response_body = Some(read_bounded(response).await);
+                    if status.is_success() {
+                        Ok(())
+                    } else {
+                        Err(format!("the receiver answered {status}"))
+                    }
                 }
-            }),
+            }
+        }
     };
-    match outcome {
+    attempt.duration_millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let result = match outcome {
         Ok(()) => DeliveryResult::Delivered { at: Timestamp::now() },
-        Err(error) if delivery.attempts + 1 >= MAX_ATTEMPTS => {
+        Err(error) if delivery.attempts + 1 >= settings.max_attempts.max(1) => {
             tracing::warn!(delivery = %delivery.id, %error, "giving up on a webhook delivery");
+            attempt.error = Some(bounded(&error, MAX_ERROR_CHARS));
             DeliveryResult::GiveUp { error }
         }
         Err(error) => {
             let delay = retry_delay_millis(settings.retry_base.as_millis() as i64, delivery.attempts);
             tracing::info!(delivery = %delivery.id, %error, delay_ms = delay, "webhook delivery failed; will retry");
+            attempt.error = Some(bounded(&error, MAX_ERROR_CHARS));
             DeliveryResult::Retry { at: Timestamp::from_millis(Timestamp::now().millis() + delay), error }
         }
+    };
+    (result, attempt)
+}
+
+/// The first [`MAX_RESPONSE_BODY_BYTES`] of an answer (the rest is not read), as text.
+async fn read_bounded(mut response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < MAX_RESPONSE_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
     }
+    let cut = body.len() > MAX_RESPONSE_BODY_BYTES;
+    body.truncate(MAX_RESPONSE_BODY_BYTES);
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    if cut {
+        // A cut may split a character: drop the replacement it left.
+        if text.ends_with('\u{FFFD}') {
+            text.pop();
+        }
+        text.push('…');
+    }
+    text
 }
 
 /// An error and its causes, `outer: inner: …`: reqwest's own text alone ("error sending

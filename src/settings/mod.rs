@@ -57,6 +57,9 @@ pub struct FileSettings {
     pub token_endpoint_rate: Option<u32>,
     pub credential_checks: Option<usize>,
     pub webhook_allow_private_targets: Option<bool>,
+    pub webhook_max_attempts: Option<u32>,
+    pub webhook_delete_after_failures: Option<u32>,
+    pub webhook_retention_hours: Option<u64>,
     pub dev_client_id: Option<String>,
     pub dev_client_secret: Option<String>,
     pub backup_dir: Option<std::path::PathBuf>,
@@ -254,6 +257,20 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     // Local development (`--dev`) delivers to receivers on this machine; production never does.
     config.webhooks.allow_private_targets =
         l.pick("webhook_allow_private_targets", |s| s.webhook_allow_private_targets.take(), config.dev);
+    let webhooks = &mut config.webhooks;
+    webhooks.max_attempts =
+        l.positive("webhook_max_attempts", |s| s.webhook_max_attempts.take(), webhooks.max_attempts)?;
+    webhooks.delete_after_failures = l.pick(
+        "webhook_delete_after_failures",
+        |s| s.webhook_delete_after_failures.take(),
+        webhooks.delete_after_failures,
+    );
+    let hours = l.positive(
+        "webhook_retention_hours",
+        |s| s.webhook_retention_hours.take(),
+        webhooks.retention.as_secs().div_ceil(3600),
+    )?;
+    webhooks.retention = Duration::from_secs(hours.saturating_mul(3600));
     config.requests.log_each_request = config.dev;
     config.dev_client_id = l.pick("dev_client_id", |s| s.dev_client_id.take(), defaults.dev_client_id);
     if config.dev_client_id.is_empty() || config.dev_client_id.len() > 255 {
@@ -369,6 +386,9 @@ impl Resolved {
             ("token_endpoint_rate", c.token_endpoint_per_second.to_string()),
             ("credential_checks", c.credential_checks.to_string()),
             ("webhook_allow_private_targets", c.webhooks.allow_private_targets.to_string()),
+            ("webhook_max_attempts", c.webhooks.max_attempts.to_string()),
+            ("webhook_delete_after_failures", c.webhooks.delete_after_failures.to_string()),
+            ("webhook_retention_hours", (c.webhooks.retention.as_secs() / 3600).to_string()),
             ("dev_client_id", format!("{:?}", c.dev_client_id)),
             (
                 "dev_client_secret",
@@ -480,6 +500,27 @@ mod tests {
         }
         let text = resolve(Given::default(), None).unwrap().render();
         assert!(text.contains("\n# public_url not set: the request's Host  (from: default)\n"), "{text}");
+    }
+
+    #[test]
+    fn webhook_delivery_settings_default_to_dintero_and_layer() {
+        let webhooks = |given: Given, text: &str| resolve(given, Some(file(text))).map(|r| r.config.webhooks);
+        let defaults = webhooks(Given::default(), "").unwrap();
+        assert_eq!((defaults.max_attempts, defaults.delete_after_failures), (5, 10));
+        assert_eq!(defaults.retention, Duration::from_secs(7 * 86_400));
+        let set = webhooks(
+            Given { webhook_max_attempts: Some(3), ..Given::default() },
+            "webhook_max_attempts = 8\nwebhook_delete_after_failures = 0\nwebhook_retention_hours = 2\n",
+        )
+        .unwrap();
+        assert_eq!((set.max_attempts, set.delete_after_failures), (3, 0));
+        assert_eq!(set.retention, Duration::from_secs(7200));
+        let error = webhooks(Given::default(), "webhook_max_attempts = 0").err().unwrap();
+        assert_eq!(error.to_string(), "webhook_max_attempts: must be at least 1");
+        let error = webhooks(Given::default(), "webhook_retention_hours = 0").err().unwrap();
+        assert_eq!(error.to_string(), "webhook_retention_hours: must be at least 1");
+        let text = resolve(Given::default(), None).unwrap().render();
+        assert!(text.contains("\nwebhook_max_attempts = 5  # from: default\nwebhook_delete_after_failures = 10  # from: default\nwebhook_retention_hours = 168  # from: default\n"), "{text}");
     }
 
     #[test]

@@ -17,8 +17,8 @@ use crate::domain::customer::{Customer, CustomerFilter, CustomerSearch, Customer
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::token_event::{TokenEvent, TokenTypeValue};
 use crate::domain::webhook::{
-    card_token_event_body, DeliveryResult, HookSubscription, WebhookDelivery, CARD_TOKEN_ADD, CARD_TOKEN_DELETE,
-    CARD_TOKEN_UPDATE, EVENTS,
+    card_token_event_body, ping_event_body, DeliveryAttempt, DeliveryResult, DeliveryState, HookSubscription,
+    WebhookDelivery, CARD_TOKEN_ADD, CARD_TOKEN_DELETE, CARD_TOKEN_UPDATE, EVENTS, PING,
 };
 use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::prelude::*;
@@ -110,6 +110,7 @@ macro_rules! conformance_suite {
             webhook_claims_lease_deliveries,
             webhook_completions,
             webhook_outbox_pruning,
+            webhook_delivery_history,
             reset_wipes_one_account_only,
             stats_count_pending_deliveries,
             idempotency_claim_replay_and_mismatch,
@@ -1381,7 +1382,7 @@ pub async fn audit_record_details(store: Arc<dyn Store>) {
             dropped_id,
             "admin",
             t(7000),
-            json!({"dropped_deliveries": 1}),
+            json!({"dropped_deliveries": 2}),
         ),
         (
             "sandbox.reset",
@@ -1391,7 +1392,7 @@ pub async fn audit_record_details(store: Arc<dyn Store>) {
             t(8000),
             json!({
                 "customers": 1, "customer_tokens": 3, "token_events": 1, "card_tokens": 3,
-                "hook_subscriptions": 1, "webhook_deliveries": 1,
+                "hook_subscriptions": 1, "webhook_deliveries": 2,
             }),
         ),
     ];
@@ -1440,6 +1441,32 @@ async fn drain(store: &Arc<dyn Store>) -> Vec<WebhookDelivery> {
 fn announced(delivery: &WebhookDelivery) -> String {
     let body: Value = serde_json::from_str(&delivery.body).unwrap();
     body["token"]["id"].as_str().unwrap().to_owned()
+}
+
+/// An attempt as the worker records it, answered with `status`.
+fn attempt(status: Option<u16>) -> DeliveryAttempt {
+    DeliveryAttempt {
+        attempted_at: Timestamp::now(),
+        duration_millis: 12,
+        status,
+        error: status.filter(|s| *s >= 300).map(|s| format!("the receiver answered {s}")),
+        request_headers: vec![("event".into(), "x".into())],
+        response_headers: vec![("content-type".into(), "text/plain".into())],
+        response_body: status.map(|_| "ok".into()),
+    }
+}
+
+/// Takes the pings of the subscriptions made since the last call (due at their `created_at`,
+/// [`subscription`]'s `t(1000)`, before any card-token change of the test) and records them as
+/// delivered; returns them.
+async fn take_pings(store: &Arc<dyn Store>) -> Vec<WebhookDelivery> {
+    let pings = store.claim_webhook_deliveries(t(1000), Timestamp::now().plus_seconds(86_400), 1000).await.unwrap();
+    for ping in &pings {
+        assert_eq!(ping.event, PING);
+        let done = DeliveryResult::Delivered { at: t(1000) };
+        store.complete_webhook_delivery(ping.id, &done, &attempt(Some(200)), 0).await.unwrap();
+    }
+    pings
 }
 
 fn deliveries(sent: &[WebhookDelivery]) -> Vec<(Uuid, &str, String)> {
@@ -1498,6 +1525,12 @@ pub async fn webhook_events_are_enqueued_with_card_token_changes(store: Arc<dyn 
     inactive.active = false;
     store.create_hook_subscription(&inactive, b"inactive").await.unwrap();
     let elsewhere = subscribe(&store, &b(), &EVENTS).await;
+    // Each new active subscription is pinged with itself as the body (Dintero's ping payload).
+    let pings = take_pings(&store).await;
+    let pinged: Vec<_> = pings.iter().map(|d| (d.subscription_id, d.event.as_str())).collect();
+    assert_eq!(pinged, [(all.id, PING), (adds.id, PING), (elsewhere.id, PING)]);
+    assert_eq!(pings[0].body, ping_event_body(&all));
+    assert_eq!((pings[0].event_delivery, pings[0].url.as_str()), (pings[0].id, all.config.url.as_str()));
 
     let new = card(&a(), json!({"id": "ct-1", "token": "psp-secret-4711", "customer_id": "cust"}));
     let created = store.create_card_token(&new, Some(&sealed("fp1"))).await.unwrap();
@@ -1595,6 +1628,7 @@ fn deletion_at(at: i64) -> CardTokenDeletion {
 
 pub async fn webhook_claims_lease_deliveries(store: Arc<dyn Store>) {
     subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    take_pings(&store).await;
     for i in 1..=3 {
         store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
     }
@@ -1637,6 +1671,7 @@ pub async fn webhook_claims_lease_deliveries(store: Arc<dyn Store>) {
 
 pub async fn webhook_completions(store: Arc<dyn Store>) {
     subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    take_pings(&store).await;
     for i in 1..=4 {
         store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
     }
@@ -1646,39 +1681,164 @@ pub async fn webhook_completions(store: Arc<dyn Store>) {
     assert_eq!(claimed.iter().map(announced).collect::<Vec<_>>(), ["ct-1", "ct-2", "ct-3", "ct-4"]);
     let [delivered, retried, given_up, abandoned] = [0, 1, 2, 3].map(|i| claimed[i].clone());
 
-    store.complete_webhook_delivery(delivered.id, &DeliveryResult::Delivered { at: now }).await.unwrap();
+    store
+        .complete_webhook_delivery(delivered.id, &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     let retry = DeliveryResult::Retry { at: at(30), error: "the receiver answered 500".into() };
-    store.complete_webhook_delivery(retried.id, &retry).await.unwrap();
+    store.complete_webhook_delivery(retried.id, &retry, &attempt(Some(200)), 0).await.unwrap();
     let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
-    store.complete_webhook_delivery(given_up.id, &give_up).await.unwrap();
+    store.complete_webhook_delivery(given_up.id, &give_up, &attempt(Some(200)), 0).await.unwrap();
 
     // A retry comes back at its time, counting the failed attempt; nothing else is due yet.
     assert_eq!(store.claim_webhook_deliveries(at(29), at(90), 10).await.unwrap(), []);
     let back = store.claim_webhook_deliveries(at(30), at(90), 10).await.unwrap();
     assert_eq!(back, [WebhookDelivery { attempts: 1, ..retried.clone() }]);
     let later = DeliveryResult::Retry { at: at(100), error: "timed out".into() };
-    store.complete_webhook_delivery(retried.id, &later).await.unwrap();
+    store.complete_webhook_delivery(retried.id, &later, &attempt(Some(200)), 0).await.unwrap();
 
     // The delivery nobody reported on returns when its lease ends, never counted as attempted.
     assert_eq!(store.claim_webhook_deliveries(at(60), at(1000), 10).await.unwrap(), std::slice::from_ref(&abandoned));
     let back = store.claim_webhook_deliveries(at(100), at(1000), 10).await.unwrap();
     assert_eq!(back, [WebhookDelivery { attempts: 2, ..retried.clone() }]);
-    store.complete_webhook_delivery(retried.id, &DeliveryResult::Delivered { at: at(100) }).await.unwrap();
-    store.complete_webhook_delivery(abandoned.id, &DeliveryResult::Delivered { at: at(100) }).await.unwrap();
+    store
+        .complete_webhook_delivery(retried.id, &DeliveryResult::Delivered { at: at(100) }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
+    store
+        .complete_webhook_delivery(abandoned.id, &DeliveryResult::Delivered { at: at(100) }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
 
     // Delivered and given-up rows are done for good; late or unknown results change nothing.
     let far = at(30 * 86_400);
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
     store
-        .complete_webhook_delivery(delivered.id, &DeliveryResult::Retry { at: now, error: "late".into() })
+        .complete_webhook_delivery(
+            delivered.id,
+            &DeliveryResult::Retry { at: now, error: "late".into() },
+            &attempt(Some(200)),
+            0,
+        )
         .await
         .unwrap();
     store
-        .complete_webhook_delivery(given_up.id, &DeliveryResult::Retry { at: now, error: "late".into() })
+        .complete_webhook_delivery(
+            given_up.id,
+            &DeliveryResult::Retry { at: now, error: "late".into() },
+            &attempt(Some(200)),
+            0,
+        )
         .await
         .unwrap();
-    store.complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }).await.unwrap();
+    store
+        .complete_webhook_delivery(Uuid::new_v4(), &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     assert_eq!(store.claim_webhook_deliveries(far, far.plus_seconds(60), 10).await.unwrap(), []);
+}
+
+/// Everything due now, leased for a minute.
+async fn due(store: &Arc<dyn Store>) -> Vec<WebhookDelivery> {
+    let now = Timestamp::now().plus_seconds(1);
+    store.claim_webhook_deliveries(now, now.plus_seconds(60), 100).await.unwrap()
+}
+
+/// Attempts are recorded with their outcome and listed, resends and pings queue new deliveries,
+/// other accounts see nothing, and consecutive failures delete the subscription.
+pub async fn webhook_delivery_history(store: Arc<dyn Store>) {
+    let hook = subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    let other = subscribe(&store, &b(), &[CARD_TOKEN_ADD]).await;
+    let pings = take_pings(&store).await;
+    let ping = pings.iter().find(|d| d.subscription_id == hook.id).unwrap().clone();
+    store.create_card_token(&card(&a(), json!({"id": "ct-1"})), None).await.unwrap();
+    let claimed = due(&store).await;
+    assert_eq!(claimed.len(), 1);
+    let sent = claimed[0].clone();
+    let retry = DeliveryResult::Retry { at: Timestamp::now(), error: "the receiver answered 503".into() };
+    assert_eq!(store.complete_webhook_delivery(sent.id, &retry, &attempt(Some(503)), 1).await.unwrap(), None);
+    let claimed = due(&store).await;
+    assert_eq!(claimed.iter().map(|d| (d.id, d.attempts)).collect::<Vec<_>>(), [(sent.id, 1)]);
+    let done = DeliveryResult::Delivered { at: Timestamp::now() };
+    store.complete_webhook_delivery(sent.id, &done, &attempt(Some(200)), 1).await.unwrap();
+
+    // Newest first, with the latest attempt's status; paged by delivery id.
+    let all = PageRequest { limit: 10, starting_after: None, include_total: true };
+    let page = store.list_webhook_deliveries(&a(), hook.id, &all).await.unwrap();
+    let listed: Vec<_> = page.items.iter().map(|d| (d.id, d.event_delivery, d.status)).collect();
+    assert_eq!(listed, [(sent.id, sent.id, Some(200)), (ping.id, ping.id, Some(200))]);
+    assert_eq!((page.total, page.has_more), (Some(2), false));
+    let one = PageRequest { limit: 1, starting_after: None, include_total: false };
+    let first = store.list_webhook_deliveries(&a(), hook.id, &one).await.unwrap();
+    assert_eq!((first.items[0].id, first.has_more, first.total), (sent.id, true, None));
+    let next = PageRequest { starting_after: Some(sent.id.to_string()), ..one.clone() };
+    let second = store.list_webhook_deliveries(&a(), hook.id, &next).await.unwrap();
+    assert_eq!((second.items[0].id, second.has_more), (ping.id, false));
+    let foreign_cursor = PageRequest { starting_after: Some(pings[1].id.to_string()), ..one };
+    assert!(matches!(
+        store.list_webhook_deliveries(&a(), hook.id, &foreign_cursor).await,
+        Err(StoreError::UnknownCursor)
+    ));
+
+    // Every attempt, oldest first.
+    let detail = store.get_webhook_delivery(&a(), hook.id, sent.id).await.unwrap();
+    let statuses: Vec<_> = detail.attempts.iter().map(|attempt| attempt.status).collect();
+    assert_eq!(statuses, [Some(503), Some(200)]);
+    assert_eq!(detail.attempts[0].error.as_deref(), Some("the receiver answered 503"));
+    assert_eq!(
+        detail.attempts[1],
+        DeliveryAttempt { attempted_at: detail.attempts[1].attempted_at, ..attempt(Some(200)) }
+    );
+    assert!(matches!(detail.state, DeliveryState::Delivered { .. }), "{detail:?}");
+    assert_eq!((detail.event.as_str(), detail.body.as_str()), (CARD_TOKEN_ADD, sent.body.as_str()));
+    assert_eq!((detail.url.as_str(), &detail.account_id), (hook.config.url.as_str(), &a()));
+
+    // Another account's subscription or delivery is not found.
+    assert_eq!(not_found(store.get_webhook_delivery(&b(), hook.id, sent.id).await), "subscription");
+    assert_eq!(not_found(store.get_webhook_delivery(&b(), other.id, sent.id).await), "delivery");
+    assert_eq!(not_found(store.get_webhook_delivery(&a(), hook.id, pings[1].id).await), "delivery");
+    assert_eq!(not_found(store.list_webhook_deliveries(&b(), hook.id, &all).await), "subscription");
+    assert_eq!(not_found(store.resend_webhook_delivery(&b(), hook.id, sent.id, "x", t(1)).await), "subscription");
+    assert_eq!(not_found(store.ping_hook_subscription(&b(), hook.id, "x", t(1)).await), "subscription");
+
+    // A resend is a new delivery with the original's event-delivery and body, due at once.
+    let resent = store.resend_webhook_delivery(&a(), hook.id, sent.id, "admin", t(5000)).await.unwrap();
+    assert_ne!(resent.id, sent.id);
+    assert_eq!((resent.event_delivery, resent.body.as_str(), resent.attempts.len()), (sent.id, sent.body.as_str(), 0));
+    assert_eq!(resent.state, DeliveryState::Pending { next_attempt_at: t(5000) });
+    let claimed = due(&store).await;
+    assert_eq!(claimed.iter().map(|d| (d.id, d.event_delivery)).collect::<Vec<_>>(), [(resent.id, sent.id)]);
+
+    // A ping on request.
+    let pinged = store.ping_hook_subscription(&a(), hook.id, "admin", t(6000)).await.unwrap();
+    assert_eq!((pinged.event.as_str(), pinged.body.clone()), (PING, ping_event_body(&hook)));
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let queued: Vec<_> = records
+        .iter()
+        .filter(|r| r.action == "hook_subscription.resend" || r.action == "hook_subscription.ping")
+        .map(|r| (r.action.as_str(), r.actor.as_str(), r.details.clone()))
+        .collect();
+    assert_eq!(
+        queued,
+        [
+            ("hook_subscription.resend", "admin", json!({"delivery": resent.id})),
+            ("hook_subscription.ping", "admin", json!({"delivery": pinged.id})),
+        ]
+    );
+
+    // Given up twice in a row with a threshold of 2: the subscription is deleted by the worker,
+    // and its deliveries with it.
+    let claimed = due(&store).await;
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), [pinged.id]);
+    let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
+    assert_eq!(store.complete_webhook_delivery(resent.id, &give_up, &attempt(None), 2).await.unwrap(), None);
+    assert_eq!(store.complete_webhook_delivery(pinged.id, &give_up, &attempt(None), 2).await.unwrap(), Some(hook.id));
+    assert_eq!(store.get_hook_subscription(&a(), hook.id).await.unwrap(), None);
+    assert_eq!(not_found(store.list_webhook_deliveries(&a(), hook.id, &all).await), "subscription");
+    let records = store.list_audit(Some(&a()), 0, 100).await.unwrap();
+    let last = records.last().unwrap();
+    assert_eq!((last.action.as_str(), last.actor.as_str()), ("hook_subscription.delete", "tokenvault:webhook-worker"));
+    assert_eq!(store.get_hook_subscription(&b(), other.id).await.unwrap().map(|h| h.id), Some(other.id));
 }
 
 /// Fills an account with one of everything a reset removes.
@@ -1690,6 +1850,7 @@ async fn populate(store: &Arc<dyn Store>, account: &AccountId) {
         .await
         .unwrap();
     subscribe(store, account, &["checkout_token_add"]).await;
+    take_pings(store).await;
     store
         .create_card_token(&card(account, json!({"id": "card-1"})), Some(&sealed(&format!("fp-{account}"))))
         .await
@@ -1737,11 +1898,17 @@ pub async fn stats_count_pending_deliveries(store: Arc<dyn Store>) {
     assert!(before.pool_size >= 1 && before.pool_idle <= before.pool_size, "{before:?}");
     assert_eq!(before.webhook_outbox_pending, 0);
     subscribe(&store, &a(), &["checkout_token_add"]).await;
+    // The new subscription's ping waits too.
+    assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
+    take_pings(&store).await;
     store.create_card_token(&card(&a(), json!({"id": "card-1"})), None).await.unwrap();
     store.create_card_token(&card(&a(), json!({"id": "card-2"})), None).await.unwrap();
     assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 2);
     let claimed = drain(&store).await;
-    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: t(9000) }).await.unwrap();
+    store
+        .complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: t(9000) }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
 }
 
@@ -2007,21 +2174,26 @@ pub async fn data_keys_and_sealed_value_walks(store: Arc<dyn Store>) {
 
 pub async fn webhook_outbox_pruning(store: Arc<dyn Store>) {
     subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    take_pings(&store).await;
     for i in 1..=3 {
         store.create_card_token(&card(&a(), json!({"id": format!("ct-{i}")})), None).await.unwrap();
     }
     let now = Timestamp::now().plus_seconds(1);
     let claimed = store.claim_webhook_deliveries(now, now.plus_seconds(60), 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
-    store.complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: now }).await.unwrap();
+    store
+        .complete_webhook_delivery(claimed[0].id, &DeliveryResult::Delivered { at: now }, &attempt(Some(200)), 0)
+        .await
+        .unwrap();
     let give_up = DeliveryResult::GiveUp { error: "connection refused".into() };
-    store.complete_webhook_delivery(claimed[1].id, &give_up).await.unwrap();
+    store.complete_webhook_delivery(claimed[1].id, &give_up, &attempt(Some(200)), 0).await.unwrap();
     let retry = DeliveryResult::Retry { at: now.plus_seconds(3600), error: "the receiver answered 500".into() };
-    store.complete_webhook_delivery(claimed[2].id, &retry).await.unwrap();
+    store.complete_webhook_delivery(claimed[2].id, &retry, &attempt(Some(200)), 0).await.unwrap();
 
-    // Nothing finished before `now - 1 s`; then the delivered and the given-up one go, a batch
-    // of one at a time; the pending retry is never pruned.
-    assert_eq!(store.prune_webhook_outbox(now.plus_seconds(-1), 10).await.unwrap(), 0);
+    // Before `now - 1 s` only the ping finished (at the subscription's `t(1000)`); then the
+    // delivered and the given-up one go, a batch of one at a time; the pending retry is never
+    // pruned.
+    assert_eq!(store.prune_webhook_outbox(now.plus_seconds(-1), 10).await.unwrap(), 1);
     let later = now.plus_seconds(86_400);
     assert_eq!(store.prune_webhook_outbox(later, 1).await.unwrap(), 1);
     assert_eq!(store.prune_webhook_outbox(later, 10).await.unwrap(), 1);

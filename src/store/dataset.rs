@@ -56,6 +56,7 @@ pub const TABLES: &[Table] = &[
     Table::seq("audit_log"),
     Table::seq("hook_subscriptions"),
     Table::seq("webhook_outbox"),
+    Table::seq("webhook_attempts"),
 ];
 
 /// Bookkeeping tables that are not part of the dataset. `idempotency_keys` is a 24-hour replay

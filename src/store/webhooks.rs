@@ -3,8 +3,10 @@
 use async_trait::async_trait;
 
 use super::StoreResult;
-use crate::domain::webhook::{DeliveryResult, HookSubscription, WebhookDelivery};
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::webhook::{
+    DeliveryAttempt, DeliveryRecord, DeliveryResult, HookDelivery, HookSubscription, WebhookDelivery,
+};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 
 /// Part of the [`Store`](super::Store) contract: every method is one transaction, and every mutation
 /// appends its audit record in that same transaction.
@@ -14,6 +16,8 @@ pub trait WebhookStore: Send + Sync {
     /// write one outbox row per interested subscription in their own transaction:
     /// `checkout_token_add` for a create and each imported token, `checkout_token_update` for a
     /// status that actually changes, `checkout_token_delete` for a delete that actually deletes.
+    /// The subscription's first delivery, a `ping` (Dintero pings every new subscription), is
+    /// written in the same transaction.
     async fn create_hook_subscription(&self, subscription: &HookSubscription, sealed_secret: &[u8]) -> StoreResult<()>;
 
     /// The account's subscriptions, oldest first.
@@ -42,13 +46,63 @@ pub trait WebhookStore: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<WebhookDelivery>>;
 
-    /// Records an attempt's result: delivered rows leave the outbox, failed ones are rescheduled
-    /// or given up. A delivery no longer pending (its subscription deleted meanwhile) is left
-    /// alone.
-    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()>;
+    /// Records an attempt and its result in one transaction: the attempt joins the delivery's
+    /// history, and the delivery is marked delivered, rescheduled or given up. A delivery no
+    /// longer pending (finished by another worker after this one's lease ran out) keeps its state
+    /// but still gets the attempt; one whose row is gone (its subscription deleted) is left alone.
+    /// A delivery given up counts against its subscription, one delivered clears the count; once
+    /// `delete_after_failures` (0: never) deliveries in a row are given up, the subscription is
+    /// deleted as `aid_source_hooks_hid_delete` would (audited as the worker's doing), and its
+    /// id is returned.
+    async fn complete_webhook_delivery(
+        &self,
+        id: uuid::Uuid,
+        result: &DeliveryResult,
+        attempt: &DeliveryAttempt,
+        delete_after_failures: u32,
+    ) -> StoreResult<Option<uuid::Uuid>>;
+
+    /// A subscription's deliveries, newest first (Dintero's "recent deliveries"), each with its
+    /// attempts' latest status only; `starting_after` names a delivery of this list.
+    /// NotFound("subscription") when the account has no such subscription.
+    async fn list_webhook_deliveries(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<HookDelivery>>;
+
+    /// One delivery of the account's subscription with every attempt. NotFound("subscription")
+    /// or NotFound("delivery").
+    async fn get_webhook_delivery(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        delivery: uuid::Uuid,
+    ) -> StoreResult<DeliveryRecord>;
+
+    /// Queues a `ping` to the subscription, due at once, and audits it; returns the new delivery.
+    async fn ping_hook_subscription(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<DeliveryRecord>;
+
+    /// Queues the event of one of the subscription's deliveries again as a new delivery (its
+    /// own id, the original's `event-delivery` and body), due at once, and audits it.
+    async fn resend_webhook_delivery(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        delivery: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<DeliveryRecord>;
 
     /// Deletes up to `limit` deliveries delivered or given up before `finished_before`, oldest
-    /// first, and returns how many; pending ones are never touched. Keeps the outbox from
+    /// first, with their attempts, and returns how many; pending ones are never touched. Keeps the outbox from
     /// growing with every card-token change ever announced.
     async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64>;
 }

@@ -1,18 +1,18 @@
 //! Webhook subscriptions (`/v1/accounts/{aid}/hooks/subscriptions`), Dintero's hooks API for the
 //! card-token events tokenvault emits.
 
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::auth::{Caller, Permission};
-use crate::domain::webhook::HookSubscription;
-use crate::domain::Timestamp;
+use crate::domain::webhook::{HookDelivery, HookSubscription};
+use crate::domain::{Timestamp, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::{JsonObject, Path};
+use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::openapi as oa;
-use crate::http::response::json;
+use crate::http::response::{self, json};
 use crate::http::AppState;
 
 /// 201 with the subscription; its `config.secret` (given or generated) is shown this once.
@@ -74,7 +74,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller, Path(aid): Path<S
 
 #[utoipa::path(
     get,
-    path = "/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}",
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}",
     operation_id = "aid_source_hooks_hid_get",
     tag = "hooks",
     summary = "Get subscription",
@@ -100,7 +100,7 @@ pub async fn get(
 
 #[utoipa::path(
     delete,
-    path = "/v1/accounts/{aid}/hooks/subscriptions/{subscription_id}",
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}",
     operation_id = "aid_source_hooks_hid_delete",
     tag = "hooks",
     summary = "Delete subscription",
@@ -122,4 +122,120 @@ pub async fn delete(
     let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
     let subscription = app.vault.delete_hook_subscription(&account, &id, &caller.client_id).await?;
     Ok(json(StatusCode::OK, &subscription))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries",
+    operation_id = "aid_source_hooks_hid_deliveries_get",
+    tag = "hooks",
+    summary = "Get recent subscription deliveries",
+    description = "The subscription's deliveries (one event to this subscription each; a ping or a resend is one too), newest first, each with the HTTP status of its latest attempt (absent before the first attempt and when the receiver did not answer). Deliveries stay until they are finished and older than the server's retention (7 days by default). `limit`, `starting_after` and `total` page the list (tokenvault extension: Dintero names no parameters here); another account's subscription is 404.",
+    params(oa::AccountPath, oa::SubscriptionPath, oa::PageQuery),
+    responses(
+        (status = 200, description = "Deliveries Collection", body = [HookDelivery], content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "read:hooks"])),
+)]
+pub async fn deliveries(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, hid)): Path<(String, String)>,
+    OriginalUri(uri): OriginalUri,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::HOOKS_READ)?;
+    let mut errors = ValidationError::default();
+    let page = query.page(&mut errors);
+    errors.finish(|| ())?;
+    let deliveries = app.vault.hook_deliveries(&account, &hid, &page).await?;
+    Ok(response::list(deliveries, &uri, |delivery| delivery.id.to_string(), |delivery| delivery))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}",
+    operation_id = "aid_source_hooks_hid_deliveries_did_get",
+    tag = "hooks",
+    summary = "Get subscription delivery details",
+    description = "One delivery: Dintero's `url`, `request` (the headers sent, `event-signature` included, and the body), `response` (the receiver's headers, `set-cookie` left out, and the first 4 KiB of its body) and `details` of the latest attempt; tokenvault adds `event`, `state` (`PENDING`, `DELIVERED`, `FAILED`), `next_attempt_at` while pending, and every attempt in `attempts`.",
+    params(oa::AccountPath, oa::SubscriptionPath, oa::DeliveryPath),
+    responses(
+        (status = 200, description = "Deliveries", body = oa::HookDeliveryDetail, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "read:hooks"])),
+)]
+pub async fn delivery(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, hid, delivery_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::HOOKS_READ)?;
+    let delivery = app.vault.hook_delivery(&account, &hid, &delivery_id).await?;
+    Ok(json(StatusCode::OK, &delivery.detail()))
+}
+
+/// 204: the ping is queued and the worker sends it at once; it shows in the deliveries.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/ping",
+    operation_id = "aid_source_hooks_hid_ping_post",
+    tag = "hooks",
+    summary = "Ping subscription",
+    description = "Sends a `ping` event to the subscription's URL now (headers `event: ping`, `event-delivery`, `event-signature`; the body is the subscription as `aid_source_hooks_hid_get` shows it). The ping is a delivery like any other (retried, and listed in the deliveries). A new subscription is pinged too.",
+    params(oa::AccountPath, oa::SubscriptionPath),
+    responses(
+        (status = 204, description = "No Content"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "write:hooks"])),
+)]
+pub async fn ping(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, hid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
+    app.vault.ping_hook_subscription(&account, &hid, &caller.client_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// 202 with the new delivery (tokenvault extension).
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{aid}/hooks/subscriptions/{hid}/deliveries/{delivery_id}/resend",
+    operation_id = "tokenvault_hooks_hid_deliveries_did_resend_post",
+    tag = "hooks",
+    summary = "Resend delivery",
+    description = "Sends the delivery's event again through the outbox, signed as usual: a new delivery (its own `id`) with the original's body and `event-delivery`, so a receiver that deduplicates by `event-delivery` sees the same event. Answers 202 with the new delivery, before it is attempted.",
+    params(oa::AccountPath, oa::SubscriptionPath, oa::DeliveryPath),
+    responses(
+        (status = 202, description = "The new delivery, queued", body = HookDelivery, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 404, response = oa::NotFound),
+    ),
+    security(("bearerAuth" = ["admin:hooks", "write:hooks"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
+pub async fn resend(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((aid, hid, delivery_id)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
+    let queued = app.vault.resend_hook_delivery(&account, &hid, &delivery_id, &caller.client_id).await?;
+    Ok(json(StatusCode::ACCEPTED, &queued.summary()))
 }

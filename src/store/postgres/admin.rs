@@ -152,6 +152,11 @@ impl AdminStore for PostgresStore {
                 counts.card_tokens = Some(delete("DELETE FROM card_tokens WHERE account_id = $1").await?);
             }
             if parts.hooks {
+                delete(
+                    "DELETE FROM webhook_attempts WHERE delivery_id IN \
+                     (SELECT id FROM webhook_outbox WHERE account_id = $1)",
+                )
+                .await?;
                 counts.webhook_deliveries = Some(
                     delete(
                         "DELETE FROM webhook_outbox WHERE account_id = $1 AND delivered_at IS NULL AND gave_up_at IS NULL",

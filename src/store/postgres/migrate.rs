@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("../../../migrations/postgresql/0010_dintero_conformance.sql")),
     (12, include_str!("../../../migrations/postgresql/0012_payment_token_sessions.sql")),
     (13, include_str!("../../../migrations/postgresql/0013_customer_filters_and_settings.sql")),
+    (14, include_str!("../../../migrations/postgresql/0014_webhook_deliveries.sql")),
     (15, include_str!("../../../migrations/postgresql/0015_recurrence_tokens.sql")),
     (16, include_str!("../../../migrations/postgresql/0016_audit_chain.sql")),
 ];

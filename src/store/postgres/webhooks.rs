@@ -14,8 +14,12 @@ use super::sql::append_audit;
 use super::PostgresStore;
 use crate::domain::audit::NewAuditRecord;
 use crate::domain::card_token::CardToken;
-use crate::domain::webhook::{card_token_event_body, DeliveryResult, HookConfig, HookSubscription, WebhookDelivery};
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::webhook::{
+    card_token_event_body, headers_from_json, headers_object, ping_event_body, DeliveryAttempt, DeliveryRecord,
+    DeliveryResult, DeliveryState, HookConfig, HookDelivery, HookSubscription, QueuedBy, WebhookDelivery, PING,
+    WORKER_ACTOR,
+};
+use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{StoreError, StoreResult, WebhookStore};
 
 const COLUMNS: &str = "id, account_id, url, events, active, created_at, created_by, updated_at";
@@ -70,7 +74,42 @@ async fn create_subscription(
     )
     .await?;
     append_audit(&tx, NewAuditRecord::hook_subscription_created(subscription)).await?;
+    if subscription.active {
+        let ping = ping_event_body(subscription);
+        let subscription_id = subscription.id.to_string();
+        let (account, at) = (&subscription.account_id, subscription.created_at);
+        insert_delivery(&tx, Uuid::new_v4(), None, &subscription_id, account, PING, &ping, at).await?;
+    }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Writes one outbox row, due at `at`. `event_delivery` is the row's own id unless given (a
+/// resend's).
+#[allow(clippy::too_many_arguments)]
+async fn insert_delivery(
+    client: &impl GenericClient,
+    id: Uuid,
+    event_delivery: Option<Uuid>,
+    subscription: &str,
+    account: &AccountId,
+    event: &str,
+    body: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO webhook_outbox (id, event_delivery, subscription_id, account_id, event, body, attempts, \
+             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7)",
+        )
+        .await?;
+    let event_delivery = event_delivery.unwrap_or(id).to_string();
+    client
+        .execute(
+            &statement,
+            &[&id.to_string(), &event_delivery, &subscription, &account.as_str(), &event, &body, &at.millis()],
+        )
+        .await?;
     Ok(())
 }
 
@@ -102,6 +141,19 @@ async fn delete_subscription(
     at: Timestamp,
 ) -> StoreResult<HookSubscription> {
     let tx = conn.transaction().await?;
+    let deleted = delete_subscription_in(&tx, account, id, actor, at).await?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+/// [`delete_subscription`] inside the caller's transaction.
+async fn delete_subscription_in(
+    tx: &impl GenericClient,
+    account: &AccountId,
+    id: Uuid,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<HookSubscription> {
     let sql = format!("DELETE FROM hook_subscriptions WHERE account_id = $1 AND id = $2 RETURNING {COLUMNS}");
     let statement = tx.prepare_cached(&sql).await?;
     let key = id.to_string();
@@ -109,11 +161,17 @@ async fn delete_subscription(
         return Err(StoreError::NotFound("subscription"));
     };
     let deleted = subscription(&row)?;
+    let statement = tx
+        .prepare_cached(&format!(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN \
+             (SELECT id FROM webhook_outbox WHERE subscription_id = $1 AND {PENDING})"
+        ))
+        .await?;
+    tx.execute(&statement, &[&key]).await?;
     let statement =
         tx.prepare_cached(&format!("DELETE FROM webhook_outbox WHERE subscription_id = $1 AND {PENDING}")).await?;
     let dropped = tx.execute(&statement, &[&key]).await?;
-    append_audit(&tx, NewAuditRecord::hook_subscription_deleted(account, id, dropped, actor, at)).await?;
-    tx.commit().await?;
+    append_audit(tx, NewAuditRecord::hook_subscription_deleted(account, id, dropped, actor, at)).await?;
     Ok(deleted)
 }
 
@@ -145,19 +203,11 @@ pub(super) async fn enqueue(
     event: &str,
     card: &CardToken,
 ) -> StoreResult<()> {
-    let now = Timestamp::now().millis();
+    let now = Timestamp::now();
     for listener in listeners.iter().filter(|l| l.events.iter().any(|e| e == event)) {
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO webhook_outbox (id, subscription_id, account_id, event, body, attempts, \
-                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
-            )
-            .await?;
         let delivery = Uuid::new_v4();
         let body = card_token_event_body(event, delivery, card);
-        client
-            .execute(&statement, &[&delivery.to_string(), &listener.id, &card.account_id.as_str(), &event, &body, &now])
-            .await?;
+        insert_delivery(client, delivery, None, &listener.id, &card.account_id, event, &body, now).await?;
     }
     Ok(())
 }
@@ -188,7 +238,7 @@ async fn claim(
              FROM due, hook_subscriptions s \
              WHERE o.seq = due.seq AND s.id = o.subscription_id \
              RETURNING o.seq, o.id, o.subscription_id, o.account_id, s.url, s.sealed_secret, o.event, o.body, \
-                 o.attempts"
+                 o.attempts, o.event_delivery"
         ))
         .await?;
     let rows = client.query(&statement, &[&now.millis(), &lease_until.millis(), &i64::from(limit)]).await?;
@@ -196,8 +246,10 @@ async fn claim(
         .iter()
         .map(|row| {
             let attempts: i32 = get(row, "attempts")?;
+            let id = rows::uuid(row, "id")?;
             let delivery = WebhookDelivery {
-                id: rows::uuid(row, "id")?,
+                id,
+                event_delivery: event_delivery(row, id)?,
                 subscription_id: rows::uuid(row, "subscription_id")?,
                 account_id: account(row, "account_id")?,
                 url: get(row, "url")?,
@@ -214,49 +266,313 @@ async fn claim(
     Ok(claimed.into_iter().map(|(_, delivery)| delivery).collect())
 }
 
-/// Records an attempt. A delivery that is no longer pending (its subscription was deleted
-/// meanwhile, or another worker finished it after this one's lease ran out) is left alone.
-async fn complete(client: &impl GenericClient, id: Uuid, result: &DeliveryResult) -> StoreResult<()> {
-    let id = id.to_string();
+/// `event_delivery`, the row's own `id` where a row from before the column has none.
+fn event_delivery(row: &Row, id: Uuid) -> StoreResult<Uuid> {
+    match get::<Option<&str>>(row, "event_delivery")? {
+        Some(_) => rows::uuid(row, "event_delivery"),
+        None => Ok(id),
+    }
+}
+
+/// Records an attempt and its outcome together; see `WebhookStore::complete_webhook_delivery`.
+async fn complete(
+    conn: &mut Object,
+    id: Uuid,
+    result: &DeliveryResult,
+    attempt: &DeliveryAttempt,
+    delete_after_failures: u32,
+) -> StoreResult<Option<Uuid>> {
+    let tx = conn.transaction().await?;
+    let key = id.to_string();
+    let statement = tx
+        .prepare_cached(&format!(
+            "SELECT subscription_id, account_id, ({PENDING}) AS pending FROM webhook_outbox WHERE id = $1 FOR UPDATE"
+        ))
+        .await?;
+    let Some(row) = tx.query_opt(&statement, &[&key]).await? else {
+        return Ok(None);
+    };
+    let (subscription, account, pending) =
+        (rows::uuid(&row, "subscription_id")?, rows::account(&row, "account_id")?, get::<bool>(&row, "pending")?);
+    insert_attempt(&tx, &key, attempt).await?;
+    let status = attempt.status.map(i32::from);
+    if !pending {
+        tx.commit().await?;
+        return Ok(None);
+    }
     match result {
         DeliveryResult::Delivered { at } => {
-            let statement = client
-                .prepare_cached(&format!(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, delivered_at = $2 WHERE id = $1 AND {PENDING}"
-                ))
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, delivered_at = $2, last_status = $3 WHERE id = $1",
+                )
                 .await?;
-            client.execute(&statement, &[&id, &at.millis()]).await?;
+            tx.execute(&statement, &[&key, &at.millis(), &status]).await?;
         }
         DeliveryResult::Retry { at, error } => {
-            let statement = client
-                .prepare_cached(&format!(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3 \
-                     WHERE id = $1 AND {PENDING}"
-                ))
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3, \
+                     last_status = $4 WHERE id = $1",
+                )
                 .await?;
-            client.execute(&statement, &[&id, &at.millis(), error]).await?;
+            tx.execute(&statement, &[&key, &at.millis(), error, &status]).await?;
         }
         DeliveryResult::GiveUp { error } => {
-            let statement = client
-                .prepare_cached(&format!(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, gave_up_at = $2, last_error = $3 \
-                     WHERE id = $1 AND {PENDING}"
-                ))
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, gave_up_at = $2, last_error = $3, \
+                     last_status = $4 WHERE id = $1",
+                )
                 .await?;
-            client.execute(&statement, &[&id, &Timestamp::now().millis(), error]).await?;
+            tx.execute(&statement, &[&key, &Timestamp::now().millis(), error, &status]).await?;
         }
     }
+    let subscription_key = subscription.to_string();
+    let deleted = match result {
+        DeliveryResult::Delivered { .. } => {
+            let statement =
+                tx.prepare_cached("UPDATE hook_subscriptions SET consecutive_failures = 0 WHERE id = $1").await?;
+            tx.execute(&statement, &[&subscription_key]).await?;
+            None
+        }
+        DeliveryResult::Retry { .. } => None,
+        DeliveryResult::GiveUp { .. } => {
+            let statement = tx
+                .prepare_cached(
+                    "UPDATE hook_subscriptions SET consecutive_failures = consecutive_failures + 1 WHERE id = $1 \
+                     RETURNING consecutive_failures",
+                )
+                .await?;
+            let failures = tx.query_opt(&statement, &[&subscription_key]).await?;
+            let failures = failures.as_ref().map(|row| get::<i32>(row, "consecutive_failures")).transpose()?;
+            match failures {
+                Some(failures)
+                    if delete_after_failures > 0 && i64::from(failures) >= i64::from(delete_after_failures) =>
+                {
+                    delete_subscription_in(&tx, &account, subscription, WORKER_ACTOR, Timestamp::now()).await?;
+                    Some(subscription)
+                }
+                _ => None,
+            }
+        }
+    };
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+async fn insert_attempt(client: &impl GenericClient, delivery: &str, attempt: &DeliveryAttempt) -> StoreResult<()> {
+    let request_headers =
+        (!attempt.request_headers.is_empty()).then(|| headers_object(&attempt.request_headers).to_string());
+    let response_headers =
+        (!attempt.response_headers.is_empty()).then(|| headers_object(&attempt.response_headers).to_string());
+    let statement = client
+        .prepare_cached(
+            "INSERT INTO webhook_attempts (delivery_id, attempted_at, duration_ms, status, error, request_headers, \
+             response_headers, response_body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
+    client
+        .execute(
+            &statement,
+            &[
+                &delivery,
+                &attempt.attempted_at.millis(),
+                &attempt.duration_millis,
+                &attempt.status.map(i32::from),
+                &attempt.error,
+                &request_headers,
+                &response_headers,
+                &attempt.response_body,
+            ],
+        )
+        .await?;
     Ok(())
 }
 
+const DELIVERY_COLUMNS: &str = "o.id, o.event_delivery, o.subscription_id, o.account_id, s.url, o.event, o.body, \
+     o.created_at, o.next_attempt_at, o.delivered_at, o.gave_up_at";
+
+fn delivery_row(row: &Row) -> StoreResult<DeliveryRecord> {
+    let id = rows::uuid(row, "id")?;
+    let delivered_at: Option<i64> = get(row, "delivered_at")?;
+    let gave_up_at: Option<i64> = get(row, "gave_up_at")?;
+    let state = match (delivered_at, gave_up_at) {
+        (Some(at), _) => DeliveryState::Delivered { at: Timestamp::from_millis(at) },
+        (None, Some(at)) => DeliveryState::GaveUp { at: Timestamp::from_millis(at) },
+        (None, None) => {
+            DeliveryState::Pending { next_attempt_at: Timestamp::from_millis(get(row, "next_attempt_at")?) }
+        }
+    };
+    Ok(DeliveryRecord {
+        id,
+        event_delivery: event_delivery(row, id)?,
+        subscription_id: rows::uuid(row, "subscription_id")?,
+        account_id: account(row, "account_id")?,
+        url: get(row, "url")?,
+        event: get(row, "event")?,
+        body: get(row, "body")?,
+        created_at: Timestamp::from_millis(get(row, "created_at")?),
+        state,
+        attempts: Vec::new(),
+    })
+}
+
+fn attempt_row(row: &Row) -> StoreResult<DeliveryAttempt> {
+    let status: Option<i32> = get(row, "status")?;
+    Ok(DeliveryAttempt {
+        attempted_at: Timestamp::from_millis(get(row, "attempted_at")?),
+        duration_millis: get(row, "duration_ms")?,
+        status: status.and_then(|status| u16::try_from(status).ok()),
+        error: get(row, "error")?,
+        request_headers: headers_from_json(get::<Option<&str>>(row, "request_headers")?),
+        response_headers: headers_from_json(get::<Option<&str>>(row, "response_headers")?),
+        response_body: get(row, "response_body")?,
+    })
+}
+
+/// The account's subscription, or NotFound("subscription"); `FOR KEY SHARE` where a write
+/// follows, so that a concurrent delete waits for it (as with [`listeners`]).
+async fn subscription_of(
+    client: &impl GenericClient,
+    account: &AccountId,
+    id: Uuid,
+    for_write: bool,
+) -> StoreResult<HookSubscription> {
+    let lock = if for_write { " FOR KEY SHARE" } else { "" };
+    let sql = format!("SELECT {COLUMNS} FROM hook_subscriptions WHERE account_id = $1 AND id = $2{lock}");
+    let statement = client.prepare_cached(&sql).await?;
+    let row = client.query_opt(&statement, &[&account.as_str(), &id.to_string()]).await?;
+    row.as_ref().map(subscription).transpose()?.ok_or(StoreError::NotFound("subscription"))
+}
+
+async fn list_deliveries(
+    client: &impl GenericClient,
+    account: &AccountId,
+    subscription: Uuid,
+    page: &PageRequest,
+) -> StoreResult<Page<HookDelivery>> {
+    subscription_of(client, account, subscription, false).await?;
+    let key = subscription.to_string();
+    let total = if page.include_total {
+        let statement = client.prepare_cached("SELECT COUNT(*) FROM webhook_outbox WHERE subscription_id = $1").await?;
+        let count: i64 = client.query_one(&statement, &[&key]).await?.get(0);
+        Some(count as u64)
+    } else {
+        None
+    };
+    let before = match &page.starting_after {
+        Some(cursor) => {
+            let statement =
+                client.prepare_cached("SELECT seq FROM webhook_outbox WHERE subscription_id = $1 AND id = $2").await?;
+            let row = client.query_opt(&statement, &[&key, cursor]).await?.ok_or(StoreError::UnknownCursor)?;
+            get::<i64>(&row, "seq")?
+        }
+        None => i64::MAX,
+    };
+    let statement = client
+        .prepare_cached(
+            "SELECT id, event_delivery, created_at, last_status FROM webhook_outbox \
+             WHERE subscription_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        )
+        .await?;
+    let found = client.query(&statement, &[&key, &before, &(i64::from(page.limit) + 1)]).await?;
+    let items = found
+        .iter()
+        .map(|row| {
+            let id = rows::uuid(row, "id")?;
+            let status: Option<i32> = get(row, "last_status")?;
+            Ok(HookDelivery {
+                id,
+                event_delivery: event_delivery(row, id)?,
+                created_at: Timestamp::from_millis(get(row, "created_at")?),
+                status: status.and_then(|status| u16::try_from(status).ok()),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(Page::from_overfetch(items, page.limit, total))
+}
+
+async fn get_delivery(
+    client: &impl GenericClient,
+    account: &AccountId,
+    subscription: Uuid,
+    id: Uuid,
+) -> StoreResult<DeliveryRecord> {
+    subscription_of(client, account, subscription, false).await?;
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_outbox o JOIN hook_subscriptions s ON s.id = o.subscription_id \
+         WHERE s.account_id = $1 AND s.id = $2 AND o.id = $3"
+    );
+    let statement = client.prepare_cached(&sql).await?;
+    let key = id.to_string();
+    let row = client
+        .query_opt(&statement, &[&account.as_str(), &subscription.to_string(), &key])
+        .await?
+        .ok_or(StoreError::NotFound("delivery"))?;
+    let mut delivery = delivery_row(&row)?;
+    let statement = client
+        .prepare_cached(
+            "SELECT attempted_at, duration_ms, status, error, request_headers, response_headers, response_body \
+             FROM webhook_attempts WHERE delivery_id = $1 ORDER BY seq",
+        )
+        .await?;
+    delivery.attempts = client.query(&statement, &[&key]).await?.iter().map(attempt_row).collect::<StoreResult<_>>()?;
+    Ok(delivery)
+}
+
+async fn ping(
+    conn: &mut Object,
+    account: &AccountId,
+    subscription: Uuid,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<DeliveryRecord> {
+    let tx = conn.transaction().await?;
+    let hook = subscription_of(&tx, account, subscription, true).await?;
+    let id = Uuid::new_v4();
+    insert_delivery(&tx, id, None, &subscription.to_string(), account, PING, &ping_event_body(&hook), at).await?;
+    let record = NewAuditRecord::webhook_delivery_queued(account, subscription, id, QueuedBy::Ping, actor, at);
+    append_audit(&tx, record).await?;
+    let delivery = get_delivery(&tx, account, subscription, id).await?;
+    tx.commit().await?;
+    Ok(delivery)
+}
+
+async fn resend(
+    conn: &mut Object,
+    account: &AccountId,
+    subscription: Uuid,
+    original: Uuid,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<DeliveryRecord> {
+    let tx = conn.transaction().await?;
+    subscription_of(&tx, account, subscription, true).await?;
+    let original = get_delivery(&tx, account, subscription, original).await?;
+    let id = Uuid::new_v4();
+    let key = subscription.to_string();
+    insert_delivery(&tx, id, Some(original.event_delivery), &key, account, &original.event, &original.body, at).await?;
+    let record = NewAuditRecord::webhook_delivery_queued(account, subscription, id, QueuedBy::Resend, actor, at);
+    append_audit(&tx, record).await?;
+    let delivery = get_delivery(&tx, account, subscription, id).await?;
+    tx.commit().await?;
+    Ok(delivery)
+}
+
+/// One statement: the deliveries deleted and their attempts go together.
 async fn prune(conn: &Object, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
     let statement = conn
         .prepare_cached(
-            "DELETE FROM webhook_outbox WHERE seq IN ( \
-                 SELECT seq FROM webhook_outbox WHERE delivered_at < $1 OR gave_up_at < $1 ORDER BY seq LIMIT $2)",
+            "WITH gone AS (DELETE FROM webhook_outbox WHERE seq IN ( \
+                 SELECT seq FROM webhook_outbox WHERE delivered_at < $1 OR gave_up_at < $1 ORDER BY seq LIMIT $2) \
+                 RETURNING id), \
+             attempts AS (DELETE FROM webhook_attempts a USING gone WHERE a.delivery_id = gone.id) \
+             SELECT COUNT(*) FROM gone",
         )
         .await?;
-    Ok(conn.execute(&statement, &[&finished_before.millis(), &i64::from(limit)]).await?)
+    let pruned: i64 = conn.query_one(&statement, &[&finished_before.millis(), &i64::from(limit)]).await?.get(0);
+    Ok(pruned as u64)
 }
 
 #[async_trait]
@@ -299,8 +615,53 @@ impl WebhookStore for PostgresStore {
         with_conn!(self, |conn| claim(&conn, now, lease_until, limit).await)
     }
 
-    async fn complete_webhook_delivery(&self, id: uuid::Uuid, result: &DeliveryResult) -> StoreResult<()> {
-        with_conn!(self, |conn| complete(&conn, id, result).await)
+    async fn complete_webhook_delivery(
+        &self,
+        id: uuid::Uuid,
+        result: &DeliveryResult,
+        attempt: &DeliveryAttempt,
+        delete_after_failures: u32,
+    ) -> StoreResult<Option<uuid::Uuid>> {
+        with_conn!(self, |conn| complete(&mut conn, id, result, attempt, delete_after_failures).await)
+    }
+
+    async fn list_webhook_deliveries(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        page: &PageRequest,
+    ) -> StoreResult<Page<HookDelivery>> {
+        with_conn!(self, |conn| list_deliveries(&conn, account, subscription, page).await)
+    }
+
+    async fn get_webhook_delivery(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        delivery: uuid::Uuid,
+    ) -> StoreResult<DeliveryRecord> {
+        with_conn!(self, |conn| get_delivery(&conn, account, subscription, delivery).await)
+    }
+
+    async fn ping_hook_subscription(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<DeliveryRecord> {
+        with_conn!(self, |conn| ping(&mut conn, account, subscription, actor, at).await)
+    }
+
+    async fn resend_webhook_delivery(
+        &self,
+        account: &AccountId,
+        subscription: uuid::Uuid,
+        delivery: uuid::Uuid,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<DeliveryRecord> {
+        with_conn!(self, |conn| resend(&mut conn, account, subscription, delivery, actor, at).await)
     }
 
     async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {

@@ -66,6 +66,9 @@ fn reset_account(
         counts.card_tokens = Some(delete("DELETE FROM card_tokens WHERE account_id = ?1")?);
     }
     if parts.hooks {
+        delete(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_outbox WHERE account_id = ?1)",
+        )?;
         counts.webhook_deliveries = Some(delete(
             "DELETE FROM webhook_outbox WHERE account_id = ?1 AND delivered_at IS NULL AND gave_up_at IS NULL",
         )?);

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../../migrations/sqlite/0010_dintero_conformance.sql")),
     (12, include_str!("../../../migrations/sqlite/0012_payment_token_sessions.sql")),
     (13, include_str!("../../../migrations/sqlite/0013_customer_filters_and_settings.sql")),
+    (14, include_str!("../../../migrations/sqlite/0014_webhook_deliveries.sql")),
     (15, include_str!("../../../migrations/sqlite/0015_recurrence_tokens.sql")),
     (16, include_str!("../../../migrations/sqlite/0016_audit_chain.sql")),
 ];
