@@ -115,6 +115,11 @@ impl CustomerSettings {
                 _ => errors.push(FieldError::new("tokens", "must be an object")),
             }
         }
+        match body.get("attributes") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) if items.iter().all(Value::is_object) => {}
+            Some(_) => errors.push(FieldError::new("attributes", "must be an array of objects")),
+        }
         errors.finish(|| Self { raw: body })
     }
 

@@ -997,6 +997,9 @@ async fn settings_are_stored_and_returned(app: TestApp) {
     for (body, fields) in [
         (json!({"users": {"head": {"enabled": "yes"}}}), vec![("users.head.enabled", "must be true or false")]),
         (json!({"users": []}), vec![("users", "must be an object")]),
+        // `CustomersSettings.attributes` is an array of objects in Dintero's schema.
+        (json!({"attributes": 5}), vec![("attributes", "must be an array of objects")]),
+        (json!({"attributes": [1]}), vec![("attributes", "must be an array of objects")]),
         (
             json!({"auto_tokens": {"email": [{"type": "MD5"}, {"type": "HMAC-SHA256"}], "phone_number": {}}}),
             vec![

@@ -532,8 +532,16 @@ mod announcements {
             Self { url, receiver, task }
         }
 
+        /// What reached `path`, pings left out (every new subscription is pinged first).
         fn received(&self, path: &str) -> Vec<Received> {
-            self.receiver.0.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+            self.receiver
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r.path == path && !r.headers.get("event").is_some_and(|e| e == "ping"))
+                .cloned()
+                .collect()
         }
 
         async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
