@@ -539,7 +539,7 @@ mod announcements {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|r| r.path == path && !r.headers.get("event").is_some_and(|e| e == "ping"))
+                .filter(|r| r.path == path && r.headers.get("event").is_none_or(|e| e != "ping"))
                 .cloned()
                 .collect()
         }
