@@ -37,6 +37,11 @@ impl Timestamp {
         (t.year() as u32, t.month())
     }
 
+    /// With milliseconds: a moment that reads back exactly (a paging link's `since_datetime`).
+    pub fn to_rfc3339_millis(self) -> String {
+        Utc.timestamp_millis_opt(self.0).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+    }
+
     pub fn to_rfc3339(self) -> String {
         Utc.timestamp_millis_opt(self.0).single().unwrap_or_default().to_rfc3339_opts(SecondsFormat::Secs, true)
     }

@@ -58,6 +58,29 @@ pub fn list<T, U: Serialize>(
     response
 }
 
+/// For a list read with `since_datetime`, which Dintero pages by moving `since_datetime` to the
+/// last item's time (it cannot be combined with `starting_after`): `paging-token` goes, and the
+/// `link` leads to the same query from `next_since` on, or goes too when there is none.
+pub fn page_by_since(response: &mut Response, uri: &Uri, next_since: Option<String>) {
+    let headers = response.headers_mut();
+    headers.remove(&PAGING_TOKEN);
+    let had_next = headers.remove(header::LINK).is_some();
+    let Some(since) = next_since.filter(|_| had_next) else { return };
+    let value = utf8_percent_encode(&since, CURSOR).to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for part in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let raw_key = part.split('=').next().unwrap_or("");
+        let key: String = form_urlencoded::parse(raw_key.as_bytes()).map(|(key, _)| key).collect();
+        if key != "since_datetime" && key != "starting_after" && key != "starting_after[]" {
+            parts.push(part.to_owned());
+        }
+    }
+    parts.push(format!("since_datetime={value}"));
+    if let Ok(value) = HeaderValue::from_str(&format!("<{}?{}>; rel=\"next\"", uri.path(), parts.join("&"))) {
+        headers.insert(header::LINK, value);
+    }
+}
+
 /// The request's own path and query with `starting_after` set to `last_id`: replaced where it
 /// stood, appended otherwise; every other parameter is kept byte for byte. Every spelling the
 /// query extractor reads as the cursor (`starting_after[]`, percent-encoded keys) is replaced,

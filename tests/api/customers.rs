@@ -595,7 +595,20 @@ async fn list_since_datetime_lists_added_or_modified_customers_by_update(app: Te
     let response =
         app.get(&format!("{path}?{since_query}&include_deleted=true&total=true&limit=1"), &admin.token).await;
     assert_eq!(response.header("total-count"), Some("2"));
+    // The link pages as Dintero says (never with `starting_after`, which would be a 400): from
+    // the last item's updated_at on, to the millisecond.
+    assert_eq!(response.header("paging-token"), None);
+    let d_updated = chrono::DateTime::parse_from_rfc3339(d["updated_at"].as_str().unwrap()).unwrap();
+    let link = response.header("link").expect("a next link").to_owned();
+    assert!(link.starts_with(&format!("<{path}?include_deleted=true&total=true&limit=1&since_datetime=")), "{link}");
+    let next = link.trim_start_matches('<').split('>').next().unwrap().to_owned();
     assert_json_eq(&response.expect_json(200), &json!([d]));
+    let followed = app.get(&next, &admin.token).await.expect_json(200);
+    assert_eq!(followed[0]["customer_id"], "d", "the page begins where the last ended: {followed}");
+    let since_in_link = next.split("since_datetime=").nth(1).unwrap().replace("%3A", ":");
+    // d's updated_at (which the API shows in whole seconds), to the millisecond.
+    let since_in_link = chrono::DateTime::parse_from_rfc3339(&since_in_link).unwrap();
+    assert_eq!(since_in_link.timestamp(), d_updated.timestamp(), "d's updated_at: {link}");
     // The next page: since_datetime moved to the latest updated_at of the result.
     let latest = b["updated_at"].as_str().unwrap();
     let response = app.get(&format!("{path}?since_datetime={latest}&include_deleted=true"), &admin.token).await;

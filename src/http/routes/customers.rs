@@ -147,7 +147,14 @@ pub async fn list(
     }
     let (filter, page) = errors.finish(|| (filter, page))?;
     let customers = app.vault.list_customers(&account, filter, &page).await?;
-    Ok(response::list(customers, &uri, |c| c.id.to_string(), |c| c))
+    // Dintero: "Retrieve next page by updating since_datetime to the latest updated_at value
+    // found in the result" (to the millisecond here, so that a page ends where the next begins).
+    let next_since = customers.items.last().map(|c| c.updated_at.to_rfc3339_millis());
+    let mut response = response::list(customers, &uri, |c| c.id.to_string(), |c| c);
+    if since.is_some() {
+        response::page_by_since(&mut response, &uri, next_since);
+    }
+    Ok(response)
 }
 
 /// `attributes_keys[]` paired by position with `attributes_values[]` (aid_customers_get: "include
