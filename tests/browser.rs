@@ -9,15 +9,13 @@
 //! Without `/usr/bin/chromium` or `/usr/bin/chromedriver` the test prints `SKIPPED: …` and
 //! passes, unless `TOKENVAULT_REQUIRE_BROWSER=1` (as `.ci/run` sets), where it fails.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha1::Sha1;
@@ -27,6 +25,10 @@ use thirtyfour::session::http::{Body, HttpClient};
 use tokenvault::domain::AccountId;
 use tokenvault::service::webhook_worker::WebhookSettings;
 use tokenvault::settings::ServeConfig;
+
+#[path = "support/receiver.rs"]
+mod receiver;
+use receiver::RunningReceiver;
 
 const ACCOUNT: &str = "T12345678";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -52,72 +54,6 @@ fn browser_available() -> bool {
 }
 
 // ---- a receiver for return_url, callback_url and the webhook --------------------------------
-
-#[derive(Debug, Clone)]
-struct Received {
-    method: Method,
-    path: String,
-    query: BTreeMap<String, String>,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-#[derive(Clone, Default)]
-struct Receiver(Arc<Mutex<Vec<Received>>>);
-
-async fn record(State(receiver): State<Receiver>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> String {
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
-    receiver.0.lock().unwrap().push(Received { method, path: uri.path().to_owned(), query, headers, body });
-    // The browser lands here after the redirect: a page it can show.
-    "<!doctype html><title>merchant</title><p>back at the shop</p>".to_owned()
-}
-
-struct RunningReceiver {
-    url: String,
-    receiver: Receiver,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RunningReceiver {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let receiver = Receiver::default();
-        let router = axum::Router::new().fallback(record).with_state(receiver.clone());
-        let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self { url, receiver, task }
-    }
-
-    /// What reached `path`, pings left out (every new subscription is pinged first).
-    fn received(&self, path: &str) -> Vec<Received> {
-        self.receiver
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.path == path && r.headers.get("event").is_none_or(|e| e != "ping"))
-            .cloned()
-            .collect()
-    }
-
-    async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let received = self.received(path);
-            if received.len() >= count {
-                return received;
-            }
-            assert!(Instant::now() < deadline, "{count} requests to {path} expected, got {received:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for RunningReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 // ---- chromedriver and the WebDriver client --------------------------------------------------
 
@@ -424,11 +360,12 @@ async fn a_card_saved_in_headless_chromium_reaches_the_api_the_webhook_and_the_c
     // The callback_url call: GET with Dintero's query.
     let callback = receiver.wait_for("/callback", 1).await.remove(0);
     assert_eq!(callback.method, Method::GET);
-    let keys: Vec<&str> = callback.query.keys().map(String::as_str).collect();
+    let mut keys = callback.keys();
+    keys.sort_unstable();
     assert_eq!(keys, ["merchant_reference", "session_id", "time", "transaction_id"]);
-    assert_eq!(callback.query["transaction_id"], transaction_id);
-    assert_eq!(callback.query["session_id"], session_id);
-    assert_eq!(callback.query["merchant_reference"], "browser-order-1");
+    assert_eq!(callback.param("transaction_id"), transaction_id);
+    assert_eq!(callback.param("session_id"), session_id);
+    assert_eq!(callback.param("merchant_reference"), "browser-order-1");
 
     // The decline button: Dintero's error redirect, no token.
     let declined = api.create_session(&receiver, "browser-order-2").await;

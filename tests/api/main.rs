@@ -5,6 +5,8 @@
 mod helpers;
 #[path = "../support/postgres.rs"]
 mod pg;
+#[path = "../support/receiver.rs"]
+mod receiver;
 
 mod auth;
 mod auth_edge;

@@ -473,12 +473,9 @@ async fn recurrence_tokens_where_the_token_provider_offers_them(app: TestApp) {
 
 mod announcements {
     use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    use axum::body::Bytes;
-    use axum::extract::State;
-    use axum::http::{HeaderMap, Method, Uri};
+    use axum::http::Method;
     use hmac::{Hmac, Mac};
     use serde_json::{json, Value};
     use sha1::Sha1;
@@ -486,6 +483,7 @@ mod announcements {
 
     use super::{create_session_with, visa};
     use crate::helpers::*;
+    use crate::receiver::RunningReceiver;
 
     backend_tests!(backend:
         approval_announces_the_token_once_and_calls_back,
@@ -494,74 +492,8 @@ mod announcements {
     );
 
     const SECRET: &str = "sessions-hook-secret";
-    /// Every wait for a delivery gives up after this.
-    const PATIENCE: Duration = Duration::from_secs(10);
     /// How long "nothing more arrives" is watched for.
     const QUIET: Duration = Duration::from_millis(600);
-
-    #[derive(Debug, Clone)]
-    struct Received {
-        method: Method,
-        path: String,
-        query: Vec<(String, String)>,
-        headers: HeaderMap,
-        body: Bytes,
-    }
-
-    #[derive(Clone, Default)]
-    struct Receiver(Arc<Mutex<Vec<Received>>>);
-
-    async fn record(State(receiver): State<Receiver>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) {
-        let query = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
-        receiver.0.lock().unwrap().push(Received { method, path: uri.path().to_owned(), query, headers, body });
-    }
-
-    struct RunningReceiver {
-        url: String,
-        receiver: Receiver,
-        task: tokio::task::JoinHandle<()>,
-    }
-
-    impl RunningReceiver {
-        async fn start() -> Self {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let url = format!("http://{}", listener.local_addr().unwrap());
-            let receiver = Receiver::default();
-            let router = axum::Router::new().fallback(record).with_state(receiver.clone());
-            let task = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-            Self { url, receiver, task }
-        }
-
-        /// What reached `path`, pings left out (every new subscription is pinged first).
-        fn received(&self, path: &str) -> Vec<Received> {
-            self.receiver
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|r| r.path == path && r.headers.get("event").is_none_or(|e| e != "ping"))
-                .cloned()
-                .collect()
-        }
-
-        async fn wait_for(&self, path: &str, count: usize) -> Vec<Received> {
-            let deadline = Instant::now() + PATIENCE;
-            loop {
-                let received = self.received(path);
-                if received.len() >= count {
-                    return received;
-                }
-                assert!(Instant::now() < deadline, "{count} requests to {path} expected, got {received:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    }
-
-    impl Drop for RunningReceiver {
-        fn drop(&mut self) {
-            self.task.abort();
-        }
-    }
 
     /// A server whose webhook worker polls often and may reach the receiver on 127.0.0.1, a
     /// receiver, and a client with checkout and hooks scopes subscribed to `checkout_token_add`.
