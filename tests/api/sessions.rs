@@ -514,7 +514,7 @@ mod announcements {
         });
         app.post_json(&format!("/v1/accounts/{ACCOUNT}/hooks/subscriptions"), &auth.token, &subscription)
             .await
-            .expect_json(201);
+            .expect_json(200);
         (app, receiver, auth)
     }
 

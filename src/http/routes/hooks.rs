@@ -15,7 +15,7 @@ use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
 
-/// 201 with the subscription; its `config.secret` (given or generated) is shown this once.
+/// 200 with the subscription (aid_source_hooks_post: "Subscription created" is a 200); its `config.secret` (given or generated) is shown this once.
 #[utoipa::path(
     post,
     path = "/v1/accounts/{aid}/hooks/subscriptions",
@@ -26,7 +26,7 @@ use crate::http::AppState;
     params(oa::AccountPath),
     request_body(content = oa::HookSubscriptionCreate, content_type = "application/json"),
     responses(
-        (status = 201, description = "Subscription created", body = oa::HookSubscriptionCreated, content_type = "application/json; charset=utf-8"),
+        (status = 200, description = "Subscription created", body = oa::HookSubscriptionCreated, content_type = "application/json; charset=utf-8"),
         (status = 400, response = oa::BadRequest),
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
@@ -49,7 +49,7 @@ pub async fn create(
     if let Some(Value::Object(config)) = shown.get_mut("config") {
         config.insert("secret".to_owned(), Value::String(secret));
     }
-    Ok(json(StatusCode::CREATED, &shown))
+    Ok(json(StatusCode::OK, &shown))
 }
 
 #[utoipa::path(
