@@ -2,7 +2,7 @@
 
 use tokenvault::app;
 use tokenvault::domain::AccountId;
-use tokenvault::service::{import, transfer};
+use tokenvault::service::{backup, import, transfer};
 use tokenvault::settings::{DatabaseUrl, ServeConfig};
 
 use super::progress::ProgressBar;
@@ -18,7 +18,8 @@ pub async fn export(database_url: &DatabaseUrl, output: &str) -> Result<(), Stri
         let mut out = std::io::BufWriter::new(stdout.lock());
         transfer::export_database(database_url, &mut out, &mut draw).await
     } else {
-        let file = create_private(output).map_err(|e| format!("cannot create {output}: {e}"))?;
+        let file =
+            backup::create_private(std::path::Path::new(output)).map_err(|e| format!("cannot create {output}: {e}"))?;
         let mut out = std::io::BufWriter::new(file);
         transfer::export_database(database_url, &mut out, &mut draw).await
     };
@@ -26,23 +27,6 @@ pub async fn export(database_url: &DatabaseUrl, output: &str) -> Result<(), Stri
     let summary = summary.map_err(|e| format!("export failed: {e}"))?;
     eprintln!("exported {} rows from {database_url}: {}", summary.rows, describe(&summary));
     Ok(())
-}
-
-/// Creates (or truncates) an export file readable by its owner only (mode 0600): it holds the
-/// whole dataset, customer data included. An existing file is narrowed to 0600 too.
-fn create_private(path: &str) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let file = options.open(path)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        Ok(file)
-    }
-    #[cfg(not(unix))]
-    options.open(path)
 }
 
 /// `tokenvault import`: a dataset written by `export`, into an empty database, counts verified;

@@ -67,15 +67,12 @@ pub fn page_by_since(response: &mut Response, uri: &Uri, next_since: Option<Stri
     let had_next = headers.remove(header::LINK).is_some();
     let Some(since) = next_since.filter(|_| had_next) else { return };
     let value = utf8_percent_encode(&since, CURSOR).to_string();
-    let mut parts: Vec<String> = Vec::new();
-    for part in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let raw_key = part.split('=').next().unwrap_or("");
-        let key: String = form_urlencoded::parse(raw_key.as_bytes()).map(|(key, _)| key).collect();
-        if key != "since_datetime" && key != "starting_after" && key != "starting_after[]" {
-            parts.push(part.to_owned());
-        }
-    }
-    parts.push(format!("since_datetime={value}"));
+    let mut parts: Vec<&str> = query_parts(uri)
+        .filter(|(key, _)| !matches!(key.as_str(), "since_datetime" | "starting_after" | "starting_after[]"))
+        .map(|(_, part)| part)
+        .collect();
+    let since_part = format!("since_datetime={value}");
+    parts.push(&since_part);
     if let Ok(value) = HeaderValue::from_str(&format!("<{}?{}>; rel=\"next\"", uri.path(), parts.join("&"))) {
         headers.insert(header::LINK, value);
     }
@@ -89,9 +86,7 @@ pub fn next_page_target(uri: &Uri, last_id: &str) -> String {
     let cursor = utf8_percent_encode(last_id, CURSOR).to_string();
     let mut replaced = false;
     let mut parts: Vec<String> = Vec::new();
-    for part in uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let raw_key = part.split('=').next().unwrap_or("");
-        let key: String = form_urlencoded::parse(raw_key.as_bytes()).map(|(key, _)| key).collect();
+    for (key, part) in query_parts(uri) {
         if key == "starting_after" || key == "starting_after[]" {
             if !replaced {
                 parts.push(format!("starting_after={cursor}"));
@@ -105,6 +100,15 @@ pub fn next_page_target(uri: &Uri, last_id: &str) -> String {
         parts.push(format!("starting_after={cursor}"));
     }
     format!("{}?{}", uri.path(), parts.join("&"))
+}
+
+/// The query's parts as given (`k=v`, byte for byte), each with its key as the query extractor
+/// reads it (percent-decoded): what the next-page links keep or replace.
+fn query_parts(uri: &Uri) -> impl Iterator<Item = (String, &str)> {
+    uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|part| {
+        let raw_key = part.split('=').next().unwrap_or("");
+        (form_urlencoded::parse(raw_key.as_bytes()).map(|(key, _)| key).collect(), part)
+    })
 }
 
 #[cfg(test)]

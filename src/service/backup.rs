@@ -345,10 +345,11 @@ fn partial_path(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
-/// Creates (or truncates) a file readable by its owner only: a backup holds every customer's data.
-fn create_private(path: &Path) -> io::Result<File> {
+/// Creates (or truncates) a file readable by its owner only (mode 0600; an existing file is
+/// narrowed to 0600 too): exports and backups hold every customer's data.
+pub fn create_private(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
