@@ -1,5 +1,5 @@
 //! The `tokenvault` command line: `serve`, `config`, `migrate`, `clients`, `card-tokens import`,
-//! `seed`, `audit`, `keys`, `export`, `import`, `backup`, `restore`, `health`.
+//! `seed`, `audit`, `keys`, `export`, `import`, `backup`, `restore`, `health`, `listen`.
 
 mod cli;
 
@@ -134,6 +134,10 @@ enum Command {
     },
     /// Ask a running server's GET /health: exit 0 on 200, else 1 (the image's health check).
     Health(cli::health::HealthArgs),
+    /// Forward a test account's webhook deliveries to a local URL (like Stripe CLI's listen):
+    /// subscribes through the running server, prints each delivery with the local receiver's
+    /// status, and removes its subscription on ctrl-c or SIGTERM.
+    Listen(cli::listen::ListenArgs),
 }
 
 #[derive(Args)]
@@ -630,6 +634,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Health(args) => cli::health::run(args).await,
+        Command::Listen(args) => cli::listen::run(args).await,
         Command::Man { out_dir: None } => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()).map_err(|e| e.to_string())
         }

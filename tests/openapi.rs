@@ -18,7 +18,7 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 12] = [
+const EXTENSIONS: [&str; 17] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
@@ -26,6 +26,11 @@ const EXTENSIONS: [&str; 12] = [
     "jwks_get",
     "metrics_get",
     "aid_sandbox_reset_post",
+    "aid_sandbox_faults_post",
+    "aid_sandbox_faults_get",
+    "aid_sandbox_faults_delete",
+    "aid_sandbox_faults_fault_id_delete",
+    "aid_sandbox_webhooks_trigger_post",
     "openapi_get",
     "docs_get",
     "tokenvault_session_complete_post",
@@ -596,6 +601,26 @@ async fn success_and_error_bodies_match_their_schemas() {
             None,
             200,
         ),
+        (
+            Method::POST,
+            format!("{aid}/sandbox/faults"),
+            "/v1/accounts/{aid}/sandbox/faults",
+            Some(
+                json!({"method": "GET", "path": "/nowhere", "client_id": "c", "fault": {"type": "status", "status": 429, "retry_after": 3}, "frequency": {"type": "times", "times": 2}}),
+            ),
+            201,
+        ),
+        (
+            Method::POST,
+            format!("{aid}/sandbox/faults"),
+            "/v1/accounts/{aid}/sandbox/faults",
+            Some(
+                json!({"path": "/nowhere/**", "fault": {"type": "delay", "delay_ms": 5}, "frequency": {"type": "probability", "probability": 0.5}}),
+            ),
+            201,
+        ),
+        (Method::GET, format!("{aid}/sandbox/faults"), "/v1/accounts/{aid}/sandbox/faults", None, 200),
+        (Method::DELETE, format!("{aid}/sandbox/faults"), "/v1/accounts/{aid}/sandbox/faults", None, 200),
         (Method::GET, "/health".to_owned(), "/health", None, 200),
         (Method::GET, "/.well-known/jwks.json".to_owned(), "/.well-known/jwks.json", None, 200),
         (Method::GET, format!("{aid}/customers/users?limit=0"), "/v1/accounts/{aid}/customers/users", None, 400),

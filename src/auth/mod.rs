@@ -130,6 +130,9 @@ impl Permission {
     /// only for its administrator).
     pub const SANDBOX: Permission = Permission(&["admin:customers", "admin:checkout", "admin:hooks"]);
     pub const HOOKS_READ: Permission = Permission(&["admin:hooks", "read:hooks"]);
+    /// Faults on demand and triggered webhooks of a test account: an administrator of its
+    /// customers or of its checkout (the APIs the faults and events are about).
+    pub const SANDBOX_ADMIN: Permission = Permission(&["admin:customers", "admin:checkout"]);
 
     pub fn describe(self) -> String {
         self.0.join(", ")

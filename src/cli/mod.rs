@@ -6,5 +6,6 @@ pub mod clients;
 pub mod data;
 pub mod health;
 pub mod keys;
+pub mod listen;
 pub mod progress;
 pub mod serve;

@@ -10,6 +10,7 @@ use super::card_token::{CardToken, CardTokenStatus, DeleteRequestor};
 use super::client::ClientRecord;
 use super::customer::{Customer, CustomerUpdate, NewCustomer};
 use super::customer_token::{CustomerToken, NewCustomerToken};
+use super::fault::FaultRule;
 use super::token_event::{TokenEvent, TokenTypeValue};
 use super::webhook::{HookSubscription, QueuedBy};
 use super::{AccountId, Timestamp};
@@ -441,6 +442,48 @@ impl NewAuditRecord {
     pub fn sandbox_reset(account: &AccountId, counts: &impl Serialize, actor: &str, at: Timestamp) -> Self {
         let details = serde_json::to_value(counts).unwrap_or_default();
         Self::in_account(account, actor, at, "sandbox.reset", "account", account.as_str().to_owned(), details)
+    }
+
+    /// A fault rule was added to a test account (`POST …/sandbox/faults`).
+    pub fn fault_rule_added(rule: &FaultRule) -> Self {
+        let details = json!({
+            "method": rule.method, "path": rule.path, "client_id": rule.client_id,
+            "fault": rule.effect.to_json(), "frequency": rule.frequency.to_json(), "until": rule.until,
+        });
+        Self::in_account(
+            &rule.account_id,
+            &rule.created_by,
+            rule.created_at,
+            "sandbox.fault.add",
+            "fault_rule",
+            rule.id.to_string(),
+            details,
+        )
+    }
+
+    /// A fault rule was removed (`DELETE …/sandbox/faults/{id}`).
+    pub fn fault_rule_deleted(account: &AccountId, id: Uuid, actor: &str, at: Timestamp) -> Self {
+        Self::in_account(account, actor, at, "sandbox.fault.delete", "fault_rule", id.to_string(), json!({}))
+    }
+
+    /// Every fault rule of an account was removed (`DELETE …/sandbox/faults`).
+    pub fn fault_rules_cleared(account: &AccountId, count: u64, actor: &str, at: Timestamp) -> Self {
+        let id = account.as_str().to_owned();
+        Self::in_account(account, actor, at, "sandbox.faults.clear", "account", id, json!({"fault_rules": count}))
+    }
+
+    /// A card-token event was emitted on request (`POST …/sandbox/webhooks/trigger`), without a
+    /// change of the token.
+    pub fn webhook_triggered(
+        account: &AccountId,
+        token_id: &str,
+        event: &str,
+        queued: u64,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        let details = json!({"event": event, "deliveries": queued});
+        Self::in_account(account, actor, at, "sandbox.webhook.trigger", "card_token", token_id.to_owned(), details)
     }
 
     fn in_account(

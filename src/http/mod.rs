@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod faults;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
@@ -156,6 +157,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hooks::ping))
         .routes(routes!(hooks::resend))
         .routes(routes!(sandbox::reset))
+        .routes(routes!(sandbox::list_faults, sandbox::add_fault, sandbox::clear_faults))
+        .routes(routes!(sandbox::remove_fault))
+        .routes(routes!(sandbox::trigger_webhook))
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::get))
         .routes(routes!(sessions::complete))
@@ -189,6 +193,8 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
     let api = app_routes()
         .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        // Outside idempotency keys: a faulted request neither claims nor replays one.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), faults::layer))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 
     let cors = CorsLayer::new()
@@ -200,6 +206,7 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
             HeaderName::from_static("total-count"),
             HeaderName::from_static("link"),
             idempotency::REPLAYED.clone(),
+            faults::HEADER.clone(),
         ]);
 
     let request_id = HeaderName::from_static("request-id");

@@ -208,6 +208,13 @@ const EXTENSION_SCHEMAS: &[&str] = &[
     "/components/schemas/CardTokenStatusUpdate",
     "/components/schemas/SandboxReset",
     "/components/schemas/SandboxResetCounts",
+    "/components/schemas/FaultRuleCreate",
+    "/components/schemas/FaultSpec",
+    "/components/schemas/FaultFrequencySpec",
+    "/components/schemas/FaultRule",
+    "/components/schemas/FaultRulesCleared",
+    "/components/schemas/WebhookTrigger",
+    "/components/schemas/WebhookTriggered",
     "/components/schemas/Health",
     "/components/schemas/Jwks",
     "/components/schemas/Jwk",
@@ -506,6 +513,16 @@ pub struct SubscriptionPath {
     /// subscription id (the subscription's `id`).
     #[param(format = Uuid)]
     hid: String,
+}
+
+/// `fault_id`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct FaultPath {
+    /// The fault rule's `id`.
+    #[param(format = Uuid)]
+    fault_id: String,
 }
 
 /// `delivery_id`.
@@ -1129,7 +1146,7 @@ pub struct SandboxReset {
 /// reset) are left out.
 #[derive(ToSchema)]
 #[schema(
-    description = "Rows deleted per kind. `customers`, `customer_tokens` and `token_events` are present when the caller holds `admin:customers`, `card_tokens` with `admin:checkout`, `hook_subscriptions` and `webhook_deliveries` (those still pending) with `admin:hooks`; the others were not reset and are left out."
+    description = "Rows deleted per kind. `customers`, `customer_tokens` and `token_events` are present when the caller holds `admin:customers`, `card_tokens` with `admin:checkout`, `hook_subscriptions` and `webhook_deliveries` (those still pending) with `admin:hooks`, `fault_rules` with `admin:customers` or `admin:checkout`; the others were not reset and are left out."
 )]
 #[allow(dead_code)]
 pub struct SandboxResetCounts {
@@ -1145,6 +1162,147 @@ pub struct SandboxResetCounts {
     hook_subscriptions: Option<u64>,
     #[schema(nullable = false)]
     webhook_deliveries: Option<u64>,
+    #[schema(nullable = false)]
+    fault_rules: Option<u64>,
+}
+
+/// A fault rule to add (`aid_sandbox_faults_post`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FaultRuleCreate {
+    /// `GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE`, or `*`; every method when left out.
+    #[schema(nullable = false, example = "POST")]
+    method: Option<String>,
+    /// A request path pattern: `*` stands for any characters within one segment, a whole
+    /// segment `**` for any number of segments.
+    #[schema(max_length = 1024, pattern = "^/", example = "/v1/accounts/*/customers/users/*/tokens")]
+    path: String,
+    /// Only requests of this API client (the bearer token's client, or at the token endpoint the
+    /// Basic user); every client when left out.
+    #[schema(nullable = false, min_length = 1, max_length = 255)]
+    client_id: Option<String>,
+    fault: FaultSpec,
+    #[schema(nullable = false)]
+    frequency: Option<FaultFrequencySpec>,
+    /// When the rule stops applying: in the future, at most 30 days ahead; an hour from now when
+    /// left out.
+    #[schema(nullable = false, format = DateTime)]
+    until: Option<String>,
+}
+
+/// What a faulted request gets: `{"type": "status", "status", "retry_after"?}`,
+/// `{"type": "delay", "delay_ms"}` or `{"type": "drop"}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FaultSpec {
+    #[schema(rename = "type", schema_with = fault_types)]
+    kind: String,
+    /// With `status`: 429, 500, 502, 503 or 504.
+    #[schema(nullable = false, minimum = 429, maximum = 504, example = 503)]
+    status: Option<u16>,
+    /// With `status` 429 or 503: the `Retry-After` seconds (default 1).
+    #[schema(nullable = false, minimum = 0, maximum = 86400)]
+    retry_after: Option<u32>,
+    /// With `delay`: milliseconds to wait before the request proceeds.
+    #[schema(nullable = false, minimum = 1, maximum = 60000)]
+    delay_ms: Option<u32>,
+}
+
+fn fault_types() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(["status", "delay", "drop"])).build()
+}
+
+/// How often a matching request is faulted: `{"type": "always"}` (the default),
+/// `{"type": "times", "times"}` (the next `times` matches; shown with `remaining`) or
+/// `{"type": "probability", "probability", "seed"?}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FaultFrequencySpec {
+    #[schema(rename = "type", schema_with = frequency_types)]
+    kind: String,
+    /// With `times`: how many of the next matches are faulted.
+    #[schema(nullable = false, minimum = 1, maximum = 1000000)]
+    times: Option<u32>,
+    /// With `times`, shown only: faults left.
+    #[schema(nullable = false, minimum = 0, read_only)]
+    remaining: Option<u64>,
+    /// With `probability`: the chance that a match is faulted, above 0 and at most 1.
+    #[schema(nullable = false, maximum = 1, exclusive_minimum = 0)]
+    probability: Option<f64>,
+    /// With `probability`: the seed of the draws; the same seed faults the same matches.
+    #[schema(nullable = false, minimum = 0)]
+    seed: Option<u64>,
+}
+
+fn frequency_types() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(["always", "times", "probability"])).build()
+}
+
+/// A fault rule, as shown.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FaultRule {
+    #[schema(format = Uuid)]
+    id: String,
+    #[schema(example = "T12345678")]
+    account_id: String,
+    /// The method matched; `null`: every method.
+    method: Option<String>,
+    path: String,
+    /// The client matched; `null`: every client.
+    client_id: Option<String>,
+    fault: FaultSpec,
+    frequency: FaultFrequencySpec,
+    /// Matching requests seen so far, faulted or not.
+    #[schema(minimum = 0)]
+    matched: u64,
+    #[schema(format = DateTime)]
+    until: String,
+    #[schema(format = DateTime)]
+    created_at: String,
+    created_by: String,
+}
+
+/// A card-token event to emit (`aid_sandbox_webhooks_trigger_post`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookTrigger {
+    #[schema(schema_with = card_token_events)]
+    event: String,
+    /// The card token to announce, as it is stored; left out, a test card token is made for it.
+    #[schema(nullable = false, min_length = 1, max_length = 255)]
+    token_id: Option<String>,
+}
+
+fn card_token_events() -> utoipa::openapi::schema::Object {
+    string().enum_values(Some(webhook::EVENTS)).build()
+}
+
+/// What a trigger queued.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct WebhookTriggered {
+    #[schema(example = "T12345678")]
+    account_id: String,
+    #[schema(schema_with = card_token_events)]
+    event: String,
+    token_id: String,
+    /// Whether the card token was made for the trigger.
+    created: bool,
+    /// The subscriptions that get the event.
+    #[schema(minimum = 0)]
+    deliveries: u64,
+}
+
+/// What `aid_sandbox_faults_delete` removed.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct FaultRulesCleared {
+    #[schema(example = "T12345678")]
+    account_id: String,
+    /// Rules removed that had not expired.
+    #[schema(minimum = 0)]
+    deleted: u64,
 }
 
 #[derive(ToSchema)]

@@ -25,6 +25,7 @@ use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use super::error::error_body;
+use super::faults::DropConnection;
 use super::metrics::Metrics;
 use super::places::Places;
 
@@ -101,7 +102,19 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request)
+            let answer = router.clone().oneshot(request);
+            async move {
+                let response = match answer.await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+                // A fault that drops the connection (`http::faults`): a service error makes hyper
+                // close the connection without writing anything.
+                if response.extensions().get::<DropConnection>().is_some() {
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "dropped by a fault on demand"));
+                }
+                Ok(response)
+            }
         });
         let connection = http.serve_connection(TokioIo::new(ConnectionIo::new(stream, limits.idle_timeout)), service);
         let mut stopping = stopping.clone();

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod card_tokens;
 pub mod customer_tokens;
 pub mod customers;
+pub mod faults;
 pub mod hooks;
 pub mod idempotency;
 pub mod import;
@@ -117,12 +118,14 @@ pub struct Vault {
     /// once instead of at its next poll.
     outbox: Arc<Notify>,
     targets: TargetPolicy,
+    /// The fault rules this instance read lately, per test account.
+    fault_rules: faults::RulesCache,
 }
 
 impl Vault {
     /// `cipher` must have the store's key ring loaded (see [`keys::open_cipher`]).
     pub fn new(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, targets: TargetPolicy) -> Self {
-        Self { store, cipher, outbox: Arc::new(Notify::new()), targets }
+        Self { store, cipher, outbox: Arc::new(Notify::new()), targets, fault_rules: Default::default() }
     }
 
     /// The handle for the commands that need no encryption key, on the same store.

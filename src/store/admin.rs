@@ -43,7 +43,7 @@ pub trait AdminStore: Send + Sync {
     async fn count_unsealed_audit(&self) -> StoreResult<u64>;
 
     /// Wipes the `parts` of a (test) account's data in one transaction: customers, customer
-    /// tokens and token events; card tokens; webhook subscriptions and their deliveries. Clients,
+    /// tokens and token events; card tokens; webhook subscriptions and their deliveries; fault rules. Clients,
     /// signing keys and the audit trail stay; a `sandbox.reset` audit record with the counts is
     /// appended. The account's finished idempotency keys are forgotten too (claims in progress
     /// stay).

@@ -15,6 +15,7 @@ use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, Del
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
 use crate::domain::customer::{Customer, CustomerFilter, CustomerSearch, CustomerUpdate, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
+use crate::domain::fault::FaultRule;
 use crate::domain::token_event::{TokenEvent, TokenTypeValue};
 use crate::domain::webhook::{
     card_token_event_body, ping_event_body, DeliveryAttempt, DeliveryResult, DeliveryState, HookSubscription,
@@ -112,6 +113,7 @@ macro_rules! conformance_suite {
             webhook_outbox_pruning,
             webhook_delivery_history,
             reset_wipes_one_account_only,
+            fault_rules_count_matches_atomically,
             stats_count_pending_deliveries,
             idempotency_claim_replay_and_mismatch,
             idempotency_keys_are_scoped_to_the_caller,
@@ -1392,7 +1394,7 @@ pub async fn audit_record_details(store: Arc<dyn Store>) {
             t(8000),
             json!({
                 "customers": 1, "customer_tokens": 3, "token_events": 1, "card_tokens": 3,
-                "hook_subscriptions": 1, "webhook_deliveries": 2,
+                "hook_subscriptions": 1, "webhook_deliveries": 2, "fault_rules": 0,
             }),
         ),
     ];
@@ -1855,6 +1857,7 @@ async fn populate(store: &Arc<dyn Store>, account: &AccountId) {
         .create_card_token(&card(account, json!({"id": "card-1"})), Some(&sealed(&format!("fp-{account}"))))
         .await
         .unwrap();
+    store.add_fault(&fault_rule(account, json!({"path": "/v1/**", "fault": {"type": "drop"}}))).await.unwrap();
 }
 
 pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
@@ -1870,7 +1873,8 @@ pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
             token_events: Some(1),
             card_tokens: Some(1),
             hook_subscriptions: Some(1),
-            webhook_deliveries: Some(1)
+            webhook_deliveries: Some(1),
+            fault_rules: Some(1),
         }
     );
     // Account A is empty and usable again with the same ids; account B is untouched.
@@ -1885,6 +1889,8 @@ pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
     assert_eq!(store.list_card_tokens(&b(), &all_cards, &everything).await.unwrap().total, Some(1));
     assert_eq!(store.list_token_events(&b(), None, &everything).await.unwrap().total, Some(1));
     assert_eq!(store.list_hook_subscriptions(&b()).await.unwrap().len(), 1);
+    assert_eq!(store.list_faults(&a(), t(5000)).await.unwrap(), []);
+    assert_eq!(store.list_faults(&b(), t(5000)).await.unwrap().len(), 1);
     populate(&store, &a()).await;
 
     let records = store.list_audit(Some(&a()), 0, 1000).await.unwrap();
@@ -2201,4 +2207,76 @@ pub async fn webhook_outbox_pruning(store: Arc<dyn Store>) {
     assert_eq!(store.stats().await.unwrap().webhook_outbox_pending, 1);
     let back = store.claim_webhook_deliveries(now.plus_seconds(3600), now.plus_seconds(4000), 10).await.unwrap();
     assert_eq!(back.iter().map(|d| d.id).collect::<Vec<_>>(), [claimed[2].id]);
+}
+
+// ---- fault rules ----------------------------------------------------------------------------
+
+/// A rule of `account` made at t(1000) from a `POST …/sandbox/faults` body.
+fn fault_rule(account: &AccountId, body: Value) -> FaultRule {
+    FaultRule::from_body(&object(body), account, "client", t(1000)).unwrap()
+}
+
+pub async fn fault_rules_count_matches_atomically(store: Arc<dyn Store>) {
+    let times = fault_rule(
+        &a(),
+        json!({"path": "/v1/**", "fault": {"type": "drop"}, "frequency": {"type": "times", "times": 2}}),
+    );
+    // Until t(10_000).
+    let always = fault_rule(
+        &a(),
+        json!({"method": "GET", "path": "/x", "fault": {"type": "delay", "delay_ms": 5}, "until": "1970-01-01T00:00:10Z"}),
+    );
+    let other = fault_rule(&b(), json!({"path": "/x", "fault": {"type": "status", "status": 500}}));
+    for rule in [&times, &always, &other] {
+        store.add_fault(rule).await.unwrap();
+    }
+    assert_eq!(store.list_faults(&a(), t(2000)).await.unwrap(), [times.clone(), always.clone()]);
+
+    // Five requests at once against "the next 2": exactly two are counted, as matches 1 and 2.
+    let counted = futures_join_all((0..5).map(|_| {
+        let store = store.clone();
+        let id = times.id;
+        async move { store.count_fault_match(&a(), id, t(2000)).await.unwrap() }
+    }))
+    .await;
+    let mut numbers: Vec<i64> = counted.into_iter().flatten().collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(store.count_fault_match(&a(), always.id, t(2000)).await.unwrap(), Some(1));
+    assert_eq!(store.count_fault_match(&a(), always.id, t(2000)).await.unwrap(), Some(2));
+    // Expired, of another account, or unknown: nothing is counted.
+    assert_eq!(store.count_fault_match(&a(), always.id, t(10_000)).await.unwrap(), None);
+    assert_eq!(store.count_fault_match(&a(), other.id, t(2000)).await.unwrap(), None);
+    assert_eq!(store.count_fault_match(&a(), Uuid::new_v4(), t(2000)).await.unwrap(), None);
+
+    let listed = store.list_faults(&a(), t(2000)).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|rule| (rule.id, rule.remaining, rule.matched)).collect::<Vec<_>>(),
+        [(times.id, Some(0), 2), (always.id, None, 2)]
+    );
+    // Expired rules are not listed.
+    assert_eq!(store.list_faults(&a(), t(10_000)).await.unwrap().len(), 1);
+
+    assert!(store.delete_fault(&a(), always.id, "admin", t(3000)).await.unwrap());
+    assert!(!store.delete_fault(&a(), always.id, "admin", t(3000)).await.unwrap());
+    assert!(!store.delete_fault(&a(), other.id, "admin", t(3000)).await.unwrap());
+    assert_eq!(store.delete_faults(&a(), "admin", t(3000)).await.unwrap(), 1);
+    assert_eq!(store.list_faults(&a(), t(3000)).await.unwrap(), []);
+    assert_eq!(store.list_faults(&b(), t(3000)).await.unwrap(), [other]);
+
+    let actions = audit_actions(&store, &a()).await;
+    assert_eq!(actions, ["sandbox.fault.add", "sandbox.fault.add", "sandbox.fault.delete", "sandbox.faults.clear"]);
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
 }

@@ -61,7 +61,10 @@ pub const TABLES: &[Table] = &[
 
 /// Bookkeeping tables that are not part of the dataset. `idempotency_keys` is a 24-hour replay
 /// cache of responses (sealed with the source's key), not data: it does not travel.
-pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence", "idempotency_keys"];
+/// `sandbox_faults` holds a test run's instructions to fail on purpose, each expiring within
+/// days: moved to another server, or restored from a backup, they would fail requests of runs
+/// that never asked for it, so they travel neither in exports nor in backups.
+pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence", "idempotency_keys", "sandbox_faults"];
 
 /// The table of this name, if it belongs to the dataset.
 pub fn table(name: &str) -> Option<&'static Table> {

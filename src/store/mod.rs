@@ -16,6 +16,7 @@ mod admin;
 mod card_tokens;
 mod clients;
 mod customers;
+mod faults;
 mod idempotency;
 mod keys;
 mod sessions;
@@ -27,6 +28,7 @@ pub use admin::AdminStore;
 pub use card_tokens::CardTokenStore;
 pub use clients::ClientStore;
 pub use customers::CustomerStore;
+pub use faults::FaultStore;
 pub use idempotency::IdempotencyStore;
 pub use keys::KeyStore;
 pub use sessions::SessionStore;
@@ -159,11 +161,13 @@ pub struct ResetParts {
     pub card_tokens: bool,
     /// Webhook subscriptions and their deliveries (`admin:hooks`).
     pub hooks: bool,
+    /// Fault rules (`admin:customers` or `admin:checkout`, the scopes that manage them).
+    pub faults: bool,
 }
 
 impl ResetParts {
     /// Every part: the whole account's data.
-    pub const ALL: ResetParts = ResetParts { customers: true, card_tokens: true, hooks: true };
+    pub const ALL: ResetParts = ResetParts { customers: true, card_tokens: true, hooks: true, faults: true };
 }
 
 /// Rows a sandbox reset removed, per kind; `None` (left out when shown) for the parts it did not
@@ -182,6 +186,8 @@ pub struct ResetCounts {
     pub hook_subscriptions: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_deliveries: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_rules: Option<u64>,
 }
 
 /// A snapshot of the store's resources.
@@ -291,6 +297,7 @@ store_of_roles!(
     WebhookStore,
     IdempotencyStore,
     SessionStore,
+    FaultStore,
 );
 
 /// Opens the store a database URL names. Migrations run before it is returned.

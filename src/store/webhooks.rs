@@ -101,6 +101,19 @@ pub trait WebhookStore: Send + Sync {
         at: Timestamp,
     ) -> StoreResult<DeliveryRecord>;
 
+    /// Announces a card token as it is stored with `event` (a `checkout_token_*` event), without
+    /// changing it: one outbox row per active subscription of the account that listens for the
+    /// event, due at once, exactly as a change would write them, and a `sandbox.webhook.trigger`
+    /// audit record. Returns how many deliveries were queued. NotFound("card token").
+    async fn trigger_card_token_event(
+        &self,
+        account: &AccountId,
+        token_id: &str,
+        event: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64>;
+
     /// Deletes up to `limit` deliveries delivered or given up before `finished_before`, oldest
     /// first, with their attempts, and returns how many; pending ones are never touched. Keeps the outbox from
     /// growing with every card-token change ever announced.

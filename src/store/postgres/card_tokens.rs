@@ -139,7 +139,7 @@ async fn import_card_tokens(
     Ok(outcomes)
 }
 
-async fn get_card_token(
+pub(super) async fn find_card_token(
     client: &impl GenericClient,
     account: &AccountId,
     id: &str,
@@ -328,7 +328,7 @@ impl CardTokenStore for PostgresStore {
     }
 
     async fn get_card_token(&self, account: &AccountId, id: &str) -> StoreResult<Option<CardTokenRecord>> {
-        with_conn!(self, |conn| get_card_token(&conn, account, id).await)
+        with_conn!(self, |conn| find_card_token(&conn, account, id).await)
     }
 
     async fn list_card_tokens(

@@ -22,6 +22,7 @@ mod card_tokens;
 mod clients;
 mod customers;
 mod dataset;
+mod faults;
 mod idempotency;
 mod keys;
 mod migrate;

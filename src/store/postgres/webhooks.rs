@@ -664,6 +664,28 @@ impl WebhookStore for PostgresStore {
         with_conn!(self, |conn| resend(&mut conn, account, subscription, delivery, actor, at).await)
     }
 
+    async fn trigger_card_token_event(
+        &self,
+        account: &AccountId,
+        token_id: &str,
+        event: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        with_conn!(self, |conn| {
+            let tx = conn.transaction().await?;
+            let record = super::card_tokens::find_card_token(&tx, account, token_id)
+                .await?
+                .ok_or(StoreError::NotFound("card token"))?;
+            let listeners = listeners(&tx, account).await?;
+            let queued = listeners.iter().filter(|l| l.events.iter().any(|e| e == event)).count() as u64;
+            enqueue(&tx, &listeners, event, &record.card).await?;
+            append_audit(&tx, NewAuditRecord::webhook_triggered(account, token_id, event, queued, actor, at)).await?;
+            tx.commit().await?;
+            Ok(queued)
+        })
+    }
+
     async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
         with_conn!(self, |conn| prune(&conn, finished_before, limit).await)
     }

@@ -75,6 +75,9 @@ fn reset_account(
         counts.hook_subscriptions = Some(delete("DELETE FROM hook_subscriptions WHERE account_id = ?1")?);
         delete("DELETE FROM webhook_outbox WHERE account_id = ?1")?;
     }
+    if parts.faults {
+        counts.fault_rules = Some(delete("DELETE FROM sandbox_faults WHERE account_id = ?1")?);
+    }
     // Replays of responses about data that is gone: a key reused after the reset runs afresh.
     // Claims in progress (the reset's own among them) stay with their requests.
     delete("DELETE FROM idempotency_keys WHERE account_id = ?1 AND state = 'done'")?;

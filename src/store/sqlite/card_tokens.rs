@@ -66,7 +66,7 @@ fn link_from_json(link: &Map<String, serde_json::Value>) -> CardTokenLink {
     }
 }
 
-fn find(conn: &Connection, account: &str, id: &str) -> StoreResult<Option<CardTokenRecord>> {
+pub(super) fn find(conn: &Connection, account: &str, id: &str) -> StoreResult<Option<CardTokenRecord>> {
     sql::first(
         conn,
         &format!("SELECT {COLUMNS} FROM card_tokens WHERE account_id = ?1 AND id = ?2"),

@@ -7,6 +7,7 @@ mod checkpoint;
 mod clients;
 mod customers;
 mod dataset;
+mod faults;
 mod idempotency;
 mod keys;
 mod migrate;

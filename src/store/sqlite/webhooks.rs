@@ -185,6 +185,24 @@ pub(super) fn announce(conn: &Connection, event: &str, card: &CardToken) -> Stor
     enqueue(conn, &listeners, event, card)
 }
 
+/// [`WebhookStore::trigger_card_token_event`]: [`announce`] without a change.
+fn trigger(
+    conn: &Connection,
+    account: &AccountId,
+    token_id: &str,
+    event: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<u64> {
+    let record =
+        super::card_tokens::find(conn, account.as_str(), token_id)?.ok_or(StoreError::NotFound("card token"))?;
+    let listeners = listeners(conn, account)?;
+    let queued = listeners.iter().filter(|l| l.events.iter().any(|e| e == event)).count() as u64;
+    enqueue(conn, &listeners, event, &record.card)?;
+    sql::audit(conn, &NewAuditRecord::webhook_triggered(account, token_id, event, queued, actor, at))?;
+    Ok(queued)
+}
+
 /// Whether any delivery is due: a read, so that idle polling never queues behind writes.
 fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
     sql::exists(
@@ -601,6 +619,19 @@ impl WebhookStore for SqliteStore {
     ) -> StoreResult<DeliveryRecord> {
         let (account, actor) = (account.clone(), actor.to_owned());
         self.writer.submit(move |conn| resend(conn, &account, subscription, delivery, &actor, at)).await
+    }
+
+    async fn trigger_card_token_event(
+        &self,
+        account: &AccountId,
+        token_id: &str,
+        event: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<u64> {
+        let (account, token_id, event, actor) =
+            (account.clone(), token_id.to_owned(), event.to_owned(), actor.to_owned());
+        self.writer.submit(move |conn| trigger(conn, &account, &token_id, &event, &actor, at)).await
     }
 
     async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64> {
