@@ -198,7 +198,7 @@ const EXPECTED: &str = concat!(
     "\n",
     r#"access-control-allow-origin: *"#,
     "\n",
-    r#"access-control-expose-headers: paging-token,total-count,link,idempotent-replayed"#,
+    r#"access-control-expose-headers: paging-token,total-count,link,idempotent-replayed,tokenvault-fault"#,
     "\n",
     r#"request-id: <request-id>"#,
     "\n",
