@@ -91,6 +91,9 @@ pub async fn run(args: ListenArgs) -> Result<(), String> {
             .await;
     });
 
+    // Listened for before the subscription exists, so that a signal right after it is never
+    // missed (the default action would leave the subscription behind).
+    let stop_signal = StopSignal::install()?;
     let api = Api { http, server, account: account.clone() };
     let token = api.access_token(&args.client_id, &args.client_secret).await?;
     let subscription = api.subscribe(&token, &format!("http://{local}/"), &secret, &events).await?;
@@ -101,7 +104,7 @@ pub async fn run(args: ListenArgs) -> Result<(), String> {
         secret_file.display(),
     );
 
-    shutdown_signal().await;
+    stop_signal.wait().await;
     let removed = api.unsubscribe(&token, &subscription).await;
     let _ = stop.send(());
     let _ = receiver.await;
@@ -251,24 +254,36 @@ async fn receive(State(forward): State<Forward>, headers: HeaderMap, body: Bytes
     }
 }
 
-/// SIGINT (ctrl-c) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGINT (ctrl-c) or SIGTERM, listened for from [`StopSignal::install`] on.
+struct StopSignal {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> Result<Self, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("listen: SIGINT: {e}"))?;
+            let terminate = signal(SignalKind::terminate()).map_err(|e| format!("listen: SIGTERM: {e}"))?;
+            Ok(Self { interrupt, terminate })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -141,6 +141,15 @@ async fn delete_subscription(
     at: Timestamp,
 ) -> StoreResult<HookSubscription> {
     let tx = conn.transaction().await?;
+    // The subscription's pending deliveries first, in the order a worker recording an attempt
+    // takes its locks (the delivery, then the subscription): taken the other way round, a
+    // delete while a delivery completes deadlocked, and PostgreSQL failed one of the two.
+    let statement = tx
+        .prepare_cached(&format!(
+            "SELECT id FROM webhook_outbox WHERE subscription_id = $1 AND {PENDING} ORDER BY seq FOR UPDATE"
+        ))
+        .await?;
+    tx.query(&statement, &[&id.to_string()]).await?;
     let deleted = delete_subscription_in(&tx, account, id, actor, at).await?;
     tx.commit().await?;
     Ok(deleted)
