@@ -50,6 +50,11 @@ first response again, byte for byte, with `idempotent-replayed: true`, and nothi
 The same key with another request is 422; while the first request still runs, a retry is 409 with \
 `Retry-After`. Keys belong to the calling client. 5xx and 429 responses are not kept.
 
+**Faults on demand** (test accounts only): rules added with `POST /v1/accounts/{aid}/sandbox/faults`, \
+or the request header `tokenvault-fault` (`429`, `500`, `502`, `503`, `504`, `delay=<ms>`, `drop`) on one \
+request, make requests fail on purpose, with the response header `tokenvault-fault` naming the rule (or \
+`header`). Production accounts ignore the header.
+
 Operations marked `x-tokenvault-extension: true` are tokenvault's own and not part of Dintero's API.";
 
 #[derive(utoipa::OpenApi)]

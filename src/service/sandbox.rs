@@ -52,7 +52,8 @@ impl Vault {
     /// unchanged. Without, a test card token is made for the purpose through the real use cases,
     /// so every delivery tells the truth: created (`checkout_token_add`), then suspended
     /// (`checkout_token_update`) or deleted (`checkout_token_delete`) when that event is asked
-    /// for; its own `checkout_token_add` then goes out first.
+    /// for; its own `checkout_token_add` is then queued too, just before (deliveries are sent
+    /// side by side, so they may arrive in either order).
     pub async fn trigger_webhook(
         &self,
         account: &AccountId,
