@@ -8,3 +8,4 @@ pub mod health;
 pub mod keys;
 pub mod progress;
 pub mod serve;
+pub mod unseal;

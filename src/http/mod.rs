@@ -11,6 +11,7 @@ pub mod rate_limit;
 pub mod request_limits;
 pub mod response;
 mod routes;
+pub mod sealed;
 pub mod server;
 
 use std::sync::Arc;

@@ -28,7 +28,7 @@ pub use card_tokens::CardTokenStore;
 pub use clients::ClientStore;
 pub use customers::CustomerStore;
 pub use idempotency::IdempotencyStore;
-pub use keys::KeyStore;
+pub use keys::{KeyStore, MASTER_ROOT_SETTING};
 pub use sessions::SessionStore;
 pub use token_events::TokenEventStore;
 pub use values::TokenValueStore;
