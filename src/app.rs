@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::auth::clients::CredentialChecks;
 use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::crypto::{CryptoError, TokenCipher};
@@ -154,7 +153,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let metrics = Arc::new(http::metrics::Metrics::default());
     let background = Arc::new(std::sync::Mutex::new(Background::default()));
     let router = if config.unseal_with_shares {
-        let checks = CredentialChecks::new(config.credential_checks);
+        let limits = Arc::new(limits_of(&config));
         let unsealer = Unsealer::new(store.clone());
         let (store, config, metrics, background) = (store.clone(), config.clone(), metrics.clone(), background.clone());
         let open: OpenServer = Box::new(move |master| {
@@ -165,7 +164,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
             )
         });
         tracing::warn!("sealed: the API answers 503 until the master key's shares are entered (tokenvault unseal)");
-        http::sealed::router(unsealer, checks, open)
+        http::sealed::router(unsealer, limits, open)
     } else {
         open_api(&config, store.clone(), &master_key(&config)?, metrics.clone(), &background).await?
     };
@@ -187,6 +186,15 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     Ok(RunningServer { addr, store, shutdown, task })
 }
 
+fn limits_of(config: &ServeConfig) -> Limits {
+    Limits::new(
+        config.token_requests_per_minute,
+        config.token_endpoint_per_second,
+        config.credential_checks,
+        config.api_calls_per_second,
+    )
+}
+
 /// The full API on `store` with `master`: the key ring, the use cases, the background tasks
 /// (put into `background`, for the server to stop), and the router.
 async fn open_api(
@@ -203,12 +211,7 @@ async fn open_api(
         tracing::info!(converted, "customer token values are sealed");
     }
     let keys = KeyRing::load(store.clone(), cipher, config.issuer.clone(), config.token_ttl_seconds).await?;
-    let limits = Limits::new(
-        config.token_requests_per_minute,
-        config.token_endpoint_per_second,
-        config.credential_checks,
-        config.api_calls_per_second,
-    );
+    let limits = limits_of(config);
     let mut running = Background::default();
     let backups = match (&config.backups, &config.backup_key) {
         (Some(schedule), Some(key)) => {

@@ -228,6 +228,19 @@ async fn the_master_key_rotates_beside_a_running_server(database_url: &str) {
     }
     let third = create_card(&server.url(), &bearer, "psp-secret-3").await;
     assert_eq!(audit(&server, "master_key.rotate").await.len(), 1);
+    // A server started with its key has nothing to unseal, and says so to operators only.
+    let operator = client(&server, &["admin:vault"]).await;
+    let unsealed = json!({"sealed": false, "threshold": null, "progress": 0, "key": null});
+    assert_eq!(unseal(&server.url(), &operator, "tokenvault-share-v1:anything").await, (200, unsealed));
+    assert_eq!(unseal(&server.url(), &checkout, "tokenvault-share-v1:anything").await.0, 403);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/admin/unseal", server.url()))
+        .basic_auth(&operator.client_id, Some(&operator.client_secret))
+        .json(&json!({"shares": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
     server.shutdown().await;
 
     // The old key opens nothing any more; the new one opens everything, tokens issued before
@@ -249,6 +262,38 @@ async fn the_master_key_rotates_beside_a_running_server(database_url: &str) {
     let path = format!("/v1/card-tokens/{}", first["id"].as_str().unwrap());
     assert_eq!(get(&server.url(), &path, &bearer).await, (200, first.clone()));
     server.shutdown().await;
+
+    // A backup carries the root: it verifies with the current master key (its card tokens,
+    // sealed under key 0 and key 1, open), not with a former one.
+    let backup_key = dir.path().join("backup.key");
+    let backup = dir.path().join("rotated.tvbackup");
+    let bin = env!("CARGO_BIN_EXE_tokenvault");
+    let run =
+        |args: &[&str]| std::process::Command::new(bin).args(args).env("TOKENVAULT_LOG", "warn").output().unwrap();
+    assert!(run(&["backup", "new-key", "--output", backup_key.to_str().unwrap()]).status.success());
+    let taken = run(&[
+        "backup",
+        "--database-url",
+        database_url,
+        "--output",
+        backup.to_str().unwrap(),
+        "--backup-key-file",
+        backup_key.to_str().unwrap(),
+    ]);
+    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+    let verify = |key: &str| {
+        let (backup, backup_key) = (backup.to_str().unwrap(), backup_key.to_str().unwrap());
+        run(&["backup", "verify", backup, "--backup-key-file", backup_key, "--encryption-key", key])
+    };
+    let verified = verify(OTHER_KEY);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stderr));
+    let refused = verify(KEY);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not open"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[tokio::test]

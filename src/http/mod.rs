@@ -133,6 +133,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::health))
         .routes(routes!(meta::jwks))
+        .routes(routes!(meta::unseal))
         .routes(routes!(metrics::render))
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::docs))

@@ -8,24 +8,24 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use serde::Deserialize;
 use serde_json::json;
 use tower::ServiceExt;
 
 use super::error::ApiError;
+use super::extract::JsonObject;
 use super::response::json;
 use super::routes::auth::basic_credentials;
-use crate::auth::clients::CredentialChecks;
+use super::Limits;
 use crate::auth::AuthError;
 use crate::service::keys::MasterKey;
-use crate::service::unseal::Unsealer;
+use crate::service::unseal::{share_of, Unsealer};
 
-/// Where operators enter shares (an extension of tokenvault's own).
+/// Where operators enter shares (an extension of tokenvault's own; `routes::meta::unseal`
+/// documents it and answers it on servers not started sealed).
 pub const UNSEAL_PATH: &str = "/v1/admin/unseal";
 /// A share is about 100 bytes; nothing larger is read.
 const UNSEAL_BODY_LIMIT: usize = 4 * 1024;
@@ -37,15 +37,17 @@ pub type OpenServer =
 
 struct Gate {
     unsealer: Unsealer,
-    checks: CredentialChecks,
+    limits: Arc<Limits>,
     open: OpenServer,
     api: OnceLock<Router>,
 }
 
-/// The router of a sealed server; it serves the full API once unsealed.
-pub fn router(unsealer: Unsealer, checks: CredentialChecks, open: OpenServer) -> Router {
-    let gate = Arc::new(Gate { unsealer, checks, open, api: OnceLock::new() });
-    Router::new().fallback(front).with_state(gate)
+/// The router of a sealed server; it serves the full API once unsealed. Share entry is limited as
+/// the token endpoint is (`limits`): per client id, in all, and by the credential checks at once.
+pub fn router(unsealer: Unsealer, limits: Arc<Limits>, open: OpenServer) -> Router {
+    let gate = Arc::new(Gate { unsealer, limits, open, api: OnceLock::new() });
+    // The API's own limit replaces this one for the requests passed on to it.
+    Router::new().fallback(front).with_state(gate).layer(DefaultBodyLimit::max(UNSEAL_BODY_LIMIT))
 }
 
 async fn front(State(gate): State<Arc<Gate>>, request: Request) -> Response {
@@ -65,28 +67,21 @@ async fn front(State(gate): State<Arc<Gate>>, request: Request) -> Response {
     ApiError::Sealed.into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShareBody {
-    share: String,
-}
-
 /// `POST /v1/admin/unseal` `{"share": "tokenvault-share-v1:…"}`: 200 with the status
 /// (`sealed`, `threshold`, `progress`, `key`), 400 for a share refused, 401/403 for credentials.
-async fn unseal(gate: &Arc<Gate>, request: Request<Body>) -> Result<Response, ApiError> {
+async fn unseal(gate: &Arc<Gate>, request: Request) -> Result<Response, ApiError> {
     if request.method() != axum::http::Method::POST {
         return Err(ApiError::MethodNotAllowed);
     }
     let (client_id, secret) = basic_credentials(request.headers()).ok_or(AuthError::InvalidClient)?;
-    let operator = gate.unsealer.operator(&gate.checks, &client_id, &secret).await?;
-    let body = axum::body::to_bytes(request.into_body(), UNSEAL_BODY_LIMIT)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge(UNSEAL_BODY_LIMIT))?;
-    let body: ShareBody = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::field("share", "a JSON object {\"share\": \"tokenvault-share-v1:…\"} is expected"))?;
+    Limits::check(&gate.limits.token_requests, &client_id)?;
+    Limits::check(&gate.limits.token_endpoint, "")?;
+    let operator = gate.unsealer.operator(&gate.limits.credential_checks, &client_id, &secret).await?;
+    let share =
+        share_of(&JsonObject::from_request(request, &()).await.unwrap_or_else(|never| match never {}).required()?)?;
     let status = gate
         .unsealer
-        .enter(&body.share, &operator, |master| async {
+        .enter(&share, &operator, |master| async {
             let api = (gate.open)(master).await?;
             let _ = gate.api.set(api);
             Ok(())

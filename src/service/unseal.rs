@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::keys::MasterKey;
-use super::{ServiceError, ServiceResult};
+use super::{ServiceError, ServiceResult, Vault};
 use crate::auth::clients::{authenticate, CredentialChecks};
 use crate::auth::{AuthError, Permission};
 use crate::crypto::shares::{self, KeyShare, ShareError};
@@ -55,6 +55,46 @@ pub struct Unsealer {
     store: Arc<dyn Store>,
     entered: Mutex<Entered>,
 }
+
+/// The client id of an operator: a client whose secret is `secret` and that holds `admin:vault`.
+/// Checked against the store directly: a sealed server cannot open its JWT signing keys, so the
+/// unseal endpoint takes client credentials (HTTP Basic), not tokens.
+async fn operator(
+    store: &dyn Store,
+    checks: &CredentialChecks,
+    client_id: &str,
+    secret: &str,
+) -> Result<String, AuthError> {
+    let client = authenticate(store, checks, client_id, secret).await?;
+    if client.scopes.iter().any(|scope| Permission::VAULT_ADMIN.0.contains(&scope.as_str())) {
+        Ok(client.client_id)
+    } else {
+        Err(AuthError::MissingScope(Permission::VAULT_ADMIN.describe()))
+    }
+}
+
+impl Vault {
+    /// [`operator`] on a server that was not started sealed (its unseal endpoint only reports).
+    pub async fn operator(
+        &self,
+        checks: &CredentialChecks,
+        client_id: &str,
+        secret: &str,
+    ) -> Result<String, AuthError> {
+        operator(self.store.as_ref(), checks, client_id, secret).await
+    }
+}
+
+/// A share as `POST /v1/admin/unseal` takes it: `{"share": "tokenvault-share-v1:…"}`.
+pub fn share_of(body: &serde_json::Map<String, serde_json::Value>) -> ServiceResult<String> {
+    match (body.get("share"), body.len()) {
+        (Some(serde_json::Value::String(share)), 1) => Ok(share.clone()),
+        _ => Err(refused("a JSON object {\"share\": \"tokenvault-share-v1:…\"} is expected")),
+    }
+}
+
+/// What a server started with a master key reports: nothing to unseal.
+pub const UNSEALED: SealStatus = SealStatus { sealed: false, threshold: None, progress: 0, key: None };
 
 fn refused(error: impl std::fmt::Display) -> ServiceError {
     ServiceError::Invalid(ValidationError::single("share", error.to_string()))
