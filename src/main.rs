@@ -606,11 +606,26 @@ struct KeyArgs {
     encryption_key: Option<String>,
     #[command(flatten)]
     hsm: HsmArgs,
+    /// The master key rebuilt from these share files (as `keys split` wrote them; give as many as
+    /// the threshold), for a database served with --unseal-with-shares.
+    #[arg(long, conflicts_with = "encryption_key")]
+    share_file: Vec<std::path::PathBuf>,
 }
 
 impl KeyArgs {
     fn resolve(self) -> Result<ServeConfig, String> {
-        self.database.resolve_master(self.encryption_key, self.hsm)
+        let mut config = self.database.resolve_master(self.encryption_key, self.hsm)?;
+        if !self.share_file.is_empty() {
+            let texts = self
+                .share_file
+                .iter()
+                .map(|path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display())))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = tokenvault::service::keys::rebuild_master_key(&texts).map_err(|e| e.to_string())?;
+            config.encryption_key = Some(settings::Secret(key));
+            config.unseal_with_shares = false;
+        }
+        Ok(config)
     }
 }
 

@@ -308,3 +308,65 @@ async fn the_master_key_rotates_beside_a_running_server_on_postgres() {
     let db = pg::TempDatabase::create_on(&admin).await;
     the_master_key_rotates_beside_a_running_server(&db.url).await;
 }
+
+#[test]
+fn the_command_line_cuts_a_key_and_rotates_from_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("tv.db").display());
+    let bin = env!("CARGO_BIN_EXE_tokenvault");
+    let run =
+        |args: &[&str]| std::process::Command::new(bin).args(args).env("TOKENVAULT_LOG", "warn").output().unwrap();
+    let shares = dir.path().join("shares");
+    let split = run(&[
+        "keys",
+        "split",
+        "--database-url",
+        &database_url,
+        "--threshold",
+        "2",
+        "--shares",
+        "3",
+        "--output-dir",
+        shares.to_str().unwrap(),
+    ]);
+    assert!(split.status.success(), "{}", String::from_utf8_lossy(&split.stderr));
+    let printed: Value = serde_json::from_slice(&split.stdout).unwrap();
+    assert_eq!((printed["threshold"].clone(), printed["shares"].clone()), (json!(2), json!(3)));
+    let share = |n: u8| shares.join(format!("share-{n}.txt")).display().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(share(2)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let text = std::fs::read_to_string(share(1)).unwrap();
+    assert!(text.starts_with(&format!("tokenvault-share-v1:{}:2:", printed["key"].as_str().unwrap())), "{text}");
+
+    let new_key = dir.path().join("master-2.key").display().to_string();
+    let rotate = |files: &[String]| {
+        let mut args = vec!["keys", "rotate-master", "--database-url", &database_url, "--new-key-file", &new_key];
+        for file in files {
+            args.extend(["--share-file", file.as_str()]);
+        }
+        run(&args)
+    };
+    let one = rotate(&[share(1)]);
+    assert!(!one.status.success());
+    assert!(
+        String::from_utf8_lossy(&one.stderr).contains("2 shares are needed, 1 were given"),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let two = rotate(&[share(3), share(1)]);
+    assert!(two.status.success(), "{}", String::from_utf8_lossy(&two.stderr));
+    let rotation: Value = serde_json::from_slice(&two.stdout).unwrap();
+    assert_eq!(rotation["from"], format!("key {}", printed["key"].as_str().unwrap()));
+    // The shares of the old key open nothing now.
+    let again = rotate(&[share(2), share(3)]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("does not open with this master key"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}

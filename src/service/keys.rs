@@ -9,6 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
@@ -118,6 +120,19 @@ pub fn split_master_key(master: &MasterKey, threshold: u8, count: u8) -> Service
         ServiceError::Invalid(crate::domain::validation::ValidationError::single("threshold", e.to_string()))
     })?;
     Ok((shares::key_check(&bytes), shares))
+}
+
+/// The master key the share texts rebuild, as `--encryption-key` takes it (`--share-file` of the
+/// `keys` commands: a database served with `--unseal-with-shares` has no key file or flag).
+pub fn rebuild_master_key(texts: &[String]) -> ServiceResult<String> {
+    let invalid = |e: shares::ShareError| {
+        ServiceError::Invalid(crate::domain::validation::ValidationError::single("share", e.to_string()))
+    };
+    let mut entered = Vec::new();
+    for text in texts {
+        entered = shares::accept(&entered, shares::KeyShare::parse(text).map_err(invalid)?).map_err(invalid)?;
+    }
+    Ok(STANDARD.encode(shares::combine(&entered).map_err(invalid)?))
 }
 
 /// Makes the master key in the HSM unless it is there (`tokenvault keys hsm-init`).
