@@ -12,10 +12,12 @@ use tokio::task::JoinHandle;
 use crate::auth::keys::KeyRing;
 use crate::auth::AuthError;
 use crate::crypto::{CryptoError, TokenCipher};
+use crate::http::sealed::OpenServer;
 use crate::http::{self, AppState, Limits};
 use crate::service::admin::Admin;
 use crate::service::backup::{self, BackupKey, BackupStatus};
 use crate::service::keys::{self, MasterKey};
+use crate::service::unseal::Unsealer;
 use crate::service::webhook_targets::TargetPolicy;
 use crate::service::{webhook_worker, ServiceError, Vault};
 use crate::settings::{DatabaseUrl, ServeConfig};
@@ -45,8 +47,6 @@ pub enum StartupError {
 /// A server running on its own task.
 pub struct RunningServer {
     pub addr: SocketAddr,
-    /// The server's use cases, for what the command line does beside serving (`serve --dev`).
-    pub vault: Arc<Vault>,
     /// The store itself, for tests that look behind the API.
     pub store: Arc<dyn Store>,
     shutdown: oneshot::Sender<()>,
@@ -122,50 +122,52 @@ pub async fn migrate(database_url: &DatabaseUrl) -> Result<Vec<i64>, StartupErro
     Ok(store::migrate(database_url).await?)
 }
 
-/// Opens everything and starts serving on `config.listen` (port 0 picks a free port).
+/// What a serving process runs beside its requests: stopped, in this order, when it stops.
+#[derive(Default)]
+struct Background {
+    worker: Option<webhook_worker::Worker>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    async fn stop(self) {
+        // Attempts in flight are recorded; undelivered events stay in the outbox for the next
+        // start.
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
+        // Awaited, so that their hold on the store is gone when the server is (SQLite
+        // checkpoints and removes its WAL when the last connection closes).
+        for task in self.tasks {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// Opens everything and starts serving on `config.listen` (port 0 picks a free port). Started
+/// with `unseal_with_shares`, it serves sealed (see `http::sealed`) until the master key's shares
+/// are entered, then the full API.
 pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
     let store = open_store(&config).await?;
-    let cipher = keys::open_cipher(&master_key(&config)?, store.as_ref()).await?;
-    let vault = Arc::new(vault_with(store.clone(), cipher.clone(), &config));
-    if vault.token_values_need_sealing(config.seal_token_values).await? {
-        let converted = vault.seal_stored_values("serve --seal-token-values").await?;
-        tracing::info!(converted, "customer token values are sealed");
-    }
-    let keys = KeyRing::load(store.clone(), cipher, config.issuer.clone(), config.token_ttl_seconds).await?;
-    let key_refresher = vault.spawn_key_refresher();
-    let audit_sealer = vault.spawn_audit_sealer(AUDIT_SEAL_INTERVAL, config.audit_checkpoint_interval);
-    let worker = webhook_worker::spawn(vault.clone(), config.webhooks);
-    let limits = Limits::new(
-        config.token_requests_per_minute,
-        config.token_endpoint_per_second,
-        config.credential_checks,
-        config.api_calls_per_second,
-    );
-    let (backups, backup_task) = match (&config.backups, &config.backup_key) {
-        (Some(schedule), Some(key)) => {
-            let key = BackupKey::from_base64(&key.0).map_err(|e| StartupError::Config(format!("backup_key: {e}")))?;
-            let status = Arc::new(BackupStatus::default());
-            let task = backup::spawn_scheduled_backups(
-                config.database_url.clone(),
-                Arc::new(key),
-                schedule.clone(),
-                status.clone(),
-            );
-            (Some(status), Some(task))
-        }
-        _ => (None, None),
-    };
     let metrics = Arc::new(http::metrics::Metrics::default());
-    let state = AppState {
-        vault: vault.clone(),
-        keys: Arc::new(keys),
-        limits: Arc::new(limits),
-        metrics: metrics.clone(),
-        idempotency: config.idempotency,
-        backups,
-        public_url: config.public_url.as_deref().map(Arc::from),
+    let background = Arc::new(std::sync::Mutex::new(Background::default()));
+    let router = if config.unseal_with_shares {
+        let limits = Arc::new(limits_of(&config));
+        let unsealer = Unsealer::new(store.clone());
+        let (store, config, metrics, background) = (store.clone(), config.clone(), metrics.clone(), background.clone());
+        let open: OpenServer = Box::new(move |master| {
+            let (store, config, metrics, background) =
+                (store.clone(), config.clone(), metrics.clone(), background.clone());
+            Box::pin(
+                async move { open_api(&config, store, &master, metrics, &background).await.map_err(|e| e.to_string()) },
+            )
+        });
+        tracing::warn!("sealed: the API answers 503 until the master key's shares are entered (tokenvault unseal)");
+        http::sealed::router(unsealer, limits, open)
+    } else {
+        open_api(&config, store.clone(), &master_key(&config)?, metrics.clone(), &background).await?
     };
-    let router = http::router(state, config.requests);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -177,20 +179,66 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
             let _ = stop.await;
         })
         .await;
-        // Attempts in flight are recorded; undelivered events stay in the outbox for the next
-        // start.
-        worker.stop().await;
-        // Awaited, so that its hold on the store is gone when the server is (SQLite checkpoints
-        // and removes its WAL when the last connection closes).
-        key_refresher.abort();
-        let _ = key_refresher.await;
-        audit_sealer.abort();
-        let _ = audit_sealer.await;
-        if let Some(backups) = backup_task {
-            backups.abort();
-            let _ = backups.await;
-        }
+        let running = std::mem::take(&mut *background.lock().expect("never poisoned"));
+        running.stop().await;
         served
     });
-    Ok(RunningServer { addr, vault, store, shutdown, task })
+    Ok(RunningServer { addr, store, shutdown, task })
+}
+
+fn limits_of(config: &ServeConfig) -> Limits {
+    Limits::new(
+        config.token_requests_per_minute,
+        config.token_endpoint_per_second,
+        config.credential_checks,
+        config.api_calls_per_second,
+    )
+}
+
+/// The full API on `store` with `master`: the key ring, the use cases, the background tasks
+/// (put into `background`, for the server to stop), and the router.
+async fn open_api(
+    config: &ServeConfig,
+    store: Arc<dyn Store>,
+    master: &MasterKey,
+    metrics: Arc<http::metrics::Metrics>,
+    background: &std::sync::Mutex<Background>,
+) -> Result<axum::Router, StartupError> {
+    let cipher = keys::open_cipher(master, store.as_ref()).await?;
+    let vault = Arc::new(vault_with(store.clone(), cipher.clone(), config));
+    if vault.token_values_need_sealing(config.seal_token_values).await? {
+        let converted = vault.seal_stored_values("serve --seal-token-values").await?;
+        tracing::info!(converted, "customer token values are sealed");
+    }
+    let keys = KeyRing::load(store.clone(), cipher, config.issuer.clone(), config.token_ttl_seconds).await?;
+    let limits = limits_of(config);
+    let mut running = Background::default();
+    let backups = match (&config.backups, &config.backup_key) {
+        (Some(schedule), Some(key)) => {
+            let key = BackupKey::from_base64(&key.0).map_err(|e| StartupError::Config(format!("backup_key: {e}")))?;
+            let status = Arc::new(BackupStatus::default());
+            running.tasks.push(backup::spawn_scheduled_backups(
+                config.database_url.clone(),
+                Arc::new(key),
+                schedule.clone(),
+                status.clone(),
+            ));
+            Some(status)
+        }
+        _ => None,
+    };
+    running.tasks.push(vault.spawn_key_refresher());
+    running.tasks.push(vault.spawn_audit_sealer(AUDIT_SEAL_INTERVAL, config.audit_checkpoint_interval));
+    running.worker = Some(webhook_worker::spawn(vault.clone(), config.webhooks));
+    *background.lock().expect("never poisoned") = running;
+    let state = AppState {
+        vault,
+        keys: Arc::new(keys),
+        limits: Arc::new(limits),
+        metrics,
+        idempotency: config.idempotency,
+        backups,
+        public_url: config.public_url.as_deref().map(Arc::from),
+    };
+    Ok(http::router(state, config.requests))
 }

@@ -134,6 +134,9 @@ enum Command {
     },
     /// Ask a running server's GET /health: exit 0 on 200, else 1 (the image's health check).
     Health(cli::health::HealthArgs),
+    /// Enter one share of the master key into a server started with --unseal-with-shares
+    /// (POST /v1/admin/unseal, as a client holding `admin:vault`); prints where unsealing stands.
+    Unseal(cli::unseal::UnsealArgs),
     /// Forward a test account's webhook deliveries to a local URL (like Stripe CLI's listen):
     /// subscribes through the running server, prints each delivery with the local receiver's
     /// status, and removes its subscription on ctrl-c or SIGTERM.
@@ -231,8 +234,15 @@ impl DatabaseArgs {
     /// The database (and master key) as `serve` would find them: flag, environment, config file,
     /// default.
     fn resolve(self, encryption_key: Option<String>) -> Result<ServeConfig, String> {
+        self.resolve_master(encryption_key, HsmArgs::default())
+    }
+
+    /// As [`DatabaseArgs::resolve`], with the master key possibly in an HSM.
+    fn resolve_master(self, encryption_key: Option<String>, hsm: HsmArgs) -> Result<ServeConfig, String> {
         let file = self.config.as_deref().map(settings::read_file).transpose().map_err(|e| e.to_string())?;
-        settings::resolve_database(self.database_url, encryption_key, file).map_err(|e| e.to_string())
+        let mut given = settings::Given { database_url: self.database_url, encryption_key, ..Default::default() };
+        hsm.give(&mut given);
+        settings::resolve_database(given, file).map_err(|e| e.to_string())
     }
 
     /// For commands that only read: an SQLite database must exist already (a mistyped path is an
@@ -240,6 +250,42 @@ impl DatabaseArgs {
     fn existing(self) -> Result<DatabaseUrl, String> {
         existing(self.resolve(None)?.database_url)
     }
+}
+
+/// Where the master key is when it is inside an HSM, reached through PKCS#11.
+#[derive(Args, Clone, Default)]
+struct HsmArgs {
+    /// The PKCS#11 module of the HSM holding the master key (e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so); instead of --encryption-key.
+    #[arg(long, env = "TOKENVAULT_PKCS11_MODULE")]
+    pkcs11_module: Option<std::path::PathBuf>,
+    /// The label of the token holding the master key [default: tokenvault].
+    #[arg(long, env = "TOKENVAULT_PKCS11_TOKEN")]
+    pkcs11_token: Option<String>,
+    /// The token's user PIN.
+    #[arg(long, env = "TOKENVAULT_PKCS11_PIN", hide_env_values = true)]
+    pkcs11_pin: Option<String>,
+    /// The label of the master key within the token [default: tokenvault-master].
+    #[arg(long, env = "TOKENVAULT_PKCS11_KEY_LABEL")]
+    pkcs11_key_label: Option<String>,
+}
+
+impl HsmArgs {
+    fn give(self, given: &mut settings::Given) {
+        given.pkcs11_module = self.pkcs11_module;
+        given.pkcs11_token = self.pkcs11_token;
+        given.pkcs11_pin = self.pkcs11_pin;
+        given.pkcs11_key_label = self.pkcs11_key_label;
+    }
+}
+
+/// `keys rotate`, `keys reencrypt` and `keys list`: the data-key ring of the database.
+async fn key_ring(action: cli::keys::Action, key: KeyArgs) -> Result<(), String> {
+    let config = key.resolve()?;
+    if matches!(action, cli::keys::Action::List) {
+        existing(config.database_url.clone())?;
+    }
+    cli::keys::run(action, config).await
 }
 
 fn existing(database_url: DatabaseUrl) -> Result<DatabaseUrl, String> {
@@ -271,9 +317,21 @@ struct ServeArgs {
     #[arg(long, env = "TOKENVAULT_DATABASE_URL")]
     database_url: Option<String>,
     /// Base64 of a 32-byte key for card tokens at rest (generated beside an SQLite database when
-    /// absent; required with PostgreSQL).
+    /// absent; required with PostgreSQL unless the master key is in an HSM or comes as shares).
     #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
+    #[command(flatten)]
+    hsm: HsmArgs,
+    /// Start sealed: the API answers 503 until enough shares of the master key (`tokenvault keys
+    /// split`) are entered with `tokenvault unseal` [default: false].
+    #[arg(
+        long,
+        env = "TOKENVAULT_UNSEAL_WITH_SHARES",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    unseal_with_shares: Option<bool>,
     /// Lifetime of issued access tokens, in seconds [default: 86400].
     #[arg(long, env = "TOKENVAULT_TOKEN_TTL")]
     token_ttl: Option<u64>,
@@ -399,10 +457,11 @@ impl ServeArgs {
     /// Layers these flags and variables over the config file over the defaults.
     fn resolve(self) -> Result<settings::Resolved, String> {
         let file = self.config.as_deref().map(settings::read_file).transpose().map_err(|e| e.to_string())?;
-        let given = settings::Given {
+        let mut given = settings::Given {
             listen: self.listen,
             database_url: self.database_url,
             encryption_key: self.encryption_key,
+            unseal_with_shares: self.unseal_with_shares,
             token_ttl: self.token_ttl,
             issuer: self.issuer,
             public_url: self.public_url,
@@ -434,7 +493,9 @@ impl ServeArgs {
             backup_key: self.backup_key,
             backup_key_file: self.backup_key_file,
             audit_checkpoint_interval: self.audit_checkpoint_interval,
+            ..Default::default()
         };
+        self.hsm.give(&mut given);
         settings::resolve(given, file).map_err(|e| e.to_string())
     }
 }
@@ -500,6 +561,43 @@ enum KeysCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
+    /// Cut the master key (--encryption-key or the key file) into shares, any `threshold` of
+    /// which rebuild it, written one per file (mode 0600) into a new directory. Hand each to
+    /// another person, then start servers with --unseal-with-shares and no key.
+    Split {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// Shares needed to rebuild the key.
+        #[arg(long)]
+        threshold: u8,
+        /// Shares made.
+        #[arg(long)]
+        shares: u8,
+        /// The directory to create for the share files.
+        #[arg(long)]
+        output_dir: std::path::PathBuf,
+    },
+    /// Make the master key inside the HSM (--pkcs11-*) unless it is there: AES-256, sensitive,
+    /// never extractable. Prints what the token reports of it as JSON.
+    HsmInit {
+        #[command(flatten)]
+        hsm: HsmArgs,
+    },
+    /// Re-wrap every key the database keeps under a new master key, in one transaction, beside
+    /// running servers (which keep serving; restart them with the new key). Sealed values and
+    /// fingerprints do not change. Prints {"from","to","data_keys","signing_keys"}.
+    RotateMaster {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The new master key's file (base64, as the SQLite key file): made with a random key
+        /// (mode 0600) when it does not exist.
+        #[arg(long, conflicts_with = "to_pkcs11", required_unless_present = "to_pkcs11")]
+        new_key_file: Option<std::path::PathBuf>,
+        /// Move the master key into the HSM the --pkcs11-* settings name (from --encryption-key
+        /// or the key file).
+        #[arg(long)]
+        to_pkcs11: bool,
+    },
 }
 
 /// The database and master key a key command works on.
@@ -510,6 +608,29 @@ struct KeyArgs {
     /// The master encryption key (see `serve --help`); an SQLite database's key file otherwise.
     #[arg(long, env = "TOKENVAULT_ENCRYPTION_KEY", hide_env_values = true)]
     encryption_key: Option<String>,
+    #[command(flatten)]
+    hsm: HsmArgs,
+    /// The master key rebuilt from these share files (as `keys split` wrote them; give as many as
+    /// the threshold), for a database served with --unseal-with-shares.
+    #[arg(long, conflicts_with = "encryption_key")]
+    share_file: Vec<std::path::PathBuf>,
+}
+
+impl KeyArgs {
+    fn resolve(self) -> Result<ServeConfig, String> {
+        let mut config = self.database.resolve_master(self.encryption_key, self.hsm)?;
+        if !self.share_file.is_empty() {
+            let texts = self
+                .share_file
+                .iter()
+                .map(|path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display())))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key = tokenvault::service::keys::rebuild_master_key(&texts).map_err(|e| e.to_string())?;
+            config.encryption_key = Some(settings::Secret(key));
+            config.unseal_with_shares = false;
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Args)]
@@ -661,18 +782,23 @@ async fn run(cli: Cli) -> Result<(), String> {
                 })
                 .await
         }
-        Command::Keys { command } => {
-            let (action, key) = match command {
-                KeysCommand::Rotate { key, grace_seconds } => (cli::keys::Action::Rotate { grace_seconds }, key),
-                KeysCommand::Reencrypt { key } => (cli::keys::Action::Reencrypt, key),
-                KeysCommand::List { key } => (cli::keys::Action::List, key),
-            };
-            let config = key.database.resolve(key.encryption_key)?;
-            if matches!(action, cli::keys::Action::List) {
-                existing(config.database_url.clone())?;
+        Command::Keys { command } => match command {
+            KeysCommand::Rotate { key, grace_seconds } => {
+                key_ring(cli::keys::Action::Rotate { grace_seconds }, key).await
             }
-            cli::keys::run(action, config).await
-        }
+            KeysCommand::Reencrypt { key } => key_ring(cli::keys::Action::Reencrypt, key).await,
+            KeysCommand::List { key } => key_ring(cli::keys::Action::List, key).await,
+            KeysCommand::HsmInit { hsm } => {
+                cli::keys::hsm_init(&DatabaseArgs { config: None, database_url: None }.resolve_master(None, hsm)?)
+            }
+            KeysCommand::Split { key, threshold, shares, output_dir } => {
+                cli::keys::split(&key.resolve()?, threshold, shares, &output_dir)
+            }
+            KeysCommand::RotateMaster { key, new_key_file, to_pkcs11 } => {
+                cli::keys::rotate_master(key.resolve()?, new_key_file, to_pkcs11).await
+            }
+        },
+        Command::Unseal(args) => cli::unseal::run(args).await,
         Command::Migrate { database } => {
             let target = database.resolve(None)?.database_url;
             let applied = app::migrate(&target).await.map_err(|e| e.to_string())?;

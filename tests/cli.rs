@@ -126,7 +126,7 @@ fn scopes_are_checked_against_the_ones_tokenvault_knows() {
         stderr,
         "tokenvault: --scopes: unknown scope \"admin:customers,admin:checkout\" (scopes are separated by spaces; \
          known: admin:customers read:customers write:customers create:customers:/users public:customers admin:accounts admin:checkout read:checkout write:checkout \
-         admin:hooks read:hooks write:hooks)\n"
+         admin:hooks read:hooks write:hooks admin:vault)\n"
     );
     let (ok, _, stderr) =
         tokenvault(&["clients", "create", "--account", "T12345678", "--scopes", " ", "--database-url", &url]);
@@ -188,6 +188,11 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
         "listen = \"127.0.0.1:7000\"  # from: flag or environment\n\
          database_url = \"postgres://tv:****@db/tv\"  # from: flag or environment\n\
          encryption_key = \"****\"  # from: flag or environment\n\
+         # pkcs11_module not set  (from: default)\n\
+         pkcs11_token = \"tokenvault\"  # from: default\n\
+         # pkcs11_pin not set  (from: default)\n\
+         pkcs11_key_label = \"tokenvault-master\"  # from: default\n\
+         unseal_with_shares = false  # from: default\n\
          token_ttl = 86400  # from: default\n\
          issuer = \"from-flag\"  # from: flag or environment\n\
          public_url = \"https://vault.example.com\"  # from: flag or environment\n\
@@ -416,7 +421,7 @@ async fn the_dev_client_can_be_pinned_has_every_scope_and_each_request_is_logged
     assert_eq!(
         claims["scope"],
         "admin:customers read:customers write:customers create:customers:/users public:customers admin:accounts admin:checkout read:checkout write:checkout \
-         admin:hooks read:hooks write:hooks"
+         admin:hooks read:hooks write:hooks admin:vault"
     );
     let hooks = http
         .get(format!("{base}/v1/accounts/T00000001/hooks/subscriptions"))

@@ -18,7 +18,7 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 17] = [
+const EXTENSIONS: [&str; 18] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
@@ -36,6 +36,7 @@ const EXTENSIONS: [&str; 17] = [
     "tokenvault_session_complete_post",
     "tokenvault_view_sid_post",
     "tokenvault_hooks_hid_deliveries_did_resend_post",
+    "admin_unseal_post",
 ];
 const PUBLIC: [&str; 7] = [
     "health_get",

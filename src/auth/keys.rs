@@ -305,7 +305,7 @@ async fn seal_clear_keys(
 ) -> Result<bool, AuthError> {
     let mut found = false;
     for record in records.iter().filter(|record| !is_sealed_signing_key(&record.private_key)) {
-        let sealed = cipher.seal_signing_key(&record.kid, &record.private_key);
+        let sealed = cipher.seal_signing_key(&record.kid, &record.private_key)?;
         if store.replace_signing_key(&record.kid, &record.private_key, &sealed).await? {
             tracing::info!(kid = %record.kid, "sealed a JWT signing key stored in clear under the master key");
         }
@@ -319,7 +319,7 @@ fn generate_key(cipher: &TokenCipher) -> Result<SigningKeyRecord, AuthError> {
     let der = signing.to_pkcs8_der().map_err(|e| AuthError::Signing(e.to_string()))?;
     let kid = Uuid::new_v4().to_string();
     Ok(SigningKeyRecord {
-        private_key: cipher.seal_signing_key(&kid, der.as_bytes()),
+        private_key: cipher.seal_signing_key(&kid, der.as_bytes())?,
         kid,
         public_key: signing.verifying_key().to_bytes().to_vec(),
         created_at: Timestamp::now(),

@@ -84,6 +84,8 @@ pub const SCOPES: &[&str] = &[
     "admin:hooks",
     "read:hooks",
     "write:hooks",
+    // tokenvault's own: operating the installation (entering master-key shares).
+    "admin:vault",
 ];
 
 /// Refuses a scope tokenvault does not know (a typo, or several joined by commas), naming it.
@@ -130,6 +132,8 @@ impl Permission {
     /// only for its administrator).
     pub const SANDBOX: Permission = Permission(&["admin:customers", "admin:checkout", "admin:hooks"]);
     pub const HOOKS_READ: Permission = Permission(&["admin:hooks", "read:hooks"]);
+    /// Operating the installation itself (an extension): entering master-key shares.
+    pub const VAULT_ADMIN: Permission = Permission(&["admin:vault"]);
     /// Faults on demand and triggered webhooks of a test account: an administrator of its
     /// customers or of its checkout (the APIs the faults and events are about).
     pub const SANDBOX_ADMIN: Permission = Permission(&["admin:customers", "admin:checkout"]);

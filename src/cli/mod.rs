@@ -9,3 +9,4 @@ pub mod keys;
 pub mod listen;
 pub mod progress;
 pub mod serve;
+pub mod unseal;

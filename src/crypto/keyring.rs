@@ -2,15 +2,15 @@
 //! unwrapped when a process loads them from the database (`service::keys` reloads them while
 //! serving, so that a rotation made by another process is followed).
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::KeyInit;
+use aes_gcm::Aes256Gcm;
 use rand::RngCore;
 
-use super::{CryptoError, TokenCipher, NONCE_LEN};
+use super::{CryptoError, TokenCipher};
 use crate::domain::sealed::DataKeyRecord;
 use crate::domain::Timestamp;
 
-fn wrapping_context(id: u32) -> Vec<u8> {
+pub(super) fn wrapping_context(id: u32) -> Vec<u8> {
     let mut context = b"tokenvault data key\0".to_vec();
     context.extend_from_slice(&id.to_be_bytes());
     context
@@ -18,35 +18,23 @@ fn wrapping_context(id: u32) -> Vec<u8> {
 
 impl TokenCipher {
     /// A new random data key with id `id`, wrapped under the master key and bound to its id.
-    pub fn new_data_key(&self, id: u32, created_by: &str) -> DataKeyRecord {
+    pub fn new_data_key(&self, id: u32, created_by: &str) -> Result<DataKeyRecord, CryptoError> {
         let mut key = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut key);
-        let wrapped = self.wrap_key(&wrapping_context(id), &key);
-        DataKeyRecord { id, wrapped, created_at: Timestamp::now(), created_by: created_by.to_owned() }
+        let wrapped = self.wrap_key(&wrapping_context(id), &key)?;
+        Ok(DataKeyRecord { id, wrapped, created_at: Timestamp::now(), created_by: created_by.to_owned() })
     }
 
-    /// Key material wrapped under the master key's wrapping key: `[nonce][ciphertext]`, with
-    /// `context` (which names the kind of key and its id) as associated data.
-    pub(super) fn wrap_key(&self, context: &[u8], key: &[u8]) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ciphertext = self
-            .wrapping
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: context })
-            .expect("AES-GCM encryption of a key cannot fail");
-        let mut wrapped = nonce.to_vec();
-        wrapped.extend_from_slice(&ciphertext);
-        wrapped
+    /// Key material wrapped under the master key: `[nonce][ciphertext]`, with `context` (which
+    /// names the kind of key and its id) as associated data. Fails only where an HSM does.
+    pub(super) fn wrap_key(&self, context: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.wrapping.wrap(context, key)
     }
 
     /// The key [`TokenCipher::wrap_key`] wrapped with the same `context`, or `None` when it does
     /// not open (another master key, another context, or altered bytes).
-    pub(super) fn unwrap_key(&self, context: &[u8], wrapped: &[u8]) -> Option<Vec<u8>> {
-        if wrapped.len() < NONCE_LEN {
-            return None;
-        }
-        let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
-        self.wrapping.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context }).ok()
+    pub(super) fn unwrap_key(&self, context: &[u8], wrapped: &[u8]) -> Result<Option<Vec<u8>>, CryptoError> {
+        self.wrapping.unwrap(context, wrapped)
     }
 
     /// Adds the keys not held yet and makes the newest one the sealing key. Fails, adding none,
@@ -62,7 +50,7 @@ impl TokenCipher {
                 return Err(CryptoError::WrongMasterKey(key.id));
             }
             let plain =
-                self.unwrap_key(&wrapping_context(key.id), &key.wrapped).ok_or(CryptoError::WrongMasterKey(key.id))?;
+                self.unwrap_key(&wrapping_context(key.id), &key.wrapped)?.ok_or(CryptoError::WrongMasterKey(key.id))?;
             let aead = Aes256Gcm::new_from_slice(&plain).map_err(|_| CryptoError::WrongMasterKey(key.id))?;
             unwrapped.push((key.id, aead));
         }
@@ -89,7 +77,7 @@ mod tests {
         assert_eq!(sealed_key_id(&before), Some(0));
         assert_eq!(before[0], 1, "an unrotated store keeps writing the original format");
 
-        let key = cipher.new_data_key(1, "test");
+        let key = cipher.new_data_key(1, "test").unwrap();
         assert!(!key.wrapped.is_empty());
         // Another process with the same master key loads the key from the database.
         let other = TokenCipher::from_master_key(&[7; 32]);
@@ -111,7 +99,7 @@ mod tests {
     #[test]
     fn a_data_key_does_not_unwrap_under_another_master_key_or_another_id() {
         let cipher = TokenCipher::from_master_key(&[7; 32]);
-        let key = cipher.new_data_key(1, "test");
+        let key = cipher.new_data_key(1, "test").unwrap();
         let stranger = TokenCipher::from_master_key(&[8; 32]);
         assert!(matches!(stranger.install_data_keys(std::slice::from_ref(&key)), Err(CryptoError::WrongMasterKey(1))));
         assert_eq!(stranger.active_key_id(), 0);

@@ -2,15 +2,24 @@
 //! associated data (so a ciphertext cannot be moved to another row), and a keyed fingerprint
 //! for recognising a token already held without decrypting anything.
 //!
-//! Keys form a ring ([`keyring`]): key 0 is derived from the master key (`--encryption-key` or
-//! the SQLite key file); `tokenvault keys rotate` adds random data keys, kept in the database
-//! wrapped under the master key, and re-encrypts everything under the newest (`service::keys`).
-//! Every sealed value names its key, so values under any key of the ring stay readable. JWT
-//! signing keys are wrapped under the master key like data keys ([`signing`]).
+//! Keys form a ring ([`keyring`]): key 0 and the keyed digests are derived from the root secret;
+//! `tokenvault keys rotate` adds random data keys, kept in the database wrapped under the master
+//! key, and re-encrypts everything under the newest (`service::keys`). Every sealed value names
+//! its key, so values under any key of the ring stay readable. JWT signing keys are wrapped under
+//! the master key like data keys ([`signing`]).
+//!
+//! The master key (`--encryption-key`, the SQLite key file, shares of it, or a key inside an
+//! HSM: [`MasterKeyMaterial`]) wraps; the root secret derives. A database that never rotated its
+//! master key and never used an HSM has no stored root: its root is the master key itself, as in
+//! every version before these existed. Otherwise the database keeps the root wrapped under the
+//! master key ([`TokenCipher::unlock`]), so that rotating the master key ([`TokenCipher::rewrap`])
+//! re-wraps a handful of keys and changes no sealed value and no fingerprint.
 
 pub mod backup_stream;
 pub mod digest;
+pub mod hsm;
 pub mod keyring;
+pub mod shares;
 pub mod signing;
 pub mod values;
 
@@ -27,7 +36,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::domain::sealed::SealedToken;
+use crate::domain::sealed::{RewrappedKeys, SealedToken};
 use crate::domain::AccountId;
 
 /// Format tag of values sealed under key 0: `[1][nonce][ciphertext]` (the format before key
@@ -56,14 +65,96 @@ pub enum CryptoError {
     /// A signing key still in the clear form of older versions, where a sealed one is needed.
     #[error("JWT signing key {0} is stored in clear; start a server on the database once to seal it")]
     SigningKeyInClear(String),
+    #[error("the database's root key does not open with this master key (it was rotated to {0}; is this the current master key?)")]
+    WrongMasterKeyForRoot(String),
+    #[error("HSM: {0}")]
+    Hsm(String),
+}
+
+/// Where the master key is: its bytes (given, from a key file, or rebuilt from shares), or a key
+/// inside an HSM that never leaves it.
+pub enum MasterKeyMaterial {
+    Bytes([u8; 32]),
+    Hsm(hsm::HsmKey),
+}
+
+impl MasterKeyMaterial {
+    /// How logs, errors and the audit trail name the key: a check value for bytes (see
+    /// [`shares::key_check`]), the label for an HSM key.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Bytes(bytes) => format!("key {}", shares::key_check(bytes)),
+            Self::Hsm(key) => key.describe(),
+        }
+    }
+
+    fn into_wrapping(self) -> Wrapping {
+        match self {
+            Self::Bytes(master) => {
+                Wrapping::Local(Box::new(Aes256Gcm::new(&derive(&master, b"tokenvault data-key wrapping v1").into())))
+            }
+            Self::Hsm(key) => Wrapping::Hsm(std::sync::Arc::new(key)),
+        }
+    }
+}
+
+/// The master key at work: wraps and unwraps the keys the database keeps.
+#[derive(Clone)]
+enum Wrapping {
+    Local(Box<Aes256Gcm>),
+    Hsm(std::sync::Arc<hsm::HsmKey>),
+}
+
+impl Wrapping {
+    fn wrap(&self, context: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self {
+            Self::Local(aead) => {
+                let mut nonce = [0u8; NONCE_LEN];
+                rand::rngs::OsRng.fill_bytes(&mut nonce);
+                let ciphertext = aead
+                    .encrypt(Nonce::from_slice(&nonce), Payload { msg: key, aad: context })
+                    .expect("AES-GCM encryption of a key cannot fail");
+                let mut wrapped = nonce.to_vec();
+                wrapped.extend_from_slice(&ciphertext);
+                Ok(wrapped)
+            }
+            Self::Hsm(key_in_token) => key_in_token.wrap(context, key),
+        }
+    }
+
+    fn unwrap(&self, context: &[u8], wrapped: &[u8]) -> Result<Option<Vec<u8>>, CryptoError> {
+        match self {
+            Self::Local(aead) => {
+                if wrapped.len() < NONCE_LEN {
+                    return Ok(None);
+                }
+                let (nonce, ciphertext) = wrapped.split_at(NONCE_LEN);
+                Ok(aead.decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: context }).ok())
+            }
+            Self::Hsm(key_in_token) => key_in_token.unwrap(context, wrapped),
+        }
+    }
+}
+
+/// The associated data of the root secret wrapped under the master key.
+const ROOT_CONTEXT: &[u8] = b"tokenvault root key v1";
+
+fn derive(secret: &[u8; 32], label: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(label);
+    mac.finalize().into_bytes().into()
 }
 
 /// Seals and opens card `token` values (and webhook secrets, and responses kept for idempotent
 /// replay) with the key ring; keyed digests come from the master key and never rotate (they
 /// are lookup keys: rotating them would orphan every stored fingerprint).
 pub struct TokenCipher {
-    /// Wraps the data keys kept in the database.
-    wrapping: Aes256Gcm,
+    /// Wraps the data keys kept in the database: the master key.
+    wrapping: Wrapping,
+    /// How the master key is named ([`MasterKeyMaterial::describe`]).
+    master: String,
+    /// What key 0 and the keyed digests derive from.
+    root: [u8; 32],
     ring: RwLock<Ring>,
     fingerprint_key: [u8; 32],
     request_key: [u8; 32],
@@ -81,16 +172,26 @@ struct Ring {
 }
 
 impl TokenCipher {
+    /// The cipher of a database with no stored root: the master key is the root too.
     pub fn from_master_key(master: &[u8; 32]) -> Self {
-        let derive = |label: &[u8]| -> [u8; 32] {
-            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master).expect("HMAC takes any key length");
-            mac.update(label);
-            mac.finalize().into_bytes().into()
-        };
+        let material = MasterKeyMaterial::Bytes(*master);
+        let described = material.describe();
+        Self::with_root(material.into_wrapping(), described, *master)
+    }
+
+    /// How the master key is named in logs and the audit trail (never anything of its bytes but
+    /// a check value).
+    pub fn master_description(&self) -> String {
+        self.master.clone()
+    }
+
+    fn with_root(wrapping: Wrapping, master: String, root: [u8; 32]) -> Self {
+        let derive = |label: &[u8]| derive(&root, label);
         let aead_key = derive(b"tokenvault card-token encryption v1");
-        let wrapping_key = derive(b"tokenvault data-key wrapping v1");
         Self {
-            wrapping: Aes256Gcm::new(&wrapping_key.into()),
+            wrapping,
+            master,
+            root,
             ring: RwLock::new(Ring { keys: HashMap::from([(0, Aes256Gcm::new(&aead_key.into()))]), active: 0 }),
             fingerprint_key: derive(b"tokenvault card-token fingerprint v1"),
             request_key: derive(b"tokenvault idempotency request digest v1"),
@@ -101,26 +202,92 @@ impl TokenCipher {
         }
     }
 
+    /// The cipher of `master` on a database that keeps `stored_root` (the root secret wrapped
+    /// under its master key), or none. Without one, key bytes are the root themselves (every
+    /// database before roots existed); an HSM key, whose bytes are out of reach, gets a new random
+    /// root, returned wrapped for the caller to store.
+    pub fn unlock(
+        master: MasterKeyMaterial,
+        stored_root: Option<&[u8]>,
+    ) -> Result<(Self, Option<Vec<u8>>), CryptoError> {
+        let described = master.describe();
+        match (master, stored_root) {
+            (master, Some(wrapped)) => {
+                let wrapping = master.into_wrapping();
+                let root = wrapping
+                    .unwrap(ROOT_CONTEXT, wrapped)?
+                    .and_then(|root| <[u8; 32]>::try_from(root).ok())
+                    .ok_or_else(|| CryptoError::WrongMasterKeyForRoot(described.clone()))?;
+                Ok((Self::with_root(wrapping, described, root), None))
+            }
+            (MasterKeyMaterial::Bytes(master), None) => Ok((Self::from_master_key(&master), None)),
+            (master, None) => {
+                let mut root = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut root);
+                let wrapping = master.into_wrapping();
+                let wrapped = wrapping.wrap(ROOT_CONTEXT, &root)?;
+                Ok((Self::with_root(wrapping, described, root), Some(wrapped)))
+            }
+        }
+    }
+
+    /// This cipher's master key with the root a copied database keeps (`wrapped_root`, found in
+    /// an export or a backup): what checks the copy's sealed values. The data keys loaded so far
+    /// come along (they are wrapped under the master key, not the root).
+    pub fn with_root_of(&self, wrapped_root: &[u8]) -> Result<Self, CryptoError> {
+        let root = self
+            .wrapping
+            .unwrap(ROOT_CONTEXT, wrapped_root)?
+            .and_then(|root| <[u8; 32]>::try_from(root).ok())
+            .ok_or_else(|| CryptoError::WrongMasterKeyForRoot("the master key given".to_owned()))?;
+        let rooted = Self::with_root(self.wrapping.clone(), self.master.clone(), root);
+        {
+            let ring = self.ring.read().expect("the key ring lock is never poisoned");
+            let mut new_ring = rooted.ring.write().expect("the key ring lock is never poisoned");
+            for (id, key) in ring.keys.iter().filter(|(id, _)| **id != 0) {
+                new_ring.keys.insert(*id, key.clone());
+            }
+            new_ring.active = ring.active;
+        }
+        rooted.set_seals_values(self.seals_values.load(std::sync::atomic::Ordering::Relaxed));
+        Ok(rooted)
+    }
+
+    /// The database's keys (`data_keys`, `signing_keys` as stored) and the root wrapped under
+    /// `new_master` instead: what rotating the master key writes. Every key is opened here first,
+    /// so a key this cipher cannot open stops the rotation before anything is written.
+    pub fn rewrap(
+        &self,
+        new_master: MasterKeyMaterial,
+        data_keys: &[(u32, Vec<u8>)],
+        signing_keys: &[(String, Vec<u8>)],
+    ) -> Result<RewrappedKeys, CryptoError> {
+        let described = new_master.describe();
+        let new = Self::with_root(new_master.into_wrapping(), described, self.root);
+        let data_keys = data_keys
+            .iter()
+            .map(|(id, wrapped)| {
+                let plain = self
+                    .unwrap_key(&keyring::wrapping_context(*id), wrapped)?
+                    .ok_or(CryptoError::WrongMasterKey(*id))?;
+                Ok((*id, new.wrap_key(&keyring::wrapping_context(*id), &plain)?))
+            })
+            .collect::<Result<_, CryptoError>>()?;
+        let signing_keys = signing_keys
+            .iter()
+            .map(|(kid, sealed)| Ok((kid.clone(), new.seal_signing_key(kid, &self.open_signing_key(kid, sealed)?)?)))
+            .collect::<Result<_, CryptoError>>()?;
+        Ok(RewrappedKeys { root: new.wrapping.wrap(ROOT_CONTEXT, &self.root)?, data_keys, signing_keys })
+    }
+
     /// Parses a base64-encoded 32-byte key (`--encryption-key`).
     pub fn from_base64(encoded: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD.decode(encoded.trim()).map_err(|_| CryptoError::BadKey)?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| CryptoError::BadKey)?;
-        Ok(Self::from_master_key(&key))
+        Ok(Self::from_master_key(&master_key_from_base64(encoded)?))
     }
 
     /// Reads the key file beside an embedded database, creating it (mode 0600) on first start.
     pub fn from_key_file(path: &Path) -> Result<Self, CryptoError> {
-        let io_error = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
-        match std::fs::read_to_string(path) {
-            Ok(encoded) => Self::from_base64(&encoded),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                rand::rngs::OsRng.fill_bytes(&mut key);
-                write_private_file(path, &format!("{}\n", STANDARD.encode(key))).map_err(io_error)?;
-                Ok(Self::from_master_key(&key))
-            }
-            Err(error) => Err(io_error(error)),
-        }
+        Ok(Self::from_master_key(&master_key_from_file(path)?))
     }
 
     pub(crate) fn associated_data(account: &AccountId, id: &str) -> Vec<u8> {
@@ -212,6 +379,27 @@ impl TokenCipher {
         mac.update(b"\0");
         mac.update(token.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// The 32 bytes of a base64-encoded master key (`--encryption-key`).
+pub fn master_key_from_base64(encoded: &str) -> Result<[u8; 32], CryptoError> {
+    let bytes = STANDARD.decode(encoded.trim()).map_err(|_| CryptoError::BadKey)?;
+    bytes.try_into().map_err(|_| CryptoError::BadKey)
+}
+
+/// The master key in a key file, which is created (mode 0600, a random key) when missing.
+pub fn master_key_from_file(path: &Path) -> Result<[u8; 32], CryptoError> {
+    let io_error = |source| CryptoError::KeyFile { path: path.display().to_string(), source };
+    match std::fs::read_to_string(path) {
+        Ok(encoded) => master_key_from_base64(&encoded),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut key);
+            write_private_file(path, &format!("{}\n", STANDARD.encode(key))).map_err(io_error)?;
+            Ok(key)
+        }
+        Err(error) => Err(io_error(error)),
     }
 }
 

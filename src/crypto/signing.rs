@@ -23,10 +23,10 @@ pub fn is_sealed_signing_key(stored: &[u8]) -> bool {
 
 impl TokenCipher {
     /// Seals a signing key's PKCS#8 DER for the database, bound to its key id.
-    pub fn seal_signing_key(&self, kid: &str, pkcs8: &[u8]) -> Vec<u8> {
+    pub fn seal_signing_key(&self, kid: &str, pkcs8: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut sealed = vec![SEALED_SIGNING_KEY];
-        sealed.extend_from_slice(&self.wrap_key(&signing_key_context(kid), pkcs8));
-        sealed
+        sealed.extend_from_slice(&self.wrap_key(&signing_key_context(kid), pkcs8)?);
+        Ok(sealed)
     }
 
     /// The PKCS#8 DER of a sealed signing key. Fails for a clear key, and for one that does not
@@ -35,7 +35,7 @@ impl TokenCipher {
         if !is_sealed_signing_key(stored) {
             return Err(CryptoError::SigningKeyInClear(kid.to_owned()));
         }
-        self.unwrap_key(&signing_key_context(kid), &stored[1..])
+        self.unwrap_key(&signing_key_context(kid), &stored[1..])?
             .ok_or_else(|| CryptoError::WrongMasterKeyForSigningKey(kid.to_owned()))
     }
 }
@@ -48,7 +48,7 @@ mod tests {
     fn a_sealed_signing_key_opens_only_with_its_master_key_and_its_kid() {
         let cipher = TokenCipher::from_master_key(&[7; 32]);
         let pkcs8 = [0x30u8; 48];
-        let sealed = cipher.seal_signing_key("kid-1", &pkcs8);
+        let sealed = cipher.seal_signing_key("kid-1", &pkcs8).unwrap();
         assert!(is_sealed_signing_key(&sealed));
         assert!(!is_sealed_signing_key(&pkcs8), "a clear PKCS#8 key is not taken for a sealed one");
         assert!(!sealed.windows(16).any(|window| window == &pkcs8[..16]));
@@ -63,7 +63,7 @@ mod tests {
         ));
         assert!(matches!(cipher.open_signing_key("kid-1", &pkcs8), Err(CryptoError::SigningKeyInClear(_))));
         // A wrapped data key is not a signing key, even under the same master key.
-        let data_key = cipher.new_data_key(1, "test");
+        let data_key = cipher.new_data_key(1, "test").unwrap();
         let mut disguised = vec![SEALED_SIGNING_KEY];
         disguised.extend_from_slice(&data_key.wrapped);
         assert!(cipher.open_signing_key("1", &disguised).is_err());

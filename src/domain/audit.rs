@@ -97,6 +97,58 @@ impl NewAuditRecord {
         Self::vault_wide(at, actor, "audit.read", "audit_log", scope.clone(), json!({"account": scope}))
     }
 
+    /// The database began keeping a root secret wrapped under `master` (an HSM key's first start).
+    pub fn master_root_created(master: &str, actor: &str, at: Timestamp) -> Self {
+        Self::vault_wide(
+            at,
+            actor,
+            "master_key.root_created",
+            "master_key",
+            master.to_owned(),
+            json!({"master_key": master}),
+        )
+    }
+
+    /// Every key the database keeps was re-wrapped from master key `from` to `to`.
+    pub fn master_key_rotated(
+        from: &str,
+        to: &str,
+        data_keys: usize,
+        signing_keys: usize,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::vault_wide(
+            at,
+            actor,
+            "master_key.rotate",
+            "master_key",
+            to.to_owned(),
+            json!({"from": from, "to": to, "data_keys": data_keys, "signing_keys": signing_keys}),
+        )
+    }
+
+    /// A share of the master key was entered into a sealed server (never the share itself: its
+    /// set and index). `outcome` is `accepted`, `unsealed` or why it was refused.
+    pub fn master_key_share_entered(
+        set: &str,
+        index: u8,
+        progress: usize,
+        threshold: u8,
+        outcome: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> Self {
+        Self::vault_wide(
+            at,
+            actor,
+            "master_key.share",
+            "master_key",
+            set.to_owned(),
+            json!({"share": index, "progress": progress, "threshold": threshold, "outcome": outcome}),
+        )
+    }
+
     /// The customer-token value mode changed (`--seal-token-values`).
     pub fn token_value_mode_set(setting: &str, mode: &str, actor: &str, at: Timestamp) -> Self {
         Self::vault_wide(at, actor, "token_values.mode", "vault_settings", setting.to_owned(), json!({"mode": mode}))

@@ -21,6 +21,15 @@ pub struct DataKeyRecord {
     pub created_by: String,
 }
 
+/// The keys the database keeps, wrapped under a new master key: what rotating the master key
+/// writes in one transaction (data keys by id, JWT signing keys by kid, and the root secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewrappedKeys {
+    pub root: Vec<u8>,
+    pub data_keys: Vec<(u32, Vec<u8>)>,
+    pub signing_keys: Vec<(String, Vec<u8>)>,
+}
+
 /// How customer token values are kept (`serve --seal-token-values`), a setting of the database
 /// so that every instance on it agrees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

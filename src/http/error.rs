@@ -40,6 +40,9 @@ pub enum ApiError {
     IdempotencyMismatch,
     #[error("a request with this Idempotency-Key is in progress; retry shortly")]
     IdempotencyInProgress,
+    /// The server was started sealed and its master key's shares are not all entered yet.
+    #[error("the server is sealed: its master key's shares are being entered (tokenvault unseal); retry once it is unsealed")]
+    Sealed,
     /// A Dintero operation tokenvault does not implement (501), with why.
     #[error("{0}")]
     NotImplemented(String),
@@ -104,7 +107,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Timeout | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Overloaded | Self::Sealed => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyReadTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
@@ -125,6 +128,9 @@ impl ApiError {
 /// `Retry-After` when the database is out of space or memory: freeing it takes longer than a
 /// passing outage, and clients retrying every second would only add load.
 const EXHAUSTED_RETRY_AFTER_SECONDS: u64 = 30;
+
+/// `Retry-After` while sealed: unsealing waits for people to enter shares.
+const SEALED_RETRY_AFTER_SECONDS: u64 = 10;
 
 /// Dintero writes its codes as upper-case reason phrases (`"NOT FOUND"`).
 fn code(status: StatusCode) -> String {
@@ -163,6 +169,8 @@ impl IntoResponse for ApiError {
         let mut response = error_response(status, &message, self.field_errors());
         if let Self::TooManyRequests { retry_after } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        } else if let Self::Sealed = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(SEALED_RETRY_AFTER_SECONDS));
         } else if let Self::Service(ServiceError::Exhausted(_)) = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(EXHAUSTED_RETRY_AFTER_SECONDS));
         } else if status == StatusCode::SERVICE_UNAVAILABLE || matches!(self, Self::IdempotencyInProgress) {

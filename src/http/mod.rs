@@ -12,6 +12,7 @@ pub mod rate_limit;
 pub mod request_limits;
 pub mod response;
 mod routes;
+pub mod sealed;
 pub mod server;
 
 use std::sync::Arc;
@@ -133,6 +134,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(meta::health))
         .routes(routes!(meta::jwks))
+        .routes(routes!(meta::unseal))
         .routes(routes!(metrics::render))
         .routes(routes!(docs::openapi_json))
         .routes(routes!(docs::docs))

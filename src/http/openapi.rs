@@ -1310,6 +1310,29 @@ pub struct FaultRulesCleared {
     deleted: u64,
 }
 
+/// `POST /v1/admin/unseal`'s body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UnsealRequest {
+    /// One share of the master key.
+    #[schema(example = "tokenvault-share-v1:88dad7c8:2:01a1b2…:5d41402a")]
+    share: String,
+}
+
+/// Where unsealing stands.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SealStatus {
+    sealed: bool,
+    /// Shares needed, known once the first is entered.
+    threshold: Option<u8>,
+    /// Shares entered so far.
+    progress: u32,
+    /// The check value of the master key being rebuilt.
+    #[schema(example = "88dad7c8")]
+    key: Option<String>,
+}
+
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Health {

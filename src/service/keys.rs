@@ -9,11 +9,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::{ServiceResult, Vault};
-use crate::crypto::{sealed_prefix, CryptoError, TokenCipher};
+use super::{ServiceError, ServiceResult, Vault};
+use crate::crypto::hsm::{HsmKey, HsmKeyReport, HsmSettings};
+use crate::crypto::shares;
+use crate::crypto::{
+    master_key_from_base64, master_key_from_file, sealed_prefix, CryptoError, MasterKeyMaterial, TokenCipher,
+};
 use crate::domain::sealed::{DataKeyRecord, TokenValueMode};
 use crate::domain::Timestamp;
 use crate::store::{ReplacedValue, Resealed, SealedColumn, Store, StoreError, ValueTable};
@@ -33,13 +39,30 @@ pub enum MasterKey {
     Given(String),
     /// A file beside an embedded database, created with a random key on first use.
     File(std::path::PathBuf),
+    /// A key inside an HSM, reached through PKCS#11 (`--pkcs11-*`).
+    Hsm(HsmSettings),
+    /// The bytes rebuilt from shares entered into a sealed server.
+    Rebuilt([u8; 32]),
 }
 
-/// The cipher of `master`, without the store's data keys (see [`open_cipher`]).
+impl MasterKey {
+    /// The key itself: its bytes, or a session on the HSM that holds it.
+    pub fn material(&self) -> Result<MasterKeyMaterial, CryptoError> {
+        Ok(match self {
+            Self::Given(key) => MasterKeyMaterial::Bytes(master_key_from_base64(key)?),
+            Self::File(path) => MasterKeyMaterial::Bytes(master_key_from_file(path)?),
+            Self::Hsm(settings) => MasterKeyMaterial::Hsm(HsmKey::open(settings)?),
+            Self::Rebuilt(bytes) => MasterKeyMaterial::Bytes(*bytes),
+        })
+    }
+}
+
+/// The cipher of `master` without the store (no stored root, no data keys): what checks a copy
+/// of a database (see [`TokenCipher::with_root_of`]).
 pub fn load_cipher(master: &MasterKey) -> Result<TokenCipher, CryptoError> {
-    match master {
-        MasterKey::Given(key) => TokenCipher::from_base64(key),
-        MasterKey::File(path) => TokenCipher::from_key_file(path),
+    match master.material()? {
+        MasterKeyMaterial::Bytes(bytes) => Ok(TokenCipher::from_master_key(&bytes)),
+        hsm => TokenCipher::unlock(hsm, None).map(|(cipher, _)| cipher),
     }
 }
 
@@ -56,9 +79,74 @@ pub fn existing_key_file(path: &Path) -> Result<Option<TokenCipher>, CryptoError
 /// The cipher with the store's whole key ring loaded: what every process that seals or opens
 /// values uses, so that values sealed after a rotation open and new ones use the newest key.
 pub async fn open_cipher(master: &MasterKey, store: &dyn Store) -> ServiceResult<Arc<TokenCipher>> {
-    let cipher = load_cipher(master)?;
+    let cipher = rooted_cipher(master, store).await?;
     refresh(store, &cipher).await?;
     Ok(Arc::new(cipher))
+}
+
+/// The cipher of `master` with the root the database keeps. An HSM key on a database without
+/// one makes the root, but only on a database that holds no key yet: on one that does, the
+/// root is the key file's key, which must be moved into the HSM by rotating the master key.
+async fn rooted_cipher(master: &MasterKey, store: &dyn Store) -> ServiceResult<TokenCipher> {
+    for _ in 0..2 {
+        let material = master.material()?;
+        let described = material.describe();
+        let stored = store.master_root().await?;
+        if stored.is_none() && matches!(material, MasterKeyMaterial::Hsm(_)) && !store.signing_keys().await?.is_empty()
+        {
+            return Err(ServiceError::Conflict(format!(
+                "this database's master key is a key file or --encryption-key, not {described}: move it into the HSM with `tokenvault keys rotate-master --to-pkcs11` first"
+            )));
+        }
+        let (cipher, new_root) = TokenCipher::unlock(material, stored.as_deref())?;
+        let Some(wrapped) = new_root else { return Ok(cipher) };
+        match store.insert_master_root(&wrapped, &described, "serve", Timestamp::now()).await {
+            Ok(()) => return Ok(cipher),
+            // Another instance made the root first: open with that one.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(ServiceError::Conflict("the database's root key kept changing while it was opened".to_owned()))
+}
+
+/// The master key cut into shares (`tokenvault keys split`): the key's check value and one text
+/// per share. An HSM key cannot be cut: its bytes never leave the HSM.
+pub fn split_master_key(master: &MasterKey, threshold: u8, count: u8) -> ServiceResult<(String, Vec<String>)> {
+    let MasterKeyMaterial::Bytes(bytes) = master.material()? else {
+        return Err(ServiceError::Conflict("a master key inside an HSM cannot be cut into shares".to_owned()));
+    };
+    let shares = shares::split(&bytes, threshold, count).map_err(|e| {
+        ServiceError::Invalid(crate::domain::validation::ValidationError::single("threshold", e.to_string()))
+    })?;
+    Ok((shares::key_check(&bytes), shares))
+}
+
+/// The master key the share texts rebuild, as `--encryption-key` takes it (`--share-file` of the
+/// `keys` commands: a database served with `--unseal-with-shares` has no key file or flag).
+pub fn rebuild_master_key(texts: &[String]) -> ServiceResult<String> {
+    let invalid = |e: shares::ShareError| {
+        ServiceError::Invalid(crate::domain::validation::ValidationError::single("share", e.to_string()))
+    };
+    let mut entered = Vec::new();
+    for text in texts {
+        entered = shares::accept(&entered, shares::KeyShare::parse(text).map_err(invalid)?).map_err(invalid)?;
+    }
+    Ok(STANDARD.encode(shares::combine(&entered).map_err(invalid)?))
+}
+
+/// Makes the master key in the HSM unless it is there (`tokenvault keys hsm-init`).
+pub fn init_hsm_key(settings: &HsmSettings) -> ServiceResult<HsmKeyReport> {
+    Ok(HsmKey::generate(settings)?)
+}
+
+/// What rotating the master key did (`tokenvault keys rotate-master`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MasterRotation {
+    pub from: String,
+    pub to: String,
+    pub data_keys: usize,
+    pub signing_keys: usize,
 }
 
 /// Loads the database's data keys into the ring, and follows its token-value mode.
@@ -141,13 +229,47 @@ impl Vault {
             let existing = self.store.data_keys().await?;
             self.cipher.install_data_keys(&existing)?;
             let id = existing.iter().map(|key| key.id).max().unwrap_or(0) + 1;
-            let key = self.cipher.new_data_key(id, actor);
+            let key = self.cipher.new_data_key(id, actor)?;
             match self.store.insert_data_key(&key).await {
                 Ok(()) => {
                     self.cipher.install_data_keys(&[key])?;
                     return Ok(id);
                 }
                 // Another rotation took the id first: take the next one.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Re-wraps every key the database keeps (data keys, JWT signing keys, the root) from this
+    /// vault's master key to `new`, in one transaction; retried when a key was added meanwhile.
+    /// Sealed values and fingerprints do not change (they hang off the root), so servers keep
+    /// serving with the keys they hold; they need the new master key at their next start (and
+    /// to load a data key added after this).
+    pub async fn rotate_master_key(&self, new: &MasterKey, actor: &str) -> ServiceResult<MasterRotation> {
+        loop {
+            let old_root = self.store.master_root().await?;
+            let data_keys: Vec<(u32, Vec<u8>)> =
+                self.store.data_keys().await?.into_iter().map(|key| (key.id, key.wrapped)).collect();
+            let signing_keys: Vec<(String, Vec<u8>)> =
+                self.store.signing_keys().await?.into_iter().map(|key| (key.kid, key.private_key)).collect();
+            let material = new.material()?;
+            let to = material.describe();
+            let from = self.cipher.master_description();
+            if from == to {
+                return Err(ServiceError::Conflict(format!("the new master key is the current one ({to})")));
+            }
+            let keys = self.cipher.rewrap(material, &data_keys, &signing_keys)?;
+            match self.store.rewrap_master_key(old_root.as_deref(), &keys, &from, &to, actor, Timestamp::now()).await {
+                Ok(()) => {
+                    return Ok(MasterRotation {
+                        from,
+                        to,
+                        data_keys: keys.data_keys.len(),
+                        signing_keys: keys.signing_keys.len(),
+                    })
+                }
                 Err(StoreError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),
             }

@@ -23,6 +23,7 @@ pub mod seed;
 pub mod sessions;
 pub mod token_events;
 pub mod transfer;
+pub mod unseal;
 pub mod webhook_targets;
 pub mod webhook_worker;
 

@@ -32,7 +32,7 @@ use crate::crypto::TokenCipher;
 use crate::domain::sealed::DataKeyRecord;
 use crate::domain::{AccountId, Timestamp};
 use crate::store::dataset::{self, Dataset, Row, Table, TABLES};
-use crate::store::{DatabaseUrl, StoreError};
+use crate::store::{DatabaseUrl, StoreError, MASTER_ROOT_SETTING};
 
 pub const FORMAT: &str = "tokenvault-export";
 pub const FORMAT_VERSION: u32 = 1;
@@ -346,6 +346,9 @@ async fn store(
     // value check when the export has those (their messages say more).
     let mut signing_keys = Vec::new();
     let mut data_key_ids = Vec::new();
+    // The master key with the root the data keeps, once its row is read (it comes after the data
+    // keys and before anything sealed: see `dataset::TABLES`).
+    let mut rooted: Option<TokenCipher> = None;
     for (index, line) in lines.enumerate() {
         let line = line?;
         let number = index + 2;
@@ -366,6 +369,18 @@ async fn store(
         if table.name == "vault_settings" && row.get("name") == Some(&Value::from("token_values")) {
             values_sealed = row.get("value").is_some_and(|mode| mode != "plain");
         }
+        if let (Some(cipher), "vault_settings", Some(Value::String(wrapped))) = (
+            cipher,
+            table.name,
+            row.get("value").filter(|_| row.get("name") == Some(&Value::from(MASTER_ROOT_SETTING))),
+        ) {
+            let wrapped = STANDARD
+                .decode(wrapped)
+                .map_err(|_| TransferError::Format(format!("line {number}: the root key is not base64")))?;
+            rooted =
+                Some(cipher.with_root_of(&wrapped).map_err(|e| TransferError::Refused(format!("line {number}: {e}")))?);
+        }
+        let cipher = rooted.as_ref().or(cipher);
         if values_sealed && !value_checked && table.name == "customer_tokens" {
             value_checked = check_value_key(cipher, &row, number)?;
         }
@@ -389,7 +404,7 @@ async fn store(
         progress(&Progress { table: flushed.name, done, total });
     }
     for (number, row) in &signing_keys {
-        check_signing_key(cipher, row, *number)?;
+        check_signing_key(rooted.as_ref().or(cipher), row, *number)?;
     }
 
     let mut mismatches = Vec::new();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::clients::MIN_GIVEN_SECRET_CHARS;
+use crate::crypto::hsm::HsmSettings;
 use crate::crypto::TokenCipher;
 use crate::service::backup::{BackupKey, BackupSchedule};
 pub use serve::{
@@ -37,6 +38,11 @@ pub struct FileSettings {
     pub listen: Option<String>,
     pub database_url: Option<String>,
     pub encryption_key: Option<String>,
+    pub pkcs11_module: Option<std::path::PathBuf>,
+    pub pkcs11_token: Option<String>,
+    pub pkcs11_pin: Option<String>,
+    pub pkcs11_key_label: Option<String>,
+    pub unseal_with_shares: Option<bool>,
     pub token_ttl: Option<u64>,
     pub issuer: Option<String>,
     pub public_url: Option<String>,
@@ -175,6 +181,18 @@ impl Layers {
             TokenCipher::from_base64(&key.0)
                 .map_err(|_| invalid("encryption_key", "must be base64 of exactly 32 bytes"))?;
         }
+        let module = self.pick("pkcs11_module", |s| s.pkcs11_module.take().map(Some), None);
+        let token = self.pick("pkcs11_token", |s| s.pkcs11_token.take(), DEFAULT_PKCS11_TOKEN.to_owned());
+        let pin = self.pick("pkcs11_pin", |s| s.pkcs11_pin.take().map(Some), None);
+        let key_label =
+            self.pick("pkcs11_key_label", |s| s.pkcs11_key_label.take(), DEFAULT_PKCS11_KEY_LABEL.to_owned());
+        config.hsm = match (module, pin) {
+            (Some(module), Some(pin)) => Some(HsmSettings { module, token_label: token, pin, key_label }),
+            (Some(_), None) => return Err(invalid("pkcs11_pin", "must be set when pkcs11_module is")),
+            (None, Some(_)) => return Err(invalid("pkcs11_module", "must be set when pkcs11_pin is")),
+            (None, None) => None,
+        };
+        config.unseal_with_shares = self.pick("unseal_with_shares", |s| s.unseal_with_shares.take(), false);
         Ok(config)
     }
 
@@ -201,7 +219,19 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     let mut config = l.database()?;
     let defaults = ServeConfig::new(config.database_url.clone());
     config.listen = listen;
-    if config.encryption_key.is_none() && config.database_url.is_postgres() {
+    // A server has one master key (a command such as `keys rotate-master --to-pkcs11` may name two).
+    let master_keys = [config.encryption_key.is_some(), config.hsm.is_some(), config.unseal_with_shares];
+    if master_keys.iter().filter(|given| **given).count() > 1 {
+        return Err(invalid(
+            "encryption_key",
+            "give one master key: encryption_key, pkcs11_module (an HSM) or unseal_with_shares",
+        ));
+    }
+    if config.encryption_key.is_none()
+        && config.hsm.is_none()
+        && !config.unseal_with_shares
+        && config.database_url.is_postgres()
+    {
         return Err(invalid(
             "encryption_key",
             "must be set when the database is PostgreSQL (the same on every instance)",
@@ -310,6 +340,10 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
     Ok(Resolved { config, sources: l.sources })
 }
 
+/// The HSM token and key tokenvault looks for unless told otherwise.
+pub const DEFAULT_PKCS11_TOKEN: &str = "tokenvault";
+pub const DEFAULT_PKCS11_KEY_LABEL: &str = "tokenvault-master";
+
 /// Scheduled backups, when `backup_dir` is set: hourly, the newest week's kept.
 pub const DEFAULT_BACKUP_INTERVAL_SECONDS: u64 = 3600;
 pub const DEFAULT_BACKUP_KEEP: usize = 168;
@@ -336,12 +370,7 @@ pub fn backup_key(given: Option<String>, file: Option<std::path::PathBuf>) -> Re
 /// The database (and master key) of a command other than `serve`, layered the same way: flag,
 /// environment, the `--config` file, the default. Other settings of the file are not used, but a
 /// file that does not parse is refused all the same.
-pub fn resolve_database(
-    database_url: Option<String>,
-    encryption_key: Option<String>,
-    file: Option<FileSettings>,
-) -> Result<ServeConfig, SettingError> {
-    let given = Given { database_url, encryption_key, ..Given::default() };
+pub fn resolve_database(given: Given, file: Option<FileSettings>) -> Result<ServeConfig, SettingError> {
     Layers { given, file: file.unwrap_or_default(), sources: Vec::new() }.database()
 }
 
@@ -363,6 +392,19 @@ impl Resolved {
                     |_| "\"****\"".to_owned(),
                 ),
             ),
+            (
+                "pkcs11_module",
+                c.hsm
+                    .as_ref()
+                    .map_or_else(|| "# not set".to_owned(), |h| format!("{:?}", h.module.display().to_string())),
+            ),
+            ("pkcs11_token", format!("{:?}", c.hsm.as_ref().map_or(DEFAULT_PKCS11_TOKEN, |h| h.token_label.as_str()))),
+            ("pkcs11_pin", c.hsm.as_ref().map_or_else(|| "# not set".to_owned(), |_| "\"****\"".to_owned())),
+            (
+                "pkcs11_key_label",
+                format!("{:?}", c.hsm.as_ref().map_or(DEFAULT_PKCS11_KEY_LABEL, |h| h.key_label.as_str())),
+            ),
+            ("unseal_with_shares", c.unseal_with_shares.to_string()),
             ("token_ttl", c.token_ttl_seconds.to_string()),
             ("issuer", format!("{:?}", c.issuer)),
             (

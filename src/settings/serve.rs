@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::clients::CredentialChecks;
+use crate::crypto::hsm::HsmSettings;
 use crate::http::server::ConnectionLimits;
 use crate::http::RequestSettings;
 use crate::service::backup::BackupSchedule;
@@ -50,6 +51,10 @@ pub struct ServeConfig {
     /// beside its database file; PostgreSQL deployments must set it, so that all instances share
     /// it.
     pub encryption_key: Option<Secret>,
+    /// The master key inside an HSM instead (`pkcs11_*`); its PIN is hidden from `Debug`.
+    pub hsm: Option<HsmSettings>,
+    /// Start sealed: the master key arrives as shares entered at run time (`tokenvault unseal`).
+    pub unseal_with_shares: bool,
     /// The `iss` claim of issued tokens, checked on every call.
     pub issuer: String,
     /// The base URL clients reach the server at (`https://vault.example.com`, no trailing
@@ -97,6 +102,8 @@ impl ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url,
             encryption_key: None,
+            hsm: None,
+            unseal_with_shares: false,
             issuer: DEFAULT_ISSUER.to_owned(),
             public_url: None,
             token_ttl_seconds: DEFAULT_TOKEN_TTL_SECONDS,
@@ -119,13 +126,18 @@ impl ServeConfig {
         }
     }
 
-    /// Where the master key comes from: the setting, else (embedded database) its key file;
-    /// `None` for PostgreSQL without a key, which cannot start.
+    /// Where the master key comes from: an HSM, the setting, else (embedded database) its key
+    /// file; `None` for PostgreSQL without a key, which cannot start, and for a server started
+    /// sealed (its key arrives as shares).
     pub fn master_key(&self) -> Option<MasterKey> {
-        match (&self.encryption_key, self.database_url.sqlite_key_file()) {
-            (Some(key), _) => Some(MasterKey::Given(key.0.clone())),
-            (None, Some(path)) => Some(MasterKey::File(path)),
-            (None, None) => None,
+        if self.unseal_with_shares {
+            return None;
+        }
+        match (&self.hsm, &self.encryption_key, self.database_url.sqlite_key_file()) {
+            (Some(hsm), _, _) => Some(MasterKey::Hsm(hsm.clone())),
+            (None, Some(key), _) => Some(MasterKey::Given(key.0.clone())),
+            (None, None, Some(path)) => Some(MasterKey::File(path)),
+            (None, None, None) => None,
         }
     }
 }

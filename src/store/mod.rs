@@ -30,7 +30,7 @@ pub use clients::ClientStore;
 pub use customers::CustomerStore;
 pub use faults::FaultStore;
 pub use idempotency::IdempotencyStore;
-pub use keys::KeyStore;
+pub use keys::{KeyStore, MASTER_ROOT_SETTING};
 pub use sessions::SessionStore;
 pub use token_events::TokenEventStore;
 pub use values::TokenValueStore;

@@ -1,14 +1,18 @@
 //! Endpoints about the server itself.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
+use super::auth::basic_credentials;
+use crate::auth::AuthError;
 use crate::http::error::ApiError;
+use crate::http::extract::JsonObject;
 use crate::http::openapi as oa;
 use crate::http::response::json;
-use crate::http::AppState;
+use crate::http::{AppState, Limits};
+use crate::service::unseal::{share_of, UNSEALED};
 
 /// `GET /health`: 200 once the server is up and its database answers.
 #[utoipa::path(
@@ -43,4 +47,33 @@ pub async fn health(State(app): State<AppState>) -> Result<Response, ApiError> {
 )]
 pub async fn jwks(State(app): State<AppState>) -> Response {
     json(StatusCode::OK, &app.keys.jwks())
+}
+
+/// `POST /v1/admin/unseal`: a share of the master key, on a server started sealed (where
+/// `http::sealed` answers it); this server was started with its key and only says so.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/unseal",
+    operation_id = "admin_unseal_post",
+    tag = "server",
+    summary = "Enter a master-key share",
+    description = "On a server started with `--unseal-with-shares`, takes one share of the master key (as `tokenvault keys split` wrote it) from an operator: a client holding `admin:vault`, authenticated with its id and secret (HTTP Basic, as at the token endpoint: a sealed server cannot open its signing keys). Until the shares' threshold is reached, `/health` answers 503 `{\"status\": \"sealed\", …}` and every other call 503 with `Retry-After: 10`. The answer says where unsealing stands; a share mistyped, entered twice or of another key is 400, and a whole set that rebuilds another key than the database's is 400 and entry starts over. Every entry is audited (`master_key.share`: the share's number and the outcome, never the share). A server started with its key answers `{\"sealed\": false}` to operators. Rate limited like the token endpoint.",
+    request_body(content = oa::UnsealRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Where unsealing stands", body = oa::SealStatus, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 429, response = oa::TooManyRequests),
+    ),
+    security(("clientAuth" = ["admin:vault"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
+pub async fn unseal(State(app): State<AppState>, headers: HeaderMap, body: JsonObject) -> Result<Response, ApiError> {
+    let (client_id, secret) = basic_credentials(&headers).ok_or(AuthError::InvalidClient)?;
+    Limits::check(&app.limits.token_requests, &client_id)?;
+    Limits::check(&app.limits.token_endpoint, "")?;
+    app.vault.operator(&app.limits.credential_checks, &client_id, &secret).await?;
+    share_of(&body.required()?)?;
+    Ok(json(StatusCode::OK, &UNSEALED))
 }

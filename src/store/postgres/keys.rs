@@ -6,9 +6,16 @@ use deadpool_postgres::Object;
 use super::rows::{account, get};
 use super::sql::{append_audit, compare_and_set};
 use super::PostgresStore;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use deadpool_postgres::GenericClient;
+
 use crate::domain::audit::NewAuditRecord;
+use crate::domain::sealed::RewrappedKeys;
 use crate::domain::Timestamp;
-use crate::store::{DataKeyRecord, KeyStore, Resealed, SealedColumn, SealedValue, StoreError, StoreResult};
+use crate::store::{
+    DataKeyRecord, KeyStore, Resealed, SealedColumn, SealedValue, StoreError, StoreResult, MASTER_ROOT_SETTING,
+};
 
 async fn data_keys(conn: &Object) -> StoreResult<Vec<DataKeyRecord>> {
     let statement =
@@ -82,8 +89,104 @@ async fn replace_sealed_values(conn: &mut Object, column: SealedColumn, values: 
     compare_and_set(conn, table, sealed, values.iter().map(|v| (v.row, &v.old, &v.new)).collect()).await
 }
 
+async fn master_root(conn: &impl GenericClient) -> StoreResult<Option<Vec<u8>>> {
+    let statement = conn.prepare_cached("SELECT value FROM vault_settings WHERE name = $1").await?;
+    match conn.query_opt(&statement, &[&MASTER_ROOT_SETTING]).await? {
+        None => Ok(None),
+        Some(row) => {
+            let text: &str = get(&row, "value")?;
+            STANDARD
+                .decode(text)
+                .map(Some)
+                .map_err(|_| StoreError::Internal(format!("vault_settings.{MASTER_ROOT_SETTING} is not base64")))
+        }
+    }
+}
+
+async fn insert_master_root(
+    conn: &mut Object,
+    wrapped: &[u8],
+    master: &str,
+    actor: &str,
+    at: Timestamp,
+) -> StoreResult<()> {
+    let tx = conn.transaction().await?;
+    let statement = tx
+        .prepare_cached("INSERT INTO vault_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .await?;
+    if tx.execute(&statement, &[&MASTER_ROOT_SETTING, &STANDARD.encode(wrapped)]).await? == 0 {
+        return Err(StoreError::Conflict("the database keeps a root key already".to_owned()));
+    }
+    append_audit(&tx, NewAuditRecord::master_root_created(master, actor, at)).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn rewrap_master_key(
+    conn: &mut Object,
+    old_root: Option<&[u8]>,
+    keys: &RewrappedKeys,
+    (from, to, actor, at): (&str, &str, &str, Timestamp),
+) -> StoreResult<()> {
+    let changed = || StoreError::Conflict("the keys changed while they were re-wrapped".to_owned());
+    let tx = conn.transaction().await?;
+    // Keys added from now on wait for this transaction, so the check below holds until commit.
+    tx.batch_execute("LOCK TABLE encryption_keys, signing_keys, vault_settings IN SHARE ROW EXCLUSIVE MODE").await?;
+    if master_root(&tx).await?.as_deref() != old_root {
+        return Err(changed());
+    }
+    let mut data_ids: Vec<i64> =
+        tx.query("SELECT id FROM encryption_keys", &[]).await?.iter().map(|row| row.get(0)).collect();
+    let mut kids: Vec<String> =
+        tx.query("SELECT kid FROM signing_keys", &[]).await?.iter().map(|row| row.get(0)).collect();
+    let mut rewrapped_ids: Vec<i64> = keys.data_keys.iter().map(|(id, _)| i64::from(*id)).collect();
+    let mut rewrapped_kids: Vec<String> = keys.signing_keys.iter().map(|(kid, _)| kid.clone()).collect();
+    data_ids.sort_unstable();
+    kids.sort_unstable();
+    rewrapped_ids.sort_unstable();
+    rewrapped_kids.sort_unstable();
+    if data_ids != rewrapped_ids || kids != rewrapped_kids {
+        return Err(changed());
+    }
+    for (id, wrapped) in &keys.data_keys {
+        tx.execute("UPDATE encryption_keys SET wrapped_key = $2 WHERE id = $1", &[&i64::from(*id), wrapped]).await?;
+    }
+    for (kid, sealed) in &keys.signing_keys {
+        tx.execute("UPDATE signing_keys SET private_key = $2 WHERE kid = $1", &[kid, sealed]).await?;
+    }
+    tx.execute(
+        "INSERT INTO vault_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        &[&MASTER_ROOT_SETTING, &STANDARD.encode(&keys.root)],
+    )
+    .await?;
+    let record = NewAuditRecord::master_key_rotated(from, to, keys.data_keys.len(), keys.signing_keys.len(), actor, at);
+    append_audit(&tx, record).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 #[async_trait]
 impl KeyStore for PostgresStore {
+    async fn master_root(&self) -> StoreResult<Option<Vec<u8>>> {
+        with_conn!(self, |conn| master_root(&conn).await)
+    }
+
+    async fn insert_master_root(&self, wrapped: &[u8], master: &str, actor: &str, at: Timestamp) -> StoreResult<()> {
+        with_conn!(self, |conn| insert_master_root(&mut conn, wrapped, master, actor, at).await)
+    }
+
+    async fn rewrap_master_key(
+        &self,
+        old_root: Option<&[u8]>,
+        keys: &RewrappedKeys,
+        from: &str,
+        to: &str,
+        actor: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        with_conn!(self, |conn| rewrap_master_key(&mut conn, old_root, keys, (from, to, actor, at)).await)
+    }
+
     async fn data_keys(&self) -> StoreResult<Vec<DataKeyRecord>> {
         with_conn!(self, |conn| data_keys(&conn).await)
     }
