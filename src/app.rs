@@ -17,7 +17,7 @@ use crate::service::admin::Admin;
 use crate::service::backup::{self, BackupKey, BackupStatus};
 use crate::service::keys::{self, MasterKey};
 use crate::service::webhook_targets::TargetPolicy;
-use crate::service::{webhook_worker, ServiceError, Vault};
+use crate::service::{journal, webhook_worker, ServiceError, Vault};
 use crate::settings::{DatabaseUrl, ServeConfig};
 use crate::store::{self, Store, StoreError};
 
@@ -155,6 +155,7 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         }
         _ => (None, None),
     };
+    let journal = config.journal.enabled.then(|| journal::spawn(store.clone(), config.journal));
     let metrics = Arc::new(http::metrics::Metrics::default());
     let state = AppState {
         vault: vault.clone(),
@@ -164,8 +165,10 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
         idempotency: config.idempotency,
         backups,
         public_url: config.public_url.as_deref().map(Arc::from),
+        journal: journal.as_ref().map(|(recorder, _)| recorder.clone()),
     };
     let router = http::router(state, config.requests);
+    let journal_writer = journal.map(|(_, writer)| writer);
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -177,6 +180,11 @@ pub async fn start(config: ServeConfig) -> Result<RunningServer, StartupError> {
             let _ = stop.await;
         })
         .await;
+        // The router (and with it every journal handle) is gone: the journal writer writes what
+        // is queued and ends.
+        if let Some(writer) = journal_writer {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        }
         // Attempts in flight are recorded; undelivered events stay in the outbox for the next
         // start.
         worker.stop().await;

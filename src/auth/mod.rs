@@ -130,6 +130,9 @@ impl Permission {
     /// only for its administrator).
     pub const SANDBOX: Permission = Permission(&["admin:customers", "admin:checkout", "admin:hooks"]);
     pub const HOOKS_READ: Permission = Permission(&["admin:hooks", "read:hooks"]);
+    /// Reading and clearing a test account's request journal: an administrator of its customers
+    /// or of its checkout (the journal shows both kinds of calls).
+    pub const JOURNAL: Permission = Permission(&["admin:customers", "admin:checkout"]);
 
     pub fn describe(self) -> String {
         self.0.join(", ")

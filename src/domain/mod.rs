@@ -9,6 +9,7 @@ pub mod client;
 pub mod customer;
 pub mod customer_settings;
 pub mod customer_token;
+pub mod journal;
 pub mod paging;
 pub mod sealed;
 pub mod session;

@@ -16,6 +16,7 @@ pub mod customers;
 pub mod hooks;
 pub mod idempotency;
 pub mod import;
+pub mod journal;
 pub mod keys;
 pub mod sandbox;
 pub mod seed;

@@ -61,7 +61,10 @@ pub const TABLES: &[Table] = &[
 
 /// Bookkeeping tables that are not part of the dataset. `idempotency_keys` is a 24-hour replay
 /// cache of responses (sealed with the source's key), not data: it does not travel.
-pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence", "idempotency_keys"];
+/// `request_journal` is diagnostic data of test accounts (the sandbox's request journal, bounded
+/// by count and age): it is neither exported nor backed up, and a restored or imported database
+/// starts with an empty journal.
+pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence", "idempotency_keys", "request_journal"];
 
 /// The table of this name, if it belongs to the dataset.
 pub fn table(name: &str) -> Option<&'static Table> {

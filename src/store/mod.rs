@@ -17,6 +17,7 @@ mod card_tokens;
 mod clients;
 mod customers;
 mod idempotency;
+mod journal;
 mod keys;
 mod sessions;
 mod token_events;
@@ -28,6 +29,7 @@ pub use card_tokens::CardTokenStore;
 pub use clients::ClientStore;
 pub use customers::CustomerStore;
 pub use idempotency::IdempotencyStore;
+pub use journal::JournalStore;
 pub use keys::KeyStore;
 pub use sessions::SessionStore;
 pub use token_events::TokenEventStore;
@@ -291,6 +293,7 @@ store_of_roles!(
     WebhookStore,
     IdempotencyStore,
     SessionStore,
+    JournalStore,
 );
 
 /// Opens the store a database URL names. Migrations run before it is returned.

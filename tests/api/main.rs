@@ -17,6 +17,7 @@ mod customers;
 mod disk_full;
 mod errors;
 mod idempotency;
+mod journal;
 mod key_rotation;
 mod observability;
 mod overload;

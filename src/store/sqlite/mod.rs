@@ -8,6 +8,7 @@ mod clients;
 mod customers;
 mod dataset;
 mod idempotency;
+mod journal;
 mod keys;
 mod migrate;
 mod pool;
