@@ -418,6 +418,10 @@ struct ServeArgs {
     /// Hours a journal entry is kept [default: 24].
     #[arg(long, env = "TOKENVAULT_JOURNAL_MAX_AGE_HOURS")]
     journal_max_age_hours: Option<u64>,
+    /// Requests recorded in the journal per second and server at most; beyond, they are counted
+    /// in /metrics, not recorded [default: 500].
+    #[arg(long, env = "TOKENVAULT_JOURNAL_MAX_PER_SECOND")]
+    journal_max_per_second: Option<u32>,
 }
 
 impl ServeArgs {
@@ -462,6 +466,7 @@ impl ServeArgs {
             journal: self.journal,
             journal_max_entries: self.journal_max_entries,
             journal_max_age_hours: self.journal_max_age_hours,
+            journal_max_per_second: self.journal_max_per_second,
         };
         settings::resolve(given, file).map_err(|e| e.to_string())
     }

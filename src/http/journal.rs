@@ -84,6 +84,9 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
     if path_account.as_ref().is_some_and(|account| !account.is_test()) {
         return next.run(request).await;
     }
+    if !recorder.admit() {
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let recorded_at = Timestamp::now();
     let note = JournalNote::default();

@@ -222,7 +222,7 @@ pub async fn render(State(app): State<super::AppState>) -> Response {
     };
     let gauges = match &app.journal {
         Some(journal) => format!(
-            "{gauges}# HELP tokenvault_journal_dropped_total Requests of test accounts left out of the request journal because its write queue was full.\n\
+            "{gauges}# HELP tokenvault_journal_dropped_total Requests of test accounts left out of the request journal: beyond --journal-max-per-second, or while its write queue was full.\n\
              # TYPE tokenvault_journal_dropped_total counter\n\
              tokenvault_journal_dropped_total {}\n",
             journal.dropped()

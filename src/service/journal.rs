@@ -34,11 +34,21 @@ pub struct JournalSettings {
     pub max_age: Duration,
     /// Exchanges waiting to be written; beyond, new ones are dropped (and counted).
     pub queue: usize,
+    /// Requests recorded per second and server at most; beyond, the rest of that second's are
+    /// not recorded (and counted), so that a load test against a test account costs the server
+    /// little more than it would without the journal.
+    pub max_per_second: u32,
 }
 
 impl Default for JournalSettings {
     fn default() -> Self {
-        Self { enabled: true, max_entries: 10_000, max_age: Duration::from_secs(24 * 3600), queue: 1024 }
+        Self {
+            enabled: true,
+            max_entries: 10_000,
+            max_age: Duration::from_secs(24 * 3600),
+            queue: 1024,
+            max_per_second: 500,
+        }
     }
 }
 
@@ -46,9 +56,32 @@ impl Default for JournalSettings {
 pub struct JournalRecorder {
     sender: mpsc::Sender<RawExchange>,
     dropped: AtomicU64,
+    max_per_second: u32,
+    started: std::time::Instant,
+    /// The current second (since `started`) and the requests admitted in it.
+    window: std::sync::Mutex<(u64, u32)>,
 }
 
 impl JournalRecorder {
+    /// Whether one more request may be recorded this second (see
+    /// [`JournalSettings::max_per_second`]); a refused one is counted as dropped. Asked before
+    /// anything of the request is copied, so that requests beyond the rate cost nothing more.
+    pub fn admit(&self) -> bool {
+        let second = self.started.elapsed().as_secs();
+        let mut window = self.window.lock().unwrap_or_else(|poison| poison.into_inner());
+        if window.0 != second {
+            *window = (second, 0);
+        }
+        if window.1 < self.max_per_second {
+            window.1 += 1;
+            true
+        } else {
+            drop(window);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
     /// Queues `exchange`; when the queue is full it is dropped and counted, never waited for.
     pub fn record(&self, exchange: RawExchange) {
         if self.sender.try_send(exchange).is_err() {
@@ -56,7 +89,8 @@ impl JournalRecorder {
         }
     }
 
-    /// Exchanges dropped because the queue was full (or the writer had stopped), for `/metrics`.
+    /// Requests not recorded because the queue was full or beyond the rate (or the writer had
+    /// stopped), for `/metrics`.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
@@ -66,7 +100,13 @@ impl JournalRecorder {
 /// [`JournalRecorder`] handle is dropped.
 pub fn spawn(store: Arc<dyn Store>, settings: JournalSettings) -> (Arc<JournalRecorder>, JoinHandle<()>) {
     let (sender, receiver) = mpsc::channel(settings.queue.max(1));
-    let recorder = Arc::new(JournalRecorder { sender, dropped: AtomicU64::new(0) });
+    let recorder = Arc::new(JournalRecorder {
+        sender,
+        dropped: AtomicU64::new(0),
+        max_per_second: settings.max_per_second,
+        started: std::time::Instant::now(),
+        window: std::sync::Mutex::new((0, 0)),
+    });
     (recorder, tokio::spawn(write_loop(store, settings, receiver)))
 }
 

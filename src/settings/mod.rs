@@ -71,6 +71,7 @@ pub struct FileSettings {
     pub journal: Option<bool>,
     pub journal_max_entries: Option<u64>,
     pub journal_max_age_hours: Option<u64>,
+    pub journal_max_per_second: Option<u32>,
 }
 
 /// A setting that cannot be used, named.
@@ -319,6 +320,8 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
         journal.max_age.as_secs().div_ceil(3600),
     )?;
     journal.max_age = Duration::from_secs(hours.saturating_mul(3600));
+    journal.max_per_second =
+        l.positive("journal_max_per_second", |s| s.journal_max_per_second.take(), journal.max_per_second)?;
     Ok(Resolved { config, sources: l.sources })
 }
 
@@ -425,6 +428,7 @@ impl Resolved {
             ("journal", c.journal.enabled.to_string()),
             ("journal_max_entries", c.journal.max_entries.to_string()),
             ("journal_max_age_hours", (c.journal.max_age.as_secs() / 3600).to_string()),
+            ("journal_max_per_second", c.journal.max_per_second.to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {

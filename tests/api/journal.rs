@@ -14,6 +14,7 @@ backend_tests!(
     the_journal_filters_pages_and_clears,
     the_journal_is_for_test_accounts_and_administrators,
     nothing_is_recorded_with_the_journal_off,
+    requests_beyond_the_rate_are_counted_not_recorded,
 );
 
 fn journal_path(account: &str) -> String {
@@ -247,4 +248,29 @@ async fn nothing_is_recorded_with_the_journal_off(on: TestApp) {
 
 fn urlencode(value: &str) -> String {
     value.replace(':', "%3A").replace('+', "%2B")
+}
+
+async fn requests_beyond_the_rate_are_counted_not_recorded(on: TestApp) {
+    let backend = on.backend;
+    drop(on);
+    let app = spawn_app_with(backend, |config| config.journal.max_per_second = 1).await;
+    let admin = app.admin().await;
+    let started = Instant::now();
+    for _ in 0..6 {
+        app.get(&customers_path(ACCOUNT), &admin.token).await.expect_json(200);
+    }
+    // One request a second at most: the token request and the six lists span a few seconds.
+    let seconds = started.elapsed().as_secs() + 2;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listed = app.get(&format!("{}?limit=100", journal_path(ACCOUNT)), &admin.token).await.expect_json(200);
+    let recorded = listed.as_array().unwrap().len() as u64;
+    assert!((1..=seconds).contains(&recorded), "{recorded} recorded in about {seconds} s");
+    let metrics = app.send(Method::GET, "/metrics", None, None, &[]).await.text;
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tokenvault_journal_dropped_total "))
+        .expect("the dropped counter")
+        .parse()
+        .unwrap();
+    assert_eq!(recorded + dropped, 7, "{metrics}");
 }
