@@ -10,6 +10,9 @@ use super::{AccountId, Timestamp};
 /// What stands in a journal entry where a secret was.
 pub const REDACTED: &str = "[redacted]";
 
+/// What stands for a session completion's request body (a test card's number and CVC).
+pub const CARD_DATA_NOT_KEPT: &str = "[not kept: card data]";
+
 /// Bytes of a request or response body kept per entry; a longer body is kept cut (and marked
 /// so), never buffered whole for the journal.
 pub const BODY_CAPTURE_BYTES: usize = 64 * 1024;
@@ -33,6 +36,13 @@ const SECRET_KEYS: &[&str] = &[
 
 /// Request headers whose values are secrets (credentials, cookies).
 const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
+
+/// Keys of customer token values (`{"type", "value"}` pairs, the `token_value` filter): personal
+/// data that `seal_token_values` keeps out of the database in clear, so the journal never holds
+/// them either.
+fn is_token_value_key(key: &str) -> bool {
+    key.eq_ignore_ascii_case("value") || key.eq_ignore_ascii_case("token_value")
+}
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -139,6 +149,12 @@ pub struct Captured {
 impl RawExchange {
     /// The entry to store: secrets redacted, bodies as text.
     pub fn into_entry(self, id: String) -> JournalEntry {
+        // A session completion carries a test card's number and CVC, which are never stored.
+        let request_body = if self.path.starts_with("/v1/sessions/") && self.path.ends_with("/complete") {
+            (self.request_body.total > 0).then(|| CARD_DATA_NOT_KEPT.to_owned())
+        } else {
+            redact_body(&self.request_body)
+        };
         JournalEntry {
             id,
             account: self.account,
@@ -152,7 +168,8 @@ impl RawExchange {
             client_id: self.client_id,
             idempotency_key: self.idempotency_key,
             request_headers: Some(redact_headers(&self.request_headers)),
-            request_body: redact_body(&self.request_body),
+            // A session completion carries a test card's number and CVC, which are never stored.
+            request_body,
             response_body: redact_body(&self.response_body),
             fault: self.fault,
         }
@@ -179,7 +196,9 @@ pub fn redact_query(query: &str) -> String {
     query
         .split('&')
         .map(|part| match part.split_once('=') {
-            Some((key, _)) if is_secret_key(&form_key(key)) => format!("{key}={REDACTED}"),
+            Some((key, _)) if is_secret_key(&form_key(key)) || is_token_value_key(&form_key(key)) => {
+                format!("{key}={REDACTED}")
+            }
             _ => part.to_owned(),
         })
         .collect::<Vec<_>>()
@@ -220,8 +239,9 @@ pub fn redact_body(body: &Captured) -> Option<String> {
     Some(scrubbed)
 }
 
-/// The endings every secret key has ([`SECRET_KEYS`], `…_secret`).
-const SECRET_KEY_ENDINGS: &[&[u8]] = &[b"token", b"secret", b"number", b"cvc", b"cvv", b"password", b"signature"];
+/// The endings every secret key has ([`SECRET_KEYS`], `…_secret`, token values).
+const SECRET_KEY_ENDINGS: &[&[u8]] =
+    &[b"token", b"secret", b"number", b"cvc", b"cvv", b"password", b"signature", b"value"];
 
 /// Whether `bytes` may name a secret key: some `"` or `=` follows a secret key's ending (in any
 /// case), or an escape could spell one. Bodies without one (most list answers) are kept as they
@@ -245,8 +265,9 @@ fn looks_like_form(text: &str) -> bool {
 fn redact_value(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            let typed = map.contains_key("type");
             for (key, item) in map.iter_mut() {
-                if is_secret_key(key) && !item.is_null() {
+                if (is_secret_key(key) || (typed && is_token_value_key(key))) && !item.is_null() {
                     *item = Value::String(REDACTED.to_owned());
                 } else {
                     redact_value(item);
@@ -269,7 +290,7 @@ fn scrub_text(text: &str) -> String {
         let after_key = &rest[start + len + 2..];
         out.push_str(&rest[..start + len + 2]);
         let trimmed = after_key.trim_start();
-        if is_secret_key(key) && trimmed.starts_with(':') {
+        if (is_secret_key(key) || is_token_value_key(key)) && trimmed.starts_with(':') {
             out.push_str(&format!(": \"{REDACTED}\""));
             rest = skip_value(&trimmed[1..]);
         } else {
@@ -358,8 +379,11 @@ mod tests {
         cut.total = 1000;
         assert!(!redact_body(&cut).unwrap().contains("psp-3"));
         assert_eq!(redact_body(&Captured::default()), None);
-        let plain = r#"[{"token_id":"t1","type":"sha1:email","value":"0c4d"}]"#;
+        let plain = r#"[{"token_id":"t1","customer_id":"c1"}]"#;
         assert_eq!(redact_body(&captured(plain)).as_deref(), Some(plain));
+        let values = redact_body(&captured(r#"[{"type":"sha1:email","value":"0c4d","metadata":{"value":1}}]"#));
+        assert_eq!(values.as_deref(), Some(r#"[{"type":"sha1:email","value":"[redacted]","metadata":{"value":1}}]"#));
+        assert_eq!(redact_query("token_type=a&token_value=b&limit=1"), "token_type=a&token_value=[redacted]&limit=1");
         let escaped = redact_body(&captured(r#"{"tok\u0065n":"psp-4"}"#)).unwrap();
         assert!(!escaped.contains("psp-4"), "{escaped}");
         let upper = redact_body(&captured(r#"{"Client_Secret":"s5"}"#)).unwrap();
