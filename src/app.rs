@@ -19,7 +19,7 @@ use crate::service::backup::{self, BackupKey, BackupStatus};
 use crate::service::keys::{self, MasterKey};
 use crate::service::unseal::Unsealer;
 use crate::service::webhook_targets::TargetPolicy;
-use crate::service::{webhook_worker, ServiceError, Vault};
+use crate::service::{journal, webhook_worker, ServiceError, Vault};
 use crate::settings::{DatabaseUrl, ServeConfig};
 use crate::store::{self, Store, StoreError};
 
@@ -126,11 +126,17 @@ pub async fn migrate(database_url: &DatabaseUrl) -> Result<Vec<i64>, StartupErro
 #[derive(Default)]
 struct Background {
     worker: Option<webhook_worker::Worker>,
+    /// Ends by itself once the router (and with it every journal handle) is gone, after writing
+    /// what is queued.
+    journal_writer: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Background {
     async fn stop(self) {
+        if let Some(writer) = self.journal_writer {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+        }
         // Attempts in flight are recorded; undelivered events stay in the outbox for the next
         // start.
         if let Some(worker) = self.worker {
@@ -230,6 +236,11 @@ async fn open_api(
     running.tasks.push(vault.spawn_key_refresher());
     running.tasks.push(vault.spawn_audit_sealer(AUDIT_SEAL_INTERVAL, config.audit_checkpoint_interval));
     running.worker = Some(webhook_worker::spawn(vault.clone(), config.webhooks));
+    let journal = config.journal.enabled.then(|| journal::spawn(store.clone(), config.journal));
+    let recorder = journal.map(|(recorder, writer)| {
+        running.journal_writer = Some(writer);
+        recorder
+    });
     *background.lock().expect("never poisoned") = running;
     let state = AppState {
         vault,
@@ -239,6 +250,7 @@ async fn open_api(
         idempotency: config.idempotency,
         backups,
         public_url: config.public_url.as_deref().map(Arc::from),
+        journal: recorder,
     };
     Ok(http::router(state, config.requests))
 }

@@ -1,5 +1,5 @@
 //! The `tokenvault` command line: `serve`, `config`, `migrate`, `clients`, `card-tokens import`,
-//! `seed`, `audit`, `keys`, `export`, `import`, `backup`, `restore`, `health`, `listen`.
+//! `seed`, `audit`, `journal`, `keys`, `export`, `import`, `backup`, `restore`, `health`, `listen`.
 
 mod cli;
 
@@ -72,6 +72,19 @@ enum Command {
     },
     /// Print the audit trail as JSON Lines, oldest first.
     Audit(AuditArgs),
+    /// Print a test account's request journal, oldest first: one line per request on a
+    /// terminal, JSON Lines otherwise (the entries of `GET …/sandbox/requests`). With --follow,
+    /// keep printing new requests as servers record them.
+    Journal {
+        /// A test account (`T…`).
+        #[arg(long)]
+        account: String,
+        /// Keep running and print new requests as they are recorded (polled every second).
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// The encryption key ring: rotate keys, finish a re-encryption, list keys.
     Keys {
         #[command(subcommand)]
@@ -451,6 +464,26 @@ struct ServeArgs {
     /// Seconds between the audit chain checkpoints `serve` logs [default: 3600].
     #[arg(long, env = "TOKENVAULT_AUDIT_CHECKPOINT_INTERVAL")]
     audit_checkpoint_interval: Option<u64>,
+    /// Record every API request of test accounts (T…) in the request journal, secrets redacted
+    /// (`GET /v1/accounts/{aid}/sandbox/requests`, `tokenvault journal`) [default: true].
+    #[arg(
+        long,
+        env = "TOKENVAULT_JOURNAL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    journal: Option<bool>,
+    /// Journal entries kept per test account; older ones are pruned [default: 10000].
+    #[arg(long, env = "TOKENVAULT_JOURNAL_MAX_ENTRIES")]
+    journal_max_entries: Option<u64>,
+    /// Hours a journal entry is kept [default: 24].
+    #[arg(long, env = "TOKENVAULT_JOURNAL_MAX_AGE_HOURS")]
+    journal_max_age_hours: Option<u64>,
+    /// Requests recorded in the journal per second and server at most; beyond, they are counted
+    /// in /metrics, not recorded [default: 500].
+    #[arg(long, env = "TOKENVAULT_JOURNAL_MAX_PER_SECOND")]
+    journal_max_per_second: Option<u32>,
 }
 
 impl ServeArgs {
@@ -493,6 +526,10 @@ impl ServeArgs {
             backup_key: self.backup_key,
             backup_key_file: self.backup_key_file,
             audit_checkpoint_interval: self.audit_checkpoint_interval,
+            journal: self.journal,
+            journal_max_entries: self.journal_max_entries,
+            journal_max_age_hours: self.journal_max_age_hours,
+            journal_max_per_second: self.journal_max_per_second,
             ..Default::default()
         };
         self.hsm.give(&mut given);
@@ -781,6 +818,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                     Ok(())
                 })
                 .await
+        }
+        Command::Journal { account, follow, database } => {
+            let account = parse_account(&account)?;
+            cli::journal::run(&account, follow, &database.existing()?).await
         }
         Command::Keys { command } => match command {
             KeysCommand::Rotate { key, grace_seconds } => {

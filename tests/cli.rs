@@ -222,7 +222,11 @@ fn config_layers_flags_environment_file_and_defaults_and_names_bad_settings() {
          backup_interval = 3600  # from: default\n\
          backup_keep = 168  # from: default\n\
          # backup_key not set  (from: default)\n\
-         audit_checkpoint_interval = 3600  # from: default\n"
+         audit_checkpoint_interval = 3600  # from: default\n\
+         journal = true  # from: default\n\
+         journal_max_entries = 10000  # from: default\n\
+         journal_max_age_hours = 24  # from: default\n\
+         journal_max_per_second = 500  # from: default\n"
     );
 
     std::fs::write(&file, "max_in_flight = 0\n").unwrap();

@@ -18,7 +18,7 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 18] = [
+const EXTENSIONS: [&str; 21] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
@@ -37,6 +37,9 @@ const EXTENSIONS: [&str; 18] = [
     "tokenvault_view_sid_post",
     "tokenvault_hooks_hid_deliveries_did_resend_post",
     "admin_unseal_post",
+    "aid_sandbox_requests_get",
+    "aid_sandbox_requests_id_get",
+    "aid_sandbox_requests_delete",
 ];
 const PUBLIC: [&str; 7] = [
     "health_get",
@@ -626,6 +629,8 @@ async fn success_and_error_bodies_match_their_schemas() {
         (Method::GET, "/.well-known/jwks.json".to_owned(), "/.well-known/jwks.json", None, 200),
         (Method::GET, format!("{aid}/customers/users?limit=0"), "/v1/accounts/{aid}/customers/users", None, 400),
         (Method::GET, "/v1/card-tokens/missing".to_owned(), "/v1/card-tokens/{token_id}", None, 404),
+        // The request journal of the calls above (whichever are written by now).
+        (Method::GET, format!("{aid}/sandbox/requests?limit=100"), "/v1/accounts/{aid}/sandbox/requests", None, 200),
     ];
     let mut problems = Vec::new();
     for (method, url, path, body, status) in calls {

@@ -946,3 +946,77 @@ async fn paging_never_skips_rows_committed_out_of_order() {
     };
     follow_while_writing(40, write, list).await;
 }
+
+/// The request journal lives in the database: a request served by one process is listed by the
+/// other, and `tokenvault journal` (not on a terminal: JSON Lines) prints it too, with its
+/// secrets redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_journal_is_shared_by_server_processes() {
+    let Some(db) = TestDb::create().await else { return };
+    let logs = tempfile::tempdir().unwrap();
+    let mut a = Server::spawn(&db.url, logs.path(), &[]);
+    let mut b = Server::spawn(&db.url, logs.path(), &[]);
+    let http = http_client();
+    a.wait_ready(&http).await;
+    b.wait_ready(&http).await;
+    let client = create_client(&db.url);
+    let token = access_token(&http, &a.url, &client).await;
+
+    let (status, _) = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/v1/card-tokens", a.url),
+        &token,
+        Some(
+            json!({"card_brand": "visa", "payment_product_type": "dintero_psp.creditcard", "token": "psp-secret-on-a"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Listed through the other process (written off the request's path: poll briefly).
+    let journal = format!("{}/v1/accounts/{ACCOUNT}/sandbox/requests?method=POST&path_prefix=/v1/card-tokens", b.url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let (status, body) = call(&http, reqwest::Method::GET, journal.clone(), &token, None).await;
+        assert_eq!(status, 200, "{body}");
+        if body.as_array().is_some_and(|items| !items.is_empty()) || Instant::now() > deadline {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let entries = entries.as_array().expect("an array");
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    assert_eq!(entry["status"], 201);
+    assert_eq!(entry["path"], "/v1/card-tokens");
+    assert_eq!(entry["client_id"], client.0.as_str());
+    assert_eq!(entry["request"]["body"]["token"], "[redacted]");
+    assert_eq!(entry["request"]["headers"]["authorization"], "[redacted]");
+    assert_eq!(entry["response"]["body"]["card_brand"], "visa");
+
+    // The command line reads the same journal: the token request and the card token, oldest first.
+    let (ok, stdout, stderr) = run(&["journal", "--account", ACCOUNT, "--database-url", &db.url]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<Value> = stdout.lines().map(|line| serde_json::from_str(line).expect("JSON Lines")).collect();
+    let summary: Vec<(String, String, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["method"].as_str().unwrap().to_owned(),
+                l["path"].as_str().unwrap().to_owned(),
+                l["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("POST".to_owned(), format!("/v1/accounts/{ACCOUNT}/auth/token"), 200),
+            ("POST".to_owned(), "/v1/card-tokens".to_owned(), 201),
+        ]
+    );
+    for secret in [client.1.as_str(), token.as_str(), "psp-secret-on-a"] {
+        assert!(!stdout.contains(secret), "a secret in the journal: {stdout}");
+    }
+}

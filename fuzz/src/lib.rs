@@ -153,6 +153,7 @@ async fn build_fixture() -> Fixture {
         idempotency: Default::default(),
         backups: None,
         public_url: None,
+        journal: None,
     };
     Fixture {
         store,

@@ -137,6 +137,9 @@ impl Permission {
     /// Faults on demand and triggered webhooks of a test account: an administrator of its
     /// customers or of its checkout (the APIs the faults and events are about).
     pub const SANDBOX_ADMIN: Permission = Permission(&["admin:customers", "admin:checkout"]);
+    /// Reading and clearing a test account's request journal: an administrator of its customers
+    /// or of its checkout (the journal shows both kinds of calls).
+    pub const JOURNAL: Permission = Permission(&["admin:customers", "admin:checkout"]);
 
     pub fn describe(self) -> String {
         self.0.join(", ")

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod clients;
 pub mod data;
 pub mod health;
+pub mod journal;
 pub mod keys;
 pub mod listen;
 pub mod progress;

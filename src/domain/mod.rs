@@ -10,6 +10,7 @@ pub mod customer;
 pub mod customer_settings;
 pub mod customer_token;
 pub mod fault;
+pub mod journal;
 pub mod paging;
 pub mod sealed;
 pub mod session;

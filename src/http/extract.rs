@@ -25,10 +25,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         if let Some(Authenticated(caller)) = parts.extensions.get::<Authenticated>() {
+            super::journal::note_caller(&parts.extensions, caller);
             return Ok(caller.clone());
         }
         let app = AppState::from_ref(state);
         let caller = verify_caller(&app, &parts.headers).await?;
+        super::journal::note_caller(&parts.extensions, &caller);
         count_call(&app, &caller)?;
         Ok(caller)
     }

@@ -67,6 +67,7 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
     let Ok(caller) = verify_caller(&app, request.headers()).await else {
         return next.run(request).await;
     };
+    super::journal::note_caller(request.extensions(), &caller);
     if let Err(error) = count_call(&app, &caller) {
         return error.into_response();
     }

@@ -220,6 +220,15 @@ pub async fn render(State(app): State<super::AppState>) -> Response {
         ),
         None => gauges,
     };
+    let gauges = match &app.journal {
+        Some(journal) => format!(
+            "{gauges}# HELP tokenvault_journal_dropped_total Requests of test accounts left out of the request journal: beyond --journal-max-per-second, or while its write queue was full.\n\
+             # TYPE tokenvault_journal_dropped_total counter\n\
+             tokenvault_journal_dropped_total {}\n",
+            journal.dropped()
+        ),
+        None => gauges,
+    };
     let mut response = Response::new(axum::body::Body::from(app.metrics.render(&gauges)));
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod faults;
 pub mod idempotency;
+pub mod journal;
 pub mod metrics;
 pub mod openapi;
 pub mod places;
@@ -81,6 +82,9 @@ pub struct AppState {
     /// The base URL clients reach this server at (`--public-url`), for the URLs tokenvault hands
     /// out (a session's `url`); `None`: the request's `Host`, over `http`.
     pub public_url: Option<Arc<str>>,
+    /// Where the journal layer hands the requests of test accounts; `None` when the journal is
+    /// off (`--journal false`).
+    pub journal: Option<Arc<crate::service::journal::JournalRecorder>>,
 }
 
 /// Request limits: token requests per client id (against brute force) and in all (a budget no
@@ -128,7 +132,8 @@ impl Limits {
 /// share a path are registered together.
 pub fn api_routes() -> OpenApiRouter<AppState> {
     use routes::{
-        auth, card_tokens, customer_tokens, customers, docs, hooks, meta, sandbox, sessions, token_events, transactions,
+        auth, card_tokens, customer_tokens, customers, docs, hooks, journal, meta, sandbox, sessions, token_events,
+        transactions,
     };
 
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -162,6 +167,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox::list_faults, sandbox::add_fault, sandbox::clear_faults))
         .routes(routes!(sandbox::remove_fault))
         .routes(routes!(sandbox::trigger_webhook))
+        .routes(routes!(journal::list, journal::clear))
+        .routes(routes!(journal::get))
         .routes(routes!(sessions::create))
         .routes(routes!(sessions::get))
         .routes(routes!(sessions::complete))
@@ -197,6 +204,7 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         // Outside idempotency keys: a faulted request neither claims nor replays one.
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::layer))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), journal::record))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 
     let cors = CorsLayer::new()

@@ -220,6 +220,10 @@ const EXTENSION_SCHEMAS: &[&str] = &[
     "/components/schemas/FaultRulesCleared",
     "/components/schemas/WebhookTrigger",
     "/components/schemas/WebhookTriggered",
+    "/components/schemas/JournalEntry",
+    "/components/schemas/JournalRequest",
+    "/components/schemas/JournalResponse",
+    "/components/schemas/JournalCleared",
     "/components/schemas/Health",
     "/components/schemas/Jwks",
     "/components/schemas/Jwk",
@@ -1331,6 +1335,95 @@ pub struct SealStatus {
     /// The check value of the master key being rebuilt.
     #[schema(example = "88dad7c8")]
     key: Option<String>,
+}
+
+/// Filters of the request journal.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct JournalListQuery {
+    /// Only requests of this HTTP method (case-insensitive).
+    #[param(example = "POST")]
+    method: Option<String>,
+    /// Only requests whose path starts with this.
+    #[param(example = "/v1/card-tokens")]
+    path_prefix: Option<String>,
+    /// Only this status (`404`) or status class (`5xx`).
+    #[param(example = "5xx")]
+    status: Option<String>,
+    /// Only requests of this API client.
+    client_id: Option<String>,
+    /// Only requests with this `request-id`.
+    request_id: Option<String>,
+    /// Only requests recorded at or after this moment (RFC 3339).
+    #[param(example = "2026-12-03T06:00:00Z")]
+    since: Option<String>,
+}
+
+/// `id` of a journal entry.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct JournalEntryPath {
+    /// The entry's `id`.
+    id: String,
+}
+
+/// One recorded request of a test account, secrets redacted.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JournalEntry {
+    id: String,
+    #[schema(example = "T12345678")]
+    account_id: String,
+    /// When the request arrived (RFC 3339, milliseconds).
+    recorded_at: String,
+    #[schema(example = "POST")]
+    method: String,
+    #[schema(example = "/v1/card-tokens")]
+    path: String,
+    /// The query string without `?`, or `null`.
+    query: Option<String>,
+    #[schema(example = 201)]
+    status: u16,
+    latency_ms: u64,
+    /// The request's `request-id`.
+    request_id: Option<String>,
+    /// The API client, when the request carried a valid access token.
+    client_id: Option<String>,
+    /// The request's `Idempotency-Key`.
+    idempotency_key: Option<String>,
+    request: JournalRequest,
+    response: JournalResponse,
+    /// Set when a sandbox fault made the request fail on purpose.
+    fault: Option<String>,
+}
+
+/// What was sent: the headers (credentials redacted) and the body (JSON as JSON, other text as
+/// a string, `null` when empty; secret values redacted; cut beyond 64 KiB).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JournalRequest {
+    #[schema(value_type = Object)]
+    headers: serde_json::Value,
+    body: Option<serde_json::Value>,
+}
+
+/// What was answered: the body, as for the request.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JournalResponse {
+    body: Option<serde_json::Value>,
+}
+
+/// The result of clearing a journal.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct JournalCleared {
+    #[schema(example = "T12345678")]
+    account_id: String,
+    /// Entries removed.
+    deleted: u64,
 }
 
 #[derive(ToSchema)]

@@ -15,7 +15,7 @@ const AUDIT_PAGE: u32 = 500;
 
 /// The store alone: clients and the audit trail need no cipher.
 pub struct Admin {
-    store: Arc<dyn Store>,
+    pub(super) store: Arc<dyn Store>,
 }
 
 impl Admin {

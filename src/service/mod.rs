@@ -17,6 +17,7 @@ pub mod faults;
 pub mod hooks;
 pub mod idempotency;
 pub mod import;
+pub mod journal;
 pub mod keys;
 pub mod sandbox;
 pub mod seed;

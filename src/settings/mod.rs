@@ -74,6 +74,10 @@ pub struct FileSettings {
     pub backup_key: Option<String>,
     pub backup_key_file: Option<std::path::PathBuf>,
     pub audit_checkpoint_interval: Option<u64>,
+    pub journal: Option<bool>,
+    pub journal_max_entries: Option<u64>,
+    pub journal_max_age_hours: Option<u64>,
+    pub journal_max_per_second: Option<u32>,
 }
 
 /// A setting that cannot be used, named.
@@ -337,6 +341,17 @@ pub fn resolve(given: Given, file: Option<FileSettings>) -> Result<Resolved, Set
         defaults.audit_checkpoint_interval.as_secs(),
     )?;
     config.audit_checkpoint_interval = Duration::from_secs(checkpoint);
+    let journal = &mut config.journal;
+    journal.enabled = l.pick("journal", |s| s.journal.take(), journal.enabled);
+    journal.max_entries = l.positive("journal_max_entries", |s| s.journal_max_entries.take(), journal.max_entries)?;
+    let hours = l.positive(
+        "journal_max_age_hours",
+        |s| s.journal_max_age_hours.take(),
+        journal.max_age.as_secs().div_ceil(3600),
+    )?;
+    journal.max_age = Duration::from_secs(hours.saturating_mul(3600));
+    journal.max_per_second =
+        l.positive("journal_max_per_second", |s| s.journal_max_per_second.take(), journal.max_per_second)?;
     Ok(Resolved { config, sources: l.sources })
 }
 
@@ -452,6 +467,10 @@ impl Resolved {
             ("backup_keep", c.backups.as_ref().map_or(DEFAULT_BACKUP_KEEP, |b| b.keep).to_string()),
             ("backup_key", c.backup_key.as_ref().map_or_else(|| "# not set".to_owned(), |_| "\"****\"".to_owned())),
             ("audit_checkpoint_interval", c.audit_checkpoint_interval.as_secs().to_string()),
+            ("journal", c.journal.enabled.to_string()),
+            ("journal_max_entries", c.journal.max_entries.to_string()),
+            ("journal_max_age_hours", (c.journal.max_age.as_secs() / 3600).to_string()),
+            ("journal_max_per_second", c.journal.max_per_second.to_string()),
         ];
         let mut out = String::new();
         for ((name, value), (_, source)) in values.iter().zip(&self.sources) {

@@ -12,6 +12,7 @@ use crate::http::server::ConnectionLimits;
 use crate::http::RequestSettings;
 use crate::service::backup::BackupSchedule;
 use crate::service::idempotency::IdempotencySettings;
+use crate::service::journal::JournalSettings;
 use crate::service::keys::MasterKey;
 use crate::service::webhook_worker::WebhookSettings;
 use crate::service::StoreOptions;
@@ -93,6 +94,8 @@ pub struct ServeConfig {
     pub backup_key: Option<Secret>,
     /// How often `serve` logs the audit chain's head (a checkpoint).
     pub audit_checkpoint_interval: Duration,
+    /// The request journal of test accounts: on or off, and how much of it is kept.
+    pub journal: JournalSettings,
 }
 
 impl ServeConfig {
@@ -123,6 +126,7 @@ impl ServeConfig {
             backups: None,
             backup_key: None,
             audit_checkpoint_interval: Duration::from_secs(DEFAULT_AUDIT_CHECKPOINT_SECONDS),
+            journal: JournalSettings::default(),
         }
     }
 

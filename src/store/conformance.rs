@@ -114,6 +114,7 @@ macro_rules! conformance_suite {
             webhook_delivery_history,
             reset_wipes_one_account_only,
             fault_rules_count_matches_atomically,
+            journal_lists_filters_and_prunes,
             stats_count_pending_deliveries,
             idempotency_claim_replay_and_mismatch,
             idempotency_keys_are_scoped_to_the_caller,
@@ -2279,4 +2280,71 @@ where
         outputs.push(handle.await.unwrap());
     }
     outputs
+}
+
+fn journal_entry(account: &AccountId, n: i64, status: u16) -> crate::domain::journal::JournalEntry {
+    crate::domain::journal::JournalEntry {
+        id: format!("j{n}"),
+        account: account.clone(),
+        recorded_at: t(n * 1000),
+        method: if n % 2 == 0 { "GET" } else { "POST" }.to_owned(),
+        path: format!("/v1/accounts/{account}/customers/users/c{n}"),
+        query: None,
+        status,
+        latency_ms: 1,
+        request_id: Some(format!("r{n}")),
+        client_id: Some("client".into()),
+        idempotency_key: None,
+        request_headers: Some("{}".into()),
+        request_body: None,
+        response_body: Some("{}".into()),
+        fault: None,
+    }
+}
+
+pub async fn journal_lists_filters_and_prunes(store: Arc<dyn Store>) {
+    use crate::domain::journal::{JournalFilter, StatusFilter};
+    let entries: Vec<_> = (1..=6).map(|n| journal_entry(&a(), n, if n == 3 { 503 } else { 200 })).collect();
+    store.append_journal(&entries).await.unwrap();
+    store.append_journal(&[journal_entry(&b(), 7, 200)]).await.unwrap();
+    let ids =
+        |page: &Page<crate::domain::journal::JournalEntry>| page.items.iter().map(|e| e.id.clone()).collect::<Vec<_>>();
+
+    let page = PageRequest { limit: 2, starting_after: None, include_total: true };
+    let first = store.list_journal(&a(), &JournalFilter::default(), &page).await.unwrap();
+    assert_eq!((ids(&first), first.has_more, first.total), (vec!["j6".to_owned(), "j5".to_owned()], true, Some(6)));
+    let next = PageRequest { starting_after: Some("j5".into()), ..page.clone() };
+    assert_eq!(ids(&store.list_journal(&a(), &JournalFilter::default(), &next).await.unwrap()), ["j4", "j3"]);
+    let filter = JournalFilter { status: Some(StatusFilter::parse("5xx").unwrap()), ..JournalFilter::default() };
+    assert_eq!(ids(&store.list_journal(&a(), &filter, &PageRequest::default()).await.unwrap()), ["j3"]);
+    let filter = JournalFilter {
+        method: Some("POST".into()),
+        path_prefix: Some("/v1/accounts/T00000001/customers/users/c".into()),
+        since: Some(t(2000)),
+        client_id: Some("client".into()),
+        ..JournalFilter::default()
+    };
+    assert_eq!(ids(&store.list_journal(&a(), &filter, &PageRequest::default()).await.unwrap()), ["j5", "j3"]);
+    let filter = JournalFilter { request_id: Some("r7".into()), ..JournalFilter::default() };
+    assert!(store.list_journal(&a(), &filter, &PageRequest::default()).await.unwrap().items.is_empty());
+    assert_eq!(store.get_journal_entry(&a(), "j2").await.unwrap(), entries[1]);
+    assert!(matches!(store.get_journal_entry(&a(), "j7").await, Err(StoreError::NotFound("request"))));
+    let unknown = PageRequest { starting_after: Some("j7".into()), ..PageRequest::default() };
+    assert!(matches!(
+        store.list_journal(&a(), &JournalFilter::default(), &unknown).await,
+        Err(StoreError::UnknownCursor)
+    ));
+
+    // Count: the newest 4 of `a` stay; age: what was recorded before 2 s goes (of every account).
+    assert_eq!(store.prune_journal(&[a()], 4, t(0)).await.unwrap(), 2);
+    assert_eq!(
+        ids(&store.list_journal(&a(), &JournalFilter::default(), &PageRequest::default()).await.unwrap()),
+        ["j6", "j5", "j4", "j3"]
+    );
+    assert_eq!(store.prune_journal(&[], 4, t(4000)).await.unwrap(), 1);
+    assert_eq!(store.clear_journal(&a()).await.unwrap(), 3);
+    assert_eq!(
+        ids(&store.list_journal(&b(), &JournalFilter::default(), &PageRequest::default()).await.unwrap()),
+        ["j7"]
+    );
 }

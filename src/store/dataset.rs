@@ -63,8 +63,12 @@ pub const TABLES: &[Table] = &[
 /// cache of responses (sealed with the source's key), not data: it does not travel.
 /// `sandbox_faults` holds a test run's instructions to fail on purpose, each expiring within
 /// days: moved to another server, or restored from a backup, they would fail requests of runs
-/// that never asked for it, so they travel neither in exports nor in backups.
-pub const INTERNAL_TABLES: &[&str] = &["schema_migrations", "sqlite_sequence", "idempotency_keys", "sandbox_faults"];
+/// that never asked for it, so they travel neither in exports nor in backups. `request_journal`
+/// is diagnostic data of test accounts (the sandbox's request journal, bounded by count and age):
+/// it is neither exported nor backed up, and a restored or imported database starts with an
+/// empty journal.
+pub const INTERNAL_TABLES: &[&str] =
+    &["schema_migrations", "sqlite_sequence", "idempotency_keys", "sandbox_faults", "request_journal"];
 
 /// The table of this name, if it belongs to the dataset.
 pub fn table(name: &str) -> Option<&'static Table> {

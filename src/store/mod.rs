@@ -18,6 +18,7 @@ mod clients;
 mod customers;
 mod faults;
 mod idempotency;
+mod journal;
 mod keys;
 mod sessions;
 mod token_events;
@@ -30,6 +31,7 @@ pub use clients::ClientStore;
 pub use customers::CustomerStore;
 pub use faults::FaultStore;
 pub use idempotency::IdempotencyStore;
+pub use journal::JournalStore;
 pub use keys::{KeyStore, MASTER_ROOT_SETTING};
 pub use sessions::SessionStore;
 pub use token_events::TokenEventStore;
@@ -298,6 +300,7 @@ store_of_roles!(
     IdempotencyStore,
     SessionStore,
     FaultStore,
+    JournalStore,
 );
 
 /// Opens the store a database URL names. Migrations run before it is returned.

@@ -18,6 +18,7 @@ mod disk_full;
 mod errors;
 mod faults;
 mod idempotency;
+mod journal;
 mod key_rotation;
 mod observability;
 mod overload;

@@ -89,6 +89,11 @@ struct RunArgs {
     /// A free-text note for the results (e.g. which commit, what changed).
     #[arg(long, default_value = "")]
     note: String,
+    /// After the scenarios, run each list scenario (of those selected) with the request journal
+    /// off and on, alternating server restarts row by row, and print the on/off throughput ratio
+    /// (also written to `journal.txt` in --out).
+    #[arg(long)]
+    journal_compare: bool,
 }
 
 const ALL_SCENARIOS: [&str; 6] = ["health", "list_customer_tokens", "list_card_tokens", "create", "delete", "mixed"];
@@ -428,6 +433,9 @@ fn bench_store_inner(
         }
     }
     drop(server);
+    if args.journal_compare {
+        journal_compare(tv, runtime, args, scenarios, store, size, addr, &client_id, &secret, &data)?;
+    }
     let run = StoreRun {
         backend: store.backend.to_owned(),
         size,
@@ -444,4 +452,66 @@ fn bench_store_inner(
         fsync_baseline_kib_per_tx: baseline.kib_per_transaction(),
     };
     Ok((run, records))
+}
+
+/// `--journal-compare`: each list scenario and connection count with the journal off, then on
+/// (a fresh server each), and the ratio of their throughputs.
+#[allow(clippy::too_many_arguments)]
+fn journal_compare(
+    tv: &Tokenvault,
+    runtime: &tokio::runtime::Runtime,
+    args: &RunArgs,
+    scenarios: &[String],
+    store: &Store,
+    size: u64,
+    addr: std::net::SocketAddr,
+    client_id: &str,
+    secret: &str,
+    data: &Arc<Dataset>,
+) -> Result<(), String> {
+    let mut lines = Vec::new();
+    for scenario in scenarios.iter().filter(|s| s.starts_with("list_")) {
+        let workload =
+            if scenario == "list_card_tokens" { Workload::ListCardTokens } else { Workload::ListCustomerTokens };
+        for &connections in &args.connections {
+            let mut rates = Vec::new();
+            for journal in ["false", "true"] {
+                let log = format!("server-{}-{size}-journal-{journal}.log", store.backend);
+                let (mut server, _) = tv.serve_with(store, addr, &log, &[("TOKENVAULT_JOURNAL", journal)])?;
+                let bearer = server::access_token(addr, ACCOUNT, client_id, secret)?;
+                let target = Arc::new(Target { addr, host: addr.to_string(), bearer: Some(bearer) });
+                let outcome = runtime.block_on(load::run(
+                    target,
+                    Arc::clone(data),
+                    workload,
+                    connections,
+                    Duration::from_secs_f64(args.warmup),
+                    Duration::from_secs_f64(args.duration),
+                ));
+                server.stop();
+                let record = Record::new(store.backend, size, scenario, connections, &outcome, 0);
+                if record.failed() {
+                    return Err(format!("{scenario} with journal={journal} failed: {:?}", record.examples));
+                }
+                rates.push(record.rps);
+            }
+            let line = format!(
+                "{} {size} {scenario:<22} {connections:>3} conns: journal off {:>8.0} req/s, on {:>8.0} req/s, on/off {:.3}",
+                store.backend,
+                rates[0],
+                rates[1],
+                rates[1] / rates[0]
+            );
+            eprintln!("  {line}");
+            lines.push(line);
+        }
+    }
+    let path = args.out.join("journal.txt");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -84,10 +84,22 @@ impl Tokenvault {
 
     /// Starts `serve` and waits for the first 200 on /health; returns it and the time that took.
     pub fn serve(&self, store: &Store, addr: SocketAddr, log_name: &str) -> Result<(Server, Duration), String> {
+        self.serve_with(store, addr, log_name, &[])
+    }
+
+    /// [`Tokenvault::serve`] with extra environment variables (settings such as `TOKENVAULT_JOURNAL`).
+    pub fn serve_with(
+        &self,
+        store: &Store,
+        addr: SocketAddr,
+        log_name: &str,
+        env: &[(&str, &str)],
+    ) -> Result<(Server, Duration), String> {
         let log = File::create(self.work.join(log_name)).map_err(|e| format!("server log: {e}"))?;
         let started = Instant::now();
         let child = self
             .command(store)
+            .envs(env.iter().copied())
             .args(["serve", "--listen", &addr.to_string()])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)

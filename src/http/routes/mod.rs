@@ -14,6 +14,7 @@ pub mod customer_tokens;
 pub mod customers;
 pub mod docs;
 pub mod hooks;
+pub mod journal;
 pub mod meta;
 pub mod sandbox;
 pub mod sessions;

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (14, include_str!("../../../migrations/postgresql/0014_webhook_deliveries.sql")),
     (15, include_str!("../../../migrations/postgresql/0015_recurrence_tokens.sql")),
     (16, include_str!("../../../migrations/postgresql/0016_audit_chain.sql")),
+    (18, include_str!("../../../migrations/postgresql/0018_request_journal.sql")),
     (19, include_str!("../../../migrations/postgresql/0019_sandbox_faults.sql")),
 ];
 

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("../../../migrations/sqlite/0014_webhook_deliveries.sql")),
     (15, include_str!("../../../migrations/sqlite/0015_recurrence_tokens.sql")),
     (16, include_str!("../../../migrations/sqlite/0016_audit_chain.sql")),
+    (18, include_str!("../../../migrations/sqlite/0018_request_journal.sql")),
     (19, include_str!("../../../migrations/sqlite/0019_sandbox_faults.sql")),
 ];
 

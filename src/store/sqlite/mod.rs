@@ -9,6 +9,7 @@ mod customers;
 mod dataset;
 mod faults;
 mod idempotency;
+mod journal;
 mod keys;
 mod migrate;
 mod pool;
