@@ -15,6 +15,7 @@ backend_tests!(
     the_journal_is_for_test_accounts_and_administrators,
     nothing_is_recorded_with_the_journal_off,
     requests_beyond_the_rate_are_counted_not_recorded,
+    faulted_requests_are_journaled_as_faulted,
 );
 
 fn journal_path(account: &str) -> String {
@@ -273,4 +274,26 @@ async fn requests_beyond_the_rate_are_counted_not_recorded(on: TestApp) {
         .parse()
         .unwrap();
     assert_eq!(recorded + dropped, 7, "{metrics}");
+}
+
+async fn faulted_requests_are_journaled_as_faulted(app: TestApp) {
+    let admin = app.admin().await;
+    let faulted = app
+        .send(
+            Method::GET,
+            &customers_path(ACCOUNT),
+            Some(&admin.token),
+            None,
+            &[("tokenvault-fault", "503".to_owned())],
+        )
+        .await;
+    assert_eq!(faulted.status, 503, "{}", faulted.text);
+    app.get(&customers_path(ACCOUNT), &admin.token).await.expect_json(200);
+    let entries = wait_for(&app, &admin.token, &format!("path_prefix={}", customers_path(ACCOUNT)), 2).await;
+    // Newest first: the plain request, then the faulted one.
+    assert_eq!((entries[0]["status"].clone(), entries[0]["fault"].clone()), (json!(200), Value::Null));
+    assert_eq!(
+        (entries[1]["status"].clone(), entries[1]["fault"].clone()),
+        (json!(503), json!("the tokenvault-fault header"))
+    );
 }
