@@ -117,6 +117,7 @@ pub async fn get(
     params(oa::AccountPath),
     responses(
         (status = 200, description = "How many entries were removed", body = oa::JournalCleared, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
         (status = 401, response = oa::Unauthorized),
         (status = 403, response = oa::Forbidden),
     ),
