@@ -202,6 +202,13 @@ async fn a_database_lives_on_an_hsm_key_on_postgres() {
 
 async fn a_key_file_database_moves_into_the_hsm(database_url: &str, label: &str) {
     keys::init_hsm_key(&hsm(label)).unwrap();
+    // Card tokens sealed by a command under the key file, before any server made signing keys.
+    let vault = app::open_vault(&config(database_url, None, Some(KEY))).await.unwrap();
+    let account = AccountId::parse("account", ACCOUNT).unwrap();
+    let demo: tokenvault::service::seed::Fixtures = serde_json::from_str(tokenvault::service::seed::DEMO).unwrap();
+    tokenvault::service::seed::load(&vault, &account, &demo).await.unwrap();
+    let error = app::start(config(database_url, Some(hsm(label)), None)).await.err().unwrap();
+    assert!(error.to_string().contains("move it into the HSM"), "{error}");
     let (path, card, bearer) = card_through(config(database_url, None, Some(KEY))).await;
     let error = app::start(config(database_url, Some(hsm(label)), None)).await.err().unwrap();
     assert!(error.to_string().contains("move it into the HSM"), "{error}");

@@ -92,8 +92,7 @@ async fn rooted_cipher(master: &MasterKey, store: &dyn Store) -> ServiceResult<T
         let material = master.material()?;
         let described = material.describe();
         let stored = store.master_root().await?;
-        if stored.is_none() && matches!(material, MasterKeyMaterial::Hsm(_)) && !store.signing_keys().await?.is_empty()
-        {
+        if stored.is_none() && matches!(material, MasterKeyMaterial::Hsm(_)) && holds_keyed_data(store).await? {
             return Err(ServiceError::Conflict(format!(
                 "this database's master key is a key file or --encryption-key, not {described}: move it into the HSM with `tokenvault keys rotate-master --to-pkcs11` first"
             )));
@@ -138,6 +137,25 @@ pub fn rebuild_master_key(texts: &[String]) -> ServiceResult<String> {
 /// Makes the master key in the HSM unless it is there (`tokenvault keys hsm-init`).
 pub fn init_hsm_key(settings: &HsmSettings) -> ServiceResult<HsmKeyReport> {
     Ok(HsmKey::generate(settings)?)
+}
+
+/// Whether anything in the database hangs off the master key already: signing or data keys, a
+/// sealed card token or webhook secret, sealed customer token values. Clients and unsealed rows
+/// do not (their fingerprints aside, which only sealed card tokens have).
+async fn holds_keyed_data(store: &dyn Store) -> ServiceResult<bool> {
+    if !store.signing_keys().await?.is_empty()
+        || !store.data_keys().await?.is_empty()
+        || store.token_value_mode().await? != TokenValueMode::Plain
+    {
+        return Ok(true);
+    }
+    for column in SealedColumn::ALL {
+        // No sealed value starts with 0xff: every one is listed.
+        if !store.sealed_values(column, 0, &[0xff], 1).await?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// What rotating the master key did (`tokenvault keys rotate-master`).
