@@ -30,6 +30,20 @@ pub struct RewrappedKeys {
     pub signing_keys: Vec<(String, Vec<u8>)>,
 }
 
+impl RewrappedKeys {
+    /// Whether these are exactly the keys the database holds (`data_key_ids`, `kids`, in any
+    /// order): a key added since they were re-wrapped would be left under the old master key.
+    pub fn cover(&self, data_key_ids: impl IntoIterator<Item = u32>, kids: impl IntoIterator<Item = String>) -> bool {
+        fn sorted<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+            let mut items: Vec<T> = items.into_iter().collect();
+            items.sort_unstable();
+            items
+        }
+        sorted(data_key_ids) == sorted(self.data_keys.iter().map(|(id, _)| *id))
+            && sorted(kids) == sorted(self.signing_keys.iter().map(|(kid, _)| kid.clone()))
+    }
+}
+
 /// How customer token values are kept (`serve --seal-token-values`), a setting of the database
 /// so that every instance on it agrees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -135,17 +135,14 @@ async fn rewrap_master_key(
     if master_root(&tx).await?.as_deref() != old_root {
         return Err(changed());
     }
-    let mut data_ids: Vec<i64> =
-        tx.query("SELECT id FROM encryption_keys", &[]).await?.iter().map(|row| row.get(0)).collect();
-    let mut kids: Vec<String> =
-        tx.query("SELECT kid FROM signing_keys", &[]).await?.iter().map(|row| row.get(0)).collect();
-    let mut rewrapped_ids: Vec<i64> = keys.data_keys.iter().map(|(id, _)| i64::from(*id)).collect();
-    let mut rewrapped_kids: Vec<String> = keys.signing_keys.iter().map(|(kid, _)| kid.clone()).collect();
-    data_ids.sort_unstable();
-    kids.sort_unstable();
-    rewrapped_ids.sort_unstable();
-    rewrapped_kids.sort_unstable();
-    if data_ids != rewrapped_ids || kids != rewrapped_kids {
+    let data_ids = tx
+        .query("SELECT id FROM encryption_keys", &[])
+        .await?
+        .iter()
+        .map(|row| u32::try_from(row.get::<_, i64>(0)).map_err(|_| changed()))
+        .collect::<StoreResult<Vec<u32>>>()?;
+    let kids: Vec<String> = tx.query("SELECT kid FROM signing_keys", &[]).await?.iter().map(|row| row.get(0)).collect();
+    if !keys.cover(data_ids, kids) {
         return Err(changed());
     }
     for (id, wrapped) in &keys.data_keys {

@@ -95,13 +95,9 @@ fn rewrap_master_key(
     if master_root(conn)?.as_deref() != old_root {
         return Err(changed());
     }
-    let data_ids: Vec<u32> = sql::rows(conn, "SELECT id FROM encryption_keys ORDER BY id", [], |row| row.get(0))?;
-    let kids: Vec<String> = sql::rows(conn, "SELECT kid FROM signing_keys ORDER BY kid", [], |row| row.get(0))?;
-    let mut rewrapped_ids: Vec<u32> = keys.data_keys.iter().map(|(id, _)| *id).collect();
-    let mut rewrapped_kids: Vec<String> = keys.signing_keys.iter().map(|(kid, _)| kid.clone()).collect();
-    rewrapped_ids.sort_unstable();
-    rewrapped_kids.sort_unstable();
-    if data_ids != rewrapped_ids || kids != rewrapped_kids {
+    let data_ids: Vec<u32> = sql::rows(conn, "SELECT id FROM encryption_keys", [], |row| row.get(0))?;
+    let kids: Vec<String> = sql::rows(conn, "SELECT kid FROM signing_keys", [], |row| row.get(0))?;
+    if !keys.cover(data_ids, kids) {
         return Err(changed());
     }
     for (id, wrapped) in &keys.data_keys {
