@@ -18,7 +18,7 @@ const ACCOUNT: &str = "T00000001";
 const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "head"];
 
 /// tokenvault's own operations: everything else is Dintero's API.
-const EXTENSIONS: [&str; 21] = [
+const EXTENSIONS: [&str; 24] = [
     "card_tokens_post",
     "card_tokens_token_id_status_put",
     "aid_payments_card_tokens_token_id_status_put",
@@ -31,6 +31,9 @@ const EXTENSIONS: [&str; 21] = [
     "aid_sandbox_faults_delete",
     "aid_sandbox_faults_fault_id_delete",
     "aid_sandbox_webhooks_trigger_post",
+    "aid_sandbox_clock_get",
+    "aid_sandbox_clock_put",
+    "aid_sandbox_clock_delete",
     "openapi_get",
     "docs_get",
     "tokenvault_session_complete_post",

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::card_token::{CardToken, CardTokenStatus, DeleteRequestor};
 use super::client::ClientRecord;
+use super::clock::AccountClock;
 use super::customer::{Customer, CustomerUpdate, NewCustomer};
 use super::customer_token::{CustomerToken, NewCustomerToken};
 use super::fault::FaultRule;
@@ -522,6 +523,27 @@ impl NewAuditRecord {
     pub fn fault_rules_cleared(account: &AccountId, count: u64, actor: &str, at: Timestamp) -> Self {
         let id = account.as_str().to_owned();
         Self::in_account(account, actor, at, "sandbox.faults.clear", "account", id, json!({"fault_rules": count}))
+    }
+
+    /// A test account's clock was set or advanced (`PUT …/sandbox/clock`).
+    pub fn clock_set(clock: &AccountClock) -> Self {
+        let id = clock.account_id.as_str().to_owned();
+        let details = json!({"offset_ms": clock.offset_ms});
+        Self::in_account(
+            &clock.account_id,
+            &clock.updated_by,
+            clock.updated_at,
+            "sandbox.clock.set",
+            "account",
+            id,
+            details,
+        )
+    }
+
+    /// A test account's clock went back to real time (`DELETE …/sandbox/clock`).
+    pub fn clock_cleared(account: &AccountId, actor: &str, at: Timestamp) -> Self {
+        let id = account.as_str().to_owned();
+        Self::in_account(account, actor, at, "sandbox.clock.clear", "account", id, json!({}))
     }
 
     /// A card-token event was emitted on request (`POST …/sandbox/webhooks/trigger`), without a

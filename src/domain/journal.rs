@@ -55,8 +55,10 @@ pub struct JournalEntry {
     /// The entry's own id (a request's `request-id` header may be reused by a client).
     pub id: String,
     pub account: AccountId,
-    /// When the request arrived.
+    /// When the request arrived, in the account's time (its `sandbox/clock`).
     pub recorded_at: Timestamp,
+    /// When the request arrived, in real time: what the age bound is measured on.
+    pub received_at: Timestamp,
     pub method: String,
     pub path: String,
     /// The raw query string, without `?`; `None` when there was none.
@@ -124,7 +126,11 @@ impl JournalEntry {
 #[derive(Debug, Clone)]
 pub struct RawExchange {
     pub account: AccountId,
-    pub recorded_at: Timestamp,
+    /// When the request arrived, in real time.
+    pub received_at: Timestamp,
+    /// The account's clock then: its time minus real time (see
+    /// [`AccountClock`](super::clock::AccountClock)).
+    pub clock_offset_ms: i64,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
@@ -147,7 +153,7 @@ pub struct Captured {
 }
 
 impl RawExchange {
-    /// The entry to store: secrets redacted, bodies as text.
+    /// The entry to store: secrets redacted, bodies as text, the time in the account's.
     pub fn into_entry(self, id: String) -> JournalEntry {
         // A session completion carries a test card's number and CVC, which are never stored.
         let request_body = if self.path.starts_with("/v1/sessions/") && self.path.ends_with("/complete") {
@@ -158,7 +164,8 @@ impl RawExchange {
         JournalEntry {
             id,
             account: self.account,
-            recorded_at: self.recorded_at,
+            recorded_at: super::clock::AccountClock::at(self.clock_offset_ms, self.received_at),
+            received_at: self.received_at,
             method: self.method,
             path: self.path,
             query: self.query.map(|query| redact_query(&query)),

@@ -6,6 +6,7 @@ pub mod account;
 pub mod audit;
 pub mod card_token;
 pub mod client;
+pub mod clock;
 pub mod customer;
 pub mod customer_settings;
 pub mod customer_token;

@@ -194,9 +194,17 @@ pub struct WebhookDelivery {
 /// What happened to a delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryResult {
-    Delivered { at: Timestamp },
-    Retry { at: Timestamp, error: String },
-    GiveUp { error: String },
+    Delivered {
+        at: Timestamp,
+    },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    /// No more attempts; the delivery is given up when the attempt ended.
+    GiveUp {
+        error: String,
+    },
 }
 
 /// One attempt to deliver, as the worker records it in the transaction that records its outcome,

@@ -82,13 +82,20 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
         Err(error) => return error.into_response(),
     };
     let query = parts.uri.query().unwrap_or("");
-    let claim = app.vault.idempotent_request(
-        caller.account.clone(),
-        caller.client_id.clone(),
-        key,
-        &[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query.as_bytes(), &body],
-        app.idempotency,
-    );
+    let claim = app
+        .vault
+        .idempotent_request(
+            caller.account.clone(),
+            caller.client_id.clone(),
+            key,
+            &[parts.method.as_str().as_bytes(), parts.uri.path().as_bytes(), query.as_bytes(), &body],
+            app.idempotency,
+        )
+        .await;
+    let claim = match claim {
+        Ok(claim) => claim,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     match app.vault.begin_idempotent(&claim).await {
         Err(error) => ApiError::from(error).into_response(),
         Ok(IdempotencyStart::Mismatch) => ApiError::IdempotencyMismatch.into_response(),

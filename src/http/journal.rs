@@ -89,7 +89,7 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
         return next.run(request).await;
     }
     let started = Instant::now();
-    let recorded_at = Timestamp::now();
+    let received_at = Timestamp::now();
     let note = JournalNote::default();
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(note.clone());
@@ -99,7 +99,7 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
         recorder,
         note,
         path_account,
-        recorded_at,
+        received_at,
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
@@ -113,6 +113,7 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
         request_body: request_body.clone(),
         status: 0,
         latency_ms: 0,
+        clock_offset_ms: 0,
     };
     let body = Body::new(RequestTee { inner: body, capture: request_body });
     let response = next.run(Request::from_parts(parts, body)).await;
@@ -121,11 +122,15 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
         let dropped = response.extensions().get::<DropConnection>().is_some();
         pending.note.fault(if dropped { format!("{rule}: connection dropped") } else { rule });
     }
-    let pending = Pending {
-        status: response.status().as_u16(),
-        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        ..pending
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // The account's clock now, while the request is still in hand (usually this instance's
+    // cached copy; a clock that cannot be read counts as real time).
+    let account = pending.note.lock().caller.as_ref().map(|(account, _)| account.clone());
+    let clock_offset_ms = match account.as_ref().or(pending.path_account.as_ref()) {
+        Some(account) => app.vault.clock_offset(account).await.unwrap_or_default(),
+        None => 0,
     };
+    let pending = Pending { status: response.status().as_u16(), latency_ms, clock_offset_ms, ..pending };
     let (parts, body) = response.into_parts();
     Response::from_parts(
         parts,
@@ -145,7 +150,7 @@ struct Pending {
     recorder: Arc<JournalRecorder>,
     note: JournalNote,
     path_account: Option<AccountId>,
-    recorded_at: Timestamp,
+    received_at: Timestamp,
     method: String,
     path: String,
     query: Option<String>,
@@ -155,6 +160,7 @@ struct Pending {
     request_body: Arc<Mutex<Captured>>,
     status: u16,
     latency_ms: u64,
+    clock_offset_ms: i64,
 }
 
 impl Pending {
@@ -176,7 +182,8 @@ impl Pending {
         let request_body = std::mem::take(&mut *self.request_body.lock().unwrap_or_else(|p| p.into_inner()));
         self.recorder.record(RawExchange {
             account,
-            recorded_at: self.recorded_at,
+            received_at: self.received_at,
+            clock_offset_ms: self.clock_offset_ms,
             method: self.method,
             path: self.path,
             query: self.query,

@@ -167,6 +167,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox::list_faults, sandbox::add_fault, sandbox::clear_faults))
         .routes(routes!(sandbox::remove_fault))
         .routes(routes!(sandbox::trigger_webhook))
+        .routes(routes!(sandbox::clock, sandbox::set_clock, sandbox::clear_clock))
         .routes(routes!(journal::list, journal::clear))
         .routes(routes!(journal::get))
         .routes(routes!(sessions::create))

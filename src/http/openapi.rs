@@ -218,6 +218,8 @@ const EXTENSION_SCHEMAS: &[&str] = &[
     "/components/schemas/FaultFrequencySpec",
     "/components/schemas/FaultRule",
     "/components/schemas/FaultRulesCleared",
+    "/components/schemas/SandboxClock",
+    "/components/schemas/SandboxClockChange",
     "/components/schemas/WebhookTrigger",
     "/components/schemas/WebhookTriggered",
     "/components/schemas/JournalEntry",
@@ -1155,7 +1157,7 @@ pub struct SandboxReset {
 /// reset) are left out.
 #[derive(ToSchema)]
 #[schema(
-    description = "Rows deleted per kind. `customers`, `customer_tokens` and `token_events` are present when the caller holds `admin:customers`, `card_tokens` with `admin:checkout`, `hook_subscriptions` and `webhook_deliveries` (those still pending) with `admin:hooks`, `fault_rules` with `admin:customers` or `admin:checkout`; the others were not reset and are left out."
+    description = "Rows deleted per kind. `customers`, `customer_tokens` and `token_events` are present when the caller holds `admin:customers`, `card_tokens` with `admin:checkout`, `hook_subscriptions` and `webhook_deliveries` (those still pending) with `admin:hooks`, `fault_rules` and `clocks` with `admin:customers` or `admin:checkout`; the others were not reset and are left out."
 )]
 #[allow(dead_code)]
 pub struct SandboxResetCounts {
@@ -1173,6 +1175,9 @@ pub struct SandboxResetCounts {
     webhook_deliveries: Option<u64>,
     #[schema(nullable = false)]
     fault_rules: Option<u64>,
+    /// 1 when the account's clock had been set (it runs on real time again), else 0.
+    #[schema(nullable = false, minimum = 0, maximum = 1)]
+    clocks: Option<u64>,
 }
 
 /// A fault rule to add (`aid_sandbox_faults_post`).
@@ -1312,6 +1317,40 @@ pub struct FaultRulesCleared {
     /// Rules removed that had not expired.
     #[schema(minimum = 0)]
     deleted: u64,
+}
+
+/// A test account's clock (`aid_sandbox_clock_get`, `_put`, `_delete`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SandboxClock {
+    #[schema(example = "T12345678")]
+    account_id: String,
+    /// The account's "now": real time plus `offset_ms`.
+    #[schema(format = DateTime, example = "2027-01-01T00:00:00.000Z")]
+    time: String,
+    /// Real time, when this answer was made.
+    #[schema(format = DateTime, example = "2026-12-03T10:00:00.000Z")]
+    real_time: String,
+    /// The account's time minus real time, in milliseconds; 0 when it runs on real time.
+    offset_ms: i64,
+    /// When the clock was last set or advanced (real time); null when it runs on real time.
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    /// The client that last set or advanced it; null when it runs on real time.
+    updated_by: Option<String>,
+}
+
+/// `aid_sandbox_clock_put`'s body: exactly one of `time` and `advance_seconds`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SandboxClockChange {
+    /// The moment the account's clock is to show now (earlier or later than its current time),
+    /// from 1970-01-01T00:00:00Z to 2999-12-31T23:59:59Z; it runs on from there at real speed.
+    #[schema(nullable = false, format = DateTime, example = "2027-01-01T00:00:00Z")]
+    time: Option<String>,
+    /// Seconds to move the account's clock ahead of where it is.
+    #[schema(nullable = false, minimum = 1, maximum = 3_155_760_000_i64, example = 86400)]
+    advance_seconds: Option<i64>,
 }
 
 /// `POST /v1/admin/unseal`'s body.

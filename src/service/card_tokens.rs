@@ -5,7 +5,7 @@ use super::{ServiceError, ServiceResult, Vault};
 use crate::crypto::TokenCipher;
 use crate::domain::card_token::{CardToken, CardTokenDeletion, CardTokenFilter, CardTokenRecord, CardTokenStatus};
 use crate::domain::sealed::SealedToken;
-use crate::domain::{validation, AccountId, Page, PageRequest, Timestamp};
+use crate::domain::{validation, AccountId, Page, PageRequest};
 
 /// No stored card token can have an id that is not a valid identifier: such an id is simply not
 /// found.
@@ -72,7 +72,7 @@ impl Vault {
         actor: &str,
     ) -> ServiceResult<CardToken> {
         require_card_id(id)?;
-        let record = self.store.set_card_token_status(account, id, status, actor, Timestamp::now()).await?;
+        let record = self.store.set_card_token_status(account, id, status, actor, self.now(account).await?).await?;
         self.announce();
         self.reveal(record).await
     }
@@ -111,6 +111,7 @@ fn reveal(cipher: &TokenCipher, record: CardTokenRecord) -> Result<CardToken, cr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Timestamp;
 
     #[test]
     fn a_deleted_cards_secret_is_never_revealed() {

@@ -3,7 +3,7 @@
 
 use super::{ServiceResult, Vault};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
-use crate::domain::{AccountId, Page, PageRequest, Timestamp};
+use crate::domain::{AccountId, Page, PageRequest};
 
 impl Vault {
     /// Seed 003: stores a token for a live customer; `delete_token_events` clears the
@@ -44,7 +44,8 @@ impl Vault {
         token_id: &str,
         actor: &str,
     ) -> ServiceResult<CustomerToken> {
-        let token = self.store.delete_customer_token(account, customer_id, token_id, actor, Timestamp::now()).await?;
+        let token =
+            self.store.delete_customer_token(account, customer_id, token_id, actor, self.now(account).await?).await?;
         Ok(self.cipher.shown_token(account, token)?)
     }
 }

@@ -92,7 +92,10 @@ impl Vault {
         new_customer_id: &str,
         actor: &str,
     ) -> ServiceResult<Customer> {
-        Ok(self.store.change_customer_id(account, customer_id, new_customer_id, actor, Timestamp::now()).await?)
+        Ok(self
+            .store
+            .change_customer_id(account, customer_id, new_customer_id, actor, self.now(account).await?)
+            .await?)
     }
 
     /// Soft-deletes the live customer (and, with `delete_tokens`, its live tokens).
@@ -103,7 +106,7 @@ impl Vault {
         delete_tokens: bool,
         actor: &str,
     ) -> ServiceResult<Customer> {
-        Ok(self.store.delete_customer(account, customer_id, delete_tokens, actor, Timestamp::now()).await?)
+        Ok(self.store.delete_customer(account, customer_id, delete_tokens, actor, self.now(account).await?).await?)
     }
 
     /// aid_customers_atributes_get: the account's settings as last put (empty before).
@@ -120,7 +123,7 @@ impl Vault {
         settings: &CustomerSettings,
         actor: &str,
     ) -> ServiceResult<Map<String, Value>> {
-        self.store.put_customer_settings(account, settings.as_map(), actor, Timestamp::now()).await?;
+        self.store.put_customer_settings(account, settings.as_map(), actor, self.now(account).await?).await?;
         Ok(settings.as_map().clone())
     }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{ServiceError, ServiceResult, Vault};
 use crate::domain::webhook::{DeliveryRecord, HookDelivery, HookSubscription};
-use crate::domain::{AccountId, Page, PageRequest, Timestamp, ValidationError};
+use crate::domain::{AccountId, Page, PageRequest, ValidationError};
 
 impl Vault {
     /// Stores a subscription whose target the policy allows, with the secret the client gave or
@@ -53,7 +53,7 @@ impl Vault {
         actor: &str,
     ) -> ServiceResult<HookSubscription> {
         let id = subscription_id(id)?;
-        Ok(self.store.delete_hook_subscription(account, id, actor, Timestamp::now()).await?)
+        Ok(self.store.delete_hook_subscription(account, id, actor, self.now(account).await?).await?)
     }
 }
 
@@ -90,7 +90,7 @@ impl Vault {
         actor: &str,
     ) -> ServiceResult<DeliveryRecord> {
         let subscription = subscription_id(subscription)?;
-        let queued = self.store.ping_hook_subscription(account, subscription, actor, Timestamp::now()).await?;
+        let queued = self.store.ping_hook_subscription(account, subscription, actor, self.now(account).await?).await?;
         self.announce();
         Ok(queued)
     }
@@ -107,7 +107,7 @@ impl Vault {
         let subscription = subscription_id(subscription)?;
         let queued = self
             .store
-            .resend_webhook_delivery(account, subscription, delivery_id(delivery), actor, Timestamp::now())
+            .resend_webhook_delivery(account, subscription, delivery_id(delivery), actor, self.now(account).await?)
             .await?;
         self.announce();
         Ok(queued)

@@ -37,24 +37,25 @@ fn seal_context(scope: &IdempotencyScope) -> Vec<u8> {
 
 impl Vault {
     /// A new claim on `key` for a request whose `parts` (method, path, query, body) a retry must
-    /// repeat exactly; nothing is stored until [`Vault::begin_idempotent`].
-    pub fn idempotent_request(
+    /// repeat exactly; nothing is stored until [`Vault::begin_idempotent`]. Its lease and expiry
+    /// run on the account's clock.
+    pub async fn idempotent_request(
         &self,
         account: AccountId,
         client_id: String,
         key: String,
         parts: &[&[u8]],
         settings: IdempotencySettings,
-    ) -> IdempotentRequest {
-        let now = Timestamp::now();
-        IdempotentRequest {
+    ) -> ServiceResult<IdempotentRequest> {
+        let now = self.now(&account).await?;
+        Ok(IdempotentRequest {
             scope: IdempotencyScope { account, client_id, key },
             fingerprint: self.cipher.request_digest(parts),
             attempt: Uuid::new_v4(),
             now,
             lease_until: later(now, settings.lease),
             expires_at: later(now, settings.ttl),
-        }
+        })
     }
 
     /// Claims the key, or finds it used (see [`IdempotencyStart`]).

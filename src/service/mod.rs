@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit_chain;
 pub mod backup;
 pub mod card_tokens;
+pub mod clock;
 pub mod customer_tokens;
 pub mod customers;
 pub mod faults;
@@ -122,12 +123,21 @@ pub struct Vault {
     targets: TargetPolicy,
     /// The fault rules this instance read lately, per test account.
     fault_rules: faults::RulesCache,
+    /// The clock offsets this instance read lately, per test account.
+    clocks: clock::ClockCache,
 }
 
 impl Vault {
     /// `cipher` must have the store's key ring loaded (see [`keys::open_cipher`]).
     pub fn new(store: Arc<dyn Store>, cipher: Arc<TokenCipher>, targets: TargetPolicy) -> Self {
-        Self { store, cipher, outbox: Arc::new(Notify::new()), targets, fault_rules: Default::default() }
+        Self {
+            store,
+            cipher,
+            outbox: Arc::new(Notify::new()),
+            targets,
+            fault_rules: Default::default(),
+            clocks: Default::default(),
+        }
     }
 
     /// The handle for the commands that need no encryption key, on the same store.

@@ -44,6 +44,7 @@ impl Vault {
         test_accounts_only(account, "sandbox operations")?;
         let counts = self.store.reset_account(account, parts, actor, Timestamp::now()).await?;
         self.forget_fault_rules(account);
+        self.clocks.forget(account);
         Ok(counts)
     }
 
@@ -89,8 +90,10 @@ impl Vault {
         errors.finish(|| ())?;
         match token_id {
             Some(token_id) => {
-                let deliveries =
-                    self.store.trigger_card_token_event(account, &token_id, &event, actor, Timestamp::now()).await?;
+                let deliveries = self
+                    .store
+                    .trigger_card_token_event(account, &token_id, &event, actor, self.now(account).await?)
+                    .await?;
                 self.announce();
                 Ok(Triggered { event, token_id, created: false, deliveries })
             }
@@ -117,7 +120,7 @@ impl Vault {
             "pan_expiry_date": "12/2030",
         });
         let body = body.as_object().cloned().unwrap_or_default();
-        let card = CardToken::from_create_body(&body, account, actor, Timestamp::now())?;
+        let card = CardToken::from_create_body(&body, account, actor, self.now(account).await?)?;
         let card = self.create_card_token(card).await?;
         match event {
             CARD_TOKEN_UPDATE => {
@@ -128,7 +131,7 @@ impl Vault {
                     actor: actor.to_owned(),
                     reason: Some("sandbox webhook trigger".to_owned()),
                     requestor: DeleteRequestor::Merchant,
-                    at: Timestamp::now(),
+                    at: self.now(account).await?,
                 };
                 self.delete_card_token(account, &card.id, &deletion).await?;
             }

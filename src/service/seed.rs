@@ -10,7 +10,7 @@ use crate::domain::card_token::CardToken;
 use crate::domain::customer::NewCustomer;
 use crate::domain::customer_token::NewCustomerToken;
 use crate::domain::token_event::{TokenEvent, TokenTypeValue};
-use crate::domain::{AccountId, Timestamp, ValidationError};
+use crate::domain::{AccountId, ValidationError};
 
 /// The small data set `serve --dev` loads so that `curl` shows something at once.
 pub const DEMO: &str = include_str!("../../fixtures/demo.json");
@@ -54,7 +54,7 @@ pub enum SeedError {
 /// Loads `fixtures` into the test account `account`, through the same use cases as the API.
 pub async fn load(vault: &Vault, account: &AccountId, fixtures: &Fixtures) -> Result<SeedSummary, SeedError> {
     test_accounts_only(account, "fixtures")?;
-    let now = Timestamp::now();
+    let now = vault.now(account).await?;
     let mut summary = SeedSummary::default();
     let invalid = |section, index| move |error| SeedError::Invalid { section, index, error };
 

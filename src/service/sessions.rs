@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::{test_accounts_only, ServiceError, ServiceResult, Vault};
 use crate::domain::card_token::{CardToken, CardTokenStatus, PAYMENT_TOKEN_TYPE, RECURRENCE_TOKEN_TYPE};
 use crate::domain::session::{token_transaction, CreatedTokens, Outcome, PaymentTokenSession, TestCard};
-use crate::domain::{AccountId, Timestamp};
+use crate::domain::AccountId;
 
 /// A Dintero-shaped id: the account, a dot, and 22 random characters
 /// (`T12345678.4YmrGGyNPumBm4gPtkDSaG`).
@@ -71,8 +71,13 @@ impl Vault {
         body: &Map<String, Value>,
         actor: &str,
     ) -> ServiceResult<PaymentTokenSession> {
-        let session =
-            PaymentTokenSession::from_create_body(body, account, checkout_id(account), actor, Timestamp::now())?;
+        let session = PaymentTokenSession::from_create_body(
+            body,
+            account,
+            checkout_id(account),
+            actor,
+            self.now(account).await?,
+        )?;
         self.store.create_session(&session).await?;
         Ok(session)
     }
@@ -109,7 +114,7 @@ impl Vault {
         outcome: Outcome,
         card: Option<TestCard>,
     ) -> ServiceResult<Completion> {
-        let now = Timestamp::now();
+        let now = self.now(&session.account_id).await?;
         require_open(&session)?;
         if session.expired(now) {
             return Err(ServiceError::Conflict(format!("session '{}' has expired", session.id)));

@@ -31,7 +31,7 @@ impl Vault {
         mut entries: Page<TokenEventEntry>,
     ) -> ServiceResult<Page<TokenEventEntry>> {
         let expiry = self.customer_settings(account).await?.event_expiry();
-        let now = Timestamp::now();
+        let now = self.now(account).await?;
         for entry in &mut entries.items {
             EventExpiry::retain_live(&expiry, &mut entry.events, now);
         }

@@ -198,7 +198,7 @@ async fn send(
             .map_err(|error| error.to_string()),
         Err(error) => Err(error.to_string()),
     };
-    let attempted_at = Timestamp::now();
+    let attempted_at = account_now(vault, &delivery.account_id).await;
     let started = std::time::Instant::now();
     let mut attempt = DeliveryAttempt {
         attempted_at,
@@ -253,8 +253,9 @@ async fn send(
         }
     };
     attempt.duration_millis = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let finished_at = attempted_at.plus_millis(attempt.duration_millis);
     let result = match outcome {
-        Ok(()) => DeliveryResult::Delivered { at: Timestamp::now() },
+        Ok(()) => DeliveryResult::Delivered { at: finished_at },
         Err(error) if delivery.attempts + 1 >= settings.max_attempts.max(1) => {
             tracing::warn!(delivery = %delivery.id, %error, "giving up on a webhook delivery");
             attempt.error = Some(bounded(&error, MAX_ERROR_CHARS));
@@ -264,10 +265,19 @@ async fn send(
             let delay = retry_delay_millis(settings.retry_base.as_millis() as i64, delivery.attempts);
             tracing::info!(delivery = %delivery.id, %error, delay_ms = delay, "webhook delivery failed; will retry");
             attempt.error = Some(bounded(&error, MAX_ERROR_CHARS));
-            DeliveryResult::Retry { at: Timestamp::from_millis(Timestamp::now().millis() + delay), error }
+            DeliveryResult::Retry { at: finished_at.plus_millis(delay), error }
         }
     };
     (result, attempt)
+}
+
+/// The account's "now" (its `sandbox/clock`), in which a delivery's moments and retry schedule
+/// are kept; real time when the clock cannot be read (the attempt goes ahead regardless).
+async fn account_now(vault: &Vault, account: &crate::domain::AccountId) -> Timestamp {
+    vault.now(account).await.unwrap_or_else(|error| {
+        tracing::warn!(%error, "could not read the account's clock; the attempt is timed in real time");
+        Timestamp::now()
+    })
 }
 
 /// The first [`MAX_RESPONSE_BODY_BYTES`] of an answer (the rest is not read), as text.

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::domain::card_token::{CardToken, CardTokenFilter, CardTokenStatus, DeleteRequestor};
 use crate::domain::client::{ClientRecord, SigningKeyRecord};
+use crate::domain::clock::AccountClock;
 use crate::domain::customer::{Customer, CustomerFilter, CustomerSearch, CustomerUpdate, NewCustomer};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
 use crate::domain::fault::FaultRule;
@@ -115,6 +116,7 @@ macro_rules! conformance_suite {
             reset_wipes_one_account_only,
             fault_rules_count_matches_atomically,
             journal_lists_filters_and_prunes,
+            account_clocks_are_kept_audited_and_shift_the_outbox,
             stats_count_pending_deliveries,
             idempotency_claim_replay_and_mismatch,
             idempotency_keys_are_scoped_to_the_caller,
@@ -1395,7 +1397,7 @@ pub async fn audit_record_details(store: Arc<dyn Store>) {
             t(8000),
             json!({
                 "customers": 1, "customer_tokens": 3, "token_events": 1, "card_tokens": 3,
-                "hook_subscriptions": 1, "webhook_deliveries": 2, "fault_rules": 0,
+                "hook_subscriptions": 1, "webhook_deliveries": 2, "fault_rules": 0, "clocks": 0,
             }),
         ),
     ];
@@ -1859,6 +1861,7 @@ async fn populate(store: &Arc<dyn Store>, account: &AccountId) {
         .await
         .unwrap();
     store.add_fault(&fault_rule(account, json!({"path": "/v1/**", "fault": {"type": "drop"}}))).await.unwrap();
+    store.set_account_clock(&clock(account, 3_600_000)).await.unwrap();
 }
 
 pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
@@ -1876,6 +1879,7 @@ pub async fn reset_wipes_one_account_only(store: Arc<dyn Store>) {
             hook_subscriptions: Some(1),
             webhook_deliveries: Some(1),
             fault_rules: Some(1),
+            clocks: Some(1),
         }
     );
     // Account A is empty and usable again with the same ids; account B is untouched.
@@ -2286,7 +2290,8 @@ fn journal_entry(account: &AccountId, n: i64, status: u16) -> crate::domain::jou
     crate::domain::journal::JournalEntry {
         id: format!("j{n}"),
         account: account.clone(),
-        recorded_at: t(n * 1000),
+        recorded_at: t(n * 1000 + 86_400_000),
+        received_at: t(n * 1000),
         method: if n % 2 == 0 { "GET" } else { "POST" }.to_owned(),
         path: format!("/v1/accounts/{account}/customers/users/c{n}"),
         query: None,
@@ -2320,7 +2325,7 @@ pub async fn journal_lists_filters_and_prunes(store: Arc<dyn Store>) {
     let filter = JournalFilter {
         method: Some("POST".into()),
         path_prefix: Some("/v1/accounts/T00000001/customers/users/c".into()),
-        since: Some(t(2000)),
+        since: Some(t(2000 + 86_400_000)), // the account's time, not real time
         client_id: Some("client".into()),
         ..JournalFilter::default()
     };
@@ -2346,5 +2351,71 @@ pub async fn journal_lists_filters_and_prunes(store: Arc<dyn Store>) {
     assert_eq!(
         ids(&store.list_journal(&b(), &JournalFilter::default(), &PageRequest::default()).await.unwrap()),
         ["j7"]
+    );
+}
+
+fn clock(account: &AccountId, offset_ms: i64) -> AccountClock {
+    AccountClock { account_id: account.clone(), offset_ms, updated_at: t(7000), updated_by: "admin".into() }
+}
+
+pub async fn account_clocks_are_kept_audited_and_shift_the_outbox(store: Arc<dyn Store>) {
+    subscribe(&store, &a(), &[CARD_TOKEN_ADD]).await;
+    subscribe(&store, &b(), &[CARD_TOKEN_ADD]).await;
+    take_pings(&store).await;
+    assert_eq!(store.account_clock(&a()).await.unwrap(), None);
+    assert!(!store.clear_account_clock(&a(), "admin", t(7000)).await.unwrap());
+    // Only a clock in the past (a negative offset) anywhere: accounts without one are due on
+    // real time all the same.
+    let long_ago = -Timestamp::now().millis();
+    store.set_account_clock(&clock(&a(), long_ago)).await.unwrap();
+    assert_eq!(store.account_clock(&a()).await.unwrap(), Some(clock(&a(), long_ago)));
+    store.set_account_clock(&clock(&a(), long_ago - 1000)).await.unwrap();
+    assert_eq!(store.account_clock(&a()).await.unwrap().map(|c| c.offset_ms), Some(long_ago - 1000));
+    assert_eq!(store.account_clock(&b()).await.unwrap(), None);
+
+    store.create_card_token(&card(&b(), json!({"id": "ct-b"})), None).await.unwrap();
+    // Queued "at once" in the account's time: about the epoch for `a`.
+    store.create_card_token(&card(&a(), json!({"id": "ct-a"})), None).await.unwrap();
+    let now = Timestamp::now().plus_seconds(1);
+    let claimed = store.claim_webhook_deliveries(now, now.plus_seconds(60), 100).await.unwrap();
+    let mut announced_now: Vec<String> = claimed.iter().map(announced).collect();
+    announced_now.sort();
+    assert_eq!(announced_now, ["ct-a", "ct-b"]);
+    let delivery = claimed.iter().find(|d| announced(d) == "ct-a").unwrap();
+    let record = store.get_webhook_delivery(&a(), delivery.subscription_id, delivery.id).await.unwrap();
+    assert!(record.created_at.millis() < 10_000, "queued in the account's time: {:?}", record.created_at);
+    // Leased in the account's time too: due again when the lease ends in real time.
+    assert_eq!(
+        record.state,
+        DeliveryState::Pending { next_attempt_at: now.plus_seconds(60).plus_millis(long_ago - 1000) }
+    );
+    assert_eq!(store.claim_webhook_deliveries(now.plus_seconds(59), now.plus_seconds(120), 100).await.unwrap(), []);
+    let again = store.claim_webhook_deliveries(now.plus_seconds(60), now.plus_seconds(120), 100).await.unwrap();
+    assert_eq!(again.len(), claimed.len());
+
+    // A retry scheduled an hour ahead in `a`'s time comes due when `a`'s clock moves an hour on.
+    let retry = DeliveryResult::Retry { at: record.created_at.plus_seconds(3600), error: "503".into() };
+    store.complete_webhook_delivery(delivery.id, &retry, &attempt(Some(503)), 0).await.unwrap();
+    let later = now.plus_seconds(120);
+    let others = store.claim_webhook_deliveries(later, later.plus_seconds(600), 100).await.unwrap();
+    assert!(others.iter().all(|d| d.id != delivery.id));
+    store.set_account_clock(&clock(&a(), long_ago - 1000 + 3_600_000)).await.unwrap();
+    let due = store.claim_webhook_deliveries(later, later.plus_seconds(600), 100).await.unwrap();
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), [delivery.id]);
+
+    // Audited; a reset returns the account to real time.
+    let actions: Vec<String> =
+        store.list_audit(Some(&a()), 0, 1000).await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(actions.iter().filter(|a| a.as_str() == "sandbox.clock.set").count(), 3);
+    let parts = ResetParts { customers: false, card_tokens: false, hooks: false, faults: false, clock: true };
+    assert_eq!(store.reset_account(&a(), parts, "admin", t(8000)).await.unwrap().clocks, Some(1));
+    assert_eq!(store.account_clock(&a()).await.unwrap(), None);
+    store.set_account_clock(&clock(&b(), 5)).await.unwrap();
+    assert!(store.clear_account_clock(&b(), "admin", t(9000)).await.unwrap());
+    let actions: Vec<String> =
+        store.list_audit(Some(&b()), 0, 1000).await.unwrap().into_iter().map(|r| r.action).collect();
+    assert_eq!(
+        actions.iter().filter(|a| a.starts_with("sandbox.clock")).collect::<Vec<_>>(),
+        ["sandbox.clock.set", "sandbox.clock.clear"]
     );
 }

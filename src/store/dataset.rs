@@ -66,9 +66,16 @@ pub const TABLES: &[Table] = &[
 /// that never asked for it, so they travel neither in exports nor in backups. `request_journal`
 /// is diagnostic data of test accounts (the sandbox's request journal, bounded by count and age):
 /// it is neither exported nor backed up, and a restored or imported database starts with an
-/// empty journal.
-pub const INTERNAL_TABLES: &[&str] =
-    &["schema_migrations", "sqlite_sequence", "idempotency_keys", "sandbox_faults", "request_journal"];
+/// empty journal. `sandbox_clocks` belongs to a test run as the fault rules do: a restored or
+/// imported test account runs on real time until its clock is set again.
+pub const INTERNAL_TABLES: &[&str] = &[
+    "schema_migrations",
+    "sqlite_sequence",
+    "idempotency_keys",
+    "sandbox_faults",
+    "sandbox_clocks",
+    "request_journal",
+];
 
 /// The table of this name, if it belongs to the dataset.
 pub fn table(name: &str) -> Option<&'static Table> {

@@ -15,6 +15,7 @@ pub mod url;
 mod admin;
 mod card_tokens;
 mod clients;
+mod clocks;
 mod customers;
 mod faults;
 mod idempotency;
@@ -28,6 +29,7 @@ mod webhooks;
 pub use admin::AdminStore;
 pub use card_tokens::CardTokenStore;
 pub use clients::ClientStore;
+pub use clocks::ClockStore;
 pub use customers::CustomerStore;
 pub use faults::FaultStore;
 pub use idempotency::IdempotencyStore;
@@ -165,11 +167,14 @@ pub struct ResetParts {
     pub hooks: bool,
     /// Fault rules (`admin:customers` or `admin:checkout`, the scopes that manage them).
     pub faults: bool,
+    /// The account's clock, back to real time (the same scopes as fault rules).
+    pub clock: bool,
 }
 
 impl ResetParts {
     /// Every part: the whole account's data.
-    pub const ALL: ResetParts = ResetParts { customers: true, card_tokens: true, hooks: true, faults: true };
+    pub const ALL: ResetParts =
+        ResetParts { customers: true, card_tokens: true, hooks: true, faults: true, clock: true };
 }
 
 /// Rows a sandbox reset removed, per kind; `None` (left out when shown) for the parts it did not
@@ -190,6 +195,9 @@ pub struct ResetCounts {
     pub webhook_deliveries: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_rules: Option<u64>,
+    /// 1 when the account's clock was set (and now runs on real time again), else 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clocks: Option<u64>,
 }
 
 /// A snapshot of the store's resources.
@@ -300,6 +308,7 @@ store_of_roles!(
     IdempotencyStore,
     SessionStore,
     FaultStore,
+    ClockStore,
     JournalStore,
 );
 

@@ -38,7 +38,9 @@ pub trait WebhookStore: Send + Sync {
     /// Takes up to `limit` deliveries due at `now` (pending, `next_attempt_at <= now`), oldest
     /// first, and leases them until `lease_until`, so that no other worker (or instance) sends
     /// them meanwhile; a crashed worker's lease runs out and the delivery is retried. Each
-    /// delivery's `attempts` counts the attempts made before this one.
+    /// delivery's `attempts` counts the attempts made before this one. `now` and `lease_until`
+    /// are real time; a delivery's moments are its account's (a test account's clock, see
+    /// [`ClockStore`](super::ClockStore)), so both are shifted by that account's offset.
     async fn claim_webhook_deliveries(
         &self,
         now: Timestamp,
@@ -114,8 +116,9 @@ pub trait WebhookStore: Send + Sync {
         at: Timestamp,
     ) -> StoreResult<u64>;
 
-    /// Deletes up to `limit` deliveries delivered or given up before `finished_before`, oldest
-    /// first, with their attempts, and returns how many; pending ones are never touched. Keeps the outbox from
+    /// Deletes up to `limit` deliveries delivered or given up before `finished_before` (real
+    /// time, shifted by each account's clock offset like `now` above), oldest first, with their
+    /// attempts, and returns how many; pending ones are never touched. Keeps the outbox from
     /// growing with every card-token change ever announced.
     async fn prune_webhook_outbox(&self, finished_before: Timestamp, limit: u32) -> StoreResult<u64>;
 }

@@ -12,6 +12,7 @@ mod auth;
 mod auth_edge;
 mod auth_security;
 mod card_tokens;
+mod clock;
 mod customer_tokens;
 mod customers;
 mod disk_full;

@@ -43,7 +43,7 @@ async fn reset_wipes_one_test_account(app: TestApp) {
         &response.expect_json(200),
         &json!({"account_id": ACCOUNT, "deleted": {
             "customers": 1, "customer_tokens": 1, "token_events": 1, "card_tokens": 1,
-            "hook_subscriptions": 0, "webhook_deliveries": 0, "fault_rules": 0
+            "hook_subscriptions": 0, "webhook_deliveries": 0, "fault_rules": 0, "clocks": 0
         }}),
     );
     assert_eq!(response.header("content-type"), Some("application/json; charset=utf-8"));
@@ -128,7 +128,7 @@ mod configured {
         let response = app.post_json(&reset_path(ACCOUNT), &customers_admin, &json!({})).await;
         assert_json_eq(
             &response.expect_json(200),
-            &json!({"account_id": ACCOUNT, "deleted": {"customers": 1, "customer_tokens": 1, "token_events": 1, "fault_rules": 0}}),
+            &json!({"account_id": ACCOUNT, "deleted": {"customers": 1, "customer_tokens": 1, "token_events": 1, "fault_rules": 0, "clocks": 0}}),
         );
         assert_eq!(count(app.get(&customers_path(ACCOUNT), &admin.token).await.expect_json(200)), 0);
         assert_eq!(count(app.get(&events_path(ACCOUNT), &admin.token).await.expect_json(200)), 0);
@@ -139,7 +139,7 @@ mod configured {
         let response = app.post_json(&reset_path(ACCOUNT), &checkout_admin, &json!({})).await;
         assert_json_eq(
             &response.expect_json(200),
-            &json!({"account_id": ACCOUNT, "deleted": {"card_tokens": 1, "fault_rules": 0}}),
+            &json!({"account_id": ACCOUNT, "deleted": {"card_tokens": 1, "fault_rules": 0, "clocks": 0}}),
         );
         assert_eq!(count(app.get("/v1/card-tokens", &admin.token).await.expect_json(200)), 0);
         assert_eq!(count(app.get(&hooks, &admin.token).await.expect_json(200)), 1);
@@ -167,8 +167,8 @@ mod configured {
         assert_eq!(
             resets,
             [
-                json!({"customers": 1, "customer_tokens": 1, "token_events": 1, "fault_rules": 0}),
-                json!({"card_tokens": 1, "fault_rules": 0}),
+                json!({"customers": 1, "customer_tokens": 1, "token_events": 1, "fault_rules": 0, "clocks": 0}),
+                json!({"card_tokens": 1, "fault_rules": 0, "clocks": 0}),
                 json!({"hook_subscriptions": 1, "webhook_deliveries": 2}),
             ]
         );

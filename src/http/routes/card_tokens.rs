@@ -9,7 +9,7 @@ use axum::response::Response;
 use crate::auth::{Caller, Permission};
 use crate::domain::card_token::{CardToken, CardTokenDeletion, CardTokenFilter, CardTokenStatus};
 use crate::domain::validation::FieldError;
-use crate::domain::{AccountId, Timestamp, ValidationError};
+use crate::domain::{AccountId, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::openapi as oa;
@@ -50,7 +50,8 @@ fn account_for(caller: &Caller, aid: Option<&str>, permission: Permission) -> Re
 )]
 pub async fn create(State(app): State<AppState>, caller: Caller, body: JsonObject) -> Result<Response, ApiError> {
     let account = account_for(&caller, None, Permission::CHECKOUT_ADMIN)?;
-    let card = CardToken::from_create_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
+    let card =
+        CardToken::from_create_body(&body.required()?, &account, &caller.client_id, app.vault.now(&account).await?)?;
     Ok(json(StatusCode::CREATED, &app.vault.create_card_token(card).await?))
 }
 
@@ -258,7 +259,7 @@ async fn delete_in(
 ) -> Result<Response, ApiError> {
     let account = account_for(&caller, aid.as_deref(), Permission::CHECKOUT_ADMIN)?;
     let body = body.optional()?.unwrap_or_default();
-    let deletion = CardTokenDeletion::from_body(&body, &caller.client_id, Timestamp::now())?;
+    let deletion = CardTokenDeletion::from_body(&body, &caller.client_id, app.vault.now(&account).await?)?;
     Ok(json(StatusCode::OK, &app.vault.delete_card_token(&account, &token_id, &deletion).await?))
 }
 

@@ -6,7 +6,7 @@ use axum::response::Response;
 
 use crate::auth::{Caller, Permission};
 use crate::domain::customer_token::{CustomerToken, CustomerTokenFilter, NewCustomerToken};
-use crate::domain::{Timestamp, ValidationError};
+use crate::domain::ValidationError;
 use crate::http::error::ApiError;
 use crate::http::extract::{path_identifier, JsonObject, Path, Query};
 use crate::http::openapi as oa;
@@ -47,7 +47,7 @@ pub async fn create(
     let mut errors = ValidationError::default();
     let delete_token_events = query.bool(&mut errors, "delete_token_events", false);
     errors.finish(|| ())?;
-    let token = NewCustomerToken::from_body(&body.required()?, &caller.client_id, Timestamp::now())?;
+    let token = NewCustomerToken::from_body(&body.required()?, &caller.client_id, app.vault.now(&account).await?)?;
     let stored = app.vault.create_customer_token(&account, &customer_id, token, delete_token_events).await?;
     Ok(json(StatusCode::CREATED, &stored))
 }

@@ -43,7 +43,7 @@ pub async fn create(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_CREATE_USER)?;
-    let customer = NewCustomer::from_body(body.required()?, &caller.client_id, Timestamp::now())?;
+    let customer = NewCustomer::from_body(body.required()?, &caller.client_id, app.vault.now(&account).await?)?;
     let stored = app.vault.create_customer(&account, &customer).await?;
     Ok(json(StatusCode::OK, &stored))
 }
@@ -253,7 +253,8 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
     path_identifier("customer_id", &customer_id)?;
-    let update = CustomerUpdate::from_body(body.required()?, &customer_id, &caller.client_id, Timestamp::now())?;
+    let update =
+        CustomerUpdate::from_body(body.required()?, &customer_id, &caller.client_id, app.vault.now(&account).await?)?;
     let customer = app.vault.update_customer(&account, &customer_id, update).await?;
     Ok(json(StatusCode::OK, &customer))
 }

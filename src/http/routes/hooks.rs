@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::auth::{Caller, Permission};
 use crate::domain::webhook::{HookDelivery, HookSubscription};
-use crate::domain::{Timestamp, ValidationError};
+use crate::domain::ValidationError;
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::openapi as oa;
@@ -43,7 +43,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::HOOKS_WRITE)?;
     let (subscription, secret) =
-        HookSubscription::from_body(&body.required()?, &account, &caller.client_id, Timestamp::now())?;
+        HookSubscription::from_body(&body.required()?, &account, &caller.client_id, app.vault.now(&account).await?)?;
     let secret = app.vault.create_hook_subscription(&subscription, secret).await?;
     let mut shown = serde_json::to_value(&subscription).unwrap_or(Value::Null);
     if let Some(Value::Object(config)) = shown.get_mut("config") {

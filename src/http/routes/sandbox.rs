@@ -1,6 +1,6 @@
 //! Sandbox conveniences for test accounts (`T…` only): reset an account between CI runs, as far
-//! as the caller's admin scopes reach, and make its requests fail on purpose (fault rules, applied
-//! by `http::faults`).
+//! as the caller's admin scopes reach, make its requests fail on purpose (fault rules, applied
+//! by `http::faults`), move its clock, and trigger webhooks.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -23,7 +23,7 @@ use crate::service::ServiceError;
     operation_id = "aid_sandbox_reset_post",
     tag = "sandbox",
     summary = "Reset a test account",
-    description = "Deletes, in one transaction, the parts of a test account (`T…`) the caller administers: with `admin:customers` every customer, customer token and token event; with `admin:checkout` every card token; with `admin:hooks` every webhook subscription and its deliveries; with `admin:customers` or `admin:checkout` every fault rule (`fault_rules`). At least one of these scopes is required (403 otherwise). `deleted` counts the rows removed per kind and leaves out the kinds of the parts not reset. Clients, signing keys and the audit trail stay; responses kept for the account's `Idempotency-Key`s are forgotten, so a key reused after the reset runs afresh. Production accounts (`P…`) are refused with 403.",
+    description = "Deletes, in one transaction, the parts of a test account (`T…`) the caller administers: with `admin:customers` every customer, customer token and token event; with `admin:checkout` every card token; with `admin:hooks` every webhook subscription and its deliveries; with `admin:customers` or `admin:checkout` every fault rule (`fault_rules`), and the account's clock goes back to real time (`clocks`: 1 when it had been set). At least one of these scopes is required (403 otherwise). `deleted` counts the rows removed per kind and leaves out the kinds of the parts not reset. Clients, signing keys and the audit trail stay; responses kept for the account's `Idempotency-Key`s are forgotten, so a key reused after the reset runs afresh. Production accounts (`P…`) are refused with 403.",
     params(oa::AccountPath),
     responses(
         (status = 200, description = "What was deleted", body = oa::SandboxReset, content_type = "application/json; charset=utf-8"),
@@ -42,6 +42,7 @@ pub async fn reset(State(app): State<AppState>, caller: Caller, Path(aid): Path<
         card_tokens: administers(Permission::CHECKOUT_ADMIN),
         hooks: administers(Permission::HOOKS_ADMIN),
         faults: administers(Permission::CUSTOMERS_ADMIN) || administers(Permission::CHECKOUT_ADMIN),
+        clock: administers(Permission::CUSTOMERS_ADMIN) || administers(Permission::CHECKOUT_ADMIN),
     };
     let deleted = app.vault.reset_account(&account, parts, &caller.client_id).await?;
     Ok(json(StatusCode::OK, &json!({"account_id": account, "deleted": deleted})))
@@ -196,4 +197,84 @@ pub async fn trigger_webhook(
     let account = caller.authorize(&aid, Permission::CHECKOUT_ADMIN)?;
     let triggered = app.vault.trigger_webhook(&account, &body.required()?, &caller.client_id).await?;
     Ok(json(StatusCode::ACCEPTED, &triggered.to_json(&account)))
+}
+
+/// `GET /v1/accounts/{aid}/sandbox/clock` (tokenvault extension).
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{aid}/sandbox/clock",
+    operation_id = "aid_sandbox_clock_get",
+    tag = "sandbox",
+    summary = "Read a test account's clock",
+    description = "The test account's time (`time`), real time, and the offset between them (0 when the account runs on real time). Everything tokenvault derives from \"now\" for the account follows its clock: `created_at`, `updated_at` and `deleted_at`, token-event expiry, `Idempotency-Key` expiry, payment-token session and test card expiry, webhook delivery times and retry schedules, and the journal's `recorded_at`. Access tokens, fault rules' `until` and the journal's age bound stay on real time. Production accounts (`P…`) are refused with 403.",
+    params(oa::AccountPath),
+    responses(
+        (status = 200, description = "The clock", body = oa::SandboxClock, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:customers", "admin:checkout"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
+pub async fn clock(State(app): State<AppState>, caller: Caller, Path(aid): Path<String>) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::SANDBOX_ADMIN)?;
+    Ok(json(StatusCode::OK, &app.vault.clock(&account).await?))
+}
+
+/// `PUT /v1/accounts/{aid}/sandbox/clock` (tokenvault extension).
+#[utoipa::path(
+    put,
+    path = "/v1/accounts/{aid}/sandbox/clock",
+    operation_id = "aid_sandbox_clock_put",
+    tag = "sandbox",
+    summary = "Set or advance a test account's clock",
+    description = "Sets the test account's clock to `time` (earlier or later than it shows) or moves it `advance_seconds` ahead; either way it then runs on at real speed. Webhook retries that the new time makes due are attempted at once. The change applies on this instance at once and on the others on the same database within a second. `DELETE` (or `sandbox/reset`) returns the account to real time. Production accounts (`P…`) are refused with 403.",
+    params(oa::AccountPath),
+    request_body(content = oa::SandboxClockChange, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The clock, as set", body = oa::SandboxClock, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+        (status = 415, response = oa::UnsupportedMediaType),
+    ),
+    security(("bearerAuth" = ["admin:customers", "admin:checkout"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
+pub async fn set_clock(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::SANDBOX_ADMIN)?;
+    Ok(json(StatusCode::OK, &app.vault.set_clock(&account, &body.required()?, &caller.client_id).await?))
+}
+
+/// `DELETE /v1/accounts/{aid}/sandbox/clock` (tokenvault extension).
+#[utoipa::path(
+    delete,
+    path = "/v1/accounts/{aid}/sandbox/clock",
+    operation_id = "aid_sandbox_clock_delete",
+    tag = "sandbox",
+    summary = "Return a test account to real time",
+    description = "The test account runs on real time again (answered with the clock, offset 0, whether or not it had been set). What was stored meanwhile keeps the times it got. Production accounts (`P…`) are refused with 403.",
+    params(oa::AccountPath),
+    responses(
+        (status = 200, description = "The clock, on real time", body = oa::SandboxClock, content_type = "application/json; charset=utf-8"),
+        (status = 400, response = oa::BadRequest),
+        (status = 401, response = oa::Unauthorized),
+        (status = 403, response = oa::Forbidden),
+    ),
+    security(("bearerAuth" = ["admin:customers", "admin:checkout"])),
+    extensions(("x-tokenvault-extension" = json!(true))),
+)]
+pub async fn clear_clock(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(aid): Path<String>,
+) -> Result<Response, ApiError> {
+    let account = caller.authorize(&aid, Permission::SANDBOX_ADMIN)?;
+    Ok(json(StatusCode::OK, &app.vault.clear_clock(&account, &caller.client_id).await?))
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{Caller, Permission};
 use crate::domain::session::{Outcome, TestCard};
-use crate::domain::{Timestamp, ValidationError};
+use crate::domain::ValidationError;
 use crate::http::error::ApiError;
 use crate::http::extract::{JsonObject, Path, Query};
 use crate::http::response::json;
@@ -122,7 +122,12 @@ pub async fn complete(
         None | Some(Value::Null) => None,
         Some(Value::Object(card)) => {
             let field = |name: &str| card.get(name).and_then(Value::as_str).unwrap_or_default();
-            Some(TestCard::parse(field("number"), field("expiry"), field("cvc"), Timestamp::now())?)
+            Some(TestCard::parse(
+                field("number"),
+                field("expiry"),
+                field("cvc"),
+                app.vault.now(&caller.account).await?,
+            )?)
         }
         Some(_) => return Err(ApiError::field("card", "must be an object")),
     };
@@ -286,7 +291,8 @@ pub async fn submit(
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let outcome = Outcome::parse(field("outcome")).map_err(|e| ValidationError { errors: vec![e] })?;
     let card = if outcome == Outcome::Approve {
-        match TestCard::parse(field("number"), field("expiry"), field("cvc"), Timestamp::now()) {
+        let now = app.vault.now(&session.account_id).await?;
+        match TestCard::parse(field("number"), field("expiry"), field("cvc"), now) {
             Ok(card) => Some(card),
             Err(error) => return Ok(render_page(&session, &error.errors)),
         }

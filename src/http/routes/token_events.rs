@@ -102,7 +102,7 @@ pub async fn find_or_add(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
-    let now = Timestamp::now();
+    let now = app.vault.now(&account).await?;
     let (token, event) = parse_body(&body.required()?, true, now)?;
     let detail = app.vault.token_detail(&account, &token, event.as_ref(), &caller.client_id, now).await?;
     let status = aggregated_status(detail.customer.as_ref().and_then(Customer::status), &detail.events, now);
@@ -170,7 +170,7 @@ pub async fn list(
         Some(deleted_since) => app.vault.list_deleted_token_events(&account, deleted_since, &page).await?,
         None => app.vault.list_token_events(&account, since, &page).await?,
     };
-    let now = Timestamp::now();
+    let now = app.vault.now(&account).await?;
     let mut response = response::list(
         entries,
         &uri,
@@ -220,7 +220,7 @@ pub async fn clear(
     body: JsonObject,
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_WRITE)?;
-    let now = Timestamp::now();
+    let now = app.vault.now(&account).await?;
     let (token, event) = parse_body(&body.required()?, false, now)?;
     app.vault.clear_token_events(&account, &token, event, &caller.client_id, now).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -169,6 +169,9 @@ impl AdminStore for PostgresStore {
             if parts.faults {
                 counts.fault_rules = Some(delete("DELETE FROM sandbox_faults WHERE account_id = $1").await?);
             }
+            if parts.clock {
+                counts.clocks = Some(delete("DELETE FROM sandbox_clocks WHERE account_id = $1").await?);
+            }
             // Replays of responses about data that is gone: a key reused after the reset runs
             // afresh. Claims in progress (the reset's own among them) stay with their requests.
             delete("DELETE FROM idempotency_keys WHERE account_id = $1 AND state = 'done'").await?;

@@ -14,7 +14,7 @@ use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{JournalStore, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, account_id, recorded_at, method, path, query, status, latency_ms, request_id, client_id, \
-                       idempotency_key, request_headers, request_body, response_body, fault";
+                       idempotency_key, request_headers, request_body, response_body, fault, received_at";
 
 fn entry(row: &Row) -> StoreResult<JournalEntry> {
     Ok(JournalEntry {
@@ -33,6 +33,7 @@ fn entry(row: &Row) -> StoreResult<JournalEntry> {
         request_body: get(row, "request_body")?,
         response_body: get(row, "response_body")?,
         fault: get(row, "fault")?,
+        received_at: Timestamp::from_millis(get(row, "received_at")?),
     })
 }
 
@@ -45,6 +46,7 @@ async fn append(client: &impl GenericClient, entries: &[JournalEntry]) -> StoreR
     let ids = texts(|e| &e.id);
     let accounts = texts(|e| e.account.as_str());
     let at: Vec<i64> = entries.iter().map(|e| e.recorded_at.millis()).collect();
+    let received: Vec<i64> = entries.iter().map(|e| e.received_at.millis()).collect();
     let methods = texts(|e| &e.method);
     let paths = texts(|e| &e.path);
     let queries = options(|e| e.query.as_deref());
@@ -60,13 +62,13 @@ async fn append(client: &impl GenericClient, entries: &[JournalEntry]) -> StoreR
     let statement = client
         .prepare_cached(
             "INSERT INTO request_journal (id, account_id, recorded_at, method, path, query, status, latency_ms, \
-             request_id, client_id, idempotency_key, request_headers, request_body, response_body, fault) \
+             request_id, client_id, idempotency_key, request_headers, request_body, response_body, fault, received_at) \
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], \
              $7::int[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-             $15::text[])",
+             $15::text[], $16::bigint[])",
         )
         .await?;
-    let params: [&(dyn ToSql + Sync); 15] = [
+    let params: [&(dyn ToSql + Sync); 16] = [
         &ids,
         &accounts,
         &at,
@@ -82,6 +84,7 @@ async fn append(client: &impl GenericClient, entries: &[JournalEntry]) -> StoreR
         &requests,
         &responses,
         &faults,
+        &received,
     ];
     client.execute(&statement, &params).await?;
     Ok(())
@@ -155,7 +158,7 @@ async fn prune(
     max_entries: u64,
     older_than: Timestamp,
 ) -> StoreResult<u64> {
-    let statement = client.prepare_cached("DELETE FROM request_journal WHERE recorded_at < $1").await?;
+    let statement = client.prepare_cached("DELETE FROM request_journal WHERE received_at < $1").await?;
     let mut removed = client.execute(&statement, &[&older_than.millis()]).await?;
     let keep = i64::try_from(max_entries).unwrap_or(i64::MAX);
     let statement = client

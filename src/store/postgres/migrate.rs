@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (16, include_str!("../../../migrations/postgresql/0016_audit_chain.sql")),
     (18, include_str!("../../../migrations/postgresql/0018_request_journal.sql")),
     (19, include_str!("../../../migrations/postgresql/0019_sandbox_faults.sql")),
+    (20, include_str!("../../../migrations/postgresql/0020_sandbox_clocks.sql")),
 ];
 
 /// Key of the advisory lock that serialises migrations ("tokenvlt"). Advisory locks are scoped

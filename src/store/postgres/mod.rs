@@ -20,6 +20,7 @@ macro_rules! with_conn {
 mod admin;
 mod card_tokens;
 mod clients;
+mod clocks;
 mod customers;
 mod dataset;
 mod faults;

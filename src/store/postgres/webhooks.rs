@@ -212,7 +212,7 @@ pub(super) async fn enqueue(
     event: &str,
     card: &CardToken,
 ) -> StoreResult<()> {
-    let now = Timestamp::now();
+    let now = super::clocks::account_now(client, &card.account_id).await?;
     for listener in listeners.iter().filter(|l| l.events.iter().any(|e| e == event)) {
         let delivery = Uuid::new_v4();
         let body = card_token_event_body(event, delivery, card);
@@ -241,9 +241,13 @@ async fn claim(
     let statement = client
         .prepare_cached(&format!(
             "WITH due AS MATERIALIZED ( \
-                 SELECT seq FROM webhook_outbox WHERE {PENDING} AND next_attempt_at <= $1 \
-                 ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             UPDATE webhook_outbox o SET next_attempt_at = $2 \
+                 SELECT o.seq, COALESCE(c.offset_ms, 0) AS offset_ms \
+                 FROM webhook_outbox o LEFT JOIN sandbox_clocks c ON c.account_id = o.account_id \
+                 WHERE {PENDING} \
+                   AND o.next_attempt_at <= $1 + GREATEST(0, (SELECT COALESCE(MAX(offset_ms), 0) FROM sandbox_clocks)) \
+                   AND o.next_attempt_at <= $1 + COALESCE(c.offset_ms, 0) \
+                 ORDER BY o.seq LIMIT $3 FOR UPDATE OF o SKIP LOCKED) \
+             UPDATE webhook_outbox o SET next_attempt_at = $2 + due.offset_ms \
              FROM due, hook_subscriptions s \
              WHERE o.seq = due.seq AND s.id = o.subscription_id \
              RETURNING o.seq, o.id, o.subscription_id, o.account_id, s.url, s.sealed_secret, o.event, o.body, \
@@ -334,7 +338,8 @@ async fn complete(
                      last_status = $4 WHERE id = $1",
                 )
                 .await?;
-            tx.execute(&statement, &[&key, &Timestamp::now().millis(), error, &status]).await?;
+            let gave_up_at = attempt.attempted_at.plus_millis(attempt.duration_millis);
+            tx.execute(&statement, &[&key, &gave_up_at.millis(), error, &status]).await?;
         }
     }
     let subscription_key = subscription.to_string();
@@ -574,7 +579,9 @@ async fn prune(conn: &Object, finished_before: Timestamp, limit: u32) -> StoreRe
     let statement = conn
         .prepare_cached(
             "WITH gone AS (DELETE FROM webhook_outbox WHERE seq IN ( \
-                 SELECT seq FROM webhook_outbox WHERE delivered_at < $1 OR gave_up_at < $1 ORDER BY seq LIMIT $2) \
+                 SELECT o.seq FROM webhook_outbox o LEFT JOIN sandbox_clocks c ON c.account_id = o.account_id \
+                 WHERE o.delivered_at < $1 + COALESCE(c.offset_ms, 0) OR o.gave_up_at < $1 + COALESCE(c.offset_ms, 0) \
+                 ORDER BY o.seq LIMIT $2) \
                  RETURNING id), \
              attempts AS (DELETE FROM webhook_attempts a USING gone WHERE a.delivery_id = gone.id) \
              SELECT COUNT(*) FROM gone",

@@ -78,6 +78,9 @@ fn reset_account(
     if parts.faults {
         counts.fault_rules = Some(delete("DELETE FROM sandbox_faults WHERE account_id = ?1")?);
     }
+    if parts.clock {
+        counts.clocks = Some(delete("DELETE FROM sandbox_clocks WHERE account_id = ?1")?);
+    }
     // Replays of responses about data that is gone: a key reused after the reset runs afresh.
     // Claims in progress (the reset's own among them) stay with their requests.
     delete("DELETE FROM idempotency_keys WHERE account_id = ?1 AND state = 'done'")?;

@@ -12,7 +12,7 @@ use crate::domain::{AccountId, Page, PageRequest, Timestamp};
 use crate::store::{JournalStore, StoreError, StoreResult};
 
 const COLUMNS: &str = "id, account_id, recorded_at, method, path, query, status, latency_ms, request_id, client_id, \
-                       idempotency_key, request_headers, request_body, response_body, fault";
+                       idempotency_key, request_headers, request_body, response_body, fault, received_at";
 
 fn entry_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
     Ok(JournalEntry {
@@ -31,14 +31,16 @@ fn entry_row(row: &Row<'_>) -> rusqlite::Result<JournalEntry> {
         request_body: row.get(12)?,
         response_body: row.get(13)?,
         fault: row.get(14)?,
+        received_at: sql::time_col(row, 15)?,
     })
 }
 
 fn append(conn: &Connection, entries: &[JournalEntry]) -> StoreResult<()> {
     let mut statement = conn.prepare_cached(
         "INSERT INTO request_journal (id, account_id, recorded_at, method, path, query, status, latency_ms, request_id,
-                                      client_id, idempotency_key, request_headers, request_body, response_body, fault)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                                      client_id, idempotency_key, request_headers, request_body, response_body, fault,
+                                      received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     for e in entries {
         statement.execute(params![
@@ -57,6 +59,7 @@ fn append(conn: &Connection, entries: &[JournalEntry]) -> StoreResult<()> {
             e.request_body,
             e.response_body,
             e.fault,
+            e.received_at.millis(),
         ])?;
     }
     Ok(())
@@ -114,7 +117,7 @@ fn get(conn: &Connection, account: &AccountId, id: &str) -> StoreResult<JournalE
 
 fn prune(conn: &Connection, accounts: &[AccountId], max_entries: u64, older_than: Timestamp) -> StoreResult<u64> {
     let mut removed =
-        sql::execute(conn, "DELETE FROM request_journal WHERE recorded_at < ?1", params![older_than.millis()])? as u64;
+        sql::execute(conn, "DELETE FROM request_journal WHERE received_at < ?1", params![older_than.millis()])? as u64;
     let keep = i64::try_from(max_entries).unwrap_or(i64::MAX);
     for account in accounts {
         removed += sql::execute(

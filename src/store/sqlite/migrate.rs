@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../../../migrations/sqlite/0016_audit_chain.sql")),
     (18, include_str!("../../../migrations/sqlite/0018_request_journal.sql")),
     (19, include_str!("../../../migrations/sqlite/0019_sandbox_faults.sql")),
+    (20, include_str!("../../../migrations/sqlite/0020_sandbox_clocks.sql")),
 ];
 
 /// Opens (creating the file if needed, but never its directory: a mistyped path must not grow a

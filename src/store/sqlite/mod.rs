@@ -5,6 +5,7 @@ mod admin;
 mod card_tokens;
 mod checkpoint;
 mod clients;
+mod clocks;
 mod customers;
 mod dataset;
 mod faults;

@@ -152,7 +152,7 @@ async fn reopening_keeps_data_and_applies_migrations_once() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 18, 19]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15, 16, 18, 19, 20]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

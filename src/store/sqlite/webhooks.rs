@@ -167,7 +167,7 @@ pub(super) fn listeners(conn: &Connection, account: &AccountId) -> StoreResult<V
 /// Writes one outbox row per listener that wants `event`, due at once. `card` is the token as
 /// stored after the change; its secret `token` never enters the body.
 pub(super) fn enqueue(conn: &Connection, listeners: &[Listener], event: &str, card: &CardToken) -> StoreResult<()> {
-    let now = Timestamp::now();
+    let now = super::clocks::account_now(conn, &card.account_id)?;
     for listener in listeners.iter().filter(|l| l.events.iter().any(|e| e == event)) {
         let delivery = Uuid::new_v4();
         let body = card_token_event_body(event, delivery, card);
@@ -204,10 +204,23 @@ fn trigger(
 }
 
 /// Whether any delivery is due: a read, so that idle polling never queues behind writes.
+/// Whether a delivery is due at real time `?1` in its account's time: the first comparison is
+/// the same for every row (the greatest clock offset), so the index on `next_attempt_at` serves
+/// it; the second is each account's own.
+const DUE: &str = "o.next_attempt_at <= ?1 + MAX(0, (SELECT COALESCE(MAX(offset_ms), 0) FROM sandbox_clocks))
+     AND o.next_attempt_at <= ?1 + COALESCE(c.offset_ms, 0)";
+
+/// A finished delivery's account-time moments, compared with `?1` (real time) in that account's time.
+const FINISHED_BEFORE: &str =
+    "(o.delivered_at < ?1 + COALESCE(c.offset_ms, 0) OR o.gave_up_at < ?1 + COALESCE(c.offset_ms, 0))";
+
 fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
     sql::exists(
         conn,
-        &format!("SELECT 1 FROM webhook_outbox WHERE {PENDING} AND next_attempt_at <= ?1 LIMIT 1"),
+        &format!(
+            "SELECT 1 FROM webhook_outbox o LEFT JOIN sandbox_clocks c ON c.account_id = o.account_id
+             WHERE {PENDING} AND {DUE} LIMIT 1"
+        ),
         [now.millis()],
     )
 }
@@ -217,11 +230,14 @@ fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
 fn claim(conn: &Connection, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
     let due = sql::rows(
         conn,
-        "SELECT o.seq, o.id, o.subscription_id, o.account_id, s.url, s.sealed_secret, o.event, o.body, o.attempts,
-                o.event_delivery
-         FROM webhook_outbox o JOIN hook_subscriptions s ON s.id = o.subscription_id
-         WHERE o.delivered_at IS NULL AND o.gave_up_at IS NULL AND o.next_attempt_at <= ?1
-         ORDER BY o.seq LIMIT ?2",
+        &format!(
+            "SELECT o.seq, o.id, o.subscription_id, o.account_id, s.url, s.sealed_secret, o.event, o.body, o.attempts,
+                    o.event_delivery, COALESCE(c.offset_ms, 0)
+             FROM webhook_outbox o JOIN hook_subscriptions s ON s.id = o.subscription_id
+                  LEFT JOIN sandbox_clocks c ON c.account_id = o.account_id
+             WHERE o.delivered_at IS NULL AND o.gave_up_at IS NULL AND {DUE}
+             ORDER BY o.seq LIMIT ?2"
+        ),
         params![now.millis(), limit],
         |row| {
             let delivery = WebhookDelivery {
@@ -235,15 +251,15 @@ fn claim(conn: &Connection, now: Timestamp, lease_until: Timestamp, limit: u32) 
                 attempts: row.get(8)?,
                 event_delivery: event_delivery_col(row, 9, uuid_col(row, 1)?)?,
             };
-            Ok((row.get::<_, i64>(0)?, delivery))
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(10)?, delivery))
         },
     )?;
     let mut claimed = Vec::with_capacity(due.len());
-    for (seq, delivery) in due {
+    for (seq, offset_ms, delivery) in due {
         sql::execute(
             conn,
             "UPDATE webhook_outbox SET next_attempt_at = ?2 WHERE seq = ?1",
-            params![seq, lease_until.millis()],
+            params![seq, lease_until.millis().saturating_add(offset_ms)],
         )?;
         claimed.push(delivery);
     }
@@ -289,7 +305,7 @@ fn complete(
             conn,
             "UPDATE webhook_outbox SET attempts = attempts + 1, gave_up_at = ?2, last_error = ?3, last_status = ?4
              WHERE id = ?1",
-            params![key, Timestamp::now().millis(), error, status],
+            params![key, attempt.attempted_at.plus_millis(attempt.duration_millis).millis(), error, status],
         ),
     }?;
     let subscription_key = subscription.to_string();
@@ -509,14 +525,20 @@ fn prune(conn: &Connection, finished_before: Timestamp, limit: u32) -> StoreResu
     // One writer job: both statements see the same finished rows.
     sql::execute(
         conn,
-        "DELETE FROM webhook_attempts WHERE delivery_id IN (
-             SELECT id FROM webhook_outbox WHERE delivered_at < ?1 OR gave_up_at < ?1 ORDER BY seq LIMIT ?2)",
+        &format!(
+            "DELETE FROM webhook_attempts WHERE delivery_id IN (
+                 SELECT o.id FROM webhook_outbox o LEFT JOIN sandbox_clocks c ON c.account_id = o.account_id
+                 WHERE {FINISHED_BEFORE} ORDER BY o.seq LIMIT ?2)"
+        ),
         params![finished_before.millis(), limit],
     )?;
     let pruned = sql::execute(
         conn,
-        "DELETE FROM webhook_outbox WHERE seq IN (
-             SELECT seq FROM webhook_outbox WHERE delivered_at < ?1 OR gave_up_at < ?1 ORDER BY seq LIMIT ?2)",
+        &format!(
+            "DELETE FROM webhook_outbox WHERE seq IN (
+                 SELECT o.seq FROM webhook_outbox o LEFT JOIN sandbox_clocks c ON c.account_id = o.account_id
+                 WHERE {FINISHED_BEFORE} ORDER BY o.seq LIMIT ?2)"
+        ),
         params![finished_before.millis(), limit],
     )?;
     Ok(pruned as u64)
