@@ -73,12 +73,10 @@ async fn unseal(gate: &Arc<Gate>, request: Request) -> Result<Response, ApiError
     if request.method() != axum::http::Method::POST {
         return Err(ApiError::MethodNotAllowed);
     }
-    let (client_id, secret) = basic_credentials(request.headers()).ok_or(AuthError::InvalidClient)?;
-    Limits::check(&gate.limits.token_requests, &client_id)?;
-    Limits::check(&gate.limits.token_endpoint, "")?;
-    let operator = gate.unsealer.operator(&gate.limits.credential_checks, &client_id, &secret).await?;
-    let share =
-        share_of(&JsonObject::from_request(request, &()).await.unwrap_or_else(|never| match never {}).required()?)?;
+    let (operator, share) = share_entry(&gate.limits, request, |client_id, secret| async move {
+        gate.unsealer.operator(&gate.limits.credential_checks, &client_id, &secret).await
+    })
+    .await?;
     let status = gate
         .unsealer
         .enter(&share, &operator, |master| async {
@@ -88,4 +86,25 @@ async fn unseal(gate: &Arc<Gate>, request: Request) -> Result<Response, ApiError
         })
         .await?;
     Ok(json(StatusCode::OK, &status))
+}
+
+/// What every share entry passes first, on a sealed server and on one started with its key
+/// alike, in this order: client credentials (HTTP Basic), the token endpoint's rate limits,
+/// `operator` (the client must hold `admin:vault`), and a body of one share. Returns the
+/// operator's client id and the share's text.
+pub(super) async fn share_entry<F, Fut>(
+    limits: &Limits,
+    request: Request,
+    operator: F,
+) -> Result<(String, String), ApiError>
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: Future<Output = Result<String, AuthError>>,
+{
+    let (client_id, secret) = basic_credentials(request.headers()).ok_or(AuthError::InvalidClient)?;
+    Limits::check(&limits.token_requests, &client_id)?;
+    Limits::check(&limits.token_endpoint, "")?;
+    let operator = operator(client_id, secret).await?;
+    let body = JsonObject::from_request(request, &()).await.unwrap_or_else(|never| match never {});
+    Ok((operator, share_of(&body.required()?)?))
 }

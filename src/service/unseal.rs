@@ -105,21 +105,14 @@ impl Unsealer {
         Self { store, entered: Mutex::new(Entered::default()) }
     }
 
-    /// The client id of an operator: a client whose secret is `secret` and that holds
-    /// `admin:vault`. Checked against the store directly: a sealed server cannot open its JWT
-    /// signing keys, so the unseal endpoint takes client credentials (HTTP Basic), not tokens.
+    /// [`operator`] on a server started sealed.
     pub async fn operator(
         &self,
         checks: &CredentialChecks,
         client_id: &str,
         secret: &str,
     ) -> Result<String, AuthError> {
-        let client = authenticate(self.store.as_ref(), checks, client_id, secret).await?;
-        if client.scopes.iter().any(|scope| Permission::VAULT_ADMIN.0.contains(&scope.as_str())) {
-            Ok(client.client_id)
-        } else {
-            Err(AuthError::MissingScope(Permission::VAULT_ADMIN.describe()))
-        }
+        operator(self.store.as_ref(), checks, client_id, secret).await
     }
 
     pub async fn status(&self) -> SealStatus {

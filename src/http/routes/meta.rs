@@ -1,18 +1,16 @@
 //! Endpoints about the server itself.
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::auth::basic_credentials;
-use crate::auth::AuthError;
 use crate::http::error::ApiError;
-use crate::http::extract::JsonObject;
 use crate::http::openapi as oa;
 use crate::http::response::json;
-use crate::http::{AppState, Limits};
-use crate::service::unseal::{share_of, UNSEALED};
+use crate::http::sealed::share_entry;
+use crate::http::AppState;
+use crate::service::unseal::UNSEALED;
 
 /// `GET /health`: 200 once the server is up and its database answers.
 #[utoipa::path(
@@ -69,11 +67,11 @@ pub async fn jwks(State(app): State<AppState>) -> Response {
     security(("clientAuth" = ["admin:vault"])),
     extensions(("x-tokenvault-extension" = json!(true))),
 )]
-pub async fn unseal(State(app): State<AppState>, headers: HeaderMap, body: JsonObject) -> Result<Response, ApiError> {
-    let (client_id, secret) = basic_credentials(&headers).ok_or(AuthError::InvalidClient)?;
-    Limits::check(&app.limits.token_requests, &client_id)?;
-    Limits::check(&app.limits.token_endpoint, "")?;
-    app.vault.operator(&app.limits.credential_checks, &client_id, &secret).await?;
-    share_of(&body.required()?)?;
+pub async fn unseal(State(app): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let app = &app;
+    share_entry(&app.limits, request, |client_id, secret| async move {
+        app.vault.operator(&app.limits.credential_checks, &client_id, &secret).await
+    })
+    .await?;
     Ok(json(StatusCode::OK, &UNSEALED))
 }
