@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use super::error::{error_response, ApiError};
 use super::extract::verify_caller;
+use super::journal::JournalNote;
 use super::AppState;
 use crate::domain::fault::FaultTarget;
 use crate::domain::AccountId;
@@ -88,6 +89,12 @@ async fn apply(effect: FaultEffect, applied: FaultApplied, mut request: Request,
         Some(id) => id.to_string(),
         None => BY_HEADER.to_owned(),
     };
+    // Noted before the fault takes effect: a delayed request the request timeout then cuts is
+    // journaled as faulted too.
+    if let Some(note) = request.extensions().get::<JournalNote>() {
+        let rule = applied.rule_id.map_or_else(|| "the tokenvault-fault header".to_owned(), |id| format!("rule {id}"));
+        note.fault(if effect == FaultEffect::Drop { format!("{rule}: connection dropped") } else { rule });
+    }
     let mut response = match effect {
         FaultEffect::Status { status, retry_after } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);

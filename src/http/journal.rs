@@ -22,7 +22,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
-use super::faults::{DropConnection, FaultApplied};
 use super::AppState;
 use crate::auth::Caller;
 use crate::domain::journal::{Captured, RawExchange, BODY_CAPTURE_BYTES};
@@ -117,11 +116,6 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
     };
     let body = Body::new(RequestTee { inner: body, capture: request_body });
     let response = next.run(Request::from_parts(parts, body)).await;
-    if let Some(applied) = response.extensions().get::<FaultApplied>() {
-        let rule = applied.rule_id.map_or_else(|| "the tokenvault-fault header".to_owned(), |id| format!("rule {id}"));
-        let dropped = response.extensions().get::<DropConnection>().is_some();
-        pending.note.fault(if dropped { format!("{rule}: connection dropped") } else { rule });
-    }
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // The account's clock now, while the request is still in hand (usually this instance's
     // cached copy; a clock that cannot be read counts as real time).

@@ -205,7 +205,6 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         // Outside idempotency keys: a faulted request neither claims nor replays one.
         .layer(axum::middleware::from_fn_with_state(state.clone(), faults::layer))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), journal::record))
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track));
 
     let cors = CorsLayer::new()
@@ -254,6 +253,9 @@ pub fn router(state: AppState, settings: RequestSettings) -> Router {
                     }),
             )
             .layer(PropagateRequestIdLayer::new(request_id))
+            // Outside the limits below, so that a request of a test account that is shed or cut
+            // by the request timeout is journaled with the 503 its client got.
+            .layer(axum::middleware::from_fn_with_state(state.clone(), journal::record))
             // Beyond `max_in_flight` concurrent requests (across all routes but `/health`), or
             // beyond one address's share, shed at once rather than queue without bound; and a
             // deadline for the body from the request head, so that a client trickling a body

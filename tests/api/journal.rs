@@ -297,3 +297,51 @@ async fn faulted_requests_are_journaled_as_faulted(app: TestApp) {
         (json!(503), json!("the tokenvault-fault header"))
     );
 }
+
+/// Requests the server's limits answer before (or instead of) a handler.
+mod limits {
+    use super::*;
+
+    backend_tests!(backend: shed_and_timed_out_requests_are_journaled);
+
+    async fn shed_and_timed_out_requests_are_journaled(backend: Backend) {
+        let app = spawn_app_with(backend, |config| {
+            config.requests.max_in_flight = 1;
+            config.requests.request_timeout = Duration::from_millis(700);
+        })
+        .await;
+        let admin = app.admin().await;
+        let slow_path = format!("{}?slow=1", customers_path(ACCOUNT));
+        let delay = [("tokenvault-fault", "delay=5000".to_owned())];
+        let (list, slow) = tokio::join!(
+            async {
+                // Sent while the slow request holds the one place.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                app.get(&customers_path(ACCOUNT), &admin.token).await
+            },
+            // A delay longer than the request timeout: cut by it.
+            app.send(Method::GET, &slow_path, Some(&admin.token), None, &delay),
+        );
+        assert_error(&list, 503, "the server is overloaded; retry shortly", json!([]));
+        assert_error(&slow, 503, "the request took too long", json!([]));
+
+        let entries = wait_for(&app, &admin.token, &format!("path_prefix={}", customers_path(ACCOUNT)), 2).await;
+        let shown: Vec<Value> = entries
+            .iter()
+            .map(|entry| {
+                json!({"query": entry["query"], "status": entry["status"], "fault": entry["fault"],
+                       "response": entry["response"]["body"]["error"]["message"], "request_id": entry["request_id"]})
+            })
+            .collect();
+        assert_json_eq(
+            &json!(shown),
+            &json!([
+                {"query": "slow=1", "status": 503, "fault": "the tokenvault-fault header",
+                 "response": "the request took too long", "request_id": slow.header("request-id")},
+                {"query": null, "status": 503, "fault": null,
+                 "response": "the server is overloaded; retry shortly", "request_id": list.header("request-id")},
+            ]),
+        );
+        assert!(entries[0]["latency_ms"].as_u64().unwrap() >= 700, "{}", entries[0]);
+    }
+}
