@@ -15,8 +15,8 @@
 //! What a faulted request gets: a status answer in Dintero's error body (with `Retry-After` on
 //! 429 and 503), or the same request after the delay, or a connection closed without an
 //! answer. Every faulted answer carries the response header `tokenvault-fault: <rule id>`
-//! (`header` for the request header's), and the response, and the request of a delayed one,
-//! carry the extension [`FaultApplied`], so that what records requests can tell faulted ones.
+//! (`header` for the request header's), and the request's [`JournalNote`] is marked, so that
+//! its journal entry shows the fault (a delayed request the request timeout cuts included).
 //! A dropped connection is marked on its response with [`DropConnection`], which the connection
 //! floor (`http::server`) turns into closing the connection instead of answering.
 
@@ -41,13 +41,6 @@ pub static HEADER: HeaderName = HeaderName::from_static("tokenvault-fault");
 /// The response header's value for a fault the request header asked for.
 pub const BY_HEADER: &str = "header";
 
-/// On the request (of a delayed request) and the response of every faulted request: which rule
-/// faulted it (`None`: the `tokenvault-fault` request header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FaultApplied {
-    pub rule_id: Option<Uuid>,
-}
-
 /// On a response that must not be sent: the connection is closed instead (`http::server`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropConnection;
@@ -68,7 +61,7 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
     }
     if let Some(value) = request.headers().get(&HEADER) {
         return match value.to_str().ok().and_then(FaultEffect::from_header) {
-            Some(effect) => apply(effect, FaultApplied { rule_id: None }, request, next).await,
+            Some(effect) => apply(effect, None, request, next).await,
             None => {
                 ApiError::field(HEADER.as_str(), "must be one of 429, 500, 502, 503, 504, delay=<1 to 60000 ms>, drop")
                     .into_response()
@@ -79,26 +72,27 @@ pub async fn layer(State(app): State<AppState>, request: Request, next: Next) ->
     let method = request.method().as_str().to_owned();
     let target = FaultTarget { method: &method, path: &path, client_id: client_id.as_deref() };
     match app.vault.fault_for(&account, &target).await {
-        Some(Fault { rule_id, effect }) => apply(effect, FaultApplied { rule_id: Some(rule_id) }, request, next).await,
+        Some(Fault { rule_id, effect }) => apply(effect, Some(rule_id), request, next).await,
         None => next.run(request).await,
     }
 }
 
-async fn apply(effect: FaultEffect, applied: FaultApplied, mut request: Request, next: Next) -> Response {
-    let named = match applied.rule_id {
+/// Applies the fault of rule `rule_id` (`None`: the `tokenvault-fault` request header).
+async fn apply(effect: FaultEffect, rule_id: Option<Uuid>, request: Request, next: Next) -> Response {
+    let named = match rule_id {
         Some(id) => id.to_string(),
         None => BY_HEADER.to_owned(),
     };
     // Noted before the fault takes effect: a delayed request the request timeout then cuts is
     // journaled as faulted too.
     if let Some(note) = request.extensions().get::<JournalNote>() {
-        let rule = applied.rule_id.map_or_else(|| "the tokenvault-fault header".to_owned(), |id| format!("rule {id}"));
+        let rule = rule_id.map_or_else(|| "the tokenvault-fault header".to_owned(), |id| format!("rule {id}"));
         note.fault(if effect == FaultEffect::Drop { format!("{rule}: connection dropped") } else { rule });
     }
     let mut response = match effect {
         FaultEffect::Status { status, retry_after } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let source = match applied.rule_id {
+            let source = match rule_id {
                 Some(id) => format!("fault rule {id}"),
                 None => "the tokenvault-fault header".to_owned(),
             };
@@ -110,7 +104,6 @@ async fn apply(effect: FaultEffect, applied: FaultApplied, mut request: Request,
         }
         FaultEffect::Delay { ms } => {
             tokio::time::sleep(std::time::Duration::from_millis(u64::from(ms))).await;
-            request.extensions_mut().insert(applied);
             next.run(request).await
         }
         FaultEffect::Drop => {
@@ -122,7 +115,6 @@ async fn apply(effect: FaultEffect, applied: FaultApplied, mut request: Request,
     if let Ok(value) = HeaderValue::from_str(&named) {
         response.headers_mut().insert(HEADER.clone(), value);
     }
-    response.extensions_mut().insert(applied);
     response
 }
 

@@ -29,7 +29,7 @@ use crate::domain::{AccountId, Timestamp};
 use crate::service::journal::JournalRecorder;
 
 /// What the layers and handlers learn about a request that the journal keeps: who called, and
-/// (for a later fault-injection layer) why the request was made to fail on purpose. Put into
+/// (from the fault layer, `http::faults`) why the request was made to fail on purpose. Put into
 /// every journaled request's extensions.
 #[derive(Clone, Default)]
 pub struct JournalNote(Arc<Mutex<Note>>);
