@@ -365,3 +365,52 @@ mod retries {
         server.abort();
     }
 }
+
+/// Two servers on one database (the macro names its modules `sqlite` and `postgres`).
+mod two_servers {
+    use super::*;
+
+    backend_tests!(backend: a_clock_set_through_one_server_holds_on_the_other);
+
+    /// A clock set through one server holds on another on the same PostgreSQL database within a
+    /// second (the other's cached offset expires), and so does its return to real time. (SQLite:
+    /// one server, the same steps.)
+    async fn a_clock_set_through_one_server_holds_on_the_other(backend: Backend) {
+        let app = spawn_app(backend).await;
+        let admin = app.admin().await;
+        let second = if backend == Backend::Postgres {
+            let mut config = tokenvault::settings::ServeConfig::new(app.database_url.parse().unwrap());
+            config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
+            Some(tokenvault::app::start(config).await.expect("the second server starts"))
+        } else {
+            None
+        };
+        let other = second.as_ref().map_or(app.url.clone(), |server| server.url());
+        let create_on_other = |customer_id: &'static str| {
+            let (app, url, token) = (&app, other.clone(), admin.token.clone());
+            async move {
+                let response = app
+                    .http
+                    .post(format!("{url}{}", customers_path(ACCOUNT)))
+                    .bearer_auth(token)
+                    .json(&json!({"customer_id": customer_id}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 200);
+                response.json::<Value>().await.unwrap()
+            }
+        };
+        // The other server reads the account's clock (real time), and keeps it for a second.
+        take_ts(&mut create_on_other("before").await, "created_at");
+        set_clock(&app, &admin.token, json!({"time": "2035-06-01T00:00:00Z"})).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        shortly_after(&create_on_other("during").await["created_at"], "2035-06-01T00:00:00Z");
+        app.delete(&clock_path(ACCOUNT), &admin.token).await.expect_json(200);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        take_ts(&mut create_on_other("after").await, "created_at");
+        if let Some(second) = second {
+            second.shutdown().await;
+        }
+    }
+}
