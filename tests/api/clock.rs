@@ -378,13 +378,7 @@ mod two_servers {
     async fn a_clock_set_through_one_server_holds_on_the_other(backend: Backend) {
         let app = spawn_app(backend).await;
         let admin = app.admin().await;
-        let second = if backend == Backend::Postgres {
-            let mut config = tokenvault::settings::ServeConfig::new(app.database_url.parse().unwrap());
-            config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
-            Some(tokenvault::app::start(config).await.expect("the second server starts"))
-        } else {
-            None
-        };
+        let second = app.second_server().await;
         let other = second.as_ref().map_or(app.url.clone(), |server| server.url());
         let create_on_other = |customer_id: &'static str| {
             let (app, url, token) = (&app, other.clone(), admin.token.clone());

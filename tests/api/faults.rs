@@ -594,13 +594,7 @@ mod two_servers {
     async fn the_next_n_are_counted_across_servers(backend: Backend) {
         let app = spawn_app(backend).await;
         let admin = app.admin().await;
-        let second = if backend == Backend::Postgres {
-            let mut config = tokenvault::settings::ServeConfig::new(app.database_url.parse().unwrap());
-            config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
-            Some(tokenvault::app::start(config).await.expect("the second server starts"))
-        } else {
-            None
-        };
+        let second = app.second_server().await;
         let urls = [app.url.clone(), second.as_ref().map_or(app.url.clone(), |server| server.url())];
         // The second server reads the account's (empty) rules, and keeps them for a second.
         for url in &urls {

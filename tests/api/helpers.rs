@@ -376,6 +376,17 @@ impl TestApp {
         self.start().await;
     }
 
+    /// PostgreSQL: another server on this app's database (as a second instance behind a load
+    /// balancer), stopped with `shutdown`; SQLite: `None` (one server per database file).
+    pub async fn second_server(&self) -> Option<RunningServer> {
+        if self.backend != Backend::Postgres {
+            return None;
+        }
+        let mut config = ServeConfig::new(self.database_url.parse().unwrap());
+        config.encryption_key = Some(tokenvault::settings::Secret(pg_encryption_key()));
+        Some(tokenvault::app::start(config).await.expect("the second server starts"))
+    }
+
     pub fn store(&self) -> Arc<dyn Store> {
         self.server.as_ref().expect("running").store.clone()
     }
