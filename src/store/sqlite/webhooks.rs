@@ -203,7 +203,6 @@ fn trigger(
     Ok(queued)
 }
 
-/// Whether any delivery is due: a read, so that idle polling never queues behind writes.
 /// Whether a delivery is due at real time `?1` in its account's time: the first comparison is
 /// the same for every row (the greatest clock offset), so the index on `next_attempt_at` serves
 /// it; the second is each account's own.
@@ -214,6 +213,7 @@ const DUE: &str = "o.next_attempt_at <= ?1 + MAX(0, (SELECT COALESCE(MAX(offset_
 const FINISHED_BEFORE: &str =
     "(o.delivered_at < ?1 + COALESCE(c.offset_ms, 0) OR o.gave_up_at < ?1 + COALESCE(c.offset_ms, 0))";
 
+/// Whether any delivery is due: a read, so that idle polling never queues behind writes.
 fn any_due(conn: &Connection, now: Timestamp) -> StoreResult<bool> {
     sql::exists(
         conn,
