@@ -24,13 +24,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use uuid::Uuid;
 
 use super::error::{error_response, ApiError};
 use super::extract::verify_caller;
 use super::journal::JournalNote;
+use super::routes::auth::basic_credentials;
 use super::AppState;
 use crate::domain::fault::FaultTarget;
 use crate::domain::AccountId;
@@ -118,8 +117,9 @@ async fn apply(effect: FaultEffect, rule_id: Option<Uuid>, request: Request, nex
     response
 }
 
-/// The account of a `/v1/accounts/{aid}/…` path, when `aid` is a valid account id.
-fn account_in_path(path: &str) -> Option<AccountId> {
+/// The account of a `/v1/accounts/{aid}/…` path, when `aid` is a valid account id (the journal
+/// layer asks the same).
+pub(super) fn account_in_path(path: &str) -> Option<AccountId> {
     let aid = path.strip_prefix("/v1/accounts/")?.split('/').next()?;
     AccountId::parse("aid", aid).ok()
 }
@@ -132,13 +132,7 @@ fn is_sandbox_operation(path: &str) -> bool {
 
 /// The client id of the token endpoint's `Authorization: Basic`, for rules naming a client.
 fn basic_user(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    decoded.split_once(':').map(|(user, _)| user.to_owned())
+    basic_credentials(headers).map(|(user, _)| user)
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
+use super::faults::account_in_path;
 use super::AppState;
 use crate::auth::Caller;
 use crate::domain::journal::{Captured, RawExchange, BODY_CAPTURE_BYTES};
@@ -64,15 +65,6 @@ fn is_journal_path(path: &str) -> bool {
     path.split('/').nth(4) == Some("sandbox") && path.split('/').nth(5) == Some("requests")
 }
 
-/// The account `/v1/accounts/{aid}/…` names, when it is a valid account id.
-fn path_account(path: &str) -> Option<AccountId> {
-    let mut segments = path.split('/');
-    (segments.nth(1) == Some("v1") && segments.next() == Some("accounts"))
-        .then(|| segments.next())
-        .flatten()
-        .and_then(|aid| AccountId::parse("aid", aid).ok())
-}
-
 /// The middleware (see the module documentation).
 pub async fn record(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let Some(recorder) = app.journal.clone() else { return next.run(request).await };
@@ -80,7 +72,7 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
     if !path.starts_with("/v1/") || is_journal_path(path) {
         return next.run(request).await;
     }
-    let path_account = path_account(path);
+    let path_account = account_in_path(path);
     if path_account.as_ref().is_some_and(|account| !account.is_test()) {
         return next.run(request).await;
     }
@@ -93,38 +85,53 @@ pub async fn record(State(app): State<AppState>, request: Request, next: Next) -
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(note.clone());
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (request_id, idempotency_key) = (header("request-id"), header("idempotency-key"));
+    let (method, path, query) =
+        (parts.method.to_string(), parts.uri.path().to_owned(), parts.uri.query().map(str::to_owned));
+    let request_headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
     let request_body = Arc::new(Mutex::new(Captured::default()));
-    let pending = Pending {
-        recorder,
-        note,
-        path_account,
-        received_at,
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        request_id: header("request-id"),
-        idempotency_key: header("idempotency-key"),
-        request_headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-            .collect(),
-        request_body: request_body.clone(),
-        status: 0,
-        latency_ms: 0,
-        clock_offset_ms: 0,
-    };
-    let body = Body::new(RequestTee { inner: body, capture: request_body });
+    let body = Body::new(RequestTee { inner: body, capture: request_body.clone() });
     let response = next.run(Request::from_parts(parts, body)).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+
+    // Who the request was for is known once its handler (or a layer) has answered.
+    let (caller, fault) = {
+        let mut note = note.lock();
+        (note.caller.take(), note.fault.take())
+    };
+    let (account, client_id) = match (caller, path_account) {
+        (Some((account, client_id)), _) => (account, Some(client_id)),
+        (None, Some(account)) => (account, None),
+        (None, None) => return response,
+    };
+    if !account.is_test() {
+        return response;
+    }
     // The account's clock now, while the request is still in hand (usually this instance's
     // cached copy; a clock that cannot be read counts as real time).
-    let account = pending.note.lock().caller.as_ref().map(|(account, _)| account.clone());
-    let clock_offset_ms = match account.as_ref().or(pending.path_account.as_ref()) {
-        Some(account) => app.vault.clock_offset(account).await.unwrap_or_default(),
-        None => 0,
+    let clock_offset_ms = app.vault.clock_offset(&account).await.unwrap_or_default();
+    let exchange = RawExchange {
+        account,
+        received_at,
+        clock_offset_ms,
+        method,
+        path,
+        query,
+        status: response.status().as_u16(),
+        latency_ms,
+        request_id,
+        client_id,
+        idempotency_key,
+        request_headers,
+        request_body: Captured::default(),
+        response_body: Captured::default(),
+        fault,
     };
-    let pending = Pending { status: response.status().as_u16(), latency_ms, clock_offset_ms, ..pending };
+    let pending = Pending { recorder, exchange, request_body };
     let (parts, body) = response.into_parts();
     Response::from_parts(
         parts,
@@ -139,58 +146,18 @@ fn capture(capture: &mut Captured, data: &Bytes) {
     capture.bytes.extend_from_slice(&data[..room.min(data.len())]);
 }
 
-/// What the journal knows of a request until its response body is done.
+/// A request to record once its response body is done: everything but the bodies, and where
+/// the request body's copy is.
 struct Pending {
     recorder: Arc<JournalRecorder>,
-    note: JournalNote,
-    path_account: Option<AccountId>,
-    received_at: Timestamp,
-    method: String,
-    path: String,
-    query: Option<String>,
-    request_id: Option<String>,
-    idempotency_key: Option<String>,
-    request_headers: Vec<(String, String)>,
+    exchange: RawExchange,
     request_body: Arc<Mutex<Captured>>,
-    status: u16,
-    latency_ms: u64,
-    clock_offset_ms: i64,
 }
 
 impl Pending {
     fn finish(self, response_body: Captured) {
-        let (caller, fault) = {
-            let mut note = self.note.lock();
-            (note.caller.take(), note.fault.take())
-        };
-        let (account, client_id) = match caller {
-            Some((account, client_id)) => (account, Some(client_id)),
-            None => match self.path_account {
-                Some(account) => (account, None),
-                None => return,
-            },
-        };
-        if !account.is_test() {
-            return;
-        }
         let request_body = std::mem::take(&mut *self.request_body.lock().unwrap_or_else(|p| p.into_inner()));
-        self.recorder.record(RawExchange {
-            account,
-            received_at: self.received_at,
-            clock_offset_ms: self.clock_offset_ms,
-            method: self.method,
-            path: self.path,
-            query: self.query,
-            status: self.status,
-            latency_ms: self.latency_ms,
-            request_id: self.request_id,
-            client_id,
-            idempotency_key: self.idempotency_key,
-            request_headers: self.request_headers,
-            request_body,
-            response_body,
-            fault,
-        });
+        self.recorder.record(RawExchange { request_body, response_body, ..self.exchange });
     }
 }
 
@@ -282,8 +249,11 @@ mod tests {
         assert!(is_journal_path("/v1/accounts/T00000001/sandbox/requests"));
         assert!(is_journal_path("/v1/accounts/T00000001/sandbox/requests/abc"));
         assert!(!is_journal_path("/v1/accounts/T00000001/sandbox/reset"));
-        assert_eq!(path_account("/v1/accounts/T00000001/customers").map(|a| a.to_string()), Some("T00000001".into()));
-        assert_eq!(path_account("/v1/card-tokens"), None);
-        assert_eq!(path_account("/v1/accounts/nonsense/customers"), None);
+        assert_eq!(
+            account_in_path("/v1/accounts/T00000001/customers").map(|a| a.to_string()),
+            Some("T00000001".into())
+        );
+        assert_eq!(account_in_path("/v1/card-tokens"), None);
+        assert_eq!(account_in_path("/v1/accounts/nonsense/customers"), None);
     }
 }
