@@ -13,7 +13,7 @@ use super::request_limits::is_body_read_timeout;
 use super::AppState;
 use super::BODY_LIMIT_BYTES;
 use crate::auth::{AuthError, Caller};
-use crate::domain::{FieldError, PageRequest, ValidationError};
+use crate::domain::{FieldError, PageRequest, Timestamp, ValidationError};
 
 /// The authenticated caller of an API operation (`Authorization: Bearer <JWT>`).
 impl<S> FromRequestParts<S> for Caller
@@ -127,6 +127,9 @@ fn is_json_content_type(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
+/// What a date-time query parameter that is not RFC 3339 is told ([`Query::time`]).
+pub const NOT_A_DATE_TIME: &str = "must be an RFC 3339 date-time";
+
 /// The query string as ordered key/value pairs, so repeated keys (`status=A&status=B`) and
 /// bracketed arrays (`status[]=A`) both work, and each parameter is validated where it is used.
 pub struct Query(Vec<(String, String)>);
@@ -185,6 +188,15 @@ impl Query {
             }
             Some(value) => Some(value.to_owned()),
         }
+    }
+
+    /// A date-time filter (RFC 3339, any offset); anything else is an error saying `invalid`.
+    pub fn time(&self, errors: &mut ValidationError, name: &str, invalid: &str) -> Option<Timestamp> {
+        let parsed = self.text(errors, name).map(|raw| Timestamp::parse_rfc3339(&raw));
+        if parsed == Some(None) {
+            errors.push(FieldError::new(name, invalid));
+        }
+        parsed.flatten()
     }
 
     /// `limit`, `starting_after` and `total`, as every list takes them.

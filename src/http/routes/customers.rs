@@ -10,9 +10,9 @@ use crate::domain::customer::{
     AttributeFilter, CustomerFilter, CustomerSearch, CustomerUpdate, NewCustomer, CUSTOMER_TYPES,
 };
 use crate::domain::customer_settings::CustomerSettings;
-use crate::domain::{FieldError, Timestamp, ValidationError};
+use crate::domain::{FieldError, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::{path_identifier, JsonObject, Path, Query};
+use crate::http::extract::{path_identifier, JsonObject, Path, Query, NOT_A_DATE_TIME};
 use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
@@ -122,13 +122,7 @@ pub async fn list(
         }
     };
     // aid_customers_get `since_datetime`: "can't be combined with `starting_after`".
-    let since = query.text(&mut errors, "since_datetime").and_then(|raw| match Timestamp::parse_rfc3339(&raw) {
-        Some(since) => Some(since),
-        None => {
-            errors.push(FieldError::new("since_datetime", "must be an RFC 3339 date-time"));
-            None
-        }
-    });
+    let since = query.time(&mut errors, "since_datetime", NOT_A_DATE_TIME);
     let filter = CustomerFilter {
         token,
         email_prefix: query.text(&mut errors, "email"),

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::auth::{Caller, Permission};
 use crate::domain::journal::{JournalFilter, StatusFilter};
-use crate::domain::{FieldError, Timestamp, ValidationError};
+use crate::domain::{FieldError, ValidationError};
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::http::openapi as oa;
@@ -57,13 +57,7 @@ pub async fn list(
         errors.push(FieldError::new("path_prefix", "must start with /"));
     }
     let status = query.get("status").and_then(|raw| errors.check(StatusFilter::parse(raw)));
-    let since = query.text(&mut errors, "since").and_then(|raw| {
-        let parsed = Timestamp::parse_rfc3339(&raw);
-        if parsed.is_none() {
-            errors.push(FieldError::new("since", "must be an RFC 3339 date-time such as 2026-12-03T06:00:00Z"));
-        }
-        parsed
-    });
+    let since = query.time(&mut errors, "since", "must be an RFC 3339 date-time such as 2026-12-03T06:00:00Z");
     let filter = JournalFilter {
         method,
         path_prefix,

@@ -13,7 +13,7 @@ use crate::domain::customer_token::CustomerToken;
 use crate::domain::token_event::{aggregated_status, TokenEvent, TokenTypeValue, DELETED_STATUS};
 use crate::domain::{FieldError, Timestamp, ValidationError};
 use crate::http::error::ApiError;
-use crate::http::extract::{JsonObject, Path, Query};
+use crate::http::extract::{JsonObject, Path, Query, NOT_A_DATE_TIME};
 use crate::http::openapi as oa;
 use crate::http::response::{self, json};
 use crate::http::AppState;
@@ -142,22 +142,10 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let account = caller.authorize(&aid, Permission::CUSTOMERS_READ)?;
     let mut errors = ValidationError::default();
-    let since = query.text(&mut errors, "since_datetime").and_then(|raw| match Timestamp::parse_rfc3339(&raw) {
-        Some(since) => Some(since),
-        None => {
-            errors.push(FieldError::new("since_datetime", "must be an RFC 3339 date-time"));
-            None
-        }
-    });
+    let since = query.time(&mut errors, "since_datetime", NOT_A_DATE_TIME);
     // aid_customers_tokens_events_get `deleted_since`: "return only token events that has been
     // deleted", a date-time as `since_datetime`.
-    let deleted_since = query.text(&mut errors, "deleted_since").and_then(|raw| match Timestamp::parse_rfc3339(&raw) {
-        Some(at) => Some(at),
-        None => {
-            errors.push(FieldError::new("deleted_since", "must be an RFC 3339 date-time"));
-            None
-        }
-    });
+    let deleted_since = query.time(&mut errors, "deleted_since", NOT_A_DATE_TIME);
     if deleted_since.is_some() && since.is_some() {
         errors.push(FieldError::new("deleted_since", "cannot be combined with since_datetime"));
     }
