@@ -149,8 +149,7 @@ impl Vault {
         filter: &JournalFilter,
         page: &PageRequest,
     ) -> ServiceResult<Page<JournalEntry>> {
-        test_accounts_only(account, "request journals")?;
-        Ok(self.store.list_journal(account, filter, page).await?)
+        self.admin().list_journal(account, filter, page).await
     }
 
     /// One journal entry of a test account.
