@@ -11,11 +11,15 @@ use crate::domain::{AccountId, Timestamp};
 use crate::store::{ClockStore, StoreResult};
 
 /// Real time in `account`'s time: for the moments the store takes itself (an outbox row due at
-/// once), which must be in the account's time as every other moment of it is.
+/// once), which must be in the account's time as every other moment of it is. Production accounts
+/// have no clock: no query.
 pub(super) async fn account_now(
     client: &impl deadpool_postgres::GenericClient,
     account: &AccountId,
 ) -> StoreResult<Timestamp> {
+    if !account.is_test() {
+        return Ok(Timestamp::now());
+    }
     let statement = client.prepare_cached("SELECT offset_ms FROM sandbox_clocks WHERE account_id = $1").await?;
     let offset = client.query_opt(&statement, &[&account.as_str()]).await?.map(|row| get::<i64>(&row, "offset_ms"));
     Ok(AccountClock::at(offset.transpose()?.unwrap_or(0), Timestamp::now()))
