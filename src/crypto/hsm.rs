@@ -3,8 +3,8 @@
 //! tokenvault keeps wrapped in its database (AES-GCM, computed inside the token). The key's bytes
 //! never reach this process; what the database holds opens only where the token is.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as Pkcs11Error, RvError};
@@ -56,9 +56,10 @@ pub struct HsmKeyReport {
 
 /// An open session on the token with the master key found in it. PKCS#11 sessions are not to be
 /// used from two threads at once: every operation takes the lock (wrapping is rare: start-up,
-/// key rotation, a ring reload).
+/// key rotation, a ring reload), and the module's calls lock (see [`one_call_at_a_time`]).
 pub struct HsmKey {
-    session: Mutex<Session>,
+    /// `None` only while the key is dropped.
+    session: Mutex<Option<Session>>,
     key: ObjectHandle,
     label: String,
 }
@@ -67,16 +68,40 @@ fn hsm_error(what: &str) -> impl FnOnce(Pkcs11Error) -> CryptoError + '_ {
     move |error| CryptoError::Hsm(format!("{what}: {error}"))
 }
 
-/// Loads the module, logs in to the token labelled `token_label` and returns a read-write
-/// session.
-fn login(settings: &HsmSettings) -> Result<Session, CryptoError> {
-    let module = Pkcs11::new(&settings.module)
-        .map_err(|e| CryptoError::Hsm(format!("cannot load the PKCS#11 module {}: {e}", settings.module.display())))?;
+/// Every call into a module, from every key of the process, one at a time, the closing of a
+/// key's session included. SoftHSM2's file object store failed calls made side by side on
+/// different sessions (a key generated on one while another searched: `CKR_GENERAL_ERROR`, about
+/// one run in eighty of the HSM tests); the calls are rare, so nothing waits for long.
+fn one_call_at_a_time() -> MutexGuard<'static, ()> {
+    static CALLS: Mutex<()> = Mutex::new(());
+    CALLS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The process's one context on the module at `path`, loaded and initialised on first use and
+/// kept for the life of the process. PKCS#11 state (initialisation, logins, sessions) belongs to
+/// the loaded library, not to a context: a context per key, dropped with it, let one key's end
+/// unload the library under another's sessions (invalid session handles and crashes when keys
+/// were opened and dropped on several threads at once).
+fn module(path: &Path) -> Result<Pkcs11, CryptoError> {
+    static MODULES: Mutex<Vec<(PathBuf, Pkcs11)>> = Mutex::new(Vec::new());
+    let mut modules = MODULES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, module)) = modules.iter().find(|(loaded, _)| loaded == path) {
+        return Ok(module.clone());
+    }
+    let module = Pkcs11::new(path)
+        .map_err(|e| CryptoError::Hsm(format!("cannot load the PKCS#11 module {}: {e}", path.display())))?;
     match module.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        // Another key of this process opened the module first.
+        // Another user of the library in this process initialised it first.
         Ok(()) | Err(Pkcs11Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
         Err(error) => return Err(hsm_error("cannot initialise the PKCS#11 module")(error)),
     }
+    modules.push((path.to_owned(), module.clone()));
+    Ok(module)
+}
+
+/// Logs in to the token labelled `token_label` of the module and returns a read-write session.
+fn login(settings: &HsmSettings) -> Result<Session, CryptoError> {
+    let module = module(&settings.module)?;
     let slot = module
         .get_slots_with_initialized_token()
         .map_err(hsm_error("cannot list the tokens"))?
@@ -105,6 +130,7 @@ impl HsmKey {
     /// Opens the master key of `settings`; fails when the token or the key is missing
     /// (`tokenvault keys hsm-init` makes the key).
     pub fn open(settings: &HsmSettings) -> Result<Self, CryptoError> {
+        let _calls = one_call_at_a_time();
         let session = login(settings)?;
         let key = find_key(&session, &settings.key_label)?.ok_or_else(|| {
             CryptoError::Hsm(format!(
@@ -112,12 +138,13 @@ impl HsmKey {
                 settings.token_label, settings.key_label
             ))
         })?;
-        Ok(Self { session: Mutex::new(session), key, label: settings.key_label.clone() })
+        Ok(Self { session: Mutex::new(Some(session)), key, label: settings.key_label.clone() })
     }
 
     /// Makes the master key in the token unless it is there, and reports its protection as the
     /// token states it.
     pub fn generate(settings: &HsmSettings) -> Result<HsmKeyReport, CryptoError> {
+        let _calls = one_call_at_a_time();
         let session = login(settings)?;
         let (key, generated) = match find_key(&session, &settings.key_label)? {
             Some(key) => (key, false),
@@ -174,7 +201,9 @@ impl HsmKey {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut iv = nonce;
         let params = GcmParams::new(&mut iv, context, 128.into()).map_err(hsm_error("GCM parameters"))?;
-        let session = self.session.lock().expect("the HSM session lock is never poisoned");
+        let _calls = one_call_at_a_time();
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let session = session.as_ref().expect("a key's session is open until the key is dropped");
         let ciphertext = session
             .encrypt(&Mechanism::AesGcm(params), self.key, key)
             .map_err(hsm_error("the token could not wrap a key"))?;
@@ -191,7 +220,9 @@ impl HsmKey {
         }
         let mut iv: [u8; NONCE_LEN] = wrapped[..NONCE_LEN].try_into().expect("length checked");
         let params = GcmParams::new(&mut iv, context, 128.into()).map_err(hsm_error("GCM parameters"))?;
-        let session = self.session.lock().expect("the HSM session lock is never poisoned");
+        let _calls = one_call_at_a_time();
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let session = session.as_ref().expect("a key's session is open until the key is dropped");
         match session.decrypt(&Mechanism::AesGcm(params), self.key, &wrapped[NONCE_LEN..]) {
             Ok(plain) => Ok(Some(plain)),
             // A tag that does not verify: SoftHSM2 reports it as a general error, others as invalid
@@ -210,5 +241,13 @@ impl HsmKey {
     /// How logs and errors name this key.
     pub fn describe(&self) -> String {
         format!("PKCS#11 key {:?}", self.label)
+    }
+}
+
+impl Drop for HsmKey {
+    /// Closes the session as one of the module's calls (see [`one_call_at_a_time`]).
+    fn drop(&mut self) {
+        let _calls = one_call_at_a_time();
+        drop(self.session.get_mut().unwrap_or_else(PoisonError::into_inner).take());
     }
 }
